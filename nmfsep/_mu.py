@@ -1,0 +1,222 @@
+"""Multiplicative-update kernels, processed in blocks of rows of V.
+
+One call of :func:`mu_pass` performs one multiplicative update of the
+activations W (in place, block by block) and accumulates the numerator and
+denominator of the update of the atoms H over the same blocks, so V is read
+once per iteration and no V-sized temporary is ever allocated. Blocks are
+shared among a few threads (numpy releases the GIL in BLAS and ufunc loops);
+BLAS itself is kept single-threaded by the caller.
+
+The arithmetic follows scikit-learn's ``_multiplicative_update_w/_h`` (floors
+at ``EPSILON``, the Févotte-Idier exponent γ(β), snapping of tiny values to
+zero for β < 1) so that both implementations produce the same iterates.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .divergence import EPSILON, divergence_terms
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class MUSettings:
+    """Per-fit constants of the multiplicative updates."""
+
+    beta: float
+    exponent: float  # γ(β) times any over-relaxation factor
+    l1_W: float = 0.0
+    l2_W: float = 0.0
+    block_rows: int = 64
+
+
+def mu_exponent(beta: float) -> float:
+    """Févotte & Idier (2011) exponent γ(β) that makes MU monotone.
+
+    Parameters
+    ----------
+    beta : float
+        β of the divergence.
+
+    Returns
+    -------
+    float
+        ``1/(2-β)`` for β < 1, ``1`` for 1 ≤ β ≤ 2, ``1/(β-1)`` for β > 2.
+    """
+    if beta < 1:
+        return 1.0 / (2.0 - beta)
+    if beta > 2:
+        return 1.0 / (beta - 1.0)
+    return 1.0
+
+
+def _ratio_terms(Vb: np.ndarray, WH: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return ``R = V * WH^(β-2)`` and ``P = WH^(β-1)`` (``None`` for KL: P = 1).
+
+    ``WH`` is overwritten (it is scratch space owned by the caller).
+    """
+    if beta < 2:
+        np.maximum(WH, EPSILON, out=WH)
+    if beta == 1:
+        np.divide(Vb, WH, out=WH)
+        return WH, None
+    if beta == 0:
+        P = np.reciprocal(WH)
+        np.multiply(P, P, out=WH)
+        np.multiply(WH, Vb, out=WH)
+        return WH, P
+    P = WH ** (beta - 1)
+    np.power(WH, beta - 2, out=WH)
+    np.multiply(WH, Vb, out=WH)
+    return WH, P
+
+
+def _update_W_block(Vb, Wb, H, Ht, HHt, Hsum, s: MUSettings) -> None:
+    """One multiplicative update of the activations of one block, in place."""
+    if s.beta == 2:
+        num = Vb @ Ht
+        den = Wb @ HHt
+    else:
+        R, P = _ratio_terms(Vb, Wb @ H, s.beta)
+        num = R @ Ht
+        den = np.broadcast_to(Hsum, num.shape).copy() if P is None else P @ Ht
+    if s.l1_W > 0:
+        den += s.l1_W
+    if s.l2_W > 0:
+        den += s.l2_W * Wb
+    den[den == 0] = EPSILON
+    num /= den
+    if s.exponent != 1:
+        num **= s.exponent
+    Wb *= num
+    if s.beta < 1:
+        Wb[Wb < EPS64] = 0.0
+
+
+def _accumulate_H_block(Vb, Wb, H, free, s: MUSettings, num_H, den_H) -> None:
+    """Add one block's share of the numerator and denominator of the H update."""
+    Wf = Wb if free is None else Wb[:, free]
+    if s.beta == 2:
+        num_H += Wf.T @ Vb
+        den_H += Wf.T @ Wb  # (k_free, k): W_free^T W, multiplied by H later
+        return
+    R, P = _ratio_terms(Vb, Wb @ H, s.beta)
+    num_H += Wf.T @ R
+    if P is None:
+        den_H += Wf.sum(axis=0, dtype=np.float64)[:, None]
+    else:
+        den_H += Wf.T @ P
+
+
+def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
+    """Process rows [start, stop) block by block; return this worker's H accumulators."""
+    start, stop = rows
+    n_bins = V.shape[1]
+    if s.beta == 2:
+        num_H = np.zeros((k_free, n_bins))
+        den_H = np.zeros((k_free, H.shape[0]))
+    elif s.beta == 1:
+        num_H = np.zeros((k_free, n_bins))
+        den_H = np.zeros((k_free, 1))
+    else:
+        num_H = np.zeros((k_free, n_bins))
+        den_H = np.zeros((k_free, n_bins))
+    Ht = np.ascontiguousarray(H.T)
+    HHt = H @ Ht if s.beta == 2 else None
+    Hsum = H.sum(axis=1) if s.beta == 1 else None
+    for b0 in range(start, stop, s.block_rows):
+        b1 = min(b0 + s.block_rows, stop)
+        Vb, Wb = V[b0:b1], W[b0:b1]
+        if update_W:
+            _update_W_block(Vb, Wb, H, Ht, HHt, Hsum, s)
+        if update_H:
+            _accumulate_H_block(Vb, Wb, H, free, s, num_H, den_H)
+    return num_H, den_H
+
+
+def split_rows(n_rows: int, n_parts: int, block_rows: int) -> list[tuple[int, int]]:
+    """Split ``range(n_rows)`` into at most ``n_parts`` contiguous ranges of whole blocks."""
+    n_blocks = -(-n_rows // block_rows)
+    n_parts = max(1, min(n_parts, n_blocks))
+    edges = [min(n_rows, round(i * n_blocks / n_parts) * block_rows) for i in range(n_parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def mu_pass(
+    V: np.ndarray,
+    W: np.ndarray,
+    H: np.ndarray,
+    s: MUSettings,
+    *,
+    update_W: bool,
+    update_H: bool,
+    free: np.ndarray | None,
+    pool: Executor | None,
+    n_parts: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Update W in place and return the accumulated H-update terms.
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_frames, n_bins)], C-contiguous
+    W : np.ndarray [shape=(n_frames, k)]
+        Activations, updated in place (the solver's own working copy).
+    H : np.ndarray [shape=(k, n_bins)]
+        Atoms (read only here).
+    s : MUSettings
+    update_W, update_H : bool
+        Which factor(s) to update.
+    free : np.ndarray of int or None
+        Indices of the atoms that are learned (None = all).
+    pool : Executor or None
+        Thread pool; None runs in the calling thread.
+    n_parts : int
+        Number of row ranges to hand out.
+
+    Returns
+    -------
+    (num_H, den_H) or None
+        float64 sums over all rows; ``den_H`` is ``(k_free, 1)`` for KL,
+        ``(k_free, k)`` for Frobenius (multiply by H), else ``(k_free, n_bins)``.
+    """
+    k_free = H.shape[0] if free is None else len(free)
+    parts = split_rows(V.shape[0], n_parts, s.block_rows)
+    args = (free, s, update_W, update_H, k_free)
+    if pool is None or len(parts) == 1:
+        results = [_work(V, W, H, p, *args) for p in parts]
+    else:
+        futures = [pool.submit(_work, V, W, H, p, *args) for p in parts]
+        results = [f.result() for f in futures]
+    if not update_H:
+        return None
+    num_H = results[0][0]
+    den_H = results[0][1]
+    for n, d in results[1:]:
+        num_H += n
+        den_H += d
+    return num_H, den_H
+
+
+def _loss_work(V, W, H, rows, beta, block_rows):
+    start, stop = rows
+    total = 0.0
+    for b0 in range(start, stop, block_rows):
+        b1 = min(b0 + block_rows, stop)
+        total += divergence_terms(V[b0:b1], W[b0:b1] @ H, beta)
+    return total
+
+
+def divergence_blocked(
+    V: np.ndarray, W: np.ndarray, H: np.ndarray, beta: float, *, pool, n_parts: int, block_rows: int
+) -> float:
+    """β-divergence ``D(V | W H)`` computed block by block (optionally in threads)."""
+    parts = split_rows(V.shape[0], n_parts, block_rows)
+    if pool is None or len(parts) == 1:
+        return sum(_loss_work(V, W, H, p, beta, block_rows) for p in parts)
+    futures = [pool.submit(_loss_work, V, W, H, p, beta, block_rows) for p in parts]
+    return sum(f.result() for f in futures)

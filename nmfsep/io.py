@@ -1,0 +1,351 @@
+"""Audio files: reading, resampling, atomic writing, and names that become file names.
+
+The only module of nmfsep that touches audio files. Audio arrays are
+``(n_channels, n_samples)`` float32, channels first; soundfile's
+``(frames, channels)`` layout is converted here, once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import unicodedata
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
+
+__all__ = ["load", "resample", "save", "check_name", "audio_info"]
+
+_MAX_NAME_LENGTH = 100
+
+
+def _check_rate(sr: object, name: str) -> int:
+    value = float(sr) if isinstance(sr, Real) and not isinstance(sr, bool | np.bool_) else None
+    if value is None or not math.isfinite(value) or value <= 0 or not value.is_integer():
+        raise ParameterError(f"{name} must be a positive whole number of Hz, got {sr!r}")
+    return int(value)
+
+
+def _open_checks(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` names a readable, non-empty regular file."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioFormatError(f"{p}: file not found; check the path")
+    if p.is_dir():
+        raise AudioFormatError(f"{p}: is a folder, not an audio file; give the path of a file")
+    if not p.is_file():
+        raise AudioFormatError(f"{p}: is not a regular file; give the path of an audio file")
+    if not os.access(p, os.R_OK):
+        raise AudioFormatError(f"{p}: permission denied; make the file readable")
+    if p.stat().st_size == 0:
+        raise AudioFormatError(f"{p}: file is empty (0 bytes); give a file that holds audio")
+    return p
+
+
+def _decode_error(p: Path, exc: Exception) -> AudioFormatError:
+    import soundfile as sf
+
+    detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else str(exc)
+    detail = detail.strip().rstrip(".") or type(exc).__name__
+    return AudioFormatError(
+        f"{p}: cannot be read as audio ({detail}); convert it to WAV or FLAC "
+        "(e.g. with ffmpeg -i IN OUT.wav)"
+    )
+
+
+def load(path: str | os.PathLike[str], *, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32, channels first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, MP3 with
+        libsndfile >= 1.1, ...). Headerless RAW files are refused.
+    sr : int or None
+        Target sample rate in Hz; ``None`` keeps the file's own rate. Otherwise the
+        audio is resampled with soxr (HQ) when the rates differ.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_channels, n_samples)], float32, finite
+        Integer formats are scaled to ``[-1, 1)``; float files are read as stored
+        (values beyond ±1 are kept).
+    sr : int
+        Sample rate of ``y`` in Hz.
+
+    Raises
+    ------
+    AudioFormatError
+        One line naming the path and the fix, when the file is missing, a folder,
+        unreadable, empty, not decodable, holds no samples, or holds NaN/Inf.
+    ParameterError
+        If ``sr`` is not a positive whole number.
+
+    Notes
+    -----
+    libsndfile reads a WAV whose data chunk is cut short as a shorter file
+    (the frames actually present); only a file cut inside its header fails.
+
+    See Also
+    --------
+    audio_info : the header only.
+    resample : the resampler used for ``sr``.
+    """
+    if sr is not None:
+        sr = _check_rate(sr, "sr")
+    p = _open_checks(path)
+    import soundfile as sf
+
+    try:
+        data, native_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, TypeError, ValueError) as exc:
+        raise _decode_error(p, exc) from exc
+    except MemoryError as exc:
+        raise AudioFormatError(f"{p}: too large to load into memory; cut it shorter") from exc
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise AudioFormatError(
+            f"{p}: contains no audio samples; give a file with at least one sample"
+        )
+    if not np.isfinite(data).all():
+        raise AudioFormatError(
+            f"{p}: contains NaN or Inf samples; re-export it as PCM or clean float audio"
+        )
+    y = np.ascontiguousarray(data.T)
+    native_sr = int(native_sr)
+    if sr is not None and sr != native_sr:
+        return resample(y, native_sr, sr), sr
+    return y, native_sr
+
+
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Change the sample rate of every channel with soxr (HQ).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_channels, n_samples)], float32 or float64, finite
+        Audio, channels first.
+    sr_in : int
+        Sample rate of ``y`` in Hz.
+    sr_out : int
+        Wanted sample rate in Hz.
+
+    Returns
+    -------
+    y_out : np.ndarray [shape=(n_channels, n_samples_out)], same float dtype
+        ``n_samples_out ≈ n_samples * sr_out / sr_in`` (soxr rounds). A copy of
+        ``y`` when the rates are equal.
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 2-D real floating or the rates are not positive whole numbers.
+    """
+    sr_in = _check_rate(sr_in, "sr_in")
+    sr_out = _check_rate(sr_out, "sr_out")
+    if not isinstance(y, np.ndarray) or y.ndim != 2:
+        raise ParameterError(
+            f"y must have shape (n_channels, n_samples), got {getattr(y, 'shape', type(y))}"
+        )
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"y must be float32 or float64, got dtype {y.dtype}")
+    dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    if sr_in == sr_out:
+        return y.astype(dtype, copy=True)
+    if y.shape[1] == 0:
+        return np.zeros((y.shape[0], 0), dtype=dtype)
+    import soxr
+
+    frames = np.ascontiguousarray(y.T, dtype=dtype)  # soxr wants (frames, channels)
+    out = soxr.resample(frames, sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out).T, dtype=dtype)
+
+
+def save(
+    path: str | os.PathLike[str],
+    y: np.ndarray,
+    sr: int,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write audio as a 32-bit float WAV, atomically.
+
+    The audio is written to a hidden temporary file in the target folder, then
+    renamed over ``path`` (:func:`os.replace`), so ``path`` is never left
+    half-written; on any failure the temporary file is removed. Float WAV is never
+    clipped: values beyond ±1 are stored as they are.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; missing parent folders are created.
+    y : np.ndarray [shape=(n_channels, n_samples)], real floating, finite
+        Audio, channels first (at least one channel).
+    sr : int
+        Sample rate in Hz.
+    force : bool
+        Overwrite ``path`` if it exists.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    OutputError
+        If ``path`` exists and ``force`` is False, is a folder, or cannot be written
+        (the message says what to do).
+    ParameterError
+        If ``y`` or ``sr`` is invalid.
+    """
+    sr = _check_rate(sr, "sr")
+    if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[0] < 1:
+        raise ParameterError(
+            "y must have shape (n_channels, n_samples) with n_channels >= 1, got "
+            f"{getattr(y, 'shape', type(y))}"
+        )
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"y must be a float array, got dtype {y.dtype}")
+    if not np.isfinite(y).all():
+        raise ParameterError("y contains NaN or Inf samples; they cannot be written")
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: is a folder; give a file name such as {p / 'out.wav'}")
+    if p.exists() and not force:
+        raise OutputError(f"{p}: exists; pass --force to overwrite")
+    folder = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{folder}: cannot create the output folder ({exc.strerror or exc}); "
+            "choose another output folder with -o"
+        ) from exc
+    import soundfile as sf
+
+    frames = np.ascontiguousarray(y.T, dtype=np.float32)  # soundfile wants (frames, channels)
+    tmp = _create_temporary(p)
+    try:
+        sf.write(str(tmp), frames, sr, subtype="FLOAT", format="WAV")
+        os.replace(tmp, p)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError | RuntimeError | sf.SoundFileError):
+            raise OutputError(
+                f"{p}: cannot be written ({exc}); check free disk space and permissions "
+                "or choose another output folder with -o"
+            ) from exc
+        raise
+    return p
+
+
+def _create_temporary(p: Path) -> Path:
+    """Create an empty hidden temporary file next to ``p`` and return its path.
+
+    ``os.open`` with mode 0o666 honours the umask, so the renamed output gets the
+    usual permissions (``tempfile.mkstemp`` would make it 0o600).
+    """
+    for _ in range(100):
+        tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(
+                f"{p.parent}: folder is not writable ({exc.strerror or exc}); "
+                "choose another output folder with -o or fix its permissions"
+            ) from exc
+        os.close(fd)
+        return tmp
+    raise OutputError(f"{p.parent}: cannot create a temporary file; clean up stale .*.tmp files")
+
+
+def check_name(name: str) -> str:
+    r"""Check a name that will become a file name (a source name, a mixture stem).
+
+    Parameters
+    ----------
+    name : str
+        Candidate name, e.g. ``"piano"`` (which becomes ``piano.wav``).
+
+    Returns
+    -------
+    name : str
+        The same name, unchanged.
+
+    Raises
+    ------
+    ParameterError
+        If ``name`` is not a string, is empty, longer than 100 characters,
+        ``"."`` or ``".."``, starts with ``"."``, or contains ``/``, ``\`` or a
+        control character.
+
+    Examples
+    --------
+    >>> check_name("piano")
+    'piano'
+    """
+    if not isinstance(name, str):
+        raise ParameterError(f"name must be a string, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ParameterError("name '' is empty; give a non-empty name such as 'piano'")
+    problem = None
+    if len(name) > _MAX_NAME_LENGTH:
+        problem = f"is longer than {_MAX_NAME_LENGTH} characters"
+    elif "/" in name or "\\" in name:
+        problem = "contains a path separator ('/' or '\\')"
+    elif name in (".", ".."):
+        problem = "is a special folder name"
+    elif name.startswith("."):
+        problem = "starts with '.' (it would be a hidden file)"
+    elif any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
+        problem = "contains a control character"
+    if problem is not None:
+        raise ParameterError(f"name {name!r} {problem}; use letters, digits, '-', '_' or spaces")
+    return name
+
+
+def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Header information of an audio file, without reading the samples.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio file libsndfile reads.
+
+    Returns
+    -------
+    info : dict
+        ``samplerate`` (int, Hz), ``channels`` (int), ``frames`` (int, samples per
+        channel), ``duration`` (float, seconds), ``format`` (e.g. ``"WAV"``) and
+        ``subtype`` (e.g. ``"PCM_16"``, ``"FLOAT"``).
+
+    Raises
+    ------
+    AudioFormatError
+        If the file is missing, a folder, empty or not decodable.
+    """
+    p = _open_checks(path)
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(p))
+    except (sf.SoundFileError, TypeError, ValueError) as exc:
+        raise _decode_error(p, exc) from exc
+    return {
+        "samplerate": int(info.samplerate),
+        "channels": int(info.channels),
+        "frames": int(info.frames),
+        "duration": float(info.duration),
+        "format": str(info.format),
+        "subtype": str(info.subtype),
+    }
