@@ -1,0 +1,950 @@
+"""Render realistic test audio from a General MIDI SoundFont (FluidR3_GM) with FluidSynth.
+
+Short musical parts are composed in code (seeded, so the output is reproducible),
+each instrument part is rendered on its own through ``fluidsynth``, and every
+mixture is written as the exact sum of its stems: stems are quantised to 16 bit
+first and the mixture is the integer sum of the quantised stems, so reading the
+files back gives ``mix == sum(stems)`` bit-exactly.
+
+Requirements (render time only, nothing here is imported by ``nmfsep``)::
+
+    apt-get install -y fluidsynth fluid-soundfont-gm   # + pocketsphinx-testdata for speech
+    pip install mido numpy scipy soundfile
+
+Usage::
+
+    python benchmarks/render.py --what samples --out audio_samples --seed 0
+    python benchmarks/render.py --what bench --out benchmarks/data --seed 0 --n 6
+    python benchmarks/render.py --what verify --out audio_samples
+
+Every output folder gets a ``manifest.json`` describing the clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+DEFAULT_SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+SPEECH_DIR = "/usr/share/pocketsphinx/test/data/librivox"  # Debian: pocketsphinx-testdata
+SPEECH_TEST = "sense_and_sensibility_01_austen_64kb-0870"
+SPEECH_TRAIN = [
+    "sense_and_sensibility_01_austen_64kb-0880",
+    "sense_and_sensibility_01_austen_64kb-0890",
+    "sense_and_sensibility_01_austen_64kb-0920",
+    "sense_and_sensibility_01_austen_64kb-0930",
+]
+
+TICKS = 480  # MIDI ticks per beat
+PEAK = 0.7  # mixture peak after normalisation
+FADE_S = 0.05  # fade-out applied to every stem at the cut
+FULL = 32768.0  # int16 full scale, as soundfile reads PCM_16 back (k / 32768)
+BALANCE_DB = 2.0  # stems are mixed at equal RMS +- this many dB (seeded)
+
+# ----------------------------------------------------------------------------------------
+# Instruments
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    program: int  # GM program, 0-based (ignored for drums)
+    low: int  # MIDI pitch range used when composing
+    high: int
+    role: str  # "melody" | "accomp" | "bass" | "drums"
+    channel: int = 0  # MIDI channel, 0-based (9 = GM percussion)
+    volume: int = 100  # CC7
+
+
+INSTRUMENTS: dict[str, Instrument] = {
+    "piano": Instrument("piano", 0, 43, 79, "accomp"),  # Acoustic Grand Piano
+    "flute": Instrument("flute", 73, 72, 93, "melody"),  # Flute
+    "bass": Instrument("bass", 32, 28, 50, "bass"),  # Acoustic Bass
+    "violin": Instrument("violin", 40, 62, 88, "melody"),  # Violin
+    "clarinet": Instrument("clarinet", 71, 55, 82, "melody"),  # Clarinet
+    "drums": Instrument("drums", 0, 35, 81, "drums", channel=9),  # Standard kit, channel 10
+}
+
+# ----------------------------------------------------------------------------------------
+# Composition
+# ----------------------------------------------------------------------------------------
+
+MODES = {
+    "major": [0, 2, 4, 5, 7, 9, 11],
+    "minor": [0, 2, 3, 5, 7, 8, 10],
+    "dorian": [0, 2, 3, 5, 7, 9, 10],
+    "mixolydian": [0, 2, 4, 5, 7, 9, 10],
+}
+# chord progressions as 0-based scale degrees, one chord per bar
+PROGRESSIONS = {
+    "major": [[0, 4, 5, 3], [0, 3, 4, 0], [0, 5, 3, 4], [5, 3, 0, 4], [0, 3, 1, 4], [0, 2, 3, 4]],
+    "minor": [[0, 5, 2, 6], [0, 3, 4, 0], [0, 6, 5, 6], [0, 3, 6, 2], [0, 5, 3, 4]],
+    "dorian": [[0, 3, 0, 3], [0, 6, 3, 0], [0, 2, 3, 6]],
+    "mixolydian": [[0, 6, 3, 0], [0, 3, 6, 0], [0, 4, 6, 3]],
+}
+NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+@dataclass
+class Song:
+    tonic: int  # pitch class 0..11
+    mode: str
+    bpm: float
+    progression: list[int]
+    beats_per_bar: int = 4
+
+    @property
+    def scale(self) -> list[int]:
+        return [(self.tonic + s) % 12 for s in MODES[self.mode]]
+
+    def chord(self, bar: int, seventh: bool = False) -> list[int]:
+        """Pitch classes of the chord in ``bar`` (root first)."""
+        deg = self.progression[bar % len(self.progression)]
+        sc = self.scale
+        idx = [deg, deg + 2, deg + 4] + ([deg + 6] if seventh else [])
+        return [sc[i % 7] for i in idx]
+
+    def describe(self) -> str:
+        return f"{NAMES[self.tonic]} {self.mode}, {self.bpm:g} bpm"
+
+
+@dataclass
+class Note:
+    start: float  # beats
+    dur: float  # beats
+    pitch: int
+    vel: int
+
+
+@dataclass
+class Part:
+    inst: Instrument
+    notes: list[Note] = field(default_factory=list)
+    pan: int = 64
+
+
+def rng_for(*tags: object) -> np.random.Generator:
+    """Independent, stable random stream for a tuple of tags (crc32 of each)."""
+    words = [zlib.crc32(str(t).encode()) for t in tags]
+    return np.random.default_rng(words)
+
+
+def make_song(rng: np.random.Generator) -> Song:
+    mode = str(rng.choice(["major", "major", "minor", "minor", "dorian", "mixolydian"]))
+    progs = PROGRESSIONS[mode]
+    prog = list(progs[int(rng.integers(len(progs)))])
+    return Song(
+        tonic=int(rng.integers(12)), mode=mode, bpm=float(rng.integers(76, 124)), progression=prog
+    )
+
+
+def pitches_in(pcs: Iterable[int], low: int, high: int) -> list[int]:
+    pcs = set(pcs)
+    return [p for p in range(low, high + 1) if p % 12 in pcs]
+
+
+def _vel(rng: np.random.Generator, base: float, spread: float = 8.0) -> int:
+    return int(np.clip(round(base + rng.normal(0, spread)), 20, 127))
+
+
+MELODY_RHYTHMS = [
+    [1, 1, 1, 1],
+    [2, 1, 1],
+    [1, 1, 2],
+    [1.5, 0.5, 1, 1],
+    [1.5, 0.5, 2],
+    [0.5, 0.5, 1, 2],
+    [3, 1],
+    [2, 2],
+    [1, 0.5, 0.5, 1, 1],
+    [0.5, 0.5, 0.5, 0.5, 2],
+    [1, 1, 0.5, 0.5, 1],
+]
+LEGATO_RHYTHMS = [[4], [2, 2], [3, 1], [2, 1, 1], [1, 1, 2], [1.5, 0.5, 2], [2, 1.5, 0.5]]
+CADENCE_RHYTHMS = [[2, 2], [3, 1], [1, 1, 2], [4]]
+
+
+def compose_melody(song: Song, inst: Instrument, n_bars: int, rng: np.random.Generator) -> Part:
+    legato = inst.name in ("violin", "clarinet")
+    pool = LEGATO_RHYTHMS + MELODY_RHYTHMS[:4] if legato else MELODY_RHYTHMS
+    scale = pitches_in(song.scale, inst.low, inst.high)
+    cur = int(np.argmin([abs(p - (inst.low + inst.high) / 2) for p in scale]))
+    direction = 1 if rng.random() < 0.5 else -1
+    part = Part(inst)
+    bpb = song.beats_per_bar
+    base_vel = float(rng.integers(72, 96))
+    for bar in range(n_bars):
+        cadence = bar % 4 == 3
+        pat = (CADENCE_RHYTHMS if cadence else pool)[
+            int(rng.integers(len(CADENCE_RHYTHMS) if cadence else len(pool)))
+        ]
+        chord = song.chord(bar)
+        t = 0.0
+        for k, d in enumerate(pat):
+            pos = bar * bpb + t
+            t += d
+            rest = (k > 0 and rng.random() < 0.1) or (
+                cadence and k == len(pat) - 1 and len(pat) > 1 and rng.random() < 0.5
+            )
+            if rest:
+                continue
+            strong = (pos % 2) == 0
+            if strong or (cadence and k == len(pat) - 1):
+                # nearest chord tone within a few steps, biased along the current direction
+                cands = [
+                    i
+                    for i in range(max(0, cur - 4), min(len(scale), cur + 5))
+                    if scale[i] % 12 in chord
+                ]
+                if cands:
+                    w = np.array(
+                        [
+                            1.0 / (1 + abs(i - cur)) * (1.5 if (i - cur) * direction >= 0 else 1)
+                            for i in cands
+                        ]
+                    )
+                    cur = int(rng.choice(cands, p=w / w.sum()))
+            else:
+                r = rng.random()
+                step = (
+                    1 if r < 0.6 else 2 if r < 0.85 else 0 if r < 0.9 else int(rng.integers(3, 5))
+                )
+                if rng.random() < 0.2:
+                    direction = -direction
+                cur += direction * step
+            if cur < 0 or cur >= len(scale):  # bounce off the register limits
+                direction = -direction
+                cur = int(np.clip(cur, 0, len(scale) - 1))
+            if cur <= 1:
+                direction = 1
+            if cur >= len(scale) - 2:
+                direction = -1
+            accent = 10 if pos % bpb == 0 else 4 if strong else 0
+            phrase = 6 * math.sin(math.pi * ((bar % 4) + t / bpb) / 4)
+            art = 0.97 if legato else float(rng.uniform(0.8, 0.95))
+            part.notes.append(
+                Note(pos, d * art, scale[cur], _vel(rng, base_vel + accent + phrase, 6))
+            )
+    return part
+
+
+def _voicing(chord: list[int], low: int, high: int, prev: list[int] | None) -> list[int]:
+    """Close-position triad voicing in [low, high], nearest to the previous voicing."""
+    options = []
+    for root in range(low, high - 7):
+        if root % 12 not in chord:
+            continue
+        v = [root]
+        for _ in range(2):
+            nxt = v[-1] + 1
+            while nxt % 12 not in chord or nxt % 12 in [p % 12 for p in v]:
+                nxt += 1
+            v.append(nxt)
+        if v[-1] <= high:
+            options.append(v)
+    if prev is None:
+        mid = (low + high) / 2
+        return min(options, key=lambda v: abs(np.mean(v) - mid))
+    return min(options, key=lambda v: sum(abs(a - b) for a, b in zip(v, prev, strict=True)))
+
+
+def compose_piano(song: Song, inst: Instrument, n_bars: int, rng: np.random.Generator) -> Part:
+    part = Part(inst)
+    bpb = song.beats_per_bar
+    base_vel = float(rng.integers(58, 80))
+    prev = None
+    style = "block"
+    for bar in range(n_bars):
+        if bar % 4 == 0:
+            style = str(rng.choice(["block", "arpeggio", "alberti", "syncopated"]))
+        chord = song.chord(bar, seventh=rng.random() < 0.25)
+        triad = chord[:3]
+        voicing = _voicing(triad, 55, 79, prev)
+        prev = voicing
+        lh = [p for p in pitches_in([chord[0]], 36, 50)]
+        root = lh[len(lh) // 2] if len(lh) > 1 else lh[0]
+        t0 = bar * bpb
+        if style == "block":
+            part.notes.append(Note(t0, 1.9, root, _vel(rng, base_vel + 6)))
+            part.notes.append(
+                Note(t0 + 2, 1.9, root + 7 if root + 7 <= 55 else root, _vel(rng, base_vel))
+            )
+            for beat in (0, 2) if rng.random() < 0.5 else (0, 1, 2, 3):
+                gap = 2 if beat % 2 == 0 and len(voicing) and rng.random() < 0.5 else 1
+                for p in voicing:
+                    part.notes.append(
+                        Note(
+                            t0 + beat,
+                            gap * 0.9,
+                            p,
+                            _vel(rng, base_vel - 4 + (4 if beat == 0 else 0), 5),
+                        )
+                    )
+        elif style == "syncopated":
+            part.notes.append(Note(t0, 3.8, root, _vel(rng, base_vel + 4)))
+            for beat, d in ((0, 1.4), (1.5, 1.4), (3, 0.9)):
+                for p in voicing:
+                    part.notes.append(Note(t0 + beat, d, p, _vel(rng, base_vel - 2, 5)))
+        elif style == "arpeggio":
+            tones = (
+                [root, root + 7]
+                + voicing
+                + [voicing[1] + 12 if voicing[1] + 12 <= 84 else voicing[0]]
+            )
+            seq = tones + tones[-2:0:-1]
+            for k in range(2 * bpb):
+                p = seq[k % len(seq)]
+                part.notes.append(
+                    Note(
+                        t0 + 0.5 * k,
+                        0.9 if k == 0 else 0.6,
+                        p,
+                        _vel(rng, base_vel + (6 if k % 2 == 0 else -2), 5),
+                    )
+                )
+        else:  # alberti: low-high-mid-high in eighths over a held bass note
+            part.notes.append(Note(t0, 3.8, root, _vel(rng, base_vel + 2)))
+            lo, mid, hi = voicing
+            for k, p in enumerate([lo, hi, mid, hi] * 2):
+                part.notes.append(
+                    Note(
+                        t0 + 0.5 * k, 0.45, p, _vel(rng, base_vel - 6 + (5 if k % 4 == 0 else 0), 4)
+                    )
+                )
+    return part
+
+
+def compose_bass(song: Song, inst: Instrument, n_bars: int, rng: np.random.Generator) -> Part:
+    part = Part(inst)
+    bpb = song.beats_per_bar
+    base_vel = float(rng.integers(85, 105))
+    prev_root = None
+    style = "root"
+    for bar in range(n_bars):
+        if bar % 4 == 0:
+            style = str(rng.choice(["root", "root5", "walk", "dotted"]))
+        chord = song.chord(bar)
+        roots = pitches_in([chord[0]], 31, 47)
+        root = roots[0] if prev_root is None else min(roots, key=lambda p: abs(p - prev_root))
+        prev_root = root
+        fifth = root + 7 if root + 7 <= inst.high else root - 5
+        nxt = song.chord(bar + 1)[0]
+        approach_c = pitches_in([nxt], root - 7, root + 7)
+        approach = (approach_c[0] if approach_c else root) + int(rng.choice([-2, -1, 1, 2]))
+        t0 = bar * bpb
+        if style == "root":
+            events = [(0, 3.7, root)] if rng.random() < 0.5 else [(0, 1.8, root), (2, 1.8, root)]
+        elif style == "root5":
+            events = [(0, 1.8, root), (2, 1.8, fifth)]
+        elif style == "dotted":
+            events = [(0, 1.4, root), (1.5, 0.45, root), (2, 1.8, fifth)]
+        else:
+            third = pitches_in([chord[1]], root, root + 12)
+            events = [
+                (0, 0.9, root),
+                (1, 0.9, third[0] if third else root),
+                (2, 0.9, fifth),
+                (3, 0.9, approach),
+            ]
+        for b, d, p in events:
+            p = int(np.clip(p, inst.low, inst.high))
+            part.notes.append(Note(t0 + b, d, p, _vel(rng, base_vel + (6 if b == 0 else 0), 6)))
+    return part
+
+
+KICK, SNARE, HAT_C, HAT_O, CRASH, RIDE, TOM_L, TOM_H = 36, 38, 42, 46, 49, 51, 45, 50
+
+
+def compose_drums(song: Song, inst: Instrument, n_bars: int, rng: np.random.Generator) -> Part:
+    part = Part(inst)
+    bpb = song.beats_per_bar
+    base_vel = float(rng.integers(80, 100))
+    cymbal = HAT_C if rng.random() < 0.75 else RIDE
+    for bar in range(n_bars):
+        t0 = bar * bpb
+        fill = bar % 4 == 3 and rng.random() < 0.6
+
+        def hit(t: float, p: int, v: float, _t0: float = t0) -> None:
+            part.notes.append(Note(_t0 + t, 0.25, p, _vel(rng, v, 5)))
+
+        if bar % 8 == 0:
+            hit(0, CRASH, base_vel + 5)
+        for k in range(2 * bpb):
+            t = 0.5 * k
+            if fill and t >= 3:
+                break
+            if k == 2 * bpb - 1 and rng.random() < 0.2 and cymbal == HAT_C:
+                hit(t, HAT_O, base_vel - 10)
+            else:
+                hit(t, cymbal, base_vel - (12 if k % 2 else 2))
+        kicks = (
+            [0, 2] + ([2.5] if rng.random() < 0.35 else []) + ([1.5] if rng.random() < 0.2 else [])
+        )
+        for t in kicks:
+            hit(t, KICK, base_vel + 8)
+        for t in (1, 3):
+            if fill and t == 3:
+                continue
+            hit(t, SNARE, base_vel + 4)
+        if rng.random() < 0.3:
+            hit(float(rng.choice([1.75, 3.5, 2.75])), SNARE, base_vel - 35)  # ghost note
+        if fill:
+            for k, t in enumerate(np.arange(3, 4, 0.25)):
+                hit(float(t), [SNARE, SNARE, TOM_H, TOM_L][k], base_vel - 6 + 3 * k)
+    return part
+
+
+COMPOSERS = {
+    "melody": compose_melody,
+    "accomp": compose_piano,
+    "bass": compose_bass,
+    "drums": compose_drums,
+}
+
+
+def compose(
+    song: Song, inst_name: str, seconds: float, rng: np.random.Generator, tail_s: float = 0.6
+) -> Part:
+    """Compose a part covering ``seconds`` (notes end ``tail_s`` before the end)."""
+    inst = INSTRUMENTS[inst_name]
+    sec_per_beat = 60.0 / song.bpm
+    end_beats = (seconds - tail_s) / sec_per_beat
+    n_bars = int(math.ceil(end_beats / song.beats_per_bar))
+    part = COMPOSERS[inst.role](song, inst, n_bars, rng)
+    notes = []
+    for n in part.notes:
+        if n.start >= end_beats - 0.05:
+            continue
+        notes.append(Note(n.start, min(n.dur, end_beats - n.start), n.pitch, n.vel))
+    part.notes = notes
+    return part
+
+
+# ----------------------------------------------------------------------------------------
+# MIDI writing and FluidSynth rendering
+# ----------------------------------------------------------------------------------------
+
+
+def write_midi(part: Part, song: Song, path: Path, seconds: float) -> None:
+    import mido  # render-time dependency only
+
+    mf = mido.MidiFile(ticks_per_beat=TICKS)
+    tr = mido.MidiTrack()
+    mf.tracks.append(tr)
+    ch = part.inst.channel
+    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm), time=0))
+    if ch != 9:
+        tr.append(mido.Message("program_change", program=part.inst.program, channel=ch, time=0))
+    for cc, val in ((7, part.inst.volume), (10, part.pan), (91, 0), (93, 0), (64, 0)):
+        tr.append(mido.Message("control_change", control=cc, value=val, channel=ch, time=0))
+    events = []
+    for n in part.notes:
+        on = int(round(n.start * TICKS))
+        off = max(on + 1, int(round((n.start + n.dur) * TICKS)))
+        events.append((on, 1, mido.Message("note_on", note=n.pitch, velocity=n.vel, channel=ch)))
+        events.append((off, 0, mido.Message("note_off", note=n.pitch, velocity=0, channel=ch)))
+    # a harmless CC at the very end keeps the player alive to the full length
+    end = int(round(seconds * song.bpm / 60.0 * TICKS)) + TICKS
+    events.append(
+        (end, 2, mido.Message("control_change", control=7, value=part.inst.volume, channel=ch))
+    )
+    events.sort(key=lambda e: (e[0], e[1]))
+    now = 0
+    for tick, _, msg in events:
+        tr.append(msg.copy(time=tick - now))
+        now = tick
+    tr.append(mido.MetaMessage("end_of_track", time=0))
+    mf.save(str(path))
+
+
+def fluidsynth_cmd(sf2: str, sr: int, mid: Path, wav: Path) -> list[str]:
+    return [
+        "fluidsynth",
+        "-ni",
+        "-q",
+        "-R",
+        "0",
+        "-C",
+        "0",
+        "-g",
+        "0.5",
+        "-r",
+        str(sr),
+        "-O",
+        "float",
+        "-T",
+        "wav",
+        "-F",
+        str(wav),
+        sf2,
+        str(mid),
+    ]
+
+
+def render_part(
+    part: Part, song: Song, seconds: float, sr: int, sf2: str, tmp: Path, tag: str
+) -> np.ndarray:
+    """Render one part to a float64 (n, 2) stereo array of exactly ``seconds * sr`` samples."""
+    mid = tmp / f"{tag}.mid"
+    wav = tmp / f"{tag}.wav"
+    write_midi(part, song, mid, seconds)
+    res = subprocess.run(fluidsynth_cmd(sf2, sr, mid, wav), capture_output=True, text=True)
+    if res.returncode != 0 or not wav.exists():
+        raise RuntimeError(f"fluidsynth failed for {tag}: {res.stderr.strip()[-500:]}")
+    x, got_sr = sf.read(str(wav), dtype="float64", always_2d=True)
+    assert got_sr == sr, (got_sr, sr)
+    n = int(round(seconds * sr))
+    out = np.zeros((n, 2))
+    m = min(n, x.shape[0])
+    out[:m] = x[:m, :2]
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Assembly: stems -> quantised stems -> mixture (= exact sum)
+# ----------------------------------------------------------------------------------------
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def fade_out(x: np.ndarray, sr: int, seconds: float = FADE_S) -> np.ndarray:
+    n = min(len(x), int(round(seconds * sr)))
+    if n > 0:
+        x = x.copy()
+        x[-n:] *= np.linspace(1.0, 0.0, n)[:, None]
+    return x
+
+
+def pan_gains(pan: float) -> np.ndarray:
+    """Constant-power balance gains (L, R) for ``pan`` in [-1, 1]; (1, 1) at the centre.
+
+    Applied after rendering: FluidR3's piano and flute are stereo-sampled, and MIDI CC10
+    moves them only about 3 dB, so the stereo placement is done here instead.
+    """
+    theta = (pan + 1.0) * math.pi / 4.0
+    return math.sqrt(2.0) * np.array([math.cos(theta), math.sin(theta)])
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    return x if channels == 2 else x.mean(axis=1, keepdims=True)
+
+
+def quantise_mix(
+    stems: dict[str, np.ndarray], peak: float = PEAK
+) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """Scale all stems by one gain so the mixture peaks at ``peak``; return int16 stems + mix."""
+    mix = sum(stems.values())
+    gain = peak / float(np.max(np.abs(mix)))
+    q = {k: np.round(v * gain * FULL).astype(np.int32) for k, v in stems.items()}
+    for k, v in q.items():
+        if np.max(np.abs(v)) > 32767:
+            raise ValueError(f"stem {k} would clip after gain {gain:.3f}")
+    qmix = sum(q.values())
+    if np.max(np.abs(qmix)) > 32767:
+        raise ValueError("mixture would clip")
+    return {k: v.astype(np.int16) for k, v in q.items()}, qmix.astype(np.int16), gain
+
+
+def write_flac(path: Path, x: np.ndarray, sr: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, subtype="PCM_16", format="FLAC", compression_level=1.0)
+
+
+@dataclass
+class Job:
+    """One clip to render: a mixture of several instruments, or a single training part."""
+
+    folder: str  # relative output folder (mixture) or relative file path (training clip)
+    instruments: list[str]
+    seed: int
+    seconds: float
+    sr: int = 22050
+    channels: int = 1
+    pans: dict[str, float] = field(default_factory=dict)  # -1 (left) .. +1 (right)
+    kind: str = "mixture"  # "mixture" | "train"
+    task: str = ""
+
+
+def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
+    song = make_song(rng_for(job.seed, job.task, job.folder, "song"))
+    n = int(round(job.seconds * job.sr))
+    stems = {}
+    for name in job.instruments:
+        part = compose(song, name, job.seconds, rng_for(job.seed, job.task, job.folder, name))
+        tag = f"{job.folder.replace('/', '_')}_{name}"
+        x = render_part(part, song, job.seconds, job.sr, sf2, tmp, tag)
+        x = to_channels(x, job.channels)
+        if job.channels == 2:
+            x = x * pan_gains(job.pans.get(name, 0.0))
+        stems[name] = fade_out(x, job.sr)
+    # balance: every stem at the same RMS, give or take a seeded +-BALANCE_DB (GM patches
+    # differ by >10 dB in loudness, e.g. flute vs piano), then one common gain for the peak
+    bal = rng_for(job.seed, job.task, job.folder, "balance")
+    levels_db = {}
+    for name in job.instruments:
+        levels_db[name] = round(float(bal.uniform(-BALANCE_DB, BALANCE_DB)), 2)
+        stems[name] *= 10 ** (levels_db[name] / 20) / rms(stems[name])
+    q, qmix, _ = quantise_mix(stems)
+    entry = {
+        "kind": job.kind,
+        "task": job.task,
+        "seed": job.seed,
+        "instruments": job.instruments,
+        "programs": {
+            k: (None if INSTRUMENTS[k].channel == 9 else INSTRUMENTS[k].program)
+            for k in job.instruments
+        },
+        "sample_rate": job.sr,
+        "channels": job.channels,
+        "duration_s": n / job.sr,
+        "song": song.describe(),
+    }
+    if job.kind == "mixture":
+        entry["level_db"] = levels_db
+    if job.pans:
+        entry["pan"] = {k: job.pans.get(k, 0.0) for k in job.instruments}
+    if job.kind == "train":
+        (name,) = job.instruments
+        write_flac(out / job.folder, q[name], job.sr)
+        entry["file"] = job.folder
+    else:
+        folder = out / job.folder
+        write_flac(folder / "mix.flac", qmix, job.sr)
+        for k, v in q.items():
+            write_flac(folder / f"{k}.flac", v, job.sr)
+        entry["mix"] = f"{job.folder}/mix.flac"
+        entry["stems"] = {k: f"{job.folder}/{k}.flac" for k in job.instruments}
+    print(f"  {job.folder:<34} {', '.join(job.instruments):<22} {song.describe()}", flush=True)
+    return entry
+
+
+def run_jobs(jobs: list[Job], out: Path, sf2: str, n_jobs: int) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="nmfsep-render-") as td:
+        tmp = Path(td)
+        with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as ex:
+            return list(ex.map(lambda j: run_job(j, out, sf2, tmp), jobs))
+
+
+# ----------------------------------------------------------------------------------------
+# Real speech (LibriVox recording shipped by Debian's pocketsphinx-testdata)
+# ----------------------------------------------------------------------------------------
+
+
+def load_speech(name: str, sr: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    x, in_sr = sf.read(os.path.join(SPEECH_DIR, name + ".wav"), dtype="float64")
+    g = math.gcd(sr, in_sr)
+    return resample_poly(x, sr // g, in_sr // g)
+
+
+def speech_job(
+    out: Path, sf2: str, seed: int, sr: int = 16000, seconds: float = 8.0, snr_db: float = 6.0
+) -> list[dict]:
+    """Speech (real recording) + soft piano background, and a disjoint speech training clip."""
+    n = int(round(seconds * sr))
+    speech = np.zeros(n)
+    s = load_speech(SPEECH_TEST, sr)
+    off = int(0.4 * sr)
+    m = min(len(s), n - off)
+    speech[off : off + m] = s[:m]
+    song = make_song(rng_for(seed, "speech", "song"))
+    part = compose(song, "piano", seconds, rng_for(seed, "speech", "piano"))
+    with tempfile.TemporaryDirectory(prefix="nmfsep-render-") as td:
+        bg = render_part(part, song, seconds, sr, sf2, Path(td), "speech_bg").mean(axis=1)
+
+    active = np.abs(speech) > 1e-3
+    bg *= rms(speech[active]) / rms(bg) / 10 ** (snr_db / 20)
+    stems = {"speech": fade_out(speech[:, None], sr), "piano": fade_out(bg[:, None], sr)}
+    q, qmix, _ = quantise_mix(stems)
+    write_flac(out / "speech_piano" / "mix.flac", qmix, sr)
+    for k, v in q.items():
+        write_flac(out / "speech_piano" / f"{k}.flac", v, sr)
+    entries = [
+        {
+            "kind": "mixture",
+            "task": "speech_piano",
+            "seed": seed,
+            "instruments": ["speech", "piano"],
+            "programs": {"speech": None, "piano": 0},
+            "sample_rate": sr,
+            "channels": 1,
+            "duration_s": n / sr,
+            "song": song.describe(),
+            "snr_db": snr_db,
+            "speech_source": f"{SPEECH_DIR}/{SPEECH_TEST}.wav",
+            "mix": "speech_piano/mix.flac",
+            "stems": {"speech": "speech_piano/speech.flac", "piano": "speech_piano/piano.flac"},
+        }
+    ]
+    gap = np.zeros(int(0.3 * sr))
+    train = np.concatenate([np.concatenate([load_speech(nm, sr), gap]) for nm in SPEECH_TRAIN])
+    train = fade_out(train[:, None], sr)
+    tq = np.round(train * (PEAK / np.max(np.abs(train))) * FULL).astype(np.int16)
+    write_flac(out / "train" / "speech.flac", tq, sr)
+    entries.append(
+        {
+            "kind": "train",
+            "task": "",
+            "seed": None,
+            "instruments": ["speech"],
+            "programs": {"speech": None},
+            "sample_rate": sr,
+            "channels": 1,
+            "duration_s": len(tq) / sr,
+            "file": "train/speech.flac",
+            "speech_source": [f"{SPEECH_DIR}/{nm}.wav" for nm in SPEECH_TRAIN],
+        }
+    )
+    print("  speech_piano + train/speech.flac (LibriVox, pocketsphinx-testdata)", flush=True)
+    return entries
+
+
+# ----------------------------------------------------------------------------------------
+# Sets
+# ----------------------------------------------------------------------------------------
+
+
+def sample_jobs(seed: int) -> list[Job]:
+    return [
+        Job("piano_flute", ["piano", "flute"], seed, 8.0, task="piano_flute"),
+        Job(
+            "trio",
+            ["piano", "flute", "bass"],
+            seed,
+            8.0,
+            channels=2,
+            pans={"piano": -0.5, "flute": 0.5, "bass": 0.0},
+            task="trio",
+        ),
+        Job(
+            "piano_flute_44k",
+            ["piano", "flute"],
+            seed,
+            5.0,
+            sr=44100,
+            channels=2,
+            pans={"piano": -0.4, "flute": 0.4},
+            task="piano_flute_44k",
+        ),
+        Job("drums_bass", ["drums", "bass"], seed, 8.0, task="drums_bass"),
+        # training clips: their own seeds (seed + 1000) and tags, so the music is disjoint
+        *[
+            Job(f"train/{k}.flac", [k], seed + 1000, 15.0, kind="train", task="train")
+            for k in ("piano", "flute", "bass", "drums")
+        ],
+    ]
+
+
+BENCH_TASKS = {
+    "duo": ["piano", "flute"],
+    "trio": ["piano", "flute", "bass"],
+    "duo2": ["violin", "piano"],
+    "drums_bass": ["drums", "bass"],
+}
+
+
+def bench_jobs(
+    seed: int, n: int, tasks: list[str], seconds: float, train_seconds: float, sr: int
+) -> list[Job]:
+    jobs = []
+    insts = sorted({i for t in tasks for i in BENCH_TASKS[t]})
+    for i in range(n):
+        s = seed + i
+        for t in tasks:
+            jobs.append(Job(f"{t}/seed{s:03d}", BENCH_TASKS[t], s, seconds, sr=sr, task=t))
+        for k in insts:  # training clips from separate seeds (s + 100000)
+            jobs.append(
+                Job(
+                    f"train/seed{s:03d}/{k}.flac",
+                    [k],
+                    s + 100000,
+                    train_seconds,
+                    sr=sr,
+                    kind="train",
+                    task="train",
+                )
+            )
+    return jobs
+
+
+# ----------------------------------------------------------------------------------------
+# Verification
+# ----------------------------------------------------------------------------------------
+
+
+def verify(out: Path) -> bool:
+    man = json.loads((out / "manifest.json").read_text())
+    ok = True
+    worst = 0.0
+    for e in man["clips"]:
+        files = [e["file"]] if e["kind"] == "train" else [e["mix"], *e["stems"].values()]
+        data = {}
+        for f in files:
+            x, sr = sf.read(str(out / f), dtype="float64", always_2d=True)
+            info = sf.info(str(out / f))
+            data[f] = x
+            dur_ok = abs(len(x) / sr - e["duration_s"]) < 1e-6 and sr == e["sample_rate"]
+            ch_ok = x.shape[1] == e["channels"]
+            peak = float(np.max(np.abs(x)))
+            clip = int(np.sum(np.abs(x) >= 32767 / FULL))
+            if not (dur_ok and ch_ok and clip == 0 and peak > 0.01):
+                ok = False
+                print(
+                    f"FAIL {f}: dur {len(x) / sr:.3f}s sr {sr} ch {x.shape[1]} peak {peak:.3f} "
+                    f"clipped {clip} {info.subtype}"
+                )
+        if e["kind"] == "mixture":
+            mix = data[e["mix"]]
+            stems = sum(data[f] for f in e["stems"].values())
+            diff = float(np.max(np.abs(mix - stems)))
+            worst = max(worst, diff)
+            peak = float(np.max(np.abs(mix)))
+            print(
+                f"  {e['mix']:<36} {mix.shape[1]}ch {e['sample_rate']} Hz "
+                f"{len(mix) / e['sample_rate']:.2f} s "
+                f"peak {peak:.4f}  max|mix-sum(stems)| = {diff:.2e}"
+            )
+            if diff > 1e-4 or peak >= 1.0:
+                ok = False
+    print(f"worst max|mix - sum(stems)| = {worst:.3e}; {'OK' if ok else 'FAILED'}")
+    return ok
+
+
+# ----------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------
+
+
+def fluidsynth_version() -> str:
+    try:
+        r = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True)
+        return r.stdout.splitlines()[0].strip()
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--what", choices=["samples", "bench", "verify"], default="samples")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: audio_samples/ or benchmarks/data/)",
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=6, help="bench: number of seeds")
+    ap.add_argument("--tasks", default=",".join(BENCH_TASKS), help="bench: comma-separated tasks")
+    ap.add_argument("--seconds", type=float, default=10.0, help="bench: mixture length")
+    ap.add_argument("--train-seconds", type=float, default=30.0, help="bench: training clip length")
+    ap.add_argument("--sr", type=int, default=22050, help="bench: sample rate")
+    ap.add_argument("--sf2", default=DEFAULT_SF2)
+    ap.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="parallel fluidsynth runs"
+    )
+    ap.add_argument("--no-speech", action="store_true", help="samples: skip the speech example")
+    args = ap.parse_args(argv)
+
+    if args.out is None:
+        args.out = here.parent / "audio_samples" if args.what != "bench" else here / "data"
+    out: Path = args.out
+    if args.what == "verify":
+        return 0 if verify(out) else 1
+
+    try:
+        import mido  # noqa: F401  (render-time dependency only)
+    except ImportError:
+        sys.exit("mido not found: pip install mido")
+    if shutil.which("fluidsynth") is None:
+        sys.exit("fluidsynth not found: apt-get install -y fluidsynth fluid-soundfont-gm")
+    if not Path(args.sf2).exists():
+        sys.exit(f"SoundFont {args.sf2} not found: apt-get install -y fluid-soundfont-gm")
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = "python benchmarks/render.py " + " ".join(
+        [f"--what {args.what}", f"--seed {args.seed}"]
+        + ([f"--n {args.n}", f"--tasks {args.tasks}"] if args.what == "bench" else [])
+    )
+
+    tasks: list[str] = []
+    if args.what == "samples":
+        print(f"rendering samples to {out}")
+        clips = run_jobs(sample_jobs(args.seed), out, args.sf2, args.jobs)
+        if not args.no_speech:
+            if Path(SPEECH_DIR, SPEECH_TEST + ".wav").exists():
+                clips += speech_job(out, args.sf2, args.seed)
+            else:
+                print("  (no speech: apt-get install -y pocketsphinx-testdata)")
+    else:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        unknown = set(tasks) - set(BENCH_TASKS)
+        if unknown:
+            sys.exit(f"unknown tasks {sorted(unknown)}; choose from {list(BENCH_TASKS)}")
+        print(f"rendering benchmark set ({args.n} seeds, tasks {tasks}) to {out}")
+        clips = run_jobs(
+            bench_jobs(args.seed, args.n, tasks, args.seconds, args.train_seconds, args.sr),
+            out,
+            args.sf2,
+            args.jobs,
+        )
+
+    # point every mixture at the (disjoint) training clips of its instruments
+    train_files = {c["file"] for c in clips if c["kind"] == "train"}
+    for c in clips:
+        if c["kind"] == "mixture":
+            pattern = "train/{k}.flac" if args.what == "samples" else "train/seed%03d/{k}.flac"
+            pattern = pattern if args.what == "samples" else pattern % c["seed"]
+            c["train"] = {
+                k: pattern.format(k=k)
+                for k in c["instruments"]
+                if pattern.format(k=k) in train_files
+            }
+
+    manifest = {
+        "generator": "benchmarks/render.py",
+        "command": cmd,
+        "soundfont": os.path.basename(args.sf2),
+        "soundfont_license": "MIT (FluidR3_GM by Frank Wen, Debian package fluid-soundfont-gm)",
+        "fluidsynth": fluidsynth_version(),
+        "render": " ".join(fluidsynth_cmd("SF2", 0, Path("in.mid"), Path("out.wav"))).replace(
+            " -r 0", " -r SR"
+        ),
+        "format": "FLAC PCM_16; mix = sum(stems) exactly (integer sum of the 16-bit stems)",
+        "seed": args.seed,
+        "instruments": {
+            k: {"program": (None if v.channel == 9 else v.program), "channel": v.channel + 1}
+            for k, v in INSTRUMENTS.items()
+        },
+        "tasks": (
+            {t: BENCH_TASKS[t] for t in tasks}
+            if args.what == "bench"
+            else sorted({c["task"] for c in clips if c["kind"] == "mixture"})
+        ),
+        "clips": clips,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return 0 if verify(out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
