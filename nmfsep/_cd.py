@@ -26,7 +26,7 @@ _MAX_HALVINGS = 12
 
 
 def fit_cd(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_every,
-           callback, pool, n_threads, adaptive):
+           callback, pool, n_threads, adaptive, v_floor):
     """Run coordinate descent; same contract as the MU driver in :mod:`nmfsep.nmf`."""
     if normalize_atoms:
         raise ParameterError("solver='cd' does not support normalize_atoms=True; use solver='mu'")

@@ -23,6 +23,11 @@ from .divergence import EPSILON, divergence_terms
 
 EPS64 = float(np.finfo(np.float64).eps)
 
+#: Rows are always split into (at most) this many ranges, whatever the number of
+#: threads: results are then bit-identical for any ``n_threads``, and several
+#: ranges per thread balance the load when a core is busy with something else.
+N_PARTS = 8
+
 
 @dataclass(frozen=True)
 class MUSettings:
@@ -33,6 +38,13 @@ class MUSettings:
     l1_W: float = 0.0
     l2_W: float = 0.0
     block_rows: int = 64
+    v_floor: float = 0.0  # β <= 0: entries of V below this are read as this
+
+
+def _rows(V: np.ndarray, b0: int, b1: int, v_floor: float) -> np.ndarray:
+    """Rows b0:b1 of V, floored at ``v_floor`` (a block-sized copy only when flooring)."""
+    Vb = V[b0:b1]
+    return np.maximum(Vb, Vb.dtype.type(v_floor)) if v_floor > 0 else Vb
 
 
 def mu_exponent(beta: float) -> float:
@@ -55,13 +67,19 @@ def mu_exponent(beta: float) -> float:
     return 1.0
 
 
+def _floor(WH: np.ndarray) -> None:
+    """Floor WH at EPSILON in place (checking first is 8x cheaper than np.maximum)."""
+    if WH.min() < EPSILON:
+        np.maximum(WH, EPSILON, out=WH)
+
+
 def _ratio_terms(Vb: np.ndarray, WH: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``R = V * WH^(β-2)`` and ``P = WH^(β-1)`` (``None`` for KL: P = 1).
 
     ``WH`` is overwritten (it is scratch space owned by the caller).
     """
     if beta < 2:
-        np.maximum(WH, EPSILON, out=WH)
+        _floor(WH)
     if beta == 1:
         np.divide(Vb, WH, out=WH)
         return WH, None
@@ -76,36 +94,49 @@ def _ratio_terms(Vb: np.ndarray, WH: np.ndarray, beta: float) -> tuple[np.ndarra
     return WH, P
 
 
-def _update_W_block(Vb, Wb, H, Ht, HHt, Hsum, s: MUSettings) -> None:
+def _update_W_block(Vb, Wb, H, Ht, HHt, den_kl, s: MUSettings, scratch) -> None:
     """One multiplicative update of the activations of one block, in place."""
     if s.beta == 2:
         num = Vb @ Ht
         den = Wb @ HHt
     else:
-        R, P = _ratio_terms(Vb, Wb @ H, s.beta)
+        WH = np.matmul(Wb, H, out=scratch[: Wb.shape[0]])
+        R, P = _ratio_terms(Vb, WH, s.beta)
         num = R @ Ht
-        den = np.broadcast_to(Hsum, num.shape).copy() if P is None else P @ Ht
-    if s.l1_W > 0:
+        if P is None and s.l2_W == 0:
+            # KL without L2: the denominator is one row, shared by all frames
+            num /= den_kl
+            _apply(Wb, num, s)
+            return
+        den = np.broadcast_to(den_kl, num.shape).copy() if P is None else P @ Ht
+        if P is not None and s.l1_W > 0:
+            den += s.l1_W
+    if s.beta == 2 and s.l1_W > 0:
         den += s.l1_W
     if s.l2_W > 0:
         den += s.l2_W * Wb
     den[den == 0] = EPSILON
     num /= den
+    _apply(Wb, num, s)
+
+
+def _apply(Wb, ratio, s: MUSettings) -> None:
     if s.exponent != 1:
-        num **= s.exponent
-    Wb *= num
+        ratio **= s.exponent
+    Wb *= ratio
     if s.beta < 1:
         Wb[Wb < EPS64] = 0.0
 
 
-def _accumulate_H_block(Vb, Wb, H, free, s: MUSettings, num_H, den_H) -> None:
+def _accumulate_H_block(Vb, Wb, H, free, s: MUSettings, num_H, den_H, scratch) -> None:
     """Add one block's share of the numerator and denominator of the H update."""
     Wf = Wb if free is None else Wb[:, free]
     if s.beta == 2:
         num_H += Wf.T @ Vb
         den_H += Wf.T @ Wb  # (k_free, k): W_free^T W, multiplied by H later
         return
-    R, P = _ratio_terms(Vb, Wb @ H, s.beta)
+    WH = np.matmul(Wb, H, out=scratch[: Wb.shape[0]])
+    R, P = _ratio_terms(Vb, WH, s.beta)
     num_H += Wf.T @ R
     if P is None:
         den_H += Wf.sum(axis=0, dtype=np.float64)[:, None]
@@ -117,25 +148,27 @@ def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
     """Process rows [start, stop) block by block; return this worker's H accumulators."""
     start, stop = rows
     n_bins = V.shape[1]
+    num_H = np.zeros((k_free, n_bins))
     if s.beta == 2:
-        num_H = np.zeros((k_free, n_bins))
         den_H = np.zeros((k_free, H.shape[0]))
     elif s.beta == 1:
-        num_H = np.zeros((k_free, n_bins))
         den_H = np.zeros((k_free, 1))
     else:
-        num_H = np.zeros((k_free, n_bins))
         den_H = np.zeros((k_free, n_bins))
     Ht = np.ascontiguousarray(H.T)
     HHt = H @ Ht if s.beta == 2 else None
-    Hsum = H.sum(axis=1) if s.beta == 1 else None
+    den_kl = None
+    if s.beta == 1:
+        den_kl = H.sum(axis=1) + s.l1_W
+        den_kl[den_kl == 0] = EPSILON
+    scratch = np.empty((s.block_rows, n_bins), dtype=V.dtype)
     for b0 in range(start, stop, s.block_rows):
         b1 = min(b0 + s.block_rows, stop)
-        Vb, Wb = V[b0:b1], W[b0:b1]
+        Vb, Wb = _rows(V, b0, b1, s.v_floor), W[b0:b1]
         if update_W:
-            _update_W_block(Vb, Wb, H, Ht, HHt, Hsum, s)
+            _update_W_block(Vb, Wb, H, Ht, HHt, den_kl, s, scratch)
         if update_H:
-            _accumulate_H_block(Vb, Wb, H, free, s, num_H, den_H)
+            _accumulate_H_block(Vb, Wb, H, free, s, num_H, den_H, scratch)
     return num_H, den_H
 
 
@@ -202,21 +235,30 @@ def mu_pass(
     return num_H, den_H
 
 
-def _loss_work(V, W, H, rows, beta, block_rows):
+def _loss_work(V, W, H, rows, beta, block_rows, v_floor):
     start, stop = rows
     total = 0.0
     for b0 in range(start, stop, block_rows):
         b1 = min(b0 + block_rows, stop)
-        total += divergence_terms(V[b0:b1], W[b0:b1] @ H, beta)
+        total += divergence_terms(_rows(V, b0, b1, v_floor), W[b0:b1] @ H, beta)
     return total
 
 
 def divergence_blocked(
-    V: np.ndarray, W: np.ndarray, H: np.ndarray, beta: float, *, pool, n_parts: int, block_rows: int
+    V: np.ndarray,
+    W: np.ndarray,
+    H: np.ndarray,
+    beta: float,
+    *,
+    pool,
+    n_parts: int,
+    block_rows: int,
+    v_floor: float = 0.0,
 ) -> float:
-    """β-divergence ``D(V | W H)`` computed block by block (optionally in threads)."""
+    """β-divergence ``D(max(V, v_floor) | W H)`` computed block by block (optionally in threads)."""
     parts = split_rows(V.shape[0], n_parts, block_rows)
+    args = (beta, block_rows, v_floor)
     if pool is None or len(parts) == 1:
-        return sum(_loss_work(V, W, H, p, beta, block_rows) for p in parts)
-    futures = [pool.submit(_loss_work, V, W, H, p, beta, block_rows) for p in parts]
+        return sum(_loss_work(V, W, H, p, *args) for p in parts)
+    futures = [pool.submit(_loss_work, V, W, H, p, *args) for p in parts]
     return sum(f.result() for f in futures)

@@ -79,37 +79,46 @@ def divergence_terms(V: np.ndarray, WH: np.ndarray, beta: float) -> float:
     Returns
     -------
     float
-        ``Σ d_β(V | WH)`` over the block, accumulated in float64.
+        ``Σ d_β(V | WH)`` over the block.
 
     Notes
     -----
     The result equals scikit-learn's ``_beta_divergence`` restricted to the
     block, so blocks can be summed to get the divergence of a whole matrix
-    without forming a V-sized temporary.
+    without forming a V-sized temporary. Entries of V at or below ``EPSILON``
+    only contribute their model term. Sums run in the data's precision per
+    block (numpy's pairwise summation) and across blocks in float64.
     """
     if beta == 2:
         diff = V - WH
         return 0.5 * float(np.dot(diff.ravel(), diff.ravel()))
-    mask = V > EPSILON
-    v = V[mask]
-    wh = np.maximum(WH[mask], EPSILON)
+    all_positive = V.size == 0 or V.min() > EPSILON
+    if all_positive:
+        v = V
+        ratio = np.maximum(WH, EPSILON) if WH.min() < EPSILON else WH.copy()
+    else:
+        mask = V > EPSILON
+        v = V[mask]
+        ratio = np.maximum(WH[mask], EPSILON)
+    np.divide(v, ratio, out=ratio)  # ratio = V / WH on the kept entries
     if beta == 1:
         # sum(WH) - sum(V) + sum(V log(V / WH)); zeros of V contribute WH only.
-        return float(
-            float(np.dot(v, np.log(v / wh)))
-            + WH.sum(dtype=np.float64)
-            - v.sum(dtype=np.float64)
-        )
+        np.log(ratio, out=ratio)
+        return float(np.dot(v.ravel(), ratio.ravel())) + float(WH.sum()) - float(v.sum())
     if beta == 0:
-        ratio = v / wh
         # scikit-learn counts every entry in the "- 1" term, zeros of V included.
-        return float(ratio.sum(dtype=np.float64) - V.size - np.log(ratio).sum(dtype=np.float64))
-    WH64 = WH.astype(np.float64, copy=False)
+        total = float(ratio.sum()) - V.size
+        np.log(ratio, out=ratio)
+        return total - float(ratio.sum())
+    WH64 = WH.astype(np.float64)
+    wh = WH64 if all_positive else WH64[mask]
+    v64 = v.astype(np.float64)
     if beta < 1:  # WH ** beta is infinite at 0 for beta < 0: floor as the updates do
         WH64 = np.maximum(WH64, EPSILON)
+    wh = np.maximum(wh, EPSILON)
     sum_wh_beta = np.sum(WH64**beta)
-    sum_v_wh = float(np.dot(v.astype(np.float64), wh.astype(np.float64) ** (beta - 1)))
-    res = np.sum(v.astype(np.float64) ** beta) - beta * sum_v_wh + sum_wh_beta * (beta - 1)
+    sum_v_wh = float(np.dot(v64.ravel(), (wh ** (beta - 1)).ravel()))
+    res = np.sum(v64**beta) - beta * sum_v_wh + sum_wh_beta * (beta - 1)
     return float(res / (beta * (beta - 1)))
 
 

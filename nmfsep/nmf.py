@@ -56,7 +56,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from . import _cd
-from ._mu import EPS64, MUSettings, divergence_blocked, mu_exponent, mu_pass
+from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ConvergenceWarning, ParameterError
 from .init import INIT_METHODS, check_random_state, initialize
@@ -154,7 +154,10 @@ def check_nonnegative_matrix(V, name: str = "V") -> np.ndarray:
             f"{name} is empty: {arr.shape[0]} sample(s), {arr.shape[1]} feature(s) "
             f"(shape={arr.shape}) while a minimum of 1 is required."
         )
-    if not np.isfinite(arr).all():
+    # float64 sum: finite iff every entry is (no V-sized temporary); exact check if it overflowed
+    if not np.isfinite(arr.sum(dtype=np.float64)) and not all(
+        np.isfinite(arr[i : i + 1024]).all() for i in range(0, arr.shape[0], 1024)
+    ):
         raise ParameterError(f"{name} contains NaN or infinite values; clean the input first")
     if arr.min() < 0:
         raise ParameterError(
@@ -391,13 +394,13 @@ def nmf(
     H0 = np.ascontiguousarray(H0)
 
     # --- zeros for beta <= 0 -----------------------------------------------------
-    Vw = np.ascontiguousarray(V)
+    Vw = np.ascontiguousarray(V)  # no copy for C-ordered input: V is read block by block
+    v_floor = 0.0
     if beta_f <= 0:
-        floor = eps if eps is not None else EPSILON * float(V.max())
-        floor = _check_real(floor, "eps") if eps is not None else floor
-        floor = floor if floor > 0 else EPSILON
-        if V.min() < floor:
-            Vw = np.maximum(Vw, dtype.type(floor))
+        v_floor = _check_real(eps, "eps") if eps is not None else EPSILON * float(V.max())
+        v_floor = v_floor if v_floor > 0 else EPSILON
+        if V.min() >= v_floor:
+            v_floor = 0.0
 
     reg = dict(
         l1_W=alpha_W * l1_ratio * n_bins,
@@ -437,9 +440,11 @@ def nmf(
             pool=pool,
             n_threads=n_threads,
             adaptive=solver == "amu",
+            v_floor=v_floor,
         )
         div = divergence_blocked(
-            Vw, W_out, H_out, beta_f, pool=pool, n_parts=n_threads, block_rows=256
+            Vw, W_out, H_out, beta_f, pool=pool, n_parts=N_PARTS, block_rows=256,
+            v_floor=v_floor,
         )
     if warn and not converged and tol > 0 and max_iter > 0:
         warnings.warn(
@@ -531,23 +536,24 @@ def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
 
 
 def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_every,
-            callback, pool, n_threads, adaptive):
+            callback, pool, n_threads, adaptive, v_floor):
     """Multiplicative updates (``adaptive`` = Badeau et al. over-relaxation)."""
     gamma = mu_exponent(beta)
     free = np.flatnonzero(~fixed)
     update_H = free.size > 0
     free_idx = None if free.size == H.shape[0] else free
-    block_rows = max(16, min(256, 65536 // max(V.shape[1], 1)))
+    block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
 
     def objective(W_, H_):
-        d = divergence_blocked(V, W_, H_, beta, pool=pool, n_parts=n_threads, block_rows=256)
+        d = divergence_blocked(V, W_, H_, beta, pool=pool, n_parts=N_PARTS, block_rows=256,
+                               v_floor=v_floor)
         return d, d + penalties(W_, H_, fixed, reg)
 
     def step(W_, H_, exponent):
         s = MUSettings(beta=beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
-                       block_rows=block_rows)
+                       block_rows=block_rows, v_floor=v_floor)
         acc = mu_pass(V, W_, H_, s, update_W=True, update_H=update_H, free=free_idx,
-                      pool=pool, n_parts=n_threads)
+                      pool=pool, n_parts=N_PARTS)
         if update_H:
             _update_H(H_, free, acc[0], acc[1], beta, exponent, reg, normalize_atoms)
 

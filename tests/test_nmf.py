@@ -142,12 +142,14 @@ def test_reproducible_bit_for_bit(init, rng):
     assert np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
 
 
-def test_threads_agree_with_single_thread(rng):
-    V = rng.gamma(1.0, 1.0, (900, 50))
-    a = nmf(V, 4, random_state=0, max_iter=20, tol=0, n_threads=1)
-    b = nmf(V, 4, random_state=0, max_iter=20, tol=0, n_threads=2)
-    np.testing.assert_allclose(a.W, b.W, rtol=1e-9)
-    np.testing.assert_allclose(a.H, b.H, rtol=1e-9)
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0, 1.5])
+def test_threads_give_bit_identical_results(beta, rng):
+    V = rng.gamma(1.0, 1.0, (900, 50)).astype(np.float32)
+    a = nmf(V, 4, beta=beta, random_state=0, max_iter=20, tol=0, n_threads=1)
+    b = nmf(V, 4, beta=beta, random_state=0, max_iter=20, tol=0, n_threads=2)
+    c = nmf(V, 4, beta=beta, random_state=0, max_iter=20, tol=0, n_threads=3)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
+    assert np.array_equal(a.W, c.W) and np.array_equal(a.H, c.H)
 
 
 def test_random_init_matches_scikit_learn(rng):

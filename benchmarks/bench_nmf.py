@@ -1,0 +1,167 @@
+"""Speed of nmfsep's β-NMF against scikit-learn's NMF(solver="mu"), in one process.
+
+Both run on the same V (the magnitude spectrogram of real audio from
+audio_samples/, tiled to the wanted length, 22050 Hz, n_fft 2048, hop 512,
+float32) from the same initial matrices, for the same number of iterations;
+the script prints ms/iteration, the final losses (which must agree) and the
+speed ratio. Absolute times drift on shared machines; the ratio is the figure.
+
+    python benchmarks/bench_nmf.py                 # 60 s cases + 10-minute case
+    python benchmarks/bench_nmf.py --quick         # fewer iterations
+    python benchmarks/bench_nmf.py --is-time-to-loss
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spectrogram(seconds: float, sr: int = 22050) -> np.ndarray:
+    """|STFT| (n_frames, 1025) float32 of real audio from audio_samples/, tiled to `seconds`."""
+    import librosa
+
+    from nmfsep.io import load
+
+    clips = []
+    for path in sorted((ROOT / "audio_samples").rglob("*.flac")):
+        if path.name == "speech.flac" or "speech" in path.parent.name:
+            continue
+        y, _ = load(path, sr=sr)
+        clips.append(y.mean(axis=0))
+    y = np.concatenate(clips)
+    n = int(seconds * sr)
+    y = np.tile(y, -(-n // y.size))[:n]
+    V = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)).T
+    return np.ascontiguousarray(V, dtype=np.float32)
+
+
+def timed(fn, repeat: int = 1):
+    best = np.inf
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def run_case(V, beta, k, n_iter, repeat, solver="mu"):
+    from sklearn.decomposition import non_negative_factorization
+
+    from nmfsep import beta_divergence, nmf
+
+    rng = np.random.default_rng(0)
+    avg = np.sqrt(V.mean() / k)
+    W0 = (avg * rng.random((V.shape[0], k)) + 1e-3).astype(np.float32)
+    H0 = (avg * rng.random((k, V.shape[1])) + 1e-3).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_sk, (Ws, Hs, _) = timed(
+            lambda: non_negative_factorization(
+                V, W=W0.copy(), H=H0.copy(), n_components=k, init="custom", solver="mu",
+                beta_loss=beta, tol=0, max_iter=n_iter,
+            ),
+            repeat,
+        )
+        t_us, res = timed(
+            lambda: nmf(V, k, beta=beta, solver=solver, init="custom", W=W0, H=H0, tol=0,
+                        max_iter=n_iter),
+            repeat,
+        )
+    loss_sk = beta_divergence(V, Ws, Hs, beta)
+    loss_us = beta_divergence(V, res.W, res.H, beta)
+    return dict(
+        beta=beta, k=k, frames=V.shape[0], iters=n_iter,
+        sk_ms=1e3 * t_sk / n_iter, us_ms=1e3 * t_us / n_iter,
+        loss_sk=loss_sk, loss_us=loss_us, ratio=t_sk / t_us,
+    )
+
+
+def peak_memory(V, beta, k, n_iter=5):
+    """Peak bytes allocated by numpy during a fit, beyond V itself (tracemalloc)."""
+    from nmfsep import nmf
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    nmf(V, k, beta=beta, init="random", random_state=0, tol=0, max_iter=n_iter)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+def is_time_to_loss(V, k=8):
+    """Time for each IS variant to reach scikit-learn's 200-iteration IS loss."""
+    from sklearn.decomposition import non_negative_factorization
+
+    from nmfsep import beta_divergence, nmf
+
+    V = V + 1e-6 * V.max()  # scikit-learn refuses zeros for IS
+    rng = np.random.default_rng(0)
+    avg = np.sqrt(V.mean() / k)
+    W0 = (avg * rng.random((V.shape[0], k)) + 1e-3).astype(np.float32)
+    H0 = (avg * rng.random((k, V.shape[1])) + 1e-3).astype(np.float32)
+    t_sk, (Ws, Hs, _) = timed(lambda: non_negative_factorization(
+        V, W=W0.copy(), H=H0.copy(), n_components=k, init="custom", solver="mu",
+        beta_loss="itakura-saito", tol=0, max_iter=200))
+    target = beta_divergence(V, Ws, Hs, "itakura-saito")
+    print(f"IS k={k}: scikit-learn 200 iterations: {t_sk:.2f} s, loss {target:.6g}")
+    for solver in ("mu", "amu"):
+        hit = {}
+        t0 = time.perf_counter()
+
+        def cb(i, loss):
+            if loss is not None and loss <= target and "t" not in hit:
+                hit["t"], hit["i"] = time.perf_counter() - t0, i
+
+        nmf(V, k, beta="itakura-saito", solver=solver, init="custom", W=W0, H=H0, tol=0,
+            max_iter=400, callback=cb, check_every=1 if solver == "mu" else 1, warn=False)
+        if hit:
+            print(f"  nmfsep {solver}: reached it after {hit['i']} iterations, {hit['t']:.2f} s"
+                  f" -> {t_sk / hit['t']:.1f}x faster than scikit-learn")
+        else:
+            print(f"  nmfsep {solver}: not reached in 400 iterations")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer iterations, no 10-minute case")
+    ap.add_argument("--is-time-to-loss", action="store_true")
+    ap.add_argument("--solver", default="mu")
+    args = ap.parse_args()
+    n_iter = 10 if args.quick else 30
+    V60 = spectrogram(60)
+    print(f"V: {V60.shape} float32 (60 s at 22050 Hz)")
+    if args.is_time_to_loss:
+        is_time_to_loss(V60)
+        return
+    Vis = V60 + 1e-6 * V60.max()
+    print(f"{'case':<14}{'frames':>8}{'sklearn ms/it':>15}{'nmfsep ms/it':>14}{'ratio':>8}"
+          f"{'loss sklearn':>16}{'loss nmfsep':>16}")
+    cases = [("kullback-leibler", 8, V60), ("itakura-saito", 8, Vis),
+             ("kullback-leibler", 32, V60), ("itakura-saito", 32, Vis)]
+    if not args.quick:
+        cases.append(("kullback-leibler", 8, np.ascontiguousarray(np.tile(V60, (10, 1)))))
+    for beta, k, V in cases:
+        r = run_case(V, beta, k, n_iter if V.shape[0] < 5000 else max(5, n_iter // 3),
+                     repeat=2 if V.shape[0] < 5000 else 1, solver=args.solver)
+        name = f"{'KL' if beta[0] == 'k' else 'IS'} k={k}"
+        print(f"{name:<14}{r['frames']:>8}{r['sk_ms']:>15.2f}{r['us_ms']:>14.2f}"
+              f"{r['ratio']:>7.1f}x{r['loss_sk']:>16.7g}{r['loss_us']:>16.7g}")
+    m1 = peak_memory(V60, "kullback-leibler", 8)
+    m10 = peak_memory(np.ascontiguousarray(np.tile(V60, (10, 1))), "kullback-leibler", 8)
+    print(f"peak extra memory during a KL k=8 fit: {m1 / 2**20:.1f} MiB for 60 s "
+          f"(V = {V60.nbytes / 2**20:.1f} MiB), {m10 / 2**20:.1f} MiB for 10 min "
+          f"(V = {10 * V60.nbytes / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
