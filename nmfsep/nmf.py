@@ -388,7 +388,8 @@ def nmf(
         method = init
         if method is None:
             method = "nndsvda" if k <= min(n_frames, n_bins) else "random"
-        W0, H0 = initialize(V, k, method, random_state=random_state)
+        with _blas_single_thread(enabled=True):  # small QR/SVDs: threads only oversubscribe
+            W0, H0 = initialize(V, k, method, random_state=random_state)
         fixed = np.zeros(k, dtype=bool)
     W0 = np.ascontiguousarray(W0)
     H0 = np.ascontiguousarray(H0)
