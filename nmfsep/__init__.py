@@ -22,8 +22,10 @@ from .exceptions import (
 
 # Functions named like their modules are imported eagerly: importing a submodule
 # binds the package attribute to the module, which would shadow a lazy function.
+from .dictionary import Dictionary, learn_dictionary
 from .divergence import beta_divergence
 from .nmf import NMFResult, nmf
+from .separate import SeparationResult, separate
 
 try:
     __version__ = version("nmfsep")
@@ -32,11 +34,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 _LAZY = {
     "BetaNMF": "nmfsep.estimator",
-    "separate": "nmfsep.separate",
-    "SeparationResult": "nmfsep.separate",
-    "learn_dictionary": "nmfsep.dictionary",
-    "Dictionary": "nmfsep.dictionary",
     "STFTConfig": "nmfsep.spectral",
+    "load_model": "nmfsep.separate",
+    "separate_file": "nmfsep.separate",
+    "evaluate_separation": "nmfsep.evaluate",
+    "evaluate_files": "nmfsep.evaluate",
+    "si_sdr": "nmfsep.evaluate",
+    "rank_sweep": "nmfsep.rank",
+    "rank_sweep_audio": "nmfsep.rank",
+    "online_nmf": "nmfsep.online",
+    "transform_blocks": "nmfsep.online",
 }
 
 __all__ = [
@@ -50,6 +57,10 @@ __all__ = [
     "beta_divergence",
     "nmf",
     "NMFResult",
+    "Dictionary",
+    "learn_dictionary",
+    "separate",
+    "SeparationResult",
     *_LAZY,
 ]
 

@@ -88,3 +88,15 @@ def test_does_not_import_scikit_learn():
         "assert 'sklearn' not in sys.modules, 'sklearn imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_functions_are_not_shadowed_by_their_modules():
+    import importlib
+
+    import nmfsep
+
+    for mod in ("nmf", "separate", "divergence", "dictionary"):
+        importlib.import_module(f"nmfsep.{mod}")
+    assert callable(nmfsep.nmf) and callable(nmfsep.separate)
+    assert nmfsep.separate.__module__ == "nmfsep.separate"
+    assert callable(nmfsep.learn_dictionary) and callable(nmfsep.beta_divergence)

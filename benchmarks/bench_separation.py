@@ -1,0 +1,296 @@
+"""Supervised separation: which settings separate best, and how nmfsep compares.
+
+Reads the material rendered by ``benchmarks/render.py --what bench`` (mixtures, true
+stems and per-seed training clips; see its manifest.json) and renders nothing itself.
+
+For every mixture of the grid task (piano + flute by default) it learns one
+dictionary per source from that seed's training clips and separates the mixture
+with nmfsep, over a grid of
+
+* atoms per source k: 8 / 16 / 32,
+* β: Kullback-Leibler (magnitude spectrogram) vs Itakura-Saito (power spectrogram),
+* α-Wiener mask power: 1 vs 2,
+* atoms kept at unit norm inside the objective while learning (Le Roux et al. 2015)
+  or normalised afterwards,
+* sparsity of the training activations: alpha_W 0 vs small (with unit-norm atoms),
+
+and compares with
+
+* (a) the pipeline a user writes today: librosa STFT + one scikit-learn
+  ``NMF(beta_loss="kullback-leibler", solver="mu")`` per source, ``components_``
+  concatenated, ``non_negative_factorization(update_H=False)`` on the mixture,
+  Wiener masks, librosa ISTFT;
+* (b) the oracle ideal ratio mask (``|S_g|^2 / Σ_j |S_j|^2`` of the true stems).
+
+Metrics: BSS Eval SDR (``mir_eval.separation.bss_eval_sources``, sources in their
+known order) and SI-SDR, median over seeds and sources. Other tasks (``--tasks``) run
+the default settings, two alternatives and the two references.
+
+    nice python benchmarks/bench_separation.py --tasks duo,trio,duo2,drums_bass
+
+runs the grid on duo and, on every other task, the default settings plus two
+alternatives (``--other``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nmfsep import io  # noqa: E402
+from nmfsep.dictionary import DEFAULT_ATOMS_PER_SOURCE, learn_dictionary  # noqa: E402
+from nmfsep.separate import DEFAULT_MASK_POWER, separate  # noqa: E402
+from nmfsep.spectral import STFTConfig, istft, stft  # noqa: E402
+
+
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant SDR in dB of one mono estimate (Le Roux et al. 2019)."""
+    ref = ref.astype(np.float64) - ref.mean()
+    est = est.astype(np.float64) - est.mean()
+    alpha = (est @ ref) / max(ref @ ref, 1e-20)
+    target = alpha * ref
+    noise = est - target
+    return float(10 * np.log10(max(target @ target, 1e-20) / max(noise @ noise, 1e-20)))
+
+
+def bss_sdr(refs: np.ndarray, ests: np.ndarray) -> np.ndarray:
+    """BSS Eval SDR of (n_src, n_samples) mono estimates, in the given order."""
+    import mir_eval
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdr, _, _, _ = mir_eval.separation.bss_eval_sources(
+            refs.astype(np.float64), ests.astype(np.float64), compute_permutation=False
+        )
+    return sdr
+
+
+def mono(y: np.ndarray) -> np.ndarray:
+    return y.mean(axis=0)
+
+
+def load_task(data: Path, task: str, n_seeds: int) -> list[dict]:
+    manifest = json.loads((data / "manifest.json").read_text())
+    out = []
+    for clip in manifest["clips"]:
+        if clip["kind"] != "mixture" or clip["task"] != task or clip["seed"] >= n_seeds:
+            continue
+        mix, sr = io.load(data / clip["mix"])
+        stems = {name: io.load(data / p)[0] for name, p in clip["stems"].items()}
+        train = {name: io.load(data / p) for name, p in clip["train"].items()}
+        out.append(
+            {"seed": clip["seed"], "sr": sr, "mix": mix, "stems": stems, "train": train,
+             "names": list(clip["instruments"])}
+        )
+    if not out:
+        raise SystemExit(f"no mixtures for task {task!r} in {data}; run benchmarks/render.py")
+    return out
+
+
+def score(item: dict, estimates: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    names = item["names"]
+    refs = np.stack([mono(item["stems"][n]) for n in names])
+    ests = np.stack([mono(estimates[n]) for n in names])
+    sdr = bss_sdr(refs, ests)
+    return {
+        "sdr": [float(v) for v in sdr],
+        "si_sdr": [si_sdr(r, e) for r, e in zip(refs, ests, strict=True)],
+    }
+
+
+# ------------------------------------------------------------------------- methods
+
+
+def run_nmfsep(item, cache, *, k, beta, alpha, mask_power, max_iter, norm="auto",
+               sep_alpha=0.0):
+    dicts = []
+    for name in item["names"]:
+        key = (item["seed"], name, k, beta, alpha, norm, max_iter)
+        if key not in cache:
+            y, sr = item["train"][name]
+            cache[key] = learn_dictionary(
+                [(y, sr)], name, k, beta=beta, alpha_W=alpha, l1_ratio=1.0,
+                normalize_atoms=NORM[norm], max_iter=max_iter, tol=1e-4, random_state=0,
+            )
+        dicts.append(cache[key])
+    t1 = time.perf_counter()
+    res = separate(item["mix"], item["sr"], dictionaries=dicts, mask_power=mask_power,
+                   max_iter=max_iter, alpha_W=sep_alpha, l1_ratio=1.0)
+    t2 = time.perf_counter()
+    return res.stems, t2 - t1
+
+
+def run_sklearn(item, *, k, max_iter):
+    """What a user writes today with librosa + scikit-learn."""
+    import librosa
+    from sklearn.decomposition import NMF, non_negative_factorization
+
+    n_fft, hop = 2048, 512
+    comps = []
+    for name in item["names"]:
+        y, _ = item["train"][name]
+        S = np.abs(librosa.stft(mono(y), n_fft=n_fft, hop_length=hop))
+        model = NMF(n_components=k, beta_loss="kullback-leibler", solver="mu",
+                    max_iter=max_iter, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(S.T)
+        comps.append(model.components_)
+    H = np.concatenate(comps, axis=0)
+    t1 = time.perf_counter()
+    X = librosa.stft(mono(item["mix"]), n_fft=n_fft, hop_length=hop)
+    V = np.abs(X).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W, _, _ = non_negative_factorization(
+            V, H=H, n_components=H.shape[0], update_H=False, beta_loss="kullback-leibler",
+            solver="mu", max_iter=max_iter, random_state=0,
+        )
+    models = [(W[:, i * k:(i + 1) * k] @ H[i * k:(i + 1) * k]) ** 2 for i in range(len(comps))]
+    total = sum(models) + 1e-10
+    stems = {}
+    n = item["mix"].shape[1]
+    for name, m in zip(item["names"], models, strict=True):
+        stems[name] = librosa.istft((m / total).T * X, hop_length=hop, length=n)[None]
+    t2 = time.perf_counter()
+    return stems, t2 - t1
+
+
+def run_oracle(item):
+    cfg = STFTConfig.for_sample_rate(item["sr"])
+    X = stft(item["mix"], cfg)
+    powers = {n: np.abs(stft(item["stems"][n], cfg)) ** 2 for n in item["names"]}
+    total = sum(powers.values())
+    total = np.where(total > 0, total, 1.0)
+    n = item["mix"].shape[1]
+    return {name: istft(X * (p / total), cfg, n) for name, p in powers.items()}, 0.0
+
+
+# ------------------------------------------------------------------------- main
+
+BETA_SHORT = {"kullback-leibler": "KL", "itakura-saito": "IS"}
+NORM = {"auto": None, "norm": True, "raw": False}
+# Grid on the tuning task: β x k x mask power (atoms normalised after learning), then
+# unit-norm atoms inside the objective (Le Roux et al. 2015) and sparse activations.
+FULL_GRID = ";".join(
+    [f"{b}:{k}:{p}:0:auto" for b in ("KL", "IS") for k in (8, 16, 32) for p in (1, 2)]
+    + [f"{b}:32:1:0:norm" for b in ("KL", "IS")]
+    + [f"{b}:32:1:{a}:auto" for b in ("KL", "IS") for a in (0.002, 0.01)]
+)
+DEFAULT_CONFIG = f"KL:{DEFAULT_ATOMS_PER_SOURCE}:{DEFAULT_MASK_POWER:g}:0:auto"
+OTHER_TASK_CONFIGS = f"{DEFAULT_CONFIG};KL:16:1:0:auto;IS:32:1:0:norm"
+
+
+def parse_config(text: str) -> tuple[str, int, float, float, str]:
+    """``BETA:K:MASK_POWER:ALPHA[:NORM]`` with BETA in KL/IS and NORM in auto/norm/raw."""
+    parts = text.split(":")
+    beta, k, p, alpha = parts[:4]
+    norm = parts[4] if len(parts) > 4 else "auto"
+    if norm not in NORM:
+        raise SystemExit(f"NORM must be one of {list(NORM)}, got {norm!r}")
+    beta = {"KL": "kullback-leibler", "IS": "itakura-saito"}[beta.upper()]
+    return beta, int(k), float(p), float(alpha), norm
+
+
+def label(config: tuple[str, int, float, float, str]) -> str:
+    beta, k, p, alpha, norm = config
+    text = f"nmfsep {BETA_SHORT[beta]} k={k} p={p:g}"
+    if alpha:
+        text += f" sparse a={alpha:g}"
+    if norm == "norm" or (norm == "auto" and alpha > 0):
+        text += " unit-norm"
+    if config == parse_config(DEFAULT_CONFIG):
+        text += " (default)"
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data")
+    ap.add_argument("--grid-task", default="duo")
+    ap.add_argument("--tasks", default="duo", help="comma-separated tasks (defaults + refs)")
+    ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--max-iter", type=int, default=200)
+    ap.add_argument("--no-grid", action="store_true")
+    ap.add_argument("--sklearn-k", type=int, default=16, help="atoms per source, scikit-learn")
+    ap.add_argument("--configs", default=FULL_GRID,
+                    help="grid: ';'-separated BETA:K:MASK_POWER:ALPHA[:NORM] "
+                         "(BETA = KL or IS, NORM = auto, norm or raw)")
+    ap.add_argument("--other", default=OTHER_TASK_CONFIGS,
+                    help="the nmfsep settings run on the non-grid tasks (same syntax)")
+    ap.add_argument("--json", type=Path,
+                    default=ROOT / "benchmarks" / "results" / "separation.json")
+    args = ap.parse_args()
+
+    rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    per_source: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+
+    def record(task, method, item, stems, seconds):
+        s = score(item, stems)
+        for key, vals in s.items():
+            rows[(task, method)][key].extend(vals)
+        for name, v in zip(item["names"], s["sdr"], strict=True):
+            per_source[(task, method, name)].append(v)
+        times[(task, method)].append(seconds)
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    if not args.no_grid and args.grid_task not in tasks:
+        tasks.insert(0, args.grid_task)
+    grid_configs = [parse_config(c) for c in args.configs.split(";") if c]
+    other_configs = [parse_config(c) for c in args.other.split(";") if c]
+    t_start = time.perf_counter()
+    for task in tasks:
+        items = load_task(args.data, task, args.seeds)
+        grid = task == args.grid_task and not args.no_grid
+        for item in items:
+            cache: dict = {}
+            print(f"[{time.perf_counter() - t_start:6.0f}s] {task} seed {item['seed']}",
+                  file=sys.stderr, flush=True)
+            record(task, "oracle IRM", item, *run_oracle(item))
+            record(task, f"sklearn KL k={args.sklearn_k}", item,
+                   *run_sklearn(item, k=args.sklearn_k, max_iter=args.max_iter))
+            for config in grid_configs if grid else other_configs:
+                beta, k, mp, alpha, norm = config
+                stems, sec = run_nmfsep(item, cache, k=k, beta=beta, alpha=alpha, norm=norm,
+                                        mask_power=mp, max_iter=args.max_iter)
+                record(task, label(config), item, stems, sec)
+
+    # ------------------------------------------------------------------ report
+    out = []
+    for task in tasks:
+        print(f"\n## {task}  (median over seeds x sources; SDR = mir_eval BSS Eval, dB)")
+        methods = [m for (t, m) in rows if t == task]
+        names = sorted({n for (t, m, n) in per_source if t == task})
+        head = f"| {'method':46s} | " + " | ".join(f"SDR {n:7s}" for n in names)
+        print(head + " | SDR all | SI-SDR all | sep s |")
+        rule = "|".join("-" * 13 for _ in names)
+        print("|" + "-" * 48 + "|" + rule + "|---------|------------|-------|")
+        for m in methods:
+            r = rows[(task, m)]
+            cells = " | ".join(f"{np.median(per_source[(task, m, n)]):11.2f}" for n in names)
+            print(f"| {m:46s} | {cells} | {np.median(r['sdr']):7.2f} | "
+                  f"{np.median(r['si_sdr']):10.2f} | {np.median(times[(task, m)]):5.2f} |")
+            out.append({"task": task, "method": m,
+                        "sdr_median": float(np.median(r["sdr"])),
+                        "si_sdr_median": float(np.median(r["si_sdr"])),
+                        "sdr_per_source": {n: float(np.median(per_source[(task, m, n)]))
+                                           for n in names},
+                        "n": len(r["sdr"])})
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""Turning the k components of a blind factorization into S sources.
+
+``V ≈ W @ H`` with the activations ``W (n_frames, k)`` and the spectral atoms
+``H (k, n_bins)``. Blind NMF finds components (notes, drum hits, noise) rather
+than instruments; grouping clusters them into sources:
+
+``"timbre"``
+    Hierarchical (Ward) clustering of the spectral envelopes of the atoms: the
+    MFCCs of each atom's log-mel spectrum, without the 0th coefficient, so that
+    loudness and, largely, pitch matter less than timbre.
+``"activations"``
+    Average-linkage clustering of the activations' correlation: components that
+    play together belong together.
+``"combined"``
+    Average-linkage clustering of the mean of both distances (each scaled to [0, 1]).
+
+Everything is deterministic (no random initialisation), so a given
+factorization always gives the same groups, named ``source_1`` ... ``source_S``
+in ascending order of the spectral centroid of their energy (low sources first).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import Literal
+
+import numpy as np
+
+from nmfsep.exceptions import ParameterError
+
+__all__ = ["GROUPING_METHODS", "group_components", "components_groups", "source_names"]
+
+#: Methods accepted by :func:`group_components`.
+GROUPING_METHODS = ("timbre", "activations", "combined")
+
+_N_MELS = 40
+_N_MFCC = 13  # c1 .. c12 are used
+_TOP_DB = 80.0
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
+
+
+def components_groups(k: int) -> dict[str, list[int]]:
+    """One group per component, named with zero-padded numbers.
+
+    Parameters
+    ----------
+    k : int
+        Number of components, >= 1.
+
+    Returns
+    -------
+    dict[str, list[int]]
+        ``{"component_01": [0], "component_02": [1], ...}``; the numbers have at least
+        two digits and as many as ``k`` has (``component_001`` for ``k >= 100``).
+
+    Raises
+    ------
+    ParameterError
+        If ``k`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> components_groups(3)
+    {'component_01': [0], 'component_02': [1], 'component_03': [2]}
+    """
+    if not _is_int(k) or k < 1:
+        raise ParameterError(f"k must be an int >= 1, got {k!r}")
+    width = max(2, len(str(int(k))))
+    return {f"component_{i + 1:0{width}d}": [i] for i in range(int(k))}
+
+
+def source_names(n_sources: int) -> list[str]:
+    """Names of the groups made by :func:`group_components`.
+
+    Parameters
+    ----------
+    n_sources : int
+        Number of sources S >= 1.
+
+    Returns
+    -------
+    list of str
+        ``["source_1", ..., "source_S"]``.
+    """
+    if not _is_int(n_sources) or n_sources < 1:
+        raise ParameterError(f"n_sources must be an int >= 1, got {n_sources!r}")
+    return [f"source_{i + 1}" for i in range(int(n_sources))]
+
+
+def _check_factors(W: object, H: object) -> tuple[np.ndarray, np.ndarray]:
+    W = np.asarray(W)
+    H = np.asarray(H)
+    if W.ndim != 2 or H.ndim != 2:
+        raise ParameterError(
+            f"W must be (n_frames, k) and H (k, n_bins), got shapes {W.shape} and {H.shape}"
+        )
+    if W.shape[1] != H.shape[0] or H.shape[0] < 1:
+        raise ParameterError(
+            f"W has {W.shape[1]} components (columns) but H has {H.shape[0]} (rows); "
+            "W must be (n_frames, k) and H (k, n_bins)"
+        )
+    for name, arr in (("W", W), ("H", H)):
+        if arr.dtype.kind not in "fiu":
+            raise ParameterError(f"{name} must be a real array, got dtype {arr.dtype}")
+        if not np.isfinite(arr).all():
+            raise ParameterError(f"{name} contains NaN or Inf values")
+        if (arr < 0).any():
+            raise ParameterError(f"{name} must be non-negative")
+    return W.astype(np.float64), H.astype(np.float64)
+
+
+def timbre_features(H: np.ndarray, *, sr: float, n_fft: int) -> np.ndarray:
+    """MFCC-like spectral-envelope features of every atom.
+
+    Parameters
+    ----------
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Spectral atoms; ``n_bins == n_fft // 2 + 1``.
+    sr : float
+        Sample rate in Hz.
+    n_fft : int
+        FFT size the atoms were computed with.
+
+    Returns
+    -------
+    F : np.ndarray [shape=(k, 12)], float64
+        Coefficients c1 .. c12 of the DCT of each atom's log-mel spectrum (40 mel
+        bands, each atom relative to its own peak, floored 80 dB below it), i.e.
+        ``librosa.feature.mfcc(S=librosa.power_to_db(mel @ atom, ref=max))`` without c0.
+    """
+    import librosa
+    import scipy.fft
+
+    mel = librosa.filters.mel(sr=float(sr), n_fft=int(n_fft), n_mels=_N_MELS)  # (n_mels, n_bins)
+    S = np.asarray(H, dtype=np.float64) @ mel.T.astype(np.float64)  # (k, n_mels)
+    amin = 1e-10
+    peak = np.maximum(S.max(axis=1, keepdims=True), amin)
+    log_s = 10.0 * np.log10(np.maximum(S, amin)) - 10.0 * np.log10(peak)
+    log_s = np.maximum(log_s, -_TOP_DB)
+    cepstrum = scipy.fft.dct(log_s, type=2, norm="ortho", axis=1)
+    return cepstrum[:, 1:_N_MFCC]
+
+
+def _activation_distance(W: np.ndarray) -> np.ndarray:
+    """``1 - correlation`` of the activations' columns, in [0, 2]; (k, k)."""
+    Wc = W - W.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(Wc, axis=0)
+    norms[norms == 0] = 1.0
+    corr = (Wc.T @ Wc) / np.outer(norms, norms)
+    corr = np.clip(corr, -1.0, 1.0)
+    D = 1.0 - corr
+    np.fill_diagonal(D, 0.0)
+    return (D + D.T) / 2.0
+
+
+def _timbre_distance(H: np.ndarray, sr: float, n_fft: int) -> np.ndarray:
+    F = timbre_features(H, sr=sr, n_fft=n_fft)
+    diff = F[:, None, :] - F[None, :, :]
+    return np.sqrt((diff**2).sum(axis=-1))
+
+
+def _cut(Z: np.ndarray, k: int, n_clusters: int) -> np.ndarray:
+    """Cluster labels after the first ``k - n_clusters`` merges of a linkage (exactly S)."""
+    parent = list(range(2 * k - 1))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for step in range(k - n_clusters):
+        a, b = int(Z[step, 0]), int(Z[step, 1])
+        new = k + step
+        parent[find(a)] = new
+        parent[find(b)] = new
+    roots = [find(i) for i in range(k)]
+    relabel: dict[int, int] = {}
+    return np.array([relabel.setdefault(r, len(relabel)) for r in roots], dtype=np.intp)
+
+
+def group_components(
+    W: np.ndarray,
+    H: np.ndarray,
+    n_sources: int,
+    *,
+    method: Literal["timbre", "activations", "combined"] = "timbre",
+    sr: float,
+    n_fft: int,
+) -> dict[str, list[int]]:
+    """Cluster the components of a blind factorization into sources.
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_frames, k)], non-negative
+        Activations.
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Spectral atoms, ``n_bins == n_fft // 2 + 1``.
+    n_sources : int
+        Number of sources S, ``1 <= S <= k``.
+    method : {"timbre", "activations", "combined"}
+        Clustering criterion; see the module documentation.
+    sr : float
+        Sample rate in Hz of the analysis (for the mel scale and centroids).
+    n_fft : int
+        FFT size of the analysis.
+
+    Returns
+    -------
+    groups : dict[str, list[int]]
+        ``{"source_1": [...], ..., "source_S": [...]}``: every component in exactly
+        one group, each group non-empty with ascending indices; the groups are
+        ordered by ascending spectral centroid of their energy (``sum_t W[t, i] *
+        H[i]`` summed over the group), ties by their smallest index.
+
+    Raises
+    ------
+    ParameterError
+        If the shapes disagree, ``n_sources`` is not in ``[1, k]``, ``method`` is
+        unknown, or ``n_fft`` does not match ``n_bins``.
+
+    See Also
+    --------
+    components_groups : one group per component.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> W, H = rng.random((50, 4)), rng.random((4, 513))
+    >>> sorted(group_components(W, H, 2, sr=22050, n_fft=1024))
+    ['source_1', 'source_2']
+    """
+    W, H = _check_factors(W, H)
+    k = H.shape[0]
+    if not _is_int(n_sources) or not 1 <= n_sources <= k:
+        raise ParameterError(
+            f"n_sources must be an int in [1, k={k}], got {n_sources!r}; "
+            "use more components (k) or fewer sources"
+        )
+    if method not in GROUPING_METHODS:
+        raise ParameterError(f"grouping method must be one of {GROUPING_METHODS}, got {method!r}")
+    if not _is_int(n_fft) or n_fft // 2 + 1 != H.shape[1]:
+        raise ParameterError(
+            f"n_fft={n_fft!r} gives {int(n_fft) // 2 + 1 if _is_int(n_fft) else '?'} bins but "
+            f"the atoms have {H.shape[1]}; pass the n_fft of the analysis"
+        )
+    if not np.isfinite(float(sr)) or float(sr) <= 0:
+        raise ParameterError(f"sr must be a positive sample rate in Hz, got {sr!r}")
+    n_sources = int(n_sources)
+
+    if n_sources == 1:
+        labels = np.zeros(k, dtype=np.intp)
+    elif n_sources == k:
+        labels = np.arange(k, dtype=np.intp)
+    else:
+        from scipy.cluster.hierarchy import linkage
+        from scipy.spatial.distance import squareform
+
+        if method == "timbre":
+            Z = linkage(timbre_features(H, sr=sr, n_fft=n_fft), method="ward")
+        else:
+            D = _activation_distance(W)
+            if method == "combined":
+                T = _timbre_distance(H, sr, n_fft)
+                scale = T.max()
+                D = D / 2.0 + (T / scale if scale > 0 else T)
+            Z = linkage(squareform(D, checks=False), method="average")
+        labels = _cut(Z, k, n_sources)
+
+    # Order the groups by the spectral centroid of their energy.
+    freqs = np.linspace(0.0, float(sr) / 2.0, H.shape[1])
+    weights = W.sum(axis=0)  # (k,)
+    members = [np.flatnonzero(labels == c) for c in range(n_sources)]
+    keys = []
+    for idx in members:
+        spectrum = weights[idx] @ H[idx]  # (n_bins,)
+        total = spectrum.sum()
+        centroid = float(spectrum @ freqs / total) if total > 0 else np.inf
+        keys.append((centroid, int(idx.min())))
+    order = sorted(range(n_sources), key=lambda c: keys[c])
+    return {
+        name: [int(i) for i in members[c]]
+        for name, c in zip(source_names(n_sources), order, strict=True)
+    }

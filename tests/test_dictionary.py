@@ -1,0 +1,386 @@
+"""Tests of nmfsep.dictionary: learning, combining, saving and loading dictionaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nmfsep.dictionary import (
+    FORMAT_VERSION,
+    Dictionary,
+    combine,
+    fit_mismatch,
+    learn_dictionary,
+)
+from nmfsep.exceptions import DictionaryError, OutputError, ParameterError
+from nmfsep.spectral import STFTConfig
+
+SR = 8000
+CFG = STFTConfig(n_fft=256, hop_length=64)
+
+
+def tone(f0: float, seconds: float = 0.5, sr: int = SR, n_harm: int = 4, seed: int = 0):
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, n_harm + 1))
+    y = y + 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    return (0.3 * y).astype(np.float32)[None]
+
+
+@pytest.fixture(scope="module")
+def piano() -> Dictionary:
+    clips = [(tone(220), SR), (tone(330, seed=1), SR)]
+    return learn_dictionary(clips, "piano", 4, stft=CFG, max_iter=60, clip_names=["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def flute() -> Dictionary:
+    return learn_dictionary([(tone(880, n_harm=2), SR)], "flute", 3, stft=CFG, max_iter=60)
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_learn_shapes_and_metadata(piano: Dictionary) -> None:
+    assert piano.atoms.shape == (4, CFG.n_bins)
+    assert piano.atoms.dtype == np.float32
+    assert not piano.atoms.flags.writeable
+    np.testing.assert_allclose(np.linalg.norm(piano.atoms, axis=1), 1.0, rtol=1e-5)
+    assert (piano.atoms >= 0).all()
+    assert piano.labels == ("piano",) * 4
+    assert piano.names == ("piano",)
+    assert piano.groups == {"piano": [0, 1, 2, 3]}
+    assert piano.sr == SR and piano.stft == CFG
+    assert piano.power == 1.0 and piano.beta == 1.0  # Kullback-Leibler on magnitude
+    assert piano.normalization == "l2"
+    assert piano.clips == ({"name": "a", "duration": 0.5}, {"name": "b", "duration": 0.5})
+    assert piano.training["n_iter"] >= 1
+    assert "piano" in repr(piano)
+
+
+def test_learn_power_follows_beta() -> None:
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, beta="itakura-saito", max_iter=20)
+    assert d.power == 2.0 and d.beta == 0.0
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, beta="frobenius", max_iter=20)
+    assert d.power == 1.0 and d.beta == 2.0
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, beta=1, power=2.0, max_iter=20)
+    assert d.power == 2.0 and d.beta == 1.0
+
+
+def test_learn_is_deterministic_and_pure() -> None:
+    y = tone(220) * 20000  # int16-scale magnitudes
+    y0 = y.copy()
+    a = learn_dictionary([(y, SR)], "x", 3, stft=CFG, max_iter=30, random_state=3)
+    b = learn_dictionary([(y, SR)], "x", 3, stft=CFG, max_iter=30, random_state=3)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(a.atoms, b.atoms)
+    # The level of the clips does not matter.
+    c = learn_dictionary([(y / 20000, SR)], "x", 3, stft=CFG, max_iter=30, random_state=3)
+    np.testing.assert_allclose(a.atoms, c.atoms, atol=1e-4)
+
+
+def test_learn_resamples_to_first_rate_or_given_rate() -> None:
+    clips = [(tone(220), SR), (tone(220, sr=16000), 16000)]
+    d = learn_dictionary(clips, "x", 2, max_iter=20)
+    assert d.sr == SR and d.stft == STFTConfig.for_sample_rate(SR)
+    assert [c["duration"] for c in d.clips] == [0.5, 0.5]
+    d = learn_dictionary(clips, "x", 2, sr=16000, max_iter=20)
+    assert d.sr == 16000 and d.n_bins == STFTConfig.for_sample_rate(16000).n_bins
+
+
+def test_learn_callback_and_sparsity() -> None:
+    seen = []
+    d = learn_dictionary(
+        [(tone(220), SR)], "x", 3, stft=CFG, max_iter=10, tol=0, alpha_W=0.01,
+        callback=lambda i, loss: seen.append(i),
+    )
+    assert seen == list(range(1, 11))
+    assert d.training["normalize_atoms"] is True  # automatic with sparsity
+    d = learn_dictionary([(tone(220), SR)], "x", 3, stft=CFG, max_iter=10)
+    assert d.training["normalize_atoms"] is False
+    np.testing.assert_allclose(np.linalg.norm(d.atoms, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": "../evil"}, "path separator"),
+        ({"name": "a/b"}, "path separator"),
+        ({"name": ""}, "empty"),
+        ({"name": "bad\x00name"}, "control"),
+        ({"name": ".."}, "special"),
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 2.5}, "n_components"),
+        ({"n_components": 10_000}, "frames"),
+        ({"clips": []}, "no training clips"),
+        ({"clips": [(np.zeros((1, 4000), np.float32), SR)]}, "silent"),
+        ({"clips": [(np.full((1, 100), np.nan, np.float32), SR)]}, "NaN"),
+        ({"clips": [(np.zeros(100, np.float32), SR)]}, "n_channels"),
+        ({"clips": [(np.zeros((1, 100), np.int16), SR)]}, "float32"),
+        ({"clips": [(tone(220), 0)]}, "sample rate"),
+        ({"clips": [tone(220)]}, "pair"),
+        ({"clips": (tone(220), SR)}, "pairs"),
+        ({"power": -1.0}, "power"),
+        ({"clip_names": ["a", "b"]}, "clip name"),
+    ],
+)
+def test_learn_validation(kwargs: dict, match: str) -> None:
+    args = {"clips": [(tone(220), SR)], "name": "piano", "n_components": 2}
+    args.update(kwargs)
+    with pytest.raises(ParameterError, match=match):
+        learn_dictionary(args.pop("clips"), args.pop("name"), args.pop("n_components"),
+                         stft=CFG, max_iter=5, **args)
+
+
+# --------------------------------------------------------------------------- the dataclass
+
+
+def test_dictionary_validates_fields(piano: Dictionary) -> None:
+    atoms = np.array(piano.atoms)
+    with pytest.raises(ParameterError, match="labels"):
+        Dictionary(atoms, ("a",) * 3, SR, CFG)
+    with pytest.raises(ParameterError, match="path separator"):
+        Dictionary(atoms, ("../x",) * 4, SR, CFG)
+    with pytest.raises(ParameterError, match="bins"):
+        Dictionary(atoms[:, :10], ("a",) * 4, SR, CFG)
+    with pytest.raises(ParameterError, match="non-negative"):
+        Dictionary(-atoms, ("a",) * 4, SR, CFG)
+    with pytest.raises(ParameterError, match="normalization"):
+        Dictionary(atoms, ("a",) * 4, SR, CFG, normalization="max")
+    with pytest.raises(ParameterError, match="sr"):
+        Dictionary(atoms, ("a",) * 4, 0, CFG)
+    d = Dictionary(atoms, ("a",) * 4, SR, CFG)
+    atoms[0, 0] = 123.0  # the dictionary holds its own copy
+    assert d.atoms[0, 0] != 123.0
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_save_load_round_trip(piano: Dictionary, tmp_path: Path) -> None:
+    path = piano.save(tmp_path / "piano.npz")
+    assert path == tmp_path / "piano.npz"
+    assert sorted(os.listdir(tmp_path)) == ["piano.npz"]  # no temporary left behind
+    loaded = Dictionary.load(path)
+    assert loaded == piano
+    assert loaded.atoms.dtype == np.float32
+    with np.load(path, allow_pickle=False) as npz:
+        assert set(npz.files) == {"atoms", "labels", "meta"}
+        assert npz["labels"].dtype.kind == "U"
+        meta = json.loads(str(npz["meta"]))
+    assert meta["format_version"] == FORMAT_VERSION
+    for key in ("nmfsep_version", "sample_rate", "n_fft", "hop_length", "win_length",
+                "window", "center", "power", "beta", "normalization", "clips"):
+        assert key in meta
+
+
+def test_save_refuses_to_overwrite(piano: Dictionary, flute: Dictionary, tmp_path: Path) -> None:
+    path = piano.save(tmp_path / "d.npz")
+    with pytest.raises(OutputError, match="exists"):
+        flute.save(path)
+    assert Dictionary.load(path) == piano
+    flute.save(path, force=True)
+    assert Dictionary.load(path) == flute
+    with pytest.raises(OutputError, match="folder"):
+        flute.save(tmp_path)
+
+
+def _arrays(d: Dictionary) -> dict[str, np.ndarray]:
+    return {
+        "atoms": np.array(d.atoms),
+        "labels": np.array(d.labels),
+        "meta": np.array(json.dumps(d.meta())),
+    }
+
+
+def _tamper_meta(**changes):
+    def f(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        for key, value in changes.items():
+            if value is _DROP:
+                meta.pop(key)
+            else:
+                meta[key] = value
+        arrays["meta"] = np.array(json.dumps(meta))
+        return arrays
+
+    return f
+
+
+_DROP = object()
+
+
+def _set(key, value):
+    def f(arrays):
+        arrays[key] = value(arrays[key]) if callable(value) else value
+        return arrays
+
+    return f
+
+
+def _drop(key):
+    def f(arrays):
+        del arrays[key]
+        return arrays
+
+    return f
+
+
+TAMPERS = {
+    "missing atoms": (_drop("atoms"), "missing"),
+    "missing meta": (_drop("meta"), "missing"),
+    "float64 atoms": (_set("atoms", lambda a: a.astype(np.float64)), "float32"),
+    "1-D atoms": (_set("atoms", lambda a: a[0]), "shape"),
+    "NaN atoms": (_set("atoms", lambda a: np.where(a > -1, np.nan, a).astype(np.float32)), "NaN"),
+    "negative atoms": (_set("atoms", lambda a: -a), "negative"),
+    "label count": (_set("labels", lambda lab: lab[:-1]), "labels for"),
+    "numeric labels": (_set("labels", lambda lab: np.arange(lab.size)), "strings"),
+    "traversal label": (_set("labels", lambda lab: np.array(["../../evil"] * lab.size)), "unsafe"),
+    "control label": (_set("labels", lambda lab: np.array(["a\nb"] * lab.size)), "unsafe"),
+    "bad json": (_set("meta", np.array("{not json")), "JSON"),
+    "json list": (_set("meta", np.array("[1, 2]")), "object"),
+    "json NaN": (_set("meta", np.array('{"power": NaN}')), "JSON"),
+    "meta array": (_set("meta", np.array(["{}", "{}"])), "one JSON string"),
+    "format 2": (_tamper_meta(format_version=2), "format_version"),
+    "format str": (_tamper_meta(format_version="1"), "format_version"),
+    "no sample_rate": (_tamper_meta(sample_rate=_DROP), "lacks"),
+    "no power": (_tamper_meta(power=_DROP), "lacks"),
+    "bad sample_rate": (_tamper_meta(sample_rate=-3), "sample_rate"),
+    "bad n_fft": (_tamper_meta(n_fft=512), "bins"),
+    "bad window": (_tamper_meta(window="nope"), "STFT"),
+    "bad power": (_tamper_meta(power="x"), "power"),
+    "bad normalization": (_tamper_meta(normalization="max"), "normalization"),
+    "not unit norm": (_set("atoms", lambda a: a * 2), "unit norm"),
+    "bad clips": (_tamper_meta(clips=[{"name": 1}]), "clips"),
+    "model kind": (_tamper_meta(kind="model"), "not a dictionary"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERS))
+def test_load_refuses_tampered_files(case: str, piano: Dictionary, tmp_path: Path) -> None:
+    tamper, match = TAMPERS[case]
+    path = tmp_path / "bad.npz"
+    np.savez(path, **tamper(_arrays(piano)))
+    with pytest.raises(DictionaryError, match=match) as info:
+        Dictionary.load(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_load_refuses_pickled_object_arrays(piano: Dictionary, tmp_path: Path) -> None:
+    arrays = _arrays(piano)
+    arrays["labels"] = np.array(list(piano.labels), dtype=object)
+    path = tmp_path / "pickled.npz"
+    np.savez(path, **arrays)  # np.savez pickles object arrays
+    with pytest.raises(DictionaryError, match="pickle"):
+        Dictionary.load(path)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "text", "npy", "truncated", "empty"])
+def test_load_refuses_non_dictionaries(kind: str, piano: Dictionary, tmp_path: Path) -> None:
+    path = tmp_path / "x.npz"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "text":
+        path.write_text("hello")
+    elif kind == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros(3))
+    elif kind == "truncated":
+        piano.save(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    with pytest.raises(DictionaryError) as info:
+        Dictionary.load(path)
+    assert str(path) in str(info.value)
+
+
+safe_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-0123456789", min_size=1, max_size=12)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    k=st.integers(1, 6),
+    label=safe_names,
+    power=st.sampled_from([1.0, 2.0, 0.5]),
+    beta=st.floats(-1, 2, allow_nan=False),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_property(k: int, label: str, power: float, beta: float, seed: int) -> None:
+    cfg = STFTConfig(n_fft=32, hop_length=8, window="hamming", center=False)
+    atoms = np.random.default_rng(seed).random((k, cfg.n_bins)).astype(np.float32)
+    d = Dictionary(atoms, (label,) * k, 16000, cfg, power=power, beta=beta,
+                   normalization="none", clips=({"name": "clip é.wav", "duration": 1.5},))
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = Dictionary.load(d.save(Path(tmp) / "d.npz"))
+    assert loaded == d
+    np.testing.assert_array_equal(loaded.atoms, atoms)
+
+
+# --------------------------------------------------------------------------- combining
+
+
+def test_combine(piano: Dictionary, flute: Dictionary) -> None:
+    both = combine([piano, flute])
+    assert both.n_atoms == 7
+    assert both.names == ("piano", "flute")
+    assert both.groups == {"piano": [0, 1, 2, 3], "flute": [4, 5, 6]}
+    np.testing.assert_array_equal(both.atoms[4:], flute.atoms)
+    assert both.clips == piano.clips + flute.clips
+    assert combine([piano]) is piano
+    with pytest.raises(ParameterError, match="no dictionaries"):
+        combine([])
+
+
+def test_combine_refuses_duplicate_names(piano: Dictionary) -> None:
+    with pytest.raises(DictionaryError, match="'piano'"):
+        combine([piano, piano])
+
+
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        ({"sr": 16000}, "sample rate"),
+        ({"stft": STFTConfig(n_fft=256, hop_length=128)}, "hop_length"),
+        ({"stft": STFTConfig(n_fft=256, hop_length=64, window="hamming")}, "window"),
+        ({"power": 2.0}, "power"),
+        ({"beta": 0.0}, "beta"),
+    ],
+)
+def test_combine_refuses_different_settings(
+    piano: Dictionary, flute: Dictionary, change: dict, setting: str
+) -> None:
+    fields = {"atoms": flute.atoms, "labels": flute.labels, "sr": flute.sr, "stft": flute.stft,
+              "power": flute.power, "beta": flute.beta}
+    fields.update(change)
+    other = Dictionary(**fields)
+    with pytest.raises(DictionaryError, match=setting) as info:
+        combine([piano, other])
+    assert "vs" in str(info.value)
+
+
+def test_combine_refuses_different_n_fft(piano: Dictionary) -> None:
+    cfg = STFTConfig(n_fft=128, hop_length=64)
+    other = learn_dictionary([(tone(500), SR)], "flute", 2, stft=cfg, max_iter=5)
+    with pytest.raises(DictionaryError, match="n_fft"):
+        combine([piano, other])
+
+
+def test_fit_mismatch(piano: Dictionary) -> None:
+    assert fit_mismatch(piano, SR, CFG, 1.0) is None
+    assert fit_mismatch(piano, None, None, None) is None
+    assert "16000" in fit_mismatch(piano, 16000, CFG, 1.0)
+    assert "n_fft" in fit_mismatch(piano, SR, STFTConfig(n_fft=512, hop_length=64), 1.0)
+    assert "hop_length" in fit_mismatch(piano, SR, STFTConfig(n_fft=256, hop_length=32), None)
+    assert "win_length" in fit_mismatch(
+        piano, SR, STFTConfig(n_fft=256, hop_length=64, win_length=128), None
+    )
+    assert "power" in fit_mismatch(piano, SR, CFG, 2.0)
