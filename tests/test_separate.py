@@ -456,7 +456,9 @@ def test_separate_file_leaves_nothing_on_failure(
 def test_separate_file_checks_before_computing(
     mix_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nmfsep.separate as module
+    import importlib
+
+    module = importlib.import_module("nmfsep.separate")  # the module, not the function
 
     def boom(*args, **kwargs):
         raise AssertionError("separate() must not run")
