@@ -405,6 +405,12 @@ class RankResult:
     seconds: float
     settings: dict
 
+    @property
+    def errors(self) -> np.ndarray:
+        """Divergence per entry of every run, shape ``(n_ks, n_seeds)`` (what plots read)."""
+        table = {(run.k, run.seed): run.divergence_per_entry for run in self.runs}
+        return np.array([[table.get((k, s), np.nan) for s in self.seeds] for k in self.ks])
+
     def to_dict(self) -> dict[str, Any]:
         """Return everything as JSON types (NaN becomes None).
 

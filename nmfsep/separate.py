@@ -1020,9 +1020,9 @@ def separate_file(
     -------
     summary : dict
         JSON-serializable: ``input``, ``output_dir``, ``mode``, ``stems`` (name -> path
-        written), ``model`` (path or None), ``report`` (path or None), ``sr``, ``n_channels``, ``duration``
-        (seconds of audio), ``seconds`` (time taken), ``n_iter``, ``converged``,
-        ``warnings`` and ``settings``.
+        written), ``model`` (path or None), ``report`` (path or None), ``sr``,
+        ``n_channels``, ``duration`` (seconds of audio), ``seconds`` (time taken),
+        ``n_iter``, ``converged``, ``warnings`` and ``settings``.
 
     Raises
     ------

@@ -393,3 +393,18 @@ def test_plot_file_model(tmp_path, rng):
     assert plt.get_fignums() == []
     with pytest.raises(OutputError, match="--force"):
         plots.plot_file(tmp_path / "m.npz", tmp_path / "m.png")
+
+
+def test_rank_figure_draws_a_real_rank_result(tmp_path):
+    import numpy as np
+
+    from nmfsep.plots import rank_figure, save_figure
+    from nmfsep.rank import rank_sweep
+
+    g = np.random.default_rng(0)
+    V = g.gamma(1.0, 1.0, (80, 3)) @ g.gamma(1.0, 1.0, (3, 30)) + 0.01
+    result = rank_sweep(V, [2, 3, 4], seeds=(0, 1), max_iter=40)
+    assert result.errors.shape == (3, 2)
+    fig = rank_figure(result)
+    assert len(fig.axes) == 2
+    assert save_figure(fig, tmp_path / "rank.png").stat().st_size > 0

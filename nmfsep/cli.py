@@ -1,0 +1,1513 @@
+"""The ``nmfsep`` command line: parse, call one library function, report.
+
+Commands: ``separate``, ``learn``, ``info``, ``plot``, ``eval``, ``rank``,
+``report`` and ``version`` (plus the eager ``--version`` option). This module holds
+no separation logic: every command calls one library function
+(:func:`nmfsep.separate.separate_file`, :func:`nmfsep.dictionary.learn_dictionary`,
+:func:`nmfsep.plots.plot_file`, :func:`nmfsep.evaluate.evaluate_files`,
+:func:`nmfsep.rank.rank_sweep_audio`, :func:`nmfsep.report.report_from_model` or a
+loader) and turns the result into lines or a table on stdout (or JSON with
+``--json``).
+
+Defaults shown in ``--help`` are the library's (``tests/test_cli.py`` checks that
+they agree): they are repeated here as literals so that ``--help`` does not import
+the library.
+
+Exit status: 0 on success, 2 on bad usage (unknown option, ``-k 0``, neither
+``-k`` nor ``--dict``...), 1 on bad input or a failed run. Every error a user can
+cause (:class:`nmfsep.NmfsepError`, :class:`OSError`) is reported as one line
+``error: ...`` on stderr without a traceback; library warnings become one line
+``warning: ...`` each. Set ``NMFSEP_DEBUG=1`` to get the full traceback of every
+error instead.
+
+Heavy modules (numpy, librosa, the nmfsep library, rich.progress) are imported
+inside the commands so that ``nmfsep --help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+__all__ = ["app", "main"]
+
+_DEBUG_ENV = "NMFSEP_DEBUG"
+
+app = typer.Typer(
+    name="nmfsep",
+    help=(
+        "Separate audio recordings into stems with spectrogram NMF "
+        "(blind, supervised with learned dictionaries, or semi-supervised)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _debug() -> bool:
+    return os.environ.get(_DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _version() -> str:
+    from nmfsep import __version__
+
+    return __version__
+
+
+def _stderr_console():
+    """Return a rich console on stderr that never wraps a line (one message = one line)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _say(console, kind: str, message: str) -> None:
+    """Print ``error: message`` or ``warning: message`` as one line on stderr."""
+    from rich.text import Text
+
+    style = "bold red" if kind == "error" else "bold yellow"
+    console.print(Text.assemble((f"{kind}:", style), " ", _one_line(message)))
+
+
+def _describe(exc: BaseException) -> str:
+    """One line describing a user-caused error: the problem and, if known, the fix."""
+    from nmfsep.exceptions import NmfsepError
+
+    if isinstance(exc, NmfsepError):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else None
+        what = exc.strerror or str(exc) or type(exc).__name__
+        fix = "check the path, free disk space and permissions"
+        if isinstance(exc, FileNotFoundError):
+            fix = "check the path"
+        elif isinstance(exc, PermissionError):
+            fix = "fix the permissions or choose another path"
+        elif isinstance(exc, IsADirectoryError):
+            fix = "give the path of a file, not a folder"
+        prefix = f"{where}: " if where is not None else ""
+        return f"{prefix}{what}; {fix}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _with_path(path: Path | str, message: str) -> str:
+    """Prefix ``message`` with ``path`` unless it already names it."""
+    text = str(path)
+    return message if text in message else f"{text}: {message}"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from nmfsep.exceptions import NmfsepError
+
+    return (NmfsepError, OSError)
+
+
+@contextmanager
+def _captured_warnings() -> Iterator[list]:
+    """Record every warning raised inside (library warnings are reported by the CLI)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def _warning_messages(caught: list, extra: Any = ()) -> list[str]:
+    """Return the unique warning messages, in order: those caught, then a summary's."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        seen.setdefault(_one_line(str(w.message)), None)
+    if isinstance(extra, str):
+        extra = [extra]
+    for message in extra or ():
+        seen.setdefault(_one_line(str(message)), None)
+    return list(seen)
+
+
+def _fail(console, message: str) -> typer.Exit:
+    _say(console, "error", message)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _errors_as_exit(console, path: Path | str | None = None) -> Iterator[None]:
+    """Turn a user-caused error into one ``error: ...`` line (naming ``path``) and exit 1."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if _debug() or not isinstance(exc, _user_errors()):
+            raise
+        message = _describe(exc)
+        raise _fail(console, message if path is None else _with_path(path, message)) from None
+
+
+def _say_warnings(console, caught: list, extra: Any = ()) -> None:
+    for text in _warning_messages(caught, extra):
+        _say(console, "warning", text)
+
+
+def _check_output(console, path: Path | None, *, force: bool, example: str) -> None:
+    """Refuse, before any work, an output that is a folder or exists without ``--force``."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _fail(console, f"{path}: is a folder; give a file name such as {path / example}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise _fail(console, f"{path}: exists; pass --force to overwrite")
+
+
+def _progress(console, *, enabled: bool):
+    """Return a rich progress display on stderr (a no-op when not ``enabled``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def _show_progress(quiet: bool) -> bool:
+    if quiet:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _iteration_callback(progress, task) -> Callable[[int, float | None], None]:
+    def callback(iteration: int, loss: float | None = None) -> None:
+        progress.update(task, completed=iteration)
+
+    return callback
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert a summary (paths, numpy scalars/arrays, dataclasses) to JSON types."""
+    import dataclasses
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "to_dict"):
+            return _jsonable(value.to_dict())
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _jsonable(value.tolist())
+    return str(value)
+
+
+def _print_json(document: Any) -> None:
+    typer.echo(json.dumps(_jsonable(document), indent=2, ensure_ascii=False))
+
+
+# --------------------------------------------------------------------------- defaults
+
+# The library's defaults, repeated so that ``nmfsep --help`` need not import it;
+# tests/test_cli.py checks that they agree (the library is authoritative).
+_MASK_POWER = 1.0  # nmfsep.separate.DEFAULT_MASK_POWER
+_GROUPING = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
+_COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
+_RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
+_RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
+_RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
+_RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
+_RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
+
+
+# --------------------------------------------------------------------------- list options
+
+
+def _int_list(value: str | list[int], *, minimum: int, example: str) -> list[int]:
+    """Parse ``"2,4,8"`` (commas and/or spaces) into whole numbers >= ``minimum``."""
+    if isinstance(value, list):  # already parsed (typer may call a callback twice)
+        return value
+    parts = str(value).replace(",", " ").split()
+    if not parts:
+        raise typer.BadParameter(
+            f"empty list; give comma-separated whole numbers such as {example}"
+        )
+    numbers = []
+    for part in parts:
+        try:
+            number = int(part)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{part!r} in {value!r} is not a whole number; give a list such as {example}"
+            ) from None
+        if number < minimum:
+            raise typer.BadParameter(f"{number} in {value!r} is below {minimum}")
+        numbers.append(number)
+    return numbers
+
+
+def _ks_callback(value: str) -> list[int]:
+    return _int_list(value, minimum=1, example="2,4,8,16")
+
+
+def _seeds_callback(value: str) -> list[int]:
+    seeds = _int_list(value, minimum=0, example="0,1,2")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise typer.BadParameter(f"seed {repeated[0]} is given twice; the seeds must differ")
+    return seeds
+
+
+def _figure_path_callback(value: Path | None) -> Path | None:
+    """Refuse a figure name that is not .png or .svg before any work is done."""
+    if value is None:
+        return None
+    from nmfsep.exceptions import ParameterError
+    from nmfsep.plots import check_figure_path
+
+    try:
+        check_figure_path(value)
+    except ParameterError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+# --------------------------------------------------------------------------- β option
+
+_BETA_NAMES = {
+    "kl": "kullback-leibler",
+    "kullback-leibler": "kullback-leibler",
+    "is": "itakura-saito",
+    "itakura-saito": "itakura-saito",
+    "frobenius": "frobenius",
+    "euclidean": "frobenius",
+}
+_BETA_HELP = (
+    "β-divergence of the NMF: kl (Kullback-Leibler, magnitude spectrogram), is "
+    "(Itakura-Saito, power spectrogram), frobenius (Euclidean), or a number β "
+    "(1 = kl, 0 = is, 2 = frobenius)."
+)
+
+
+def _parse_beta(value: str | float) -> str | float:
+    """Turn ``kl``/``is``/``frobenius``/full names/a number into the library's ``beta``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip().lower()
+        if text in _BETA_NAMES:
+            return _BETA_NAMES[text]
+        try:
+            number = float(text)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not a β-divergence; use kl, is, frobenius or a number such as 0.5"
+            ) from None
+    if not math.isfinite(number):
+        raise typer.BadParameter(f"β must be a finite number, got {value!r}")
+    return number
+
+
+def _beta_callback(value: str | None) -> str | float | None:
+    return None if value is None else _parse_beta(value)
+
+
+# --------------------------------------------------------------------------- app callback
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"nmfsep {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version (nmfsep X.Y.Z) and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Separate audio recordings into stems with spectrogram NMF.
+
+    Blind: [bold]nmfsep separate mix.wav -k 8[/]. Supervised: learn one dictionary per
+    source ([bold]nmfsep learn piano*.wav -n piano -k 16 -o piano.npz[/]), then
+    [bold]nmfsep separate mix.wav --dict piano.npz --dict flute.npz[/].
+    """
+
+
+# --------------------------------------------------------------------------- separate
+
+
+def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
+    """``mix.wav: 3 stems in separated/mix (a.wav, b.wav, c.wav); 2.0 s of audio in 0.4 s``."""
+    stems = summary.get("stems") or {}
+    if isinstance(stems, dict):
+        paths = [Path(p) for p in stems.values()]
+    else:
+        paths = [Path(p if not isinstance(p, dict) else p.get("path", "")) for p in stems]
+    folders = sorted({str(p.parent) for p in paths})
+    where = f" in {folders[0]}" if len(folders) == 1 else ""
+    names = ", ".join(p.name if where else str(p) for p in paths)
+    parts = [f"{mixture}: {len(paths)} stem{'s' if len(paths) != 1 else ''}{where} ({names})"]
+    duration = summary.get("duration")
+    seconds = summary.get("seconds", summary.get("elapsed"))
+    timing = []
+    if isinstance(duration, int | float):
+        timing.append(f"{duration:.1f} s of audio")
+    if isinstance(seconds, int | float):
+        timing.append(f"in {seconds:.1f} s")
+    n_iter = summary.get("n_iter")
+    if isinstance(n_iter, int | float) and not isinstance(n_iter, bool):
+        timing.append(f"({int(n_iter)} iterations)")
+    if timing:
+        parts.append(" ".join(timing))
+    model = summary.get("model")
+    if model:
+        parts.append(f"model {model}")
+    report = summary.get("report")
+    if report:
+        parts.append(f"report {report}")
+    return "; ".join(parts)
+
+
+def _check_separate_usage(
+    ctx: typer.Context,
+    n_components: int | None,
+    n_sources: int | None,
+    dict_paths: list[Path],
+    n_free: int,
+) -> None:
+    """Refuse option combinations that make no sense, in the words of the options."""
+    if dict_paths:
+        if n_components is not None:
+            ctx.fail(
+                "-k is for blind separation; with --dict the dictionaries' atoms are used, "
+                "add free atoms with --free K_FREE"
+            )
+        if n_sources is not None:
+            ctx.fail(
+                "--sources is for blind separation; with --dict there is one stem per "
+                "dictionary source"
+            )
+        return
+    if n_components is None and n_sources is None:
+        ctx.fail(
+            "nothing to separate with: pass -k K for blind separation (e.g. -k 8) "
+            "or --dict D.npz (repeatable) for supervised separation"
+        )
+    if n_free:
+        ctx.fail("--free needs --dict (semi-supervised); for blind separation use -k K")
+    if n_sources is not None and n_components is not None and n_sources > n_components:
+        ctx.fail(
+            f"--sources {n_sources} is more than -k {n_components}; "
+            "use at most as many sources as components"
+        )
+
+
+def _positive_float(value: float) -> float:
+    if not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a finite number > 0, got {value}")
+    return value
+
+
+@app.command(no_args_is_help=True)
+def separate(
+    ctx: typer.Context,
+    mixtures: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="MIX",
+            help="Mixture audio file(s) (WAV, FLAC, OGG, ...); each is separated on its own.",
+            show_default=False,
+        ),
+    ],
+    n_components: Annotated[
+        int | None,
+        typer.Option(
+            "-k",
+            "--n-components",
+            min=1,
+            help=(
+                "Number of NMF components. Blind separation (no --dict): one stem per "
+                "component (component_01.wav ...), or grouped with --sources."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    n_sources: Annotated[
+        int | None,
+        typer.Option(
+            "--sources",
+            "-s",
+            min=1,
+            help="Group the blind components into this many stems (source_1.wav ...); "
+            f"without -k, {_COMPONENTS_PER_SOURCE} components per source.",
+            show_default=False,
+        ),
+    ] = None,
+    dictionaries: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--dict",
+            "-d",
+            metavar="D.npz",
+            help=(
+                "Learned dictionary (from nmfsep learn); repeat for several sources. "
+                "Each writes one stem named after it (piano.wav ...)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    n_free: Annotated[
+        int,
+        typer.Option(
+            "--free",
+            min=0,
+            metavar="K_FREE",
+            help="With --dict: add this many free atoms, written as residual.wav.",
+        ),
+    ] = 0,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out-dir",
+            metavar="OUT",
+            help="Output folder; stems go to OUT/<mixture name>/.",
+            file_okay=False,
+        ),
+    ] = Path("separated"),
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite existing output files.")
+    ] = False,
+    beta: Annotated[
+        str | None,
+        typer.Option(
+            "--beta",
+            metavar="kl|is|frobenius|β",
+            help=_BETA_HELP + " Default: the dictionaries' β with --dict, else kl.",
+            callback=_beta_callback,
+            show_default=False,
+        ),
+    ] = None,
+    mask: Annotated[
+        Literal["soft", "binary"],
+        typer.Option(
+            "--mask",
+            help="soft: (α-)Wiener masks that sum to 1 (stems add up to the mix); "
+            "binary: each time-frequency bin goes to the loudest source.",
+        ),
+    ] = "soft",
+    mask_power: Annotated[
+        float,
+        typer.Option(
+            "--mask-power",
+            callback=_positive_float,
+            help="Exponent p of the soft mask (W_g H_g)^p / Σ (W_j H_j)^p; 2 is the "
+            "Wiener filter, 1 separated best in the benchmarks.",
+        ),
+    ] = _MASK_POWER,
+    grouping: Annotated[
+        Literal["timbre", "activations", "combined"],
+        typer.Option(
+            "--grouping",
+            help="With --sources: group components by timbre (spectral envelope), by "
+            "activations (components that play together), or combined.",
+        ),
+    ] = _GROUPING,
+    max_iter: Annotated[
+        int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations.")
+    ] = 200,
+    tol: Annotated[
+        float,
+        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+    ] = 1e-4,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Random seed; the same seed gives the same stems."),
+    ] = 0,
+    save_model: Annotated[
+        bool,
+        typer.Option(
+            "--save-model",
+            help="Also save the fitted model (atoms, activations, groups) as model.npz next "
+            "to the stems; inspect it with nmfsep info.",
+        ),
+    ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write report.html next to the stems (players, figures, settings; "
+            "no network needed) and the mixture as mixture.wav for its player.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON list of per-mixture summaries on stdout."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bar and no summary lines (errors and warnings are still shown).",
+        ),
+    ] = False,
+) -> None:
+    """Separate mixture(s) into stems written as float WAV to OUT/<mixture name>/.
+
+    Blind: [bold]-k 8[/] writes component_01.wav ... (with [bold]--sources 2[/]:
+    source_1.wav, source_2.wav). Supervised: [bold]--dict piano.npz --dict flute.npz[/]
+    writes piano.wav and flute.wav; [bold]--free 4[/] adds residual.wav. Stems keep the
+    mixture's sample rate, channels and length and add up to the mixture.
+    [bold]--report[/] adds report.html to listen to and inspect the result.
+    """
+    dict_paths = list(dictionaries or [])
+    _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
+    console = _stderr_console()
+    try:
+        from nmfsep.dictionary import Dictionary
+        from nmfsep.exceptions import ParameterError
+        from nmfsep.separate import separate_file, stem_names
+    except ImportError as exc:  # pragma: no cover - broken installation
+        if _debug():
+            raise
+        raise _fail(
+            console, f"cannot import the separation code ({exc}); reinstall nmfsep"
+        ) from None
+
+    # Load the dictionaries once (not once per mixture) and check the combination of
+    # options before any mixture is read: a bad dictionary is one error, not one per file.
+    try:
+        loaded_dicts = tuple(Dictionary.load(path) for path in dict_paths)
+        stem_names(
+            n_components=n_components,
+            n_sources=n_sources,
+            dictionaries=loaded_dicts,
+            n_free=n_free,
+        )
+    except ParameterError as exc:
+        if _debug():
+            raise
+        ctx.fail(_describe(exc))
+    except _user_errors() as exc:
+        if _debug():
+            raise
+        raise _fail(console, _describe(exc)) from None
+
+    kwargs: dict[str, Any] = {
+        "n_components": n_components,
+        "n_sources": n_sources,
+        "dictionaries": loaded_dicts,
+        "n_free": n_free,
+        "beta": beta,
+        "mask": mask,
+        "mask_power": mask_power,
+        "grouping": grouping,
+        "max_iter": max_iter,
+        "tol": tol,
+        "random_state": seed,
+    }
+    user_errors = _user_errors()
+    summaries: list[dict[str, Any]] = []
+    n_failed = 0
+    seen_names: dict[str, Path] = {}
+    with _progress(console, enabled=_show_progress(quiet)) as progress:
+        files_task = progress.add_task("files", total=len(mixtures), visible=len(mixtures) > 1)
+        iter_task = progress.add_task("NMF", total=max_iter)
+        callback = _iteration_callback(progress, iter_task) if not progress.disable else None
+        for mixture in mixtures:
+            progress.reset(iter_task, total=max_iter, description=f"NMF {mixture.name}")
+            name = mixture.stem
+            if name in seen_names:
+                n_failed += 1
+                message = (
+                    f"{mixture}: same name as {seen_names[name]}, its stems would go to the "
+                    f"same folder {out_dir / name}; rename one or run them with different -o"
+                )
+                _say(progress.console, "error", message)
+                summaries.append({"input": str(mixture), "error": message})
+                progress.advance(files_task)
+                continue
+            seen_names[name] = mixture
+            start = time.perf_counter()
+            try:
+                with _captured_warnings() as caught:
+                    summary = separate_file(
+                        mixture,
+                        out_dir,
+                        force=force,
+                        save_model=save_model,
+                        report=report,
+                        callback=callback,
+                        **kwargs,
+                    )
+            except user_errors as exc:
+                if _debug():
+                    raise
+                n_failed += 1
+                message = _with_path(mixture, _describe(exc))
+                for text in _warning_messages(caught):
+                    _say(progress.console, "warning", _with_path(mixture, text))
+                _say(progress.console, "error", message)
+                summaries.append({"input": str(mixture), "error": message})
+                progress.advance(files_task)
+                continue
+            summary = dict(summary or {})
+            summary.setdefault("input", str(mixture))
+            summary.setdefault("seconds", round(time.perf_counter() - start, 3))
+            messages = _warning_messages(caught, summary.get("warnings"))
+            summary["warnings"] = messages
+            for text in messages:
+                _say(progress.console, "warning", _with_path(mixture, text))
+            summaries.append(summary)
+            if not as_json and not quiet:
+                progress.console.file.flush()
+                typer.echo(_summary_line(mixture, summary))
+            progress.advance(files_task)
+    if as_json:
+        _print_json(summaries)
+    if n_failed:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- learn
+
+
+@app.command(no_args_is_help=True)
+def learn(
+    clips: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="CLIP",
+            help="Training clip(s) of ONE source (e.g. solo piano recordings).",
+            show_default=False,
+        ),
+    ],
+    name: Annotated[
+        str,
+        typer.Option(
+            "-n",
+            "--name",
+            help="Source name; the stem of this source is written as <NAME>.wav.",
+            show_default=False,
+        ),
+    ],
+    n_components: Annotated[
+        int,
+        typer.Option(
+            "-k",
+            "--n-components",
+            min=1,
+            help="Number of spectral atoms to learn.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="D.npz",
+            help="Dictionary file to write (.npz, no pickle).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    beta: Annotated[
+        str,
+        typer.Option(
+            "--beta", metavar="kl|is|frobenius|β", help=_BETA_HELP, callback=_beta_callback
+        ),
+    ] = "kl",
+    max_iter: Annotated[
+        int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations.")
+    ] = 200,
+    tol: Annotated[
+        float,
+        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+    ] = 1e-4,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Random seed; the same seed gives the same atoms."),
+    ] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the dictionary file if it exists.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was learned as JSON on stdout.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
+    ] = False,
+) -> None:
+    """Learn a dictionary of spectral atoms for one source from training clips.
+
+    Example: [bold]nmfsep learn piano1.wav piano2.wav -n piano -k 16 -o piano.npz[/].
+    The file is then used with [bold]nmfsep separate MIX --dict piano.npz[/].
+    """
+    console = _stderr_console()
+    from nmfsep import io
+
+    try:
+        io.check_name(name)
+    except _user_errors() as exc:
+        raise typer.BadParameter(_describe(exc), param_hint="'-n' / '--name'") from None
+    try:
+        if output.is_dir():
+            raise _fail(
+                console,
+                f"{output}: is a folder; give a file name such as {output / (name + '.npz')}",
+            )
+        if (output.exists() or output.is_symlink()) and not force:
+            raise _fail(console, f"{output}: exists; pass --force to overwrite")
+
+        from nmfsep.dictionary import learn_dictionary
+
+        with _progress(console, enabled=_show_progress(quiet)) as progress:
+            loaded = []
+            load_task = progress.add_task("loading clips", total=len(clips))
+            for clip in clips:
+                loaded.append(io.load(clip))
+                progress.advance(load_task)
+            iter_task = progress.add_task(f"learning {name}", total=max_iter)
+            callback = _iteration_callback(progress, iter_task) if not progress.disable else None
+            with _captured_warnings() as caught:
+                dictionary = learn_dictionary(
+                    loaded,
+                    name,
+                    n_components,
+                    beta=beta,
+                    max_iter=max_iter,
+                    tol=tol,
+                    random_state=seed,
+                    callback=callback,
+                    clip_names=[clip.name for clip in clips],
+                )
+            for text in _warning_messages(caught):
+                _say(progress.console, "warning", text)
+        written = dictionary.save(output, force=force)
+    except typer.Exit:
+        raise
+    except _user_errors() as exc:
+        if _debug():
+            raise
+        raise _fail(console, _describe(exc)) from None
+    info = _dictionary_info(dictionary, written)
+    if as_json:
+        _print_json(info)
+    elif not quiet:
+        total = sum(float(y.shape[-1]) / sr for y, sr in loaded)
+        typer.echo(
+            f"{written}: {info.get('k')} atoms for {name!r} learned from {len(clips)} "
+            f"clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at {info.get('sr')} Hz"
+        )
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _field(obj: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if not isinstance(obj, dict) and hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+def _label_counts(labels: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in list(labels if labels is not None else []):
+        counts[str(label)] = counts.get(str(label), 0) + 1
+    return counts
+
+
+_BETA_LABELS = {0.0: "itakura-saito", 1.0: "kullback-leibler", 2.0: "frobenius"}
+
+
+def _beta_text(beta: Any) -> str:
+    """``1 (kullback-leibler)`` for the named β, the number otherwise."""
+    if isinstance(beta, str):
+        return beta
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        return str(beta)
+    name = _BETA_LABELS.get(value)
+    return f"{value:g} ({name})" if name else f"{value:g}"
+
+
+def _dictionary_info(dictionary: Any, path: Path) -> dict[str, Any]:
+    """Describe what a :class:`nmfsep.dictionary.Dictionary` holds, as JSON values."""
+    return {
+        "kind": "dictionary",
+        "path": str(path),
+        "k": dictionary.n_atoms,
+        "n_bins": dictionary.n_bins,
+        "sources": {name: len(idx) for name, idx in dictionary.groups.items()},
+        "sr": dictionary.sr,
+        "stft": dictionary.stft.to_dict(),
+        "power": dictionary.power,
+        "beta": dictionary.beta,
+        "normalization": dictionary.normalization,
+        "clips": [dict(c) for c in dictionary.clips],
+        "nmfsep_version": dictionary.nmfsep_version,
+        "training": dict(dictionary.training),
+    }
+
+
+def _model_info(model: Any, path: Path) -> dict[str, Any]:
+    """Describe what a :class:`nmfsep.separate.SeparationModel` holds, as JSON values."""
+    settings = dict(model.settings)
+    info: dict[str, Any] = {
+        "kind": "model",
+        "path": str(path),
+        "mode": settings.get("mode"),
+        "k": int(model.H.shape[0]),
+        "n_bins": int(model.H.shape[1]),
+        "n_frames": int(model.W.shape[0]),
+        "sources": {name: len(idx) for name, idx in model.groups.items()},
+        "sr": model.sr,
+        "stft": model.stft.to_dict(),
+        "power": settings.get("power"),
+        "beta": settings.get("beta"),
+        "mask": settings.get("mask"),
+        "mask_power": settings.get("mask_power"),
+        "n_iter": model.n_iter,
+        "converged": model.converged,
+        "warnings": list(model.warnings),
+        "clips": [c for d in settings.get("dictionaries") or [] for c in d.get("clips", [])],
+        "nmfsep_version": model.nmfsep_version,
+        "settings": settings,
+    }
+    if model.analysis_sr != model.sr or model.analysis_stft != model.stft:
+        info["analysis_sr"] = model.analysis_sr
+        info["analysis_stft"] = model.analysis_stft.to_dict()
+    return info
+
+
+def _format_stft(stft: Any) -> str:
+    d = _jsonable(stft)
+    if isinstance(d, dict):
+        parts = [f"n_fft={d.get('n_fft')}", f"hop={d.get('hop_length')}"]
+        if d.get("win_length") is not None:
+            parts.append(f"win={d.get('win_length')}")
+        parts.append(f"window={d.get('window')}")
+        if "center" in d:
+            parts.append(f"center={d.get('center')}")
+        return ", ".join(parts)
+    return str(d)
+
+
+def _format_info(info: dict[str, Any]) -> list[str]:
+    lines = [f"{info['path']}: {'dictionary' if info['kind'] == 'dictionary' else 'saved model'}"]
+    if info.get("k") is not None:
+        extra = f" × {info['n_bins']} frequency bins" if info.get("n_bins") else ""
+        lines.append(f"  atoms:         {info['k']}{extra}")
+    sources = info.get("sources") or {}
+    if sources:
+        text = ", ".join(f"{name} ({n} atom{'s' if n != 1 else ''})" for name, n in sources.items())
+        lines.append(f"  sources:       {text}")
+    if info.get("n_frames") is not None:
+        lines.append(f"  frames:        {info['n_frames']}")
+    if info.get("mode"):
+        lines.append(f"  mode:          {info['mode']}")
+    if info.get("sr") is not None:
+        lines.append(f"  sample rate:   {info['sr']} Hz")
+    if info.get("stft") is not None:
+        lines.append(f"  STFT:          {_format_stft(info['stft'])}")
+    if info.get("analysis_sr") is not None:
+        lines.append(
+            f"  analysis:      {info['analysis_sr']} Hz, {_format_stft(info['analysis_stft'])}"
+        )
+    if info.get("power") is not None:
+        power = info["power"]
+        kind = {1.0: " (magnitude)", 2.0: " (power)"}.get(float(power), "")
+        lines.append(f"  spectrogram:   |X|^{float(power):g}{kind}")
+    if info.get("beta") is not None:
+        lines.append(f"  β-divergence:  {_beta_text(info['beta'])}")
+    if info.get("mask") is not None:
+        mask_power = info.get("mask_power")
+        extra = f", power {mask_power:g}" if isinstance(mask_power, int | float) else ""
+        lines.append(f"  mask:          {info['mask']}{extra}")
+    if info.get("n_iter") is not None:
+        state = "converged" if info.get("converged") else "stopped at --max-iter"
+        lines.append(f"  iterations:    {info['n_iter']} ({state})")
+    for text in info.get("warnings") or []:
+        lines.append(f"  warning:       {text}")
+    if info.get("normalization") is not None:
+        lines.append(f"  normalization: {info['normalization']}")
+    clips = _jsonable(info.get("clips")) or []
+    if clips:
+        lines.append(f"  clips:         {len(clips)}")
+        for clip in clips:
+            if isinstance(clip, dict):
+                label = clip.get("name", clip.get("path", "?"))
+                duration = clip.get("duration")
+                dur = f" ({duration:.1f} s)" if isinstance(duration, int | float) else ""
+                lines.append(f"    {label}{dur}")
+            else:
+                lines.append(f"    {clip}")
+    return lines
+
+
+@app.command(no_args_is_help=True)
+def info(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.npz",
+            help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
+            show_default=False,
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the information as JSON.")] = False,
+) -> None:
+    """Show what a dictionary or saved model holds.
+
+    Atoms, labels (or sources), sample rate, STFT settings, spectrogram power, β and
+    training clips; [bold]--json[/] for scripts.
+    """
+    console = _stderr_console()
+    try:
+        details = _load_info(file)
+    except _user_errors() as exc:
+        if _debug():
+            raise
+        raise _fail(console, _with_path(file, _describe(exc))) from None
+    if as_json:
+        _print_json(details)
+    else:
+        for line in _format_info(details):
+            typer.echo(line)
+
+
+def _load_info(file: Path) -> dict[str, Any]:
+    """Load a dictionary or a saved model (told apart by the ``kind`` in its metadata)."""
+    from nmfsep.dictionary import Dictionary, parse_meta, read_npz
+    from nmfsep.exceptions import DictionaryError
+
+    kind = None
+    try:
+        raw = read_npz(file, ("meta",), what="dictionary")["meta"]
+        kind = parse_meta(file, raw, what="dictionary").get("kind")
+    except DictionaryError:
+        pass  # Dictionary.load below says what is wrong
+    if kind == "model":
+        from nmfsep.separate import load_model
+
+        return _model_info(load_model(file), file)
+    return _dictionary_info(Dictionary.load(file), file)
+
+
+# --------------------------------------------------------------------------- plot
+
+
+@app.command("plot", no_args_is_help=True)
+def plot_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SOURCE.npz",
+            help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="OUT.png|svg",
+            help="Figure to write; the format follows the suffix (.png or .svg).",
+            callback=_figure_path_callback,
+            show_default=False,
+        ),
+    ],
+    linear: Annotated[
+        bool,
+        typer.Option(
+            "--linear", help="Linear frequency axis (default: logarithmic, with note names)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the figure if it exists.")
+    ] = False,
+) -> None:
+    """Draw the atoms of a dictionary, or a separation (atoms, activations, masks).
+
+    Example: [bold]nmfsep plot piano.npz -o piano.png[/]; a model saved by
+    [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
+    """
+    console = _stderr_console()
+    _check_output(console, output, force=force, example="figure.png")
+    with _errors_as_exit(console):
+        from nmfsep.plots import plot_file
+
+        with _captured_warnings() as caught:
+            written = plot_file(
+                source, output, force=force, freq_scale="linear" if linear else "log"
+            )
+        _say_warnings(console, caught)
+    typer.echo(f"{written}: figure of {source}")
+
+
+# --------------------------------------------------------------------------- eval
+
+
+@app.command("eval", no_args_is_help=True)
+def eval_command(
+    ctx: typer.Context,
+    references: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            metavar="REF",
+            help="True source (audio file); repeat for each source. Its name is the file "
+            "name without extension.",
+            show_default=False,
+        ),
+    ] = None,
+    estimates: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--estimate",
+            "-e",
+            metavar="EST",
+            help="Separated stem (audio file); repeat for each stem.",
+            show_default=False,
+        ),
+    ] = None,
+    mixture: Annotated[
+        Path | None,
+        typer.Option(
+            "--mixture",
+            "-m",
+            metavar="MIX",
+            help="The mixture that was separated, for SI-SDRi (improvement over the mixture).",
+            show_default=False,
+        ),
+    ] = None,
+    match: Annotated[
+        Literal["name", "permutation"],
+        typer.Option(
+            "--match",
+            help="Pair estimates with references by file name, or by the permutation with "
+            "the best SDR (blind stems such as source_1.wav).",
+        ),
+    ] = "name",
+    oracle: Annotated[
+        Literal["irm", "wiener", "ibm"] | None,
+        typer.Option(
+            "--oracle",
+            help="Also score an oracle-mask separation computed from the references "
+            "(ideal ratio, Wiener or binary mask): the ceiling of masking.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the scores as JSON instead of a table.")
+    ] = False,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="PATH",
+            help="Also write one row per stem as CSV (full precision).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the --csv file if it exists.")
+    ] = False,
+) -> None:
+    """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
+
+    Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e out/mix/piano.wav
+    -e out/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
+    reference's rate (BSS Eval v3 via mir_eval).
+    """
+    if not references or not estimates:
+        missing = " and ".join(
+            name
+            for name, given in (("--reference", references), ("--estimate", estimates))
+            if not given
+        )
+        ctx.fail(
+            f"missing {missing}: give each true source with --reference REF and each "
+            "separated stem with --estimate EST (repeat the option per file)"
+        )
+    console = _stderr_console()
+    _check_output(console, csv_path, force=force, example="scores.csv")
+    with _errors_as_exit(console):
+        from nmfsep.evaluate import evaluate_files
+
+        with _progress(console, enabled=_show_progress(False)) as progress:
+            progress.add_task("evaluating", total=None)
+            with _captured_warnings() as caught:
+                result = evaluate_files(
+                    references, estimates, mixture_path=mixture, match=match, oracle=oracle
+                )
+        _say_warnings(console, caught, result.warnings)
+        if csv_path is not None:
+            result.to_csv(csv_path)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        typer.echo(result.format_table())
+
+
+# --------------------------------------------------------------------------- rank
+
+
+@app.command("rank", no_args_is_help=True)
+def rank_command(
+    clips: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="CLIP",
+            help="Audio to model: a mixture, or training clips of one source (their "
+            "frames are pooled; all are read at the first clip's sample rate).",
+            show_default=False,
+        ),
+    ],
+    ks: Annotated[
+        str,
+        typer.Option(
+            "-k",
+            "--ks",
+            metavar="K,K,...",
+            help="Numbers of components to try (comma-separated).",
+            callback=_ks_callback,
+        ),
+    ] = _RANK_KS,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds",
+            metavar="S,S,...",
+            help="Random initialisations per k (comma-separated); two or more measure how "
+            "stable the atoms are.",
+            callback=_seeds_callback,
+        ),
+    ] = _RANK_SEEDS,
+    beta: Annotated[
+        str,
+        typer.Option(
+            "--beta", metavar="kl|is|frobenius|β", help=_BETA_HELP, callback=_beta_callback
+        ),
+    ] = "kl",
+    max_iter: Annotated[
+        int, typer.Option("--max-iter", min=1, help="Maximum NMF iterations per run.")
+    ] = _RANK_MAX_ITER,
+    tol: Annotated[
+        float,
+        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+    ] = 1e-4,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--seconds",
+            metavar="S",
+            help="Analyse at most S seconds of each clip (its middle), to bound the time.",
+            callback=lambda v: None if v is None else _positive_float(v),
+            show_default=False,
+        ),
+    ] = None,
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            "--min-gain",
+            min=0.0,
+            max=1.0,
+            help="The error curve is flat where one more component lowers the divergence "
+            "by less than this fraction.",
+        ),
+    ] = _RANK_MIN_GAIN,
+    min_stability: Annotated[
+        float,
+        typer.Option(
+            "--min-stability",
+            min=-1.0,
+            max=1.0,
+            help="Smallest acceptable stability (mean matched cosine similarity of the atoms "
+            "across seeds).",
+        ),
+    ] = _RANK_MIN_STABILITY,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="OUT.png|svg",
+            help="Also draw error and stability against k.",
+            callback=_figure_path_callback,
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the --plot figure if it exists.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every run and the suggestion as JSON.")
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress bar; print only the suggested k (for scripts)."
+        ),
+    ] = False,
+) -> None:
+    """Suggest a number of components k: NMF error and atom stability for several k.
+
+    Example: [bold]nmfsep rank mix.wav -k 2,4,8,16 --plot rank.png[/]. The table ends
+    with the suggested k and why; use it as [bold]-k[/] of separate or learn.
+    """
+    console = _stderr_console()
+    _check_output(console, plot, force=force, example="rank.png")
+    with _errors_as_exit(console):
+        from nmfsep import io
+        from nmfsep.rank import rank_sweep_audio
+
+        with _progress(console, enabled=_show_progress(quiet)) as progress:
+            load_task = progress.add_task("loading clips", total=len(clips))
+            loaded = []
+            sr: int | None = None
+            for clip in clips:
+                with _errors_as_exit(progress.console, clip):
+                    y, clip_sr = io.load(clip, sr=sr)
+                sr = clip_sr if sr is None else sr
+                loaded.append(y)
+                progress.advance(load_task)
+            sweep_task = progress.add_task("NMF runs", total=len(ks) * len(seeds))
+
+            def callback(done: int, total: int) -> None:
+                progress.update(sweep_task, completed=done, total=total)
+
+            with _captured_warnings() as caught:
+                result = rank_sweep_audio(
+                    loaded,
+                    sr,
+                    ks,
+                    seconds=seconds,
+                    seeds=seeds,
+                    beta=beta,
+                    max_iter=max_iter,
+                    tol=tol,
+                    min_gain=min_gain,
+                    min_stability=min_stability,
+                    callback=None if progress.disable else callback,
+                )
+            _say_warnings(progress.console, caught)
+    # Print first: a figure that cannot be written must not cost the sweep's results.
+    if as_json:
+        document = result.to_dict()
+        document["clips"] = [str(clip) for clip in clips]
+        document["plot"] = None if plot is None else str(plot)
+        _print_json(document)
+    elif quiet:
+        typer.echo(str(result.suggested_k))
+    else:
+        typer.echo(result.format_table())
+    if plot is not None:
+        with _errors_as_exit(console):
+            if "matplotlib" not in sys.modules:
+                os.environ.setdefault("MPLBACKEND", "Agg")  # files only, never a window
+            from nmfsep.plots import rank_figure, save_figure
+
+            save_figure(rank_figure(result), plot, force=force)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _parse_references(ctx: typer.Context, values: list[str] | None) -> dict[str, Path] | None:
+    """``NAME=PATH`` or a bare ``PATH`` (named after its file stem) -> {name: path}."""
+    if not values:
+        return None
+    references: dict[str, Path] = {}
+    for value in values:
+        if "=" in value and not Path(value).exists():
+            name, _, path = value.partition("=")
+            name = name.strip()
+            if not name or not path:
+                ctx.fail(f"--reference {value!r}: give NAME=PATH (e.g. piano=piano.wav) or PATH")
+        else:
+            name, path = Path(value).stem, value
+        if name in references:
+            ctx.fail(
+                f"--reference: two references are named {name!r} ({references[name]} and "
+                f"{path}); name them with NAME=PATH"
+            )
+        references[name] = Path(path)
+    return references
+
+
+@app.command("report", no_args_is_help=True)
+def report_command(
+    ctx: typer.Context,
+    model: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MODEL.npz",
+            help="A model saved by nmfsep separate --save-model; its stems must be in the "
+            "same folder. report.html is written there.",
+            show_default=False,
+        ),
+    ],
+    mixture: Annotated[
+        Path | None,
+        typer.Option(
+            "--mixture",
+            "-m",
+            metavar="MIX",
+            help="The separated mixture (copied next to the stems as mixture.wav); default: "
+            "mixture.wav of that folder, else the sum of the stems.",
+            show_default=False,
+        ),
+    ] = None,
+    references: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            metavar="NAME=PATH",
+            help="True source, to add SDR/SIR/SAR/SI-SDR scores; repeat per source. A bare "
+            "PATH is named after its file name without extension.",
+            show_default=False,
+        ),
+    ] = None,
+    match: Annotated[
+        Literal["auto", "name", "permutation"],
+        typer.Option(
+            "--match",
+            help="Pair stems with references by name, by the best permutation, or auto "
+            "(by name when the names agree).",
+        ),
+    ] = "auto",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", "-f", help="Overwrite report.html (and a mixture.wav that does not fit)."
+        ),
+    ] = False,
+) -> None:
+    """Write an HTML report of a saved separation: players, figures, settings, scores.
+
+    Example: [bold]nmfsep separate mix.wav -k 8 --save-model[/], then [bold]nmfsep report
+    separated/mix/model.npz -m mix.wav[/]. The page works offline (no script, no network).
+    """
+    refs = _parse_references(ctx, references)
+    console = _stderr_console()
+    with _errors_as_exit(console):
+        from nmfsep.report import report_from_model
+
+        with _progress(console, enabled=_show_progress(False)) as progress:
+            progress.add_task("writing the report", total=None)
+            with _captured_warnings() as caught:
+                written = report_from_model(
+                    model, mixture=mixture, references=refs, match=match, force=force
+                )
+        _say_warnings(console, caught)
+    typer.echo(f"{written}: report of {model}")
+
+
+# --------------------------------------------------------------------------- version
+
+
+_VERSION_PACKAGES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "typer", "rich")
+
+
+@app.command("version")
+def version_command(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Also print Python, platform and dependency versions (for bug reports)."
+        ),
+    ] = False,
+) -> None:
+    """Print the version of nmfsep (with --full: of its dependencies too)."""
+    typer.echo(f"nmfsep {_version()}")
+    if not full:
+        return
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    typer.echo(f"python {platform.python_version()} ({platform.python_implementation()})")
+    typer.echo(f"platform {platform.platform()}")
+    for package in _VERSION_PACKAGES:
+        try:
+            typer.echo(f"{package} {dist_version(package)}")
+        except PackageNotFoundError:
+            typer.echo(f"{package} not installed")
+    try:
+        import soundfile
+
+        typer.echo(f"libsndfile {soundfile.__libsndfile_version__}")
+    except (ImportError, OSError, AttributeError):
+        typer.echo("libsndfile not found")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Console-script entry point (``nmfsep``); ``python -m nmfsep`` calls it too.
+
+    With ``NMFSEP_DEBUG=1`` every error is re-raised with a plain, full traceback.
+    """
+    if _debug():
+        app.pretty_exceptions_enable = False
+    app(prog_name="nmfsep")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
