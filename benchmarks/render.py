@@ -4,7 +4,10 @@ Short musical parts are composed in code (seeded, so the output is reproducible)
 each instrument part is rendered on its own through ``fluidsynth``, and every
 mixture is written as the exact sum of its stems: stems are quantised to 16 bit
 first and the mixture is the integer sum of the quantised stems, so reading the
-files back gives ``mix == sum(stems)`` bit-exactly.
+files back gives ``mix == sum(stems)`` bit-exactly. Training clips (one instrument each,
+from other seeds than the mixtures) start with a chromatic sweep over every pitch the
+composer can give the instrument, so a dictionary learned from them knows every note the
+mixtures play (``verify`` checks this), and continue with a musical part.
 
 Requirements (render time only, nothing here is imported by ``nmfsep``)::
 
@@ -69,10 +72,17 @@ class Instrument:
     role: str  # "melody" | "accomp" | "bass" | "drums"
     channel: int = 0  # MIDI channel, 0-based (9 = GM percussion)
     volume: int = 100  # CC7
+    span: tuple[int, int] | None = None  # every pitch the composer can play, if not low..high
+
+    @property
+    def register(self) -> tuple[int, int]:
+        """Lowest and highest MIDI pitch this instrument's composer can produce."""
+        return self.span if self.span is not None else (self.low, self.high)
 
 
 INSTRUMENTS: dict[str, Instrument] = {
-    "piano": Instrument("piano", 0, 43, 79, "accomp"),  # Acoustic Grand Piano
+    # compose_piano uses its own registers: left hand 36-55, chords 55-79, arpeggio top <= 84
+    "piano": Instrument("piano", 0, 43, 79, "accomp", span=(36, 84)),  # Acoustic Grand Piano
     "flute": Instrument("flute", 73, 72, 93, "melody"),  # Flute
     "bass": Instrument("bass", 32, 28, 50, "bass"),  # Acoustic Bass
     "violin": Instrument("violin", 40, 62, 88, "melody"),  # Violin
@@ -409,6 +419,72 @@ def compose_drums(song: Song, inst: Instrument, n_bars: int, rng: np.random.Gene
     return part
 
 
+# ----------------------------------------------------------------------------------------
+# Register sweep for the training clips
+# ----------------------------------------------------------------------------------------
+
+# A supervised dictionary only knows the notes it was trained on, and a musical part in
+# another key covers just part of an instrument's register (a flute melody in one key may
+# live in 77-92 while the mixture's flute plays 74-89). So every training clip STARTS with a
+# slow chromatic sweep over every pitch the composer can produce for that instrument
+# (``Instrument.register``), at a few velocities and note lengths, and then continues with a
+# musical part from its own seed (other key, tempo, melody and chords than the mixtures).
+# The sweep comes first so that a clip cut to its first ~10 s still covers the register.
+SWEEP_VELOCITIES = (55, 85, 115)  # cycled note by note: p, mf, f
+SWEEP_BUDGET_S = 9.0  # the first (ascending) pass takes at most this long ...
+SWEEP_MAX_STEP_S = 0.3  # ... and moves on at most every 0.3 s
+SWEEP_TWO_PASS_MAX = 30  # registers of up to this many notes get a 2nd, descending pass
+SWEEP_GAP_S = 0.6  # silence between the sweep and the musical part (lets releases decay)
+# every kit piece compose_drums uses; cymbals and the open hat ring longer
+DRUM_KIT = (KICK, SNARE, HAT_C, TOM_L, TOM_H, HAT_O, RIDE, CRASH)
+DRUM_RING = {HAT_O: 0.6, RIDE: 0.6, CRASH: 0.6}
+DRUM_STEP_S = 0.3
+
+
+@dataclass
+class Sweep:
+    notes: list[tuple[float, float, int, int]]  # (start s, duration s, pitch, velocity)
+    seconds: float  # length, including the last note's step
+    passes: int
+    step_s: float
+
+    def pitches(self) -> list[int]:
+        return sorted({n[2] for n in self.notes})
+
+
+def compose_sweep(inst: Instrument) -> Sweep:
+    """Every pitch of ``inst.register`` (or every drum the composer uses), a few dynamics.
+
+    Pitched instruments: an ascending chromatic pass, one note every ``step`` seconds
+    (``step = min(0.3 s, 9 s / n_pitches)``), velocities cycling p/mf/f and note lengths
+    alternating legato (0.9 step) / detached (0.5 step); registers of up to 30 notes get a
+    second, descending pass in which each pitch has another velocity and the other length.
+    Drums: each kit piece at the three velocities, cymbals given more room to ring.
+    """
+    notes: list[tuple[float, float, int, int]] = []
+    t = 0.0
+    if inst.role == "drums":
+        for p in DRUM_KIT:
+            step = DRUM_RING.get(p, DRUM_STEP_S)
+            for v in SWEEP_VELOCITIES:
+                notes.append((t, 0.1, p, v))
+                t += step
+        return Sweep(notes, t, 1, DRUM_STEP_S)
+    lo, hi = inst.register
+    pitches = list(range(lo, hi + 1))
+    step = min(SWEEP_MAX_STEP_S, SWEEP_BUDGET_S / len(pitches))
+    passes = 2 if len(pitches) <= SWEEP_TWO_PASS_MAX else 1
+    nv = len(SWEEP_VELOCITIES)
+    for k in range(passes):
+        order = range(len(pitches)) if k % 2 == 0 else range(len(pitches) - 1, -1, -1)
+        for j in order:
+            vel = SWEEP_VELOCITIES[(j + k) % nv]
+            dur = step * (0.9 if (j + k) % 2 == 0 else 0.5)
+            notes.append((t, dur, pitches[j], vel))
+            t += step
+    return Sweep(notes, t, passes, step)
+
+
 COMPOSERS = {
     "melody": compose_melody,
     "accomp": compose_piano,
@@ -582,14 +658,60 @@ class Job:
     task: str = ""
 
 
+def training_part(
+    song: Song, name: str, music_seconds: float, rng: np.random.Generator
+) -> tuple[Part, float, dict]:
+    """Register sweep, a short silence, then a musical part of ``music_seconds``.
+
+    Returns the part, its total length in seconds and a manifest description. The musical
+    part is composed exactly as for a mixture (same composer, its own seed), then shifted
+    to start on the next half second after the sweep and a short gap.
+    """
+    inst = INSTRUMENTS[name]
+    sweep = compose_sweep(inst)
+    bps = song.bpm / 60.0  # beats per second
+    offset_s = math.ceil((sweep.seconds + SWEEP_GAP_S) * 2 - 1e-9) / 2  # next half second
+    music = compose(song, name, music_seconds, rng)
+    part = Part(inst)
+    part.notes = [Note(t * bps, d * bps, p, v) for t, d, p, v in sweep.notes]
+    part.notes += [Note(n.start + offset_s * bps, n.dur, n.pitch, n.vel) for n in music.notes]
+    info = {
+        "sweep": {
+            "start_s": 0.0,
+            "end_s": round(sweep.seconds, 3),
+            "pitches": [min(sweep.pitches()), max(sweep.pitches())]
+            if inst.role != "drums"
+            else sweep.pitches(),
+            "chromatic": inst.role != "drums",
+            "passes": sweep.passes,
+            "step_s": round(sweep.step_s, 4),
+            "velocities": list(SWEEP_VELOCITIES),
+        },
+        "music": {"start_s": round(offset_s, 3), "song": song.describe()},
+    }
+    return part, offset_s + music_seconds, info
+
+
+def pitch_range(part: Part) -> list[int]:
+    p = [n.pitch for n in part.notes]
+    return [min(p), max(p)]
+
+
 def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
     song = make_song(rng_for(job.seed, job.task, job.folder, "song"))
-    n = int(round(job.seconds * job.sr))
+    seconds = job.seconds
     stems = {}
+    ranges = {}
+    train_info: dict = {}
     for name in job.instruments:
-        part = compose(song, name, job.seconds, rng_for(job.seed, job.task, job.folder, name))
+        rng = rng_for(job.seed, job.task, job.folder, name)
+        if job.kind == "train":
+            part, seconds, train_info = training_part(song, name, job.seconds, rng)
+        else:
+            part = compose(song, name, job.seconds, rng)
+        ranges[name] = pitch_range(part)
         tag = f"{job.folder.replace('/', '_')}_{name}"
-        x = render_part(part, song, job.seconds, job.sr, sf2, tmp, tag)
+        x = render_part(part, song, seconds, job.sr, sf2, tmp, tag)
         x = to_channels(x, job.channels)
         if job.channels == 2:
             x = x * pan_gains(job.pans.get(name, 0.0))
@@ -602,6 +724,7 @@ def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
         levels_db[name] = round(float(bal.uniform(-BALANCE_DB, BALANCE_DB)), 2)
         stems[name] *= 10 ** (levels_db[name] / 20) / rms(stems[name])
     q, qmix, _ = quantise_mix(stems)
+    n = int(round(seconds * job.sr))
     entry = {
         "kind": job.kind,
         "task": job.task,
@@ -615,9 +738,12 @@ def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
         "channels": job.channels,
         "duration_s": n / job.sr,
         "song": song.describe(),
+        "pitch_range": ranges,  # lowest and highest MIDI note played, per instrument
     }
     if job.kind == "mixture":
         entry["level_db"] = levels_db
+    else:
+        entry.update(train_info)
     if job.pans:
         entry["pan"] = {k: job.pans.get(k, 0.0) for k in job.instruments}
     if job.kind == "train":
@@ -688,6 +814,7 @@ def speech_job(
             "channels": 1,
             "duration_s": n / sr,
             "song": song.describe(),
+            "pitch_range": {"piano": pitch_range(part)},
             "snr_db": snr_db,
             "speech_source": f"{SPEECH_DIR}/{SPEECH_TEST}.wav",
             "mix": "speech_piano/mix.flac",
@@ -722,6 +849,9 @@ def speech_job(
 # ----------------------------------------------------------------------------------------
 
 
+TRAIN_MUSIC_S = 12.0  # samples: musical part of each training clip (after the sweep)
+
+
 def sample_jobs(seed: int) -> list[Job]:
     return [
         Job("piano_flute", ["piano", "flute"], seed, 8.0, task="piano_flute"),
@@ -745,9 +875,10 @@ def sample_jobs(seed: int) -> list[Job]:
             task="piano_flute_44k",
         ),
         Job("drums_bass", ["drums", "bass"], seed, 8.0, task="drums_bass"),
-        # training clips: their own seeds (seed + 1000) and tags, so the music is disjoint
+        # training clips: a register sweep, then 12 s of music from their own seeds
+        # (seed + 1000) and tags, so the music is disjoint from the mixtures
         *[
-            Job(f"train/{k}.flac", [k], seed + 1000, 15.0, kind="train", task="train")
+            Job(f"train/{k}.flac", [k], seed + 1000, TRAIN_MUSIC_S, kind="train", task="train")
             for k in ("piano", "flute", "bass", "drums")
         ],
     ]
@@ -824,6 +955,16 @@ def verify(out: Path) -> bool:
             )
             if diff > 1e-4 or peak >= 1.0:
                 ok = False
+    # every note a mixture plays must be in the register its training clips cover
+    trains = {e["file"]: e for e in man["clips"] if e["kind"] == "train"}
+    for e in man["clips"]:
+        for name, f in e.get("train", {}).items():
+            used, have = e.get("pitch_range", {}).get(name), trains[f].get("pitch_range", {})
+            if used is None or name not in have:
+                continue
+            if not have[name][0] <= used[0] <= used[1] <= have[name][1]:
+                ok = False
+                print(f"FAIL {e['mix']}: {name} plays {used}, {f} covers only {have[name]}")
     print(f"worst max|mix - sum(stems)| = {worst:.3e}; {'OK' if ok else 'FAILED'}")
     return ok
 
@@ -857,7 +998,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=6, help="bench: number of seeds")
     ap.add_argument("--tasks", default=",".join(BENCH_TASKS), help="bench: comma-separated tasks")
     ap.add_argument("--seconds", type=float, default=10.0, help="bench: mixture length")
-    ap.add_argument("--train-seconds", type=float, default=30.0, help="bench: training clip length")
+    ap.add_argument(
+        "--train-seconds",
+        type=float,
+        default=30.0,
+        help="bench: length of the musical part of a training clip (after the register sweep)",
+    )
     ap.add_argument("--sr", type=int, default=22050, help="bench: sample rate")
     ap.add_argument("--sf2", default=DEFAULT_SF2)
     ap.add_argument(
