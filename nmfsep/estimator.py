@@ -21,6 +21,17 @@ from .nmf import check_nonnegative_matrix, nmf
 __all__ = ["BetaNMF", "NotFittedError"]
 
 
+def _densify(X):
+    """Dense copy of a scipy sparse matrix (as after CountVectorizer); anything else as is.
+
+    The engine works on dense blocks of rows; a sparse input is converted once, so
+    BetaNMF can follow a vectorizer in a pipeline as scikit-learn's NMF does.
+    """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        return X.toarray()
+    return X
+
+
 class NotFittedError(NmfsepError, ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 
@@ -149,7 +160,7 @@ class BetaNMF:
             estimator_type=None,
             target_tags=TargetTags(required=False),
             transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
-            input_tags=InputTags(positive_only=True),
+            input_tags=InputTags(positive_only=True, sparse=True),
         )
 
     # -- fitting ----------------------------------------------------------------------
@@ -184,7 +195,7 @@ class BetaNMF:
         -------
         W : np.ndarray [shape=(n_samples, k)]
         """
-        X = check_nonnegative_matrix(X, "X")
+        X = check_nonnegative_matrix(_densify(X), "X")
         res = nmf(
             X,
             self.n_components,
@@ -225,7 +236,7 @@ class BetaNMF:
         W : np.ndarray [shape=(n_samples, k)]
         """
         self._check_fitted()
-        X = check_nonnegative_matrix(X, "X")
+        X = check_nonnegative_matrix(_densify(X), "X")
         if X.shape[1] != self.n_features_in_:
             raise ParameterError(
                 f"X has {X.shape[1]} features, but BetaNMF is expecting "

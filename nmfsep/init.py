@@ -1,8 +1,11 @@
 """Initial activations and atoms for NMF.
 
-The methods and their numerics are scikit-learn's (``_initialize_nmf``):
-scaled absolute Gaussians (``"random"``) and the NNDSVD family of Boutsidis &
-Gallopoulos (2008), so that results can be compared with scikit-learn.
+The methods are scikit-learn's (``_initialize_nmf``): scaled absolute Gaussians
+(``"random"``, identical to scikit-learn's for the same integer seed) and the
+NNDSVD family of Boutsidis & Gallopoulos (2008). NNDSVD starts use an exact SVD
+for matrices up to 1e6 entries and a randomized SVD above, whereas scikit-learn
+always uses its randomized SVD, so NNDSVD starts can differ slightly from
+scikit-learn's; pass ``init="custom"`` matrices to compare the two exactly.
 """
 
 from __future__ import annotations

@@ -100,3 +100,14 @@ def test_public_functions_are_not_shadowed_by_their_modules():
     assert callable(nmfsep.nmf) and callable(nmfsep.separate)
     assert nmfsep.separate.__module__ == "nmfsep.separate"
     assert callable(nmfsep.learn_dictionary) and callable(nmfsep.beta_divergence)
+
+
+def test_sparse_input_is_accepted_like_scikit_learn(lowrank):
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(np.where(lowrank > 3, lowrank, 0.0))
+    est = BetaNMF(3, random_state=0, max_iter=20, tol=0)
+    W = est.fit_transform(X)
+    dense = BetaNMF(3, random_state=0, max_iter=20, tol=0).fit_transform(X.toarray())
+    assert np.array_equal(W, dense)
+    assert est.transform(X).shape == W.shape

@@ -530,12 +530,13 @@ def bss_sdr(task: str, res: SeparationResult, names: tuple[str, ...]) -> np.ndar
         )[0]
 
 
-# Measured with these settings: piano_flute 1.1 / 9.9 dB, piano_flute_44k 5.2 / 12.6 dB
-# (piano / flute). In piano_flute the flute plays lower than in the flute training clip,
-# so piano atoms absorb part of it (with a flute dictionary learned from the true flute
-# stem, the piano reaches 19 dB); scikit-learn's pipeline gets the same 1.2 dB there.
+# Measured with these settings: piano_flute 11.8 / 11.6 dB, piano_flute_44k 22.9 / 15.6 dB
+# (piano / flute). The training clips start with a sweep over each instrument's whole
+# register (benchmarks/render.py), so the first 10 s used here cover every note the
+# mixtures play; with the old clips (a melody only, flute 77-92 vs 74-89 in piano_flute)
+# the piano reached only 1.1 dB on piano_flute.
 @pytest.mark.slow
-@pytest.mark.parametrize(("task", "margin"), [("piano_flute", 0.5), ("piano_flute_44k", 3.0)])
+@pytest.mark.parametrize(("task", "margin"), [("piano_flute", 8.0), ("piano_flute_44k", 12.0)])
 def test_supervised_piano_flute_quality(task: str, margin: float, sample_dicts) -> None:
     """Dictionaries from audio_samples/train separate the piano + flute samples."""
     mix, sr = io.load(SAMPLES / task / "mix.flac")
