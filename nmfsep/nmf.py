@@ -425,7 +425,9 @@ def nmf(
         pool = None
         if n_threads > 1 and n_frames >= 256:
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=n_threads))
-        stack.enter_context(_blas_single_thread(enabled=pool is not None))
+        # BLAS single-threaded always: our own threads share the rows, and on small
+        # inputs BLAS threads only oversubscribe a busy machine
+        stack.enter_context(_blas_single_thread(enabled=True))
         W_out, H_out, n_iter, losses, its, converged = solver_fn(
             Vw,
             W0,
