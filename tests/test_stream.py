@@ -1,0 +1,299 @@
+"""Tests of nmfsep.stream: block-by-block separation equals whole-file separation."""
+
+from __future__ import annotations
+
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nmfsep.dictionary import Dictionary, learn_dictionary
+from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
+from nmfsep.separate import separate, separate_file
+from nmfsep.spectral import STFTConfig
+from nmfsep.stream import separate_stream
+
+SR = 8000
+CFG = STFTConfig(n_fft=256, hop_length=64)
+
+
+def notes(f0s, seconds: float, *, decay: float, seed: int, sr: int = SR) -> np.ndarray:
+    """Harmonic notes with onsets and decays, (n_samples,) float64."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros(n)
+    seg = n // len(f0s)
+    t = np.arange(seg) / sr
+    for i, f0 in enumerate(f0s):
+        note = sum(
+            np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) * h**-decay
+            for h in range(1, 8)
+            if f0 * h < sr / 2
+        )
+        y[i * seg : (i + 1) * seg] = note * np.exp(-3 * t)
+    return y
+
+
+def low_high(seconds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n2 = max(seconds // 2, 1)
+    low = np.concatenate([notes(rng.uniform(190, 320, 8), 2.0, decay=2.0, seed=s)
+                          for s in range(n2)])
+    high = np.concatenate([notes(rng.uniform(1000, 1500, 5), 2.0, decay=0.5, seed=50 + s)
+                           for s in range(n2)])
+    return low, high
+
+
+def make_dicts(cfg: STFTConfig = CFG, sr: int = SR) -> list[Dictionary]:
+    low = (0.3 * notes([210, 260, 290, 240, 200, 310], 2.0, decay=2.0, seed=5, sr=sr))
+    high = (0.2 * notes([1250, 1050, 1450, 1150, 1350], 2.0, decay=0.5, seed=6, sr=sr))
+    return [
+        learn_dictionary([(low.astype(np.float32)[None], sr)], "low", 6, stft=cfg, max_iter=60),
+        learn_dictionary([(high.astype(np.float32)[None], sr)], "high", 6, stft=cfg, max_iter=60),
+    ]
+
+
+@pytest.fixture(scope="module")
+def dicts() -> list[Dictionary]:
+    return make_dicts()
+
+
+@pytest.fixture(scope="module")
+def long_mix(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """20 s of stereo at 8 kHz (a silent second at 3-4 s): 11 blocks of 2 s."""
+    low, high = low_high(20)
+    y = np.stack([0.3 * low + 0.2 * high, 0.25 * low + 0.25 * high]).astype(np.float32)
+    y[:, 3 * SR : 4 * SR] = 0
+    path = tmp_path_factory.mktemp("mix") / "long.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    return path, y
+
+
+def read(path: str | Path) -> np.ndarray:
+    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == SR
+    return data.T
+
+
+def sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30)))
+
+
+def check_stems(summary: dict, y: np.ndarray, atol: float = 1e-5) -> dict[str, np.ndarray]:
+    stems = {name: read(p) for name, p in summary["stems"].items()}
+    for stem in stems.values():
+        assert stem.shape == y.shape and np.isfinite(stem).all()
+    total = np.sum([s.astype(np.float64) for s in stems.values()], axis=0)
+    assert np.abs(total - y).max() <= atol
+    return stems
+
+
+# --------------------------------------------------------------------------- equality
+
+
+@pytest.mark.parametrize(("block_seconds", "n_blocks"), [(2.0, 11), (5.0, 5)])
+def test_stream_equals_whole_file_with_fixed_iterations(
+    long_mix, dicts, tmp_path, block_seconds, n_blocks
+) -> None:
+    """tol=0: every block runs the same iterations as the whole file -> float32 rounding.
+
+    Blocks of 250 frames (2 s) and of 625 frames (5 s: several 256-frame chunks inside).
+    """
+    path, y = long_mix
+    kw = {"max_iter": 60, "tol": 0}
+    whole = separate(y, SR, dictionaries=dicts, **kw)
+    summary = separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=block_seconds,
+                              **kw)
+    assert summary["n_blocks"] == n_blocks
+    stems = check_stems(summary, y)
+    peak = np.abs(y).max()
+    for name, stem in stems.items():
+        assert np.abs(stem - whole.stems[name]).max() < 1e-5 * peak
+    # The summary has separate_file's shape (and is JSON).
+    json.dumps(summary)
+    ref = separate_file(path, tmp_path / "whole", dictionaries=dicts, **kw)
+    assert set(ref) <= set(summary)
+    assert summary["mode"] == ref["mode"] == "supervised"
+    assert summary["duration"] == pytest.approx(20.0) and summary["n_channels"] == 2
+    assert summary["n_iter"] == 60 and summary["model"] is None
+    info = sf.info(summary["stems"]["low"])
+    assert (info.subtype, info.format, info.samplerate) == ("FLOAT", "WAV", SR)
+
+
+def test_stream_close_to_whole_file_with_default_tol(long_mix, dicts, tmp_path) -> None:
+    """Default tol: blocks stop at their own convergence check -> SDR vs whole > 40 dB."""
+    path, y = long_mix
+    whole = separate(y, SR, dictionaries=dicts)
+    summary = separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=2.0)
+    for name, stem in check_stems(summary, y).items():
+        assert sdr(whole.stems[name], stem) > 40
+
+
+@pytest.mark.parametrize(
+    ("cfg", "n_samples", "block_seconds"),
+    [
+        (STFTConfig(n_fft=256, hop_length=96, win_length=192), 12_345, 0.5),  # hop ∤ n_fft
+        (STFTConfig(n_fft=256, hop_length=64, center=False), 12_377, 0.7),
+        (STFTConfig(n_fft=255, hop_length=64, window="hamming"), 9_001, 0.3),  # odd n_fft
+        (CFG, 8_000 + 64, 1.0),  # ends right after a block boundary
+        (CFG, 200, 1.0),  # shorter than one frame
+    ],
+    ids=["hop-not-dividing", "no-center", "odd-nfft", "block-edge", "shorter-than-nfft"],
+)
+def test_stream_grids(cfg, n_samples, block_seconds, tmp_path) -> None:
+    low, high = low_high(4, seed=3)
+    y = (0.3 * low + 0.2 * high)[:n_samples].astype(np.float32)[None]
+    path = tmp_path / "mix.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    d = make_dicts(cfg)
+    whole = separate(y, SR, dictionaries=d, max_iter=30, tol=0)
+    summary = separate_stream(path, tmp_path, dictionaries=d, max_iter=30, tol=0,
+                              block_seconds=block_seconds)
+    for name, stem in check_stems(summary, y).items():
+        np.testing.assert_allclose(stem, whole.stems[name], rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("kw", [{"beta": "itakura-saito"}, {"mask": "binary", "mask_power": 2},
+                                {"solver": "cd"}, {"alpha_W": 0.1, "l1_ratio": 1.0}])
+def test_stream_options_equal_whole_file(kw, dicts, tmp_path) -> None:
+    low, high = low_high(6, seed=4)
+    y = np.stack([0.3 * low + 0.2 * high, 0.1 * low + 0.3 * high]).astype(np.float32)
+    path = tmp_path / "mix.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    whole = separate(y, SR, dictionaries=dicts, max_iter=8, tol=0, **kw)
+    summary = separate_stream(path, tmp_path, dictionaries=dicts, max_iter=8, tol=0,
+                              block_seconds=1.5, **kw)
+    for name, stem in check_stems(summary, y).items():
+        assert np.abs(stem - whole.stems[name]).max() < 1e-5 * np.abs(y).max()
+
+
+def test_semi_supervised_stream(long_mix, dicts, tmp_path) -> None:
+    """Free atoms learned online over the file: not whole-file's, but as good on the sources."""
+    path, y = long_mix
+    low, high = low_high(20)
+    truth = {"low": np.stack([0.3 * low, 0.25 * low]), "high": np.stack([0.2 * high, 0.25 * high])}
+    for t in truth.values():
+        t[:, 3 * SR : 4 * SR] = 0
+    whole = separate(y, SR, dictionaries=dicts, n_free=3)
+    a = separate_stream(path, tmp_path / "a", dictionaries=dicts, n_free=3, block_seconds=2.0)
+    assert a["mode"] == "semi-supervised" and list(a["stems"]) == ["low", "high", "residual"]
+    assert a["settings"]["stream"]["free_atoms"] == "online"
+    stems = check_stems(a, y)
+    for name in truth:
+        assert sdr(truth[name], stems[name]) > sdr(truth[name], whole.stems[name]) - 3
+    b = separate_stream(path, tmp_path / "b", dictionaries=dicts, n_free=3, block_seconds=2.0)
+    for name in stems:  # reproducible bit for bit
+        np.testing.assert_array_equal(stems[name], read(b["stems"][name]))
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_memory_does_not_grow_with_duration(dicts, tmp_path) -> None:
+    peaks = []
+    for seconds in (8, 32):
+        low, high = low_high(seconds, seed=9)
+        y = (0.3 * low + 0.2 * high).astype(np.float32)[None]
+        path = tmp_path / f"m{seconds}.wav"
+        sf.write(path, y.T, SR, subtype="FLOAT")
+        tracemalloc.start()
+        separate_stream(path, tmp_path / f"o{seconds}", dictionaries=dicts, block_seconds=2.0,
+                        max_iter=5)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # 4x the audio: the peak stays that of one block (a whole 32 s file is 1 MB of float32)
+    assert peaks[1] < 1.25 * peaks[0], peaks
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_one_block_for_the_whole_file(long_mix, dicts, tmp_path) -> None:
+    path, y = long_mix
+    summary = separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=1e12,
+                              max_iter=3)
+    assert summary["n_blocks"] == 1
+    check_stems(summary, y)
+
+
+def test_silent_file(dicts, tmp_path) -> None:
+    y = np.zeros((2, 5000), dtype=np.float32)
+    path = tmp_path / "quiet.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    summary = separate_stream(path, tmp_path, dictionaries=dicts, n_free=1, block_seconds=0.25)
+    stems = check_stems(summary, y, atol=0)
+    assert all(not s.any() for s in stems.values())
+    assert len(summary["warnings"]) == 1 and "silent" in summary["warnings"][0]
+
+
+def test_progress_callback(long_mix, dicts, tmp_path) -> None:
+    path, _ = long_mix
+    calls: list[tuple[int, int]] = []
+    summary = separate_stream(
+        path, tmp_path, dictionaries=dicts, block_seconds=5.0, max_iter=3, n_free=1,
+        callback=lambda done, total: calls.append((done, total)),
+    )
+    # 2501 frames of 625 per block: 5 blocks x (scan + 1 learning pass + separation)
+    assert summary["n_blocks"] == 5
+    assert [d for d, _ in calls] == list(range(1, 16))
+    assert all(d <= t for d, t in calls) and calls[-1] == (15, 15)
+
+
+def test_errors(long_mix, dicts, tmp_path) -> None:
+    path, _ = long_mix
+    with pytest.raises(ParameterError, match="dictionaries"):
+        separate_stream(path, tmp_path, dictionaries=[])
+    with pytest.raises(ParameterError, match="block_seconds"):
+        separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=0)
+    other = make_dicts(CFG, sr=16000)
+    with pytest.raises(DictionaryError, match="resample"):
+        separate_stream(path, tmp_path, dictionaries=other)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wave file" * 10)
+    with pytest.raises(AudioFormatError, match="bad.wav"):
+        separate_stream(bad, tmp_path, dictionaries=dicts)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_existing_targets_and_force(long_mix, dicts, tmp_path) -> None:
+    path, _ = long_mix
+    first = separate_stream(path, tmp_path, dictionaries=dicts, max_iter=3)
+    before = {p: p.stat().st_mtime_ns for p in Path(first["output_dir"]).iterdir()}
+    with pytest.raises(OutputError, match="exists"):
+        separate_stream(path, tmp_path, dictionaries=dicts, max_iter=3)
+    assert {p: p.stat().st_mtime_ns for p in Path(first["output_dir"]).iterdir()} == before
+    separate_stream(path, tmp_path, dictionaries=dicts, max_iter=3, force=True)
+    assert sorted(os.listdir(first["output_dir"])) == ["high.wav", "low.wav"]
+
+
+def test_nothing_left_on_failure(long_mix, dicts, tmp_path, monkeypatch) -> None:
+    """A failure after some blocks were written leaves no stem and no temporary."""
+    import importlib
+
+    nmf_module = importlib.import_module("nmfsep.nmf")
+    path, _ = long_mix
+    real = nmf_module.nmf
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nmf_module, "nmf", failing)
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(RuntimeError, match="boom"):
+        separate_stream(path, out, dictionaries=dicts, block_seconds=2.0, max_iter=3)
+    assert len(calls) == 4
+    assert not (tmp_path / "deep").exists()
+    (out / "long").mkdir(parents=True)
+    calls.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        separate_stream(path, out, dictionaries=dicts, block_seconds=2.0, max_iter=3)
+    assert os.listdir(out / "long") == []
