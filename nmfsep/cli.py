@@ -3,7 +3,9 @@
 Commands: ``separate``, ``learn``, ``info``, ``plot``, ``eval``, ``rank``,
 ``report`` and ``version`` (plus the eager ``--version`` option). This module holds
 no separation logic: every command calls one library function
-(:func:`nmfsep.separate.separate_file`, :func:`nmfsep.dictionary.learn_dictionary`,
+(:func:`nmfsep.separate.separate_file`, or for ``separate`` with folders, glob
+patterns, ``--jobs`` or ``--scheduler`` :func:`nmfsep.batch.separate_batch`, with
+``--stream`` :func:`nmfsep.stream.separate_stream`; :func:`nmfsep.dictionary.learn_dictionary`,
 :func:`nmfsep.plots.plot_file`, :func:`nmfsep.evaluate.evaluate_files`,
 :func:`nmfsep.rank.rank_sweep_audio`, :func:`nmfsep.report.report_from_model` or a
 loader) and turns the result into lines or a table on stdout (or JSON with
@@ -255,6 +257,7 @@ _RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
 _RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
 _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
+_BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
 
 
 # --------------------------------------------------------------------------- list options
@@ -448,6 +451,53 @@ def _check_separate_usage(
         )
 
 
+_GLOB_CHARS = frozenset("*?[")  # as nmfsep.batch: a MIX with one of these is a pattern
+
+
+def _is_batch_input(path: Path) -> bool:
+    """Tell whether a MIX names several files: a folder, or a glob pattern (not a file)."""
+    text = os.fspath(path)
+    return path.is_dir() or (not path.exists() and any(c in _GLOB_CHARS for c in text))
+
+
+def _check_batch_usage(
+    ctx: typer.Context,
+    *,
+    dict_paths: list[Path],
+    stream: bool,
+    save_model: bool,
+    report: bool,
+    jobs: int | None,
+    scheduler: str | None,
+) -> None:
+    """Refuse --stream/--block-seconds/--jobs/--scheduler combinations that make no sense."""
+    if stream:
+        if not dict_paths:
+            ctx.fail(
+                "--stream needs --dict D.npz (supervised, or semi-supervised with --free); "
+                "blind separation (-k, --sources) reads the whole file: add --dict or drop "
+                "--stream"
+            )
+        for flag, given in (("--save-model", save_model), ("--report", report)):
+            if given:
+                ctx.fail(
+                    f"{flag} is not available with --stream (a stream keeps no whole-file "
+                    f"model); drop {flag} or --stream"
+                )
+    else:
+        # by name: typer may bundle its own click, whose ParameterSource is another enum
+        source = getattr(ctx.get_parameter_source("block_seconds"), "name", "DEFAULT")
+        if source not in ("DEFAULT", "DEFAULT_MAP"):
+            ctx.fail("--block-seconds sets the block length of --stream; add --stream")
+    if jobs is not None and scheduler is not None:
+        ctx.fail(
+            "--jobs is for local processes; with --scheduler the cluster's workers run the "
+            "files: drop one of them"
+        )
+    if scheduler is not None and not scheduler.strip():
+        ctx.fail("--scheduler: give a Dask scheduler address such as tcp://127.0.0.1:8786")
+
+
 def _positive_float(value: float) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise typer.BadParameter(f"must be a finite number > 0, got {value}")
@@ -461,7 +511,8 @@ def separate(
         list[Path],
         typer.Argument(
             metavar="MIX",
-            help="Mixture audio file(s) (WAV, FLAC, OGG, ...); each is separated on its own.",
+            help="Mixture audio file(s) (WAV, FLAC, OGG, ...), folder(s) of them or quoted "
+            "glob pattern(s) ('songs/*.flac'); each file is separated on its own.",
             show_default=False,
         ),
     ],
@@ -588,7 +639,11 @@ def separate(
     ] = False,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print a JSON list of per-mixture summaries on stdout."),
+        typer.Option(
+            "--json",
+            help="Print a JSON list of per-mixture summaries on stdout (a batch: its report, "
+            "with ok, counts and the done, skipped and failed files).",
+        ),
     ] = False,
     quiet: Annotated[
         bool,
@@ -598,6 +653,61 @@ def separate(
             help="No progress bar and no summary lines (errors and warnings are still shown).",
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Separate N files at a time in local processes (a batch; see above). "
+            "Default for folders and patterns: the usable cores (at most one per file); "
+            "lower it if memory is short.",
+            show_default=False,
+            rich_help_panel="Many files",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="tcp://HOST:8786",
+            help="Run the batch on this Dask cluster (pip install 'nmfsep\\[cluster]'); its "
+            "workers need nmfsep and must see the input and output paths.",
+            show_default=False,
+            rich_help_panel="Many files",
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive",
+            help="With a folder MIX: also take the audio files of its sub-folders "
+            "(not those under OUT).",
+            rich_help_panel="Many files",
+        ),
+    ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Separate block by block in bounded memory, for long files; needs --dict "
+            "(free atoms of --free are learned online over the whole file). Stems equal "
+            "the whole-file ones up to the convergence tolerance (--tol).",
+            rich_help_panel="Long files",
+        ),
+    ] = False,
+    block_seconds: Annotated[
+        float,
+        typer.Option(
+            "--block-seconds",
+            metavar="S",
+            callback=_positive_float,
+            help="With --stream: seconds of audio per block (memory grows with it, not "
+            "with the file's duration).",
+            rich_help_panel="Long files",
+        ),
+    ] = _BLOCK_SECONDS,
 ) -> None:
     """Separate mixture(s) into stems written as float WAV to OUT/<mixture name>/.
 
@@ -606,8 +716,29 @@ def separate(
     writes piano.wav and flute.wav; [bold]--free 4[/] adds residual.wav. Stems keep the
     mixture's sample rate, channels and length and add up to the mixture.
     [bold]--report[/] adds report.html to listen to and inspect the result.
+
+    [bold]Many files.[/] Files named one by one are separated one after another, each
+    with its summary line (an existing stem is an error without [bold]--force[/]).
+    A folder ([bold]--recursive[/] for its sub-folders), a quoted glob pattern
+    ([bold]'songs/*.flac'[/]), [bold]--jobs N[/] or [bold]--scheduler ADDRESS[/] make a
+    [bold]batch[/]: files run in parallel, one progress bar over files, a table at
+    the end ([bold]--json[/]: the batch report); a file that fails does not stop
+    the others (exit status 1); a file whose stems all exist is skipped, so a
+    rerun does only what is missing ([bold]--force[/] redoes them).
+
+    [bold]Long files.[/] [bold]--stream --dict D.npz[/] separates block by block
+    ([bold]--block-seconds[/]) in memory that does not grow with the duration.
     """
     dict_paths = list(dictionaries or [])
+    _check_batch_usage(
+        ctx,
+        dict_paths=dict_paths,
+        stream=stream,
+        save_model=save_model,
+        report=report,
+        jobs=jobs,
+        scheduler=scheduler,
+    )
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
     console = _stderr_console()
     try:
@@ -653,6 +784,41 @@ def separate(
         "tol": tol,
         "random_state": seed,
     }
+    if stream:  # separate_stream's arguments: supervised or semi-supervised only
+        kwargs = {
+            "dictionaries": loaded_dicts,
+            "n_free": n_free,
+            "block_seconds": block_seconds,
+            "beta": beta,
+            "mask": mask,
+            "mask_power": mask_power,
+            "max_iter": max_iter,
+            "tol": tol,
+            "random_state": seed,
+        }
+    else:
+        kwargs.update(save_model=save_model, report=report)
+    if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
+        _separate_batch(
+            console,
+            mixtures,
+            out_dir,
+            jobs=jobs,
+            scheduler=scheduler,
+            recursive=recursive,
+            force=force,
+            stream=stream,
+            as_json=as_json,
+            quiet=quiet,
+            kwargs=kwargs,
+        )
+        return
+    if stream:
+        from nmfsep.stream import separate_stream
+
+        separate_one: Callable[..., dict[str, Any]] = separate_stream
+    else:
+        separate_one = separate_file
     user_errors = _user_errors()
     summaries: list[dict[str, Any]] = []
     n_failed = 0
@@ -661,8 +827,14 @@ def separate(
         files_task = progress.add_task("files", total=len(mixtures), visible=len(mixtures) > 1)
         iter_task = progress.add_task("NMF", total=max_iter)
         callback = _iteration_callback(progress, iter_task) if not progress.disable else None
+        if stream and not progress.disable:
+
+            def callback(done: int, total: int) -> None:
+                progress.update(iter_task, completed=done, total=total)
+
         for mixture in mixtures:
-            progress.reset(iter_task, total=max_iter, description=f"NMF {mixture.name}")
+            what = "blocks" if stream else "NMF"
+            progress.reset(iter_task, total=max_iter, description=f"{what} {mixture.name}")
             name = mixture.stem
             if name in seen_names:
                 n_failed += 1
@@ -678,14 +850,8 @@ def separate(
             start = time.perf_counter()
             try:
                 with _captured_warnings() as caught:
-                    summary = separate_file(
-                        mixture,
-                        out_dir,
-                        force=force,
-                        save_model=save_model,
-                        report=report,
-                        callback=callback,
-                        **kwargs,
+                    summary = separate_one(
+                        mixture, out_dir, force=force, callback=callback, **kwargs
                     )
             except user_errors as exc:
                 if _debug():
@@ -713,6 +879,74 @@ def separate(
     if as_json:
         _print_json(summaries)
     if n_failed:
+        raise typer.Exit(1)
+
+
+def _separate_batch(
+    console,
+    mixtures: list[Path],
+    out_dir: Path,
+    *,
+    jobs: int | None,
+    scheduler: str | None,
+    recursive: bool,
+    force: bool,
+    stream: bool,
+    as_json: bool,
+    quiet: bool,
+    kwargs: dict[str, Any],
+) -> None:
+    """``separate`` for a batch: :func:`nmfsep.batch.separate_batch`, a table, exit 1 on failures.
+
+    Errors and warnings are printed on stderr as each file finishes; stdout gets the
+    table (when some file was done or skipped; otherwise the error lines say it all),
+    the batch report with ``--json``, or nothing with ``--quiet``.
+    """
+    with _errors_as_exit(console):
+        from nmfsep.batch import expand_inputs, separate_batch
+
+        reported: set[str] = set()
+        with _progress(console, enabled=_show_progress(quiet)) as progress:
+            total = None
+            if not progress.disable:  # the bar's length from the start (a cheap listing)
+                files, problems = expand_inputs(mixtures, recursive=recursive, exclude=out_dir)
+                total = len(files) + len(problems)
+            files_task = progress.add_task("files", total=total)
+
+            def callback(record: dict[str, Any], done: int, total: int) -> None:
+                progress.update(files_task, completed=done, total=total)
+                status = record.get("status")
+                where = record.get("input", "")
+                if status == "failed":
+                    reason = record.get("reason") or record.get("error_type") or "failed"
+                    _say(progress.console, "error", _with_path(where, reason))
+                    if _debug() and record.get("traceback"):  # an internal error, in a task
+                        progress.console.print(record["traceback"], markup=False, highlight=False)
+                elif status == "done":
+                    for text in _warning_messages([], record.get("warnings")):
+                        reported.add(text)
+                        _say(progress.console, "warning", _with_path(where, text))
+
+            with _captured_warnings() as caught:
+                result = separate_batch(
+                    [os.fspath(m) for m in mixtures],
+                    out_dir,
+                    n_jobs=jobs,
+                    scheduler=scheduler,
+                    force=force,
+                    stream=stream,
+                    recursive=recursive,
+                    callback=callback,
+                    **kwargs,
+                )
+            for text in _warning_messages(caught):
+                if text not in reported:
+                    _say(progress.console, "warning", text)
+    if as_json:
+        _print_json(result.to_dict())
+    elif not quiet and (result.done or result.skipped):
+        typer.echo(result.format_table())
+    if not result.ok:
         raise typer.Exit(1)
 
 
@@ -1461,7 +1695,17 @@ def report_command(
 # --------------------------------------------------------------------------- version
 
 
-_VERSION_PACKAGES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "typer", "rich")
+_VERSION_PACKAGES = (
+    "numpy",
+    "scipy",
+    "librosa",
+    "soundfile",
+    "soxr",
+    "typer",
+    "rich",
+    "joblib",
+    "distributed",
+)
 
 
 @app.command("version")

@@ -224,6 +224,10 @@ def test_beta_values(text, expected):
         (["-k", "2", "--free", "2"], "--free"),  # --free needs --dict
         (["-k", "2", "--mask-power", "0"], "--mask-power"),
         (["-k", "2", "--grouping", "random"], "--grouping"),
+        (["-k", "2", "--stream"], "--dict"),  # --stream needs dictionaries
+        (["-k", "2", "--block-seconds", "5"], "--stream"),  # --block-seconds needs --stream
+        (["-k", "2", "--jobs", "0"], "--jobs"),
+        (["-k", "2", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
     ],
 )
 def test_separate_usage_errors_exit_2(audio, tmp_path, args, needle):
@@ -908,3 +912,215 @@ def test_debug_env_reraises_in_the_new_commands(tmp_path, command):
     }[command]
     r = run(*args, env={"NMFSEP_DEBUG": "1"})
     assert isinstance(r.exception, NmfsepError), r.output
+
+
+# --------------------------------------------------------------------------- batches, streams
+
+
+def test_batch_and_stream_defaults_are_the_library_defaults():
+    from nmfsep.batch import separate_batch
+    from nmfsep.stream import DEFAULT_BLOCK_SECONDS, separate_stream
+
+    cli = _cli_defaults("separate")
+    assert cli["block_seconds"] == DEFAULT_BLOCK_SECONDS
+    assert (
+        inspect.signature(separate_stream).parameters["block_seconds"].default
+        == cli["block_seconds"]
+    )
+    batch = inspect.signature(separate_batch).parameters
+    assert cli["jobs"] is batch["n_jobs"].default is None
+    assert cli["scheduler"] is batch["scheduler"].default is None
+    assert cli["recursive"] is batch["recursive"].default is False
+    assert cli["stream"] is batch["stream"].default is False
+
+
+@pytest.fixture
+def songs(tmp_path):
+    """A folder of three short mixtures and one file that is not audio."""
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    tone, noise = _signals(SR)  # 1 s
+    for i in range(3):
+        sf.write(folder / f"song{i}.wav", np.roll(tone, 2000 * i) + (1 + i) * noise, SR)
+    (folder / "broken.wav").write_text("this is not audio\n")
+    return folder
+
+
+def test_batch_folder_failure_table_rerun_and_force(songs, tmp_path):
+    out = tmp_path / "out"
+    r = run("separate", songs, "-k", 2, "-o", out, "--jobs", 2, "--max-iter", 5)
+    assert r.exit_code == 1, r.output
+    rows = r.stdout.splitlines()
+    failed = [line for line in rows if line.startswith("FAILED")]
+    assert len(failed) == 1 and "broken.wav" in failed[0] and "cannot be read" in failed[0]
+    assert sum(line.startswith("done ") for line in rows) == 3
+    assert "3 done, 0 skipped, 1 failed" in rows[-1] and "loky, 2 at a time" in rows[-1]
+    one_error_line(r, "broken.wav", "cannot be read")  # and on stderr, as it happens
+    for i in range(3):
+        assert sorted(p.name for p in (out / f"song{i}").iterdir()) == [
+            "component_01.wav",
+            "component_02.wav",
+        ]
+    assert not (out / "broken").exists()
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+
+    # a rerun skips what is done (and reports it); the broken file fails again
+    r = run("separate", songs, "-k", 2, "-o", out, "--max-iter", 5)
+    assert r.exit_code == 1, r.output
+    assert sum(line.startswith("skipped ") for line in r.stdout.splitlines()) == 3
+    assert "0 done, 3 skipped, 1 failed" in r.stdout
+    r = run("separate", songs, "-k", 2, "-o", out, "--max-iter", 5, "--json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["ok"], doc["n_done"], doc["n_skipped"], doc["n_failed"]) == (False, 0, 3, 1)
+    assert sorted(Path(s["input"]).name for s in doc["skipped"]) == [
+        "song0.wav",
+        "song1.wav",
+        "song2.wav",
+    ]
+    assert doc["failed"][0]["input"].endswith("broken.wav") and doc["failed"][0]["reason"]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == mtimes
+
+    # a quoted pattern (no broken file) with --force redoes them, in this process
+    r = run(
+        "separate",
+        f"{songs}/song*.wav",
+        "-k",
+        2,
+        "-o",
+        out,
+        "--max-iter",
+        5,
+        "-j",
+        1,
+        "--force",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["n_done"] == 3 and doc["backend"] == "sequential"
+    assert all(p.stat().st_mtime_ns != t for p, t in mtimes.items())
+
+
+def test_batch_recursive_and_patterns_that_match_nothing(songs, tmp_path):
+    (songs / "broken.wav").unlink()
+    sub = songs / "more"
+    sub.mkdir()
+    tone, _ = _signals(SR // 2)
+    sf.write(sub / "deep.wav", tone, SR)
+    args = ["-k", 2, "--max-iter", 3, "-j", 1, "-q"]
+    r = run("separate", songs, "-o", tmp_path / "flat", *args)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""  # --quiet: no table
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == ["song0", "song1", "song2"]
+    r = run("separate", songs, "-o", tmp_path / "deep", "--recursive", *args)
+    assert r.exit_code == 0, r.output
+    assert "deep" in {p.name for p in (tmp_path / "deep").iterdir()}
+    r = run("separate", f"{songs}/nothing*.wav", "-k", 2, "-o", tmp_path / "none")
+    assert r.exit_code == 1, r.output
+    one_error_line(r, "nothing*.wav", "matches no file")
+    assert r.stdout == ""
+
+
+def test_stream_matches_whole_file_separation(audio, dicts, tmp_path):
+    args = ["--dict", dicts / "tone.npz", "--dict", dicts / "noise.npz", "--tol", 0, *FAST]
+    r = run("separate", audio / "stereo.wav", "-o", tmp_path / "whole", *args)
+    assert r.exit_code == 0, r.output
+    r = run(
+        "separate",
+        audio / "stereo.wav",
+        "-o",
+        tmp_path / "stream",
+        *args,
+        "--stream",
+        "--block-seconds",
+        0.5,
+    )
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and "stereo.wav: 2 stems" in lines[0]
+    mix, _ = read(audio / "stereo.wav")
+    total = np.zeros_like(mix)
+    for name in ("tone", "noise"):
+        streamed, sr = read(tmp_path / "stream" / "stereo" / f"{name}.wav")
+        whole, _ = read(tmp_path / "whole" / "stereo" / f"{name}.wav")
+        assert sr == SR and streamed.shape == whole.shape == mix.shape
+        # tol=0: every block runs the whole file's iterations -> equal to float32 rounding
+        # (nmfsep/stream.py; tests/test_stream.py uses 1e-5 of the peak)
+        np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-4 * np.abs(mix).max())
+        total += streamed
+    np.testing.assert_allclose(total, mix, atol=1e-4)
+    # --json: the summary records the blocks; an existing stem needs --force
+    r = run(
+        "separate",
+        audio / "stereo.wav",
+        "-o",
+        tmp_path / "stream",
+        *args,
+        "--stream",
+        "--block-seconds",
+        0.5,
+        "--json",
+    )
+    assert r.exit_code == 1
+    one_error_line(r, "--force")
+    r = run(
+        "separate",
+        audio / "stereo.wav",
+        "-o",
+        tmp_path / "stream",
+        *args,
+        "--stream",
+        "--block-seconds",
+        0.5,
+        "--json",
+        "--force",
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc[0]["n_blocks"] > 1 and doc[0]["settings"]["stream"]["block_seconds"] == 0.5
+
+
+@pytest.mark.parametrize("flag", ["--save-model", "--report"])
+def test_stream_refuses_whole_file_outputs(audio, dicts, tmp_path, flag):
+    r = run(
+        "separate",
+        audio / "mix.wav",
+        "--dict",
+        dicts / "tone.npz",
+        "--stream",
+        flag,
+        "-o",
+        tmp_path / "out",
+    )
+    assert r.exit_code == 2, r.output
+    assert flag in r.stderr and "--stream" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_scheduler_runs_the_batch_on_a_dask_cluster(songs, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    (songs / "broken.wav").unlink()
+    out = tmp_path / "out"
+    # A real scheduler on loopback tcp, its worker a thread of this process (fast to
+    # start); processes=False alone would pick the inproc:// protocol, which --scheduler
+    # could not be given.
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        r = run(
+            "separate", songs, "-k", 2, "-o", out, "--max-iter", 5, "--scheduler", address, "--json"
+        )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["backend"] == "dask" and doc["scheduler"] == address
+    assert doc["n_done"] == 3 and doc["n_jobs"] == 1
+    for i in range(3):
+        assert len(list((out / f"song{i}").glob("*.wav"))) == 2
