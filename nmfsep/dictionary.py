@@ -24,18 +24,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nmfsep.exceptions import DictionaryError, OutputError, ParameterError
+from nmfsep._checks import check_rate
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
+from nmfsep.exceptions import DictionaryError, ParameterError
 from nmfsep.spectral import STFTConfig
 
 __all__ = [
@@ -85,18 +86,6 @@ def _nmfsep_version() -> str:
     from nmfsep import __version__
 
     return __version__
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, bool | np.bool_)
-        and math.isfinite(float(value))
-    )
 
 
 def default_power(beta: float) -> float:
@@ -202,9 +191,7 @@ class Dictionary:
             check_name(label)
         object.__setattr__(self, "labels", tuple(str(label) for label in labels))
 
-        if not _is_real(self.sr) or float(self.sr) <= 0 or not float(self.sr).is_integer():
-            raise ParameterError(f"sr must be a positive whole number of Hz, got {self.sr!r}")
-        object.__setattr__(self, "sr", int(self.sr))
+        object.__setattr__(self, "sr", check_rate(self.sr, "sr"))
         if not _is_real(self.power) or float(self.power) <= 0:
             raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {self.power!r}")
         object.__setattr__(self, "power", float(self.power))
@@ -483,6 +470,8 @@ def atomic_savez(
 ) -> Path:
     """Write arrays to an ``.npz`` file through a temporary file and a rename.
 
+    See :func:`nmfsep.io.atomic_output`; missing parent folders are created.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -501,44 +490,17 @@ def atomic_savez(
     OutputError
         If ``path`` exists (and not ``force``), is a folder, or cannot be written.
     """
-    p = Path(path)
+    from nmfsep.io import atomic_output
+
     for name, arr in arrays.items():
         if np.asarray(arr).dtype.hasobject:  # pragma: no cover - programming error
             raise ParameterError(f"array {name!r} is an object array; it would need pickle")
-    if p.is_dir():
-        raise OutputError(f"{p}: is a folder; give a file name such as {p / 'out.npz'}")
-    if p.exists() and not force:
-        raise OutputError(f"{p}: exists; pass --force to overwrite")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{p.parent}: cannot create the folder ({exc.strerror or exc}); choose another path"
-        ) from exc
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise OutputError(
-            f"{p.parent}: folder is not writable ({exc.strerror or exc}); choose another path"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_output(path, force=force, example="out.npz", hint="choose another path") as tmp:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"{p}: cannot be written ({exc.strerror or exc}); check disk space and permissions"
-            ) from exc
-        raise
-    return p
+    return Path(path)
 
 
 def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray]:
@@ -936,9 +898,7 @@ def learn_dictionary(
             )
         checked.append((_check_clip(y, i + 1), int(clip_sr)))
     target_sr = checked[0][1] if sr is None else sr
-    if not _is_real(target_sr) or target_sr <= 0 or not float(target_sr).is_integer():
-        raise ParameterError(f"sr must be a positive whole number of Hz, got {target_sr!r}")
-    target_sr = int(target_sr)
+    target_sr = check_rate(target_sr, "sr")
     config = STFTConfig.for_sample_rate(target_sr) if stft is None else stft
 
     spectrograms = []

@@ -48,17 +48,17 @@ import csv
 import io as _stdio
 import math
 import os
-import secrets
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from numbers import Real
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from nmfsep.exceptions import OutputError, ParameterError
+from nmfsep._checks import check_rate as _check_rate
+from nmfsep._checks import is_real as _is_real
+from nmfsep.exceptions import ParameterError
 
 __all__ = [
     "EvaluationWarning",
@@ -146,14 +146,6 @@ def _check_sources(x: object, name: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ParameterError(f"{name} contains NaN or Inf samples; clean them before evaluating")
     return arr
-
-
-def _check_rate(sr: object, name: str) -> int:
-    ok = isinstance(sr, Real) and not isinstance(sr, bool | np.bool_)
-    value = float(sr) if ok else math.nan  # type: ignore[arg-type]
-    if not math.isfinite(value) or value <= 0 or not value.is_integer():
-        raise ParameterError(f"{name} must be a positive whole number of Hz, got {sr!r}")
-    return int(value)
 
 
 def _mono(x: np.ndarray) -> np.ndarray:
@@ -750,23 +742,25 @@ class EvaluationResult:
         Parameters
         ----------
         path_or_file : str, os.PathLike or text file
-            A path is written atomically (temporary file, then rename); an open
-            text file is written to and left open.
+            A path is written atomically (:func:`nmfsep.io.atomic_output`; an existing
+            file is replaced); an open text file is written to and left open.
+
+        Raises
+        ------
+        OutputError
+            If the path is a folder or cannot be written.
         """
         if hasattr(path_or_file, "write"):
             self._write_csv(path_or_file)  # type: ignore[arg-type]
             return
+        from nmfsep.io import atomic_output
+
         p = Path(path_or_file)  # type: ignore[arg-type]
         buf = _stdio.StringIO()
         self._write_csv(buf)
-        tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
-        try:
+        with atomic_output(p, force=True, example="scores.csv", hint="choose another path") as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
                 f.write(buf.getvalue())
-            os.replace(tmp, p)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"{p}: cannot write the CSV ({exc.strerror or exc})") from exc
 
     def _write_csv(self, f: TextIO) -> None:
         writer = csv.writer(f, lineterminator="\n")
@@ -1153,12 +1147,7 @@ def _check_kind_power(kind: str, power: float | None) -> tuple[str, float]:
         raise ParameterError(f"kind must be one of {sorted(ORACLE_KINDS)}, got {kind!r}")
     if power is None:
         return kind, ORACLE_KINDS[kind] or 1.0
-    if (
-        isinstance(power, bool | np.bool_)
-        or not isinstance(power, Real)
-        or not math.isfinite(float(power))
-        or float(power) <= 0
-    ):
+    if not _is_real(power) or float(power) <= 0:
         raise ParameterError(f"power must be a finite number > 0, got {power!r}")
     return kind, float(power)
 

@@ -21,11 +21,11 @@ in ascending order of the spectral centroid of their energy (low sources first).
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Literal
 
 import numpy as np
 
+from nmfsep._checks import is_int as _is_int
 from nmfsep.exceptions import ParameterError
 
 __all__ = ["GROUPING_METHODS", "group_components", "components_groups", "source_names"]
@@ -36,10 +36,6 @@ GROUPING_METHODS = ("timbre", "activations", "combined")
 _N_MELS = 40
 _N_MFCC = 13  # c1 .. c12 are used
 _TOP_DB = 80.0
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
 
 
 def components_groups(k: int) -> dict[str, list[int]]:

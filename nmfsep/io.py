@@ -7,28 +7,22 @@ The only module of nmfsep that touches audio files. Audio arrays are
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import secrets
 import unicodedata
-from numbers import Real
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 
-__all__ = ["load", "resample", "save", "check_name", "audio_info"]
+__all__ = ["load", "resample", "save", "atomic_output", "check_name", "audio_info"]
 
 _MAX_NAME_LENGTH = 100
-
-
-def _check_rate(sr: object, name: str) -> int:
-    value = float(sr) if isinstance(sr, Real) and not isinstance(sr, bool | np.bool_) else None
-    if value is None or not math.isfinite(value) or value <= 0 or not value.is_integer():
-        raise ParameterError(f"{name} must be a positive whole number of Hz, got {sr!r}")
-    return int(value)
 
 
 def _open_checks(path: str | os.PathLike[str]) -> Path:
@@ -213,45 +207,105 @@ def save(
         raise ParameterError(f"y must be a float array, got dtype {y.dtype}")
     if not np.isfinite(y).all():
         raise ParameterError("y contains NaN or Inf samples; they cannot be written")
-    p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"{p}: is a folder; give a file name such as {p / 'out.wav'}")
-    if p.exists() and not force:
-        raise OutputError(f"{p}: exists; pass --force to overwrite")
-    folder = p.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{folder}: cannot create the output folder ({exc.strerror or exc}); "
-            "choose another output folder with -o"
-        ) from exc
     import soundfile as sf
 
-    frames = np.ascontiguousarray(y.T, dtype=np.float32)  # soundfile wants (frames, channels)
-    tmp = _create_temporary(p)
-    try:
+    with atomic_output(
+        path, force=force, example="out.wav", errors=(OSError, RuntimeError, sf.SoundFileError)
+    ) as tmp:
+        frames = np.ascontiguousarray(y.T, dtype=np.float32)  # soundfile wants (frames, channels)
         sf.write(str(tmp), frames, sr, subtype="FLOAT", format="WAV")
+    return Path(path)
+
+
+_OUTPUT_HINT = "choose another output folder with -o"
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    example: str = "out.wav",
+    hint: str = _OUTPUT_HINT,
+    errors: tuple[type[BaseException], ...] = (OSError,),
+) -> Iterator[Path]:
+    """Write one file atomically: through a temporary file renamed over the target.
+
+    Checks the target, creates the missing parent folders and an empty hidden
+    temporary file ``.<name>.<random>.tmp`` next to ``path``, and yields the
+    temporary's path for the caller to write. When the ``with`` block ends
+    normally the temporary is renamed over ``path`` (:func:`os.replace`), so
+    ``path`` is never left half-written; on any failure (also ``KeyboardInterrupt``)
+    the temporary is removed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    force : bool
+        Overwrite ``path`` if it exists.
+    example : str
+        A file name suggested when ``path`` is a folder, e.g. ``"out.wav"``.
+    hint : str
+        What the user can do instead, ending the messages of the errors
+        (default ``"choose another output folder with -o"``).
+    errors : tuple of exception types
+        Failures in the ``with`` block (or of the rename) raised as an
+        :class:`~nmfsep.exceptions.OutputError` saying the file cannot be written;
+        others propagate as they are.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file, empty, in the folder of ``path``.
+
+    Raises
+    ------
+    OutputError
+        If ``path`` is a folder, exists and ``force`` is False (``"<path>: exists;
+        pass --force to overwrite"``), its folder cannot be created or written, or
+        writing fails with one of ``errors``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_output(folder / "notes.txt") as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> (folder / "notes.txt").read_text()
+    'hello'
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: is a folder; give a file name such as {p / example}")
+    if p.exists() and not force:
+        raise OutputError(f"{p}: exists; pass --force to overwrite")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{p.parent}: cannot create the output folder ({exc.strerror or exc}); {hint}"
+        ) from exc
+    tmp = _create_temporary(p, hint=hint)
+    try:
+        yield tmp
         os.replace(tmp, p)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError | RuntimeError | sf.SoundFileError):
+        if isinstance(exc, errors) and not isinstance(exc, OutputError):
             raise OutputError(
-                f"{p}: cannot be written ({exc}); check free disk space and permissions "
-                "or choose another output folder with -o"
+                f"{p}: cannot be written ({exc}); check free disk space and permissions or {hint}"
             ) from exc
         raise
-    return p
 
 
-def _create_temporary(p: Path) -> Path:
+def _create_temporary(p: Path, *, hint: str = _OUTPUT_HINT) -> Path:
     """Create an empty hidden temporary file next to ``p`` and return its path.
 
     ``os.open`` with mode 0o666 honours the umask, so the renamed output gets the
-    usual permissions (``tempfile.mkstemp`` would make it 0o600).
+    usual permissions (``tempfile.mkstemp`` would make it 0o600). ``hint`` ends the
+    message of the error raised when the folder is not writable.
     """
     for _ in range(100):
         tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
@@ -262,7 +316,7 @@ def _create_temporary(p: Path) -> Path:
         except OSError as exc:
             raise OutputError(
                 f"{p.parent}: folder is not writable ({exc.strerror or exc}); "
-                "choose another output folder with -o or fix its permissions"
+                f"{hint} or fix its permissions"
             ) from exc
         os.close(fd)
         return tmp

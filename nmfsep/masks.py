@@ -11,13 +11,13 @@ Every function is pure: arguments are never modified in place.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
 
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
 __all__ = ["group_models", "masks", "apply_masks"]
@@ -95,7 +95,7 @@ def group_models(W: np.ndarray, H: np.ndarray, groups: Mapping[str, Sequence[int
             raise ParameterError(f"group {name!r} has no components; remove it or add some")
         checked: list[int] = []
         for i in idx:
-            if isinstance(i, bool | np.bool_) or not isinstance(i, Integral):
+            if not _is_int(i):
                 raise ParameterError(f"group {name!r}: component index {i!r} is not an int")
             if not 0 <= i < k:
                 raise ParameterError(
@@ -179,21 +179,11 @@ def masks(
         )
     if kind not in ("soft", "binary"):
         raise ParameterError(f"kind must be 'soft' or 'binary', got {kind!r}")
-    if (
-        isinstance(power, bool | np.bool_)
-        or not isinstance(power, Real)
-        or not math.isfinite(float(power))
-        or float(power) <= 0
-    ):
+    if not _is_real(power) or float(power) <= 0:
         raise ParameterError(
             f"power must be a finite number > 0, got {power!r}; for hard masks use kind='binary'"
         )
-    if eps is not None and (
-        isinstance(eps, bool | np.bool_)
-        or not isinstance(eps, Real)
-        or not math.isfinite(float(eps))
-        or float(eps) < 0
-    ):
+    if eps is not None and (not _is_real(eps) or float(eps) < 0):
         raise ParameterError(f"eps must be None or a finite number >= 0, got {eps!r}")
     if not (np.issubdtype(models.dtype, np.floating) or np.issubdtype(models.dtype, np.integer)):
         raise ParameterError(f"models must be a real array, got dtype {models.dtype}")

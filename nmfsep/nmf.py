@@ -51,11 +51,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 
 import numpy as np
 
 from . import _cd
+from ._checks import check_int as _check_int
+from ._checks import check_real as _check_real
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ConvergenceWarning, ParameterError
@@ -173,22 +174,6 @@ def _check_factor(M, shape, name: str, dtype) -> np.ndarray:
     if arr.shape != shape:
         raise ParameterError(f"{name} must have shape {shape}, got {arr.shape}")
     return np.array(arr, dtype=dtype, order="C", copy=True)
-
-
-def _check_real(value, name: str, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
-        raise ParameterError(f"{name} must be a finite number >= {low}, got {value!r}")
-    if value < low:
-        raise ParameterError(f"{name} must be >= {low}, got {value!r}")
-    return float(value)
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ParameterError(f"{name} must be an int >= {low}, got {value!r}")
-    if value < low:
-        raise ParameterError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def default_n_threads() -> int:

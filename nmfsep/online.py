@@ -84,14 +84,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_int as _check_int
+from ._checks import check_real as _check_real
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ParameterError
 from .init import check_random_state, initialize
 from .nmf import (
     _blas_single_thread,
-    _check_int,
-    _check_real,
     check_nonnegative_matrix,
     default_n_threads,
     nmf,

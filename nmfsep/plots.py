@@ -30,12 +30,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nmfsep._checks import check_int
+from nmfsep._checks import check_sr as _check_sr
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import OutputError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,22 +74,8 @@ _MAX_NAMED_TICKS = 24  # more sources than this: atom indices on the y axis inst
 # ---------------------------------------------------------------------- checks
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _check_sr(sr: object) -> float:
-    if isinstance(sr, bool | np.bool_) or not isinstance(sr, Real) or not float(sr) > 0:
-        raise ParameterError(f"sr must be a sample rate in Hz > 0, got {sr!r}")
-    if not np.isfinite(float(sr)):
-        raise ParameterError(f"sr must be finite, got {sr!r}")
-    return float(sr)
-
-
 def _check_hop(hop_length: object) -> int:
-    if not _is_int(hop_length) or int(hop_length) < 1:  # type: ignore[call-overload]
-        raise ParameterError(f"hop_length must be an int >= 1, got {hop_length!r}")
-    return int(hop_length)  # type: ignore[call-overload]
+    return check_int(hop_length, "hop_length", 1)
 
 
 def _check_n_fft(n_fft: object, n_bins: int) -> int:
@@ -93,9 +83,7 @@ def _check_n_fft(n_fft: object, n_bins: int) -> int:
         if n_bins < 2:
             raise ParameterError(f"cannot infer n_fft from {n_bins} frequency bin; pass n_fft")
         return 2 * (n_bins - 1)
-    if not _is_int(n_fft) or int(n_fft) < 2:  # type: ignore[call-overload]
-        raise ParameterError(f"n_fft must be an int >= 2, got {n_fft!r}")
-    size = int(n_fft)  # type: ignore[call-overload]
+    size = check_int(n_fft, "n_fft", 2)
     if size // 2 + 1 != n_bins:
         raise ParameterError(
             f"n_fft={size} gives {size // 2 + 1} frequency bins but the data has {n_bins}; "
@@ -131,9 +119,7 @@ def _check_freq_scale(freq_scale: object) -> str:
 def _check_duration(duration: object) -> float | None:
     if duration is None:
         return None
-    if isinstance(duration, bool | np.bool_) or not isinstance(duration, Real):
-        raise ParameterError(f"duration must be a number of seconds > 0, got {duration!r}")
-    if not (np.isfinite(float(duration)) and float(duration) > 0):
+    if not _is_real(duration) or not float(duration) > 0:
         raise ParameterError(f"duration must be a number of seconds > 0, got {duration!r}")
     return float(duration)
 
@@ -187,6 +173,54 @@ def _freq_edges(n_bins: int, sr: float, n_fft: int) -> np.ndarray:
     half = 0.5 * sr / n_fft
     edges = np.r_[freqs - half, freqs[-1] + half]
     return np.clip(edges, 0.0, sr / 2.0)
+
+
+def _time_freq_image(
+    ax: Axes, data: np.ndarray, frame_edges: np.ndarray, sr: float, hop_length: int,
+    n_fft: int, freq_scale: str, duration: float | None, **style: Any,
+) -> Any:
+    """Draw ``data`` ``(n_bins, n_blocks)`` on time (s) by frequency (Hz) axes.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    data : np.ndarray [shape=(n_bins, n_blocks)]
+        One column per block of frames (see :func:`_pool_frames`).
+    frame_edges : np.ndarray [shape=(n_blocks + 1,)]
+        First frame of each block, and the number of frames.
+    sr, hop_length, n_fft : float, int, int
+        Sample rate, hop and FFT size of the frames.
+    freq_scale : {"log", "linear"}
+        Frequency axis scale.
+    duration : float or None
+        Length of the time axis in seconds; None: up to the last frame.
+    **style
+        Passed to :func:`librosa.display.specshow` (``cmap``, ``vmin``/``vmax``, ``norm``).
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh
+        The image, e.g. for a colour bar.
+    """
+    import librosa.display
+
+    t_edges = _time_edges(frame_edges, sr, hop_length)
+    mesh = librosa.display.specshow(
+        data,
+        x_axis="s",
+        y_axis="log" if freq_scale == "log" else "linear",
+        x_coords=t_edges,
+        y_coords=_freq_edges(data.shape[0], sr, n_fft),
+        sr=sr,
+        hop_length=hop_length,
+        n_fft=n_fft,
+        ax=ax,
+        **style,
+    )
+    _set_freq_axis(ax, "y", freq_scale, sr)
+    _set_time_axis(ax, duration if duration is not None else float(t_edges[-1]))
+    return mesh
 
 
 def _db(A: np.ndarray, *, power: float, top_db: float, per_row: bool) -> np.ndarray:
@@ -771,31 +805,16 @@ def _draw_spectrogram(
     duration: float | None, colorbar: bool, title: str | None,
 ) -> Axes:
     """Draw a frame-pooled spectrogram ``(n_blocks, n_bins)`` whose blocks span ``frame_edges``."""
-    import librosa.display
-
     if db:
         data = _db(pooled.T, power=power, top_db=top_db, per_row=False)
         vmin, vmax, unit = -top_db, 0.0, "dB re. max"
     else:
         data = np.maximum(pooled.astype(np.float64).T, 0.0) ** (1.0 / power)
         vmin, vmax, unit = 0.0, float(data.max()) or 1.0, "magnitude"
-    t_edges = _time_edges(frame_edges, sr, hop_length)
-    mesh = librosa.display.specshow(
-        data,
-        x_axis="s",
-        y_axis="log" if freq_scale == "log" else "linear",
-        x_coords=t_edges,
-        y_coords=_freq_edges(pooled.shape[1], sr, n_fft),
-        sr=sr,
-        hop_length=hop_length,
-        n_fft=n_fft,
-        cmap="magma",
-        vmin=vmin,
-        vmax=vmax,
-        ax=ax,
+    mesh = _time_freq_image(
+        ax, data, frame_edges, sr, hop_length, n_fft, freq_scale, duration,
+        cmap="magma", vmin=vmin, vmax=vmax,
     )
-    _set_freq_axis(ax, "y", freq_scale, sr)
-    _set_time_axis(ax, duration if duration is not None else float(t_edges[-1]))
     if colorbar:
         cb = ax.figure.colorbar(mesh, ax=ax, format="%+.0f" if db else None, pad=0.01)
         cb.set_label(unit)
@@ -807,28 +826,12 @@ def _plot_mask(
     ax: Axes, M: np.ndarray, sr: float, hop_length: int, n_fft: int, freq_scale: str,
     duration: float | None, max_frames: int, cmap: str,
 ) -> Any:
-    import librosa.display
-
     pooled, frame_edges = _pool_frames(M, max_frames)
     data = np.clip(np.asarray(pooled, dtype=np.float64).T, 0.0, 1.0)
-    t_edges = _time_edges(frame_edges, sr, hop_length)
-    mesh = librosa.display.specshow(
-        data,
-        x_axis="s",
-        y_axis="log" if freq_scale == "log" else "linear",
-        x_coords=t_edges,
-        y_coords=_freq_edges(M.shape[1], sr, n_fft),
-        sr=sr,
-        hop_length=hop_length,
-        n_fft=n_fft,
-        cmap=cmap,
-        vmin=0.0,
-        vmax=1.0,
-        ax=ax,
+    return _time_freq_image(
+        ax, data, frame_edges, sr, hop_length, n_fft, freq_scale, duration,
+        cmap=cmap, vmin=0.0, vmax=1.0,
     )
-    _set_freq_axis(ax, "y", freq_scale, sr)
-    _set_time_axis(ax, duration if duration is not None else float(t_edges[-1]))
-    return mesh
 
 
 def plot_masks(
@@ -915,7 +918,6 @@ def _plot_dominant(
     freq_scale: str, duration: float | None, max_frames: int,
 ) -> Any:
     """One panel for many groups: the colour of the group with the largest mask per bin."""
-    import librosa.display
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     G = masks.shape[0]
@@ -928,22 +930,10 @@ def _plot_dominant(
         from matplotlib import colormaps
 
         cmap = colormaps["turbo"].resampled(G)
-    t_edges = _time_edges(frame_edges, sr, hop_length)
-    mesh = librosa.display.specshow(
-        winner,
-        x_axis="s",
-        y_axis="log" if freq_scale == "log" else "linear",
-        x_coords=t_edges,
-        y_coords=_freq_edges(masks.shape[2], sr, n_fft),
-        sr=sr,
-        hop_length=hop_length,
-        n_fft=n_fft,
-        cmap=cmap,
-        norm=BoundaryNorm(np.arange(G + 1) - 0.5, G),
-        ax=ax,
+    mesh = _time_freq_image(
+        ax, winner, frame_edges, sr, hop_length, n_fft, freq_scale, duration,
+        cmap=cmap, norm=BoundaryNorm(np.arange(G + 1) - 0.5, G),
     )
-    _set_freq_axis(ax, "y", freq_scale, sr)
-    _set_time_axis(ax, duration if duration is not None else float(t_edges[-1]))
     ax.set_title(f"Dominant mask per bin ({G} groups)", fontsize="medium")
     cb = ax.figure.colorbar(mesh, ax=ax, pad=0.01)
     if G <= 20:
@@ -1401,38 +1391,16 @@ def save_figure(
     OutputError
         If ``path`` exists and ``force`` is False, is a folder, or cannot be written.
     """
+    from nmfsep.io import atomic_output
+
     plt = _plt()
     try:
         p, fmt = check_figure_path(path)
-        if p.is_dir():
-            raise OutputError(f"{p}: is a folder; give a file name such as {p / 'figure.png'}")
-        if p.exists() and not force:
-            raise OutputError(f"{p}: exists; pass --force to overwrite")
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"{p.parent}: cannot create the output folder ({exc.strerror or exc}); "
-                "choose another output path with -o"
-            ) from exc
-        from nmfsep.io import _create_temporary
-
         metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-        tmp = _create_temporary(p)
-        try:
+        with atomic_output(
+            p, force=force, example="figure.png", hint="choose another output path with -o"
+        ) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
-            os.replace(tmp, p)
-        except BaseException as exc:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-            if isinstance(exc, OSError):
-                raise OutputError(
-                    f"{p}: cannot be written ({exc}); check free disk space and permissions "
-                    "or choose another output path with -o"
-                ) from exc
-            raise
         return p
     finally:
         plt.close(fig)

@@ -23,11 +23,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -485,7 +487,7 @@ class RankResult:
 
 
 def _check_ks(ks: object, max_k: int) -> list[int]:
-    if isinstance(ks, Integral) and not isinstance(ks, bool):
+    if _is_int(ks):
         ks = [ks]
     if isinstance(ks, str | bytes) or not isinstance(ks, Sequence | np.ndarray):
         raise ParameterError(f"ks must be a list of ints, got {ks!r}")
@@ -493,7 +495,7 @@ def _check_ks(ks: object, max_k: int) -> list[int]:
         raise ParameterError("ks is empty; give at least one number of components, e.g. 2 4 8")
     out = []
     for k in ks:
-        if isinstance(k, bool | np.bool_) or not isinstance(k, Integral):
+        if not _is_int(k):
             raise ParameterError(f"every k must be an int, got {k!r}")
         if k < 1:
             raise ParameterError(f"every k must be >= 1, got {int(k)}")
@@ -507,7 +509,7 @@ def _check_ks(ks: object, max_k: int) -> list[int]:
 
 
 def _check_seeds(seeds: object) -> list[int]:
-    if isinstance(seeds, Integral) and not isinstance(seeds, bool):
+    if _is_int(seeds):
         seeds = [seeds]
     if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence | np.ndarray):
         raise ParameterError(f"seeds must be a list of ints, got {seeds!r}")
@@ -515,7 +517,7 @@ def _check_seeds(seeds: object) -> list[int]:
         raise ParameterError("seeds is empty; give at least one seed (3 to measure stability)")
     out = []
     for s in seeds:
-        if isinstance(s, bool | np.bool_) or not isinstance(s, Integral) or not 0 <= s < 2**32:
+        if not _is_int(s) or not 0 <= s < 2**32:
             raise ParameterError(f"every seed must be an int in [0, 2**32), got {s!r}")
         out.append(int(s))
     if len(set(out)) != len(out):
@@ -761,12 +763,7 @@ def rank_sweep_audio(
     if not clips:
         raise ParameterError("y is an empty list; give at least one clip")
     if seconds is not None:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, Real)
-            or not math.isfinite(float(seconds))
-            or seconds <= 0
-        ):
+        if not _is_real(seconds) or seconds <= 0:
             raise ParameterError(f"seconds must be a positive number, got {seconds!r}")
         n_keep = max(1, int(round(float(seconds) * float(sr))))
         clips = [_excerpt(np.asarray(c), n_keep) if np.ndim(c) == 2 else c for c in clips]

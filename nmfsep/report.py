@@ -60,14 +60,6 @@ _OVERVIEW_DPI = 100
 _THUMB_DPI = 100
 _LENGTH_TOLERANCE = 0  # samples; the stems and the mixture have the same length
 
-_METRIC_LABELS = {
-    "sdr": "SDR",
-    "sir": "SIR",
-    "sar": "SAR",
-    "si_sdr": "SI-SDR",
-    "si_sdri": "SI-SDRi",
-}
-
 _CSP = (
     "default-src 'none'; img-src data:; media-src 'self' file:; "
     "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -316,7 +308,7 @@ def _evaluate(
 
 
 def _metrics_html(result: Any, notes: list[str]) -> str:
-    from nmfsep.evaluate import METRICS
+    from nmfsep.evaluate import _METRIC_LABELS, METRICS
 
     d = result.to_dict()
 

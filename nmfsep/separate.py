@@ -30,12 +30,14 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from nmfsep._checks import check_audio, check_rate
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
 from nmfsep.dictionary import (
     Dictionary,
     atomic_savez,
@@ -72,18 +74,6 @@ DEFAULT_COMPONENTS_PER_SOURCE = 8
 
 MODEL_FORMAT_VERSION = 1
 RESIDUAL = "residual"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, bool | np.bool_)
-        and math.isfinite(float(value))
-    )
 
 
 # ---------------------------------------------------------------------- results
@@ -540,31 +530,12 @@ def stem_names(
 
 
 def _check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
-    if not isinstance(y, np.ndarray):
-        raise ParameterError(
-            f"y must be a numpy array (n_channels, n_samples), got {type(y).__name__}"
-        )
-    if y.ndim != 2:
-        raise ParameterError(
-            f"y must have shape (n_channels, n_samples), got shape {y.shape}; "
-            "for mono audio pass y[np.newaxis]"
-        )
-    if y.shape[0] < 1 or y.shape[1] < 1:
-        raise ParameterError(f"y must hold at least one channel and one sample, got {y.shape}")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError(
-            f"y must be float32 or float64 audio, got dtype {y.dtype}; "
-            "convert with y.astype(np.float32) (and scale integers to [-1, 1])"
-        )
+    y = check_audio(y, finite=False)
     if not np.isfinite(y).all():
         raise AudioFormatError(
             "the mixture contains NaN or Inf samples; replace them (e.g. np.nan_to_num) first"
         )
-    if not _is_real(sr) or float(sr) <= 0 or not float(sr).is_integer():
-        raise ParameterError(f"sr must be a positive whole number of Hz, got {sr!r}")
-    if y.dtype not in (np.float32, np.float64):
-        y = y.astype(np.float32)
-    return y, int(sr)
+    return y, check_rate(sr, "sr")
 
 
 def _scaled_stft(config: STFTConfig, ratio: float) -> STFTConfig:

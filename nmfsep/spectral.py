@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import check_audio
+from nmfsep._checks import check_sr as _check_sr
+from nmfsep._checks import is_int as _is_int
+from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -32,11 +35,6 @@ __all__ = [
     "fft_frequencies",
     "frame_times",
 ]
-
-
-def _is_int(value: object) -> bool:
-    """Return True for Python/numpy integers, False for bools and everything else."""
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass(frozen=True)
@@ -226,16 +224,6 @@ class STFTConfig:
         return cls(n_fft=n_fft, hop_length=n_fft // 4)
 
 
-def _check_sr(sr: object) -> None:
-    if (
-        isinstance(sr, bool | np.bool_)
-        or not isinstance(sr, Real)
-        or not math.isfinite(float(sr))
-        or float(sr) <= 0
-    ):
-        raise ParameterError(f"sr must be a positive sample rate in Hz, got {sr!r}")
-
-
 def _check_config(config: object) -> None:
     if not isinstance(config, STFTConfig):
         raise ParameterError(
@@ -287,7 +275,7 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     (2, 1025, 44)
     """
     _check_config(config)
-    y = _check_audio(y)
+    y = check_audio(y)
     import librosa
 
     n_samples = y.shape[-1]
@@ -302,28 +290,6 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
         center=config.center,
         pad_mode="constant",
     )
-
-
-def _check_audio(y: object) -> np.ndarray:
-    if not isinstance(y, np.ndarray):
-        raise ParameterError(f"y must be a numpy array (n_channels, n_samples), got {type(y)}")
-    if y.ndim != 2:
-        raise ParameterError(
-            f"y must have shape (n_channels, n_samples), got shape {y.shape}; "
-            "for mono audio pass y[np.newaxis]"
-        )
-    if y.shape[0] < 1 or y.shape[1] < 1:
-        raise ParameterError(f"y must hold at least one channel and one sample, got {y.shape}")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError(
-            f"y must be a real floating array (float32 or float64), got dtype {y.dtype}; "
-            "convert with y.astype(np.float32)"
-        )
-    if not np.isfinite(y).all():
-        raise ParameterError("y contains NaN or Inf samples; replace them before analysis")
-    if y.dtype not in (np.float32, np.float64):
-        y = y.astype(np.float32)
-    return y
 
 
 def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
@@ -418,12 +384,7 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0) -> np.ndarray:
             "X must be an array of shape (n_channels, n_bins, n_frames), got "
             f"{getattr(X, 'shape', type(X))}"
         )
-    if (
-        isinstance(power, bool | np.bool_)
-        or not isinstance(power, Real)
-        or not math.isfinite(float(power))
-        or float(power) <= 0
-    ):
+    if not _is_real(power) or float(power) <= 0:
         raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
     if not np.isfinite(X).all():
         raise ParameterError("X contains NaN or Inf values")

@@ -1,4 +1,4 @@
-"""Tests of nmfsep.io: load, resample, atomic save, names, header info."""
+"""Tests of nmfsep.io: load, resample, atomic save and output, names, header info."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from nmfsep.exceptions import AudioFormatError, NmfsepError, OutputError, ParameterError
-from nmfsep.io import audio_info, check_name, load, resample, save
+from nmfsep.io import atomic_output, audio_info, check_name, load, resample, save
 
 
 @pytest.fixture
@@ -171,6 +171,55 @@ def test_save_rejects_input(y: np.ndarray, sr: int, match: str, tmp_path: Path) 
     with pytest.raises(ParameterError, match=match):
         save(tmp_path / "x.wav", y, sr)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- atomic_output
+
+
+def test_atomic_output_renames_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "notes.txt"
+    with atomic_output(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".notes.txt.")
+        assert tmp.name.endswith(".tmp") and tmp.exists() and not target.exists()
+        tmp.write_text("one")
+    assert target.read_text() == "one"
+    with pytest.raises(OutputError, match=r"notes.txt: exists; pass --force to overwrite"):
+        with atomic_output(target):
+            pass  # pragma: no cover - refused before
+    with atomic_output(target, force=True) as tmp:
+        tmp.write_text("two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (OSError(28, "No space left on device"), OutputError),
+        (ValueError("bad"), ValueError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
+)
+def test_atomic_output_failure_keeps_old_file(
+    tmp_path: Path, error: BaseException, raised: type[BaseException]
+) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("old")
+    with pytest.raises(raised) as info:
+        with atomic_output(target, force=True, hint="choose another path") as tmp:
+            tmp.write_text("half")
+            raise error
+    if raised is OutputError:
+        assert str(info.value).endswith("or choose another path")
+        assert info.value.__cause__ is error
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_atomic_output_onto_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a folder; give a file name such as .*x.npz"):
+        with atomic_output(tmp_path, force=True, example="x.npz"):
+            pass  # pragma: no cover - refused before
 
 
 # --------------------------------------------------------------------------- bad inputs
