@@ -951,6 +951,44 @@ def _first_existing_parent(p: Path) -> Path:
     return p
 
 
+def prepare_output_folder(
+    folder: Path, targets: Sequence[Path], *, force: bool
+) -> tuple[Path, bool]:
+    """Check the outputs before any work: refuse folders in the way and existing files.
+
+    Creates ``folder`` and proves it writable. Returns the first existing parent
+    and whether the folder was created, so a failed run can remove what it made
+    (:func:`_remove_created`).
+
+    Raises
+    ------
+    OutputError
+        A target is a folder, exists without ``force``, or the folder is not writable.
+    """
+    for t in targets:
+        if t.is_dir():
+            raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"{existing[0]}: exists{more}; pass --force to overwrite")
+    anchor = _first_existing_parent(folder)
+    created = folder != anchor
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".nmfsep-probe.{secrets.token_hex(4)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        _remove_created(folder, anchor, created)
+        raise OutputError(
+            f"{folder}: cannot write there ({exc.strerror or exc}); choose another output "
+            "folder with -o or fix its permissions"
+        ) from exc
+    return anchor, created
+
+
 def separate_file(
     path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] = "separated",
@@ -1033,29 +1071,7 @@ def separate_file(
 
         report_path = folder / REPORT_NAME
         all_targets += [report_path, folder / _mixture_file_name(list(names))]
-    for t in all_targets:
-        if t.is_dir():
-            raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
-    existing = [t for t in all_targets if t.exists()]
-    if existing and not force:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(f"{existing[0]}: exists{more}; pass --force to overwrite")
-
-    # Create the folder now and prove it writable; remember what we created.
-    anchor = _first_existing_parent(folder)
-    created = folder != anchor
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".nmfsep-probe.{secrets.token_hex(4)}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        _remove_created(folder, anchor, created)
-        raise OutputError(
-            f"{folder}: cannot write there ({exc.strerror or exc}); choose another output "
-            "folder with -o or fix its permissions"
-        ) from exc
+    anchor, created = prepare_output_folder(folder, all_targets, force=force)
 
     temporaries: list[Path] = []
     try:

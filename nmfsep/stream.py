@@ -392,11 +392,11 @@ def separate_stream(
     from nmfsep.nmf import SOLVERS, nmf
     from nmfsep.separate import (
         _fallback_groups,
-        _first_existing_parent,
         _load_dictionaries,
         _plan,
         _remove_created,
         _version,
+        prepare_output_folder,
     )
     from nmfsep.spectral import model_spectrogram, stft
 
@@ -485,27 +485,7 @@ def separate_stream(
         io.check_name(name)
     folder = Path(out_dir) / mix_name
     targets = {name: folder / f"{name}.wav" for name in names}
-    for t in targets.values():
-        if t.is_dir():
-            raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
-    existing = [t for t in targets.values() if t.exists()]
-    if existing and not force:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(f"{existing[0]}: exists{more}; pass --force to overwrite")
-    anchor = _first_existing_parent(folder)
-    created = folder != anchor
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".nmfsep-probe.{secrets.token_hex(4)}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        _remove_created(folder, anchor, created)
-        raise OutputError(
-            f"{folder}: cannot write there ({exc.strerror or exc}); choose another output "
-            "folder with -o or fix its permissions"
-        ) from exc
+    anchor, created = prepare_output_folder(folder, list(targets.values()), force=force)
 
     # progress in block steps over every pass
     n_passes = 2 + (learn_passes if n_free_atoms else 0)
