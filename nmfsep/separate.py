@@ -828,12 +828,12 @@ def separate(
     peak = float(np.abs(X_a).max())
     V = None
     if peak > 0:
-        V = model_spectrogram(X_a / peak, power_f)
+        V = model_spectrogram(X_a, power_f, scale=peak)
         mean = float(V.mean(dtype=np.float64))
         if not mean > 0 or not math.isfinite(mean):
             V = None
         else:
-            V = V / np.float32(mean)
+            V /= np.float32(mean)  # our own array
     if V is None:
         if np.any(y):
             warnings_out.append(

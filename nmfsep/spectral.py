@@ -351,7 +351,7 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def model_spectrogram(X: np.ndarray, power: float = 1.0) -> np.ndarray:
+def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) -> np.ndarray:
     """Compute the non-negative spectrogram ``V`` that NMF models, all channels combined.
 
     ``V = (mean over channels of |X|**2) ** (power / 2)``, transposed to one row per
@@ -365,6 +365,9 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0) -> np.ndarray:
         STFT from :func:`stft`.
     power : float
         Exponent applied to the magnitude, finite and > 0.
+    scale : float, default=1.0
+        The spectrogram of ``X / scale`` is returned (computed in float64, so a
+        scaled copy of X is never made and quiet audio does not underflow).
 
     Returns
     -------
@@ -388,10 +391,19 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0) -> np.ndarray:
         raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
     if not np.isfinite(X).all():
         raise ParameterError("X contains NaN or Inf values")
-    # Accumulate in float64: |X|**2 of int16-scale audio overflows nothing, but a
-    # float32 mean over many channels would lose digits.
-    mag2 = np.abs(X).astype(np.float64, copy=False) ** 2
-    energy = mag2.mean(axis=0)  # (n_bins, n_frames)
+    if not _is_real(scale) or not 0 < float(scale) < np.inf:
+        raise ParameterError(f"scale must be a finite number > 0, got {scale!r}")
+    # Accumulate in float64, one channel at a time (memory: two float64 channel-sized
+    # arrays, not several copies of X): |X / scale|**2 of very quiet or very loud audio
+    # neither underflows nor overflows, and a float32 mean would lose digits.
+    energy = np.zeros(X.shape[1:], dtype=np.float64)  # (n_bins, n_frames)
+    for channel in X:
+        mag2 = np.abs(channel).astype(np.float64)
+        if scale != 1.0:
+            mag2 /= float(scale)
+        mag2 *= mag2
+        energy += mag2
+    energy /= X.shape[0]
     p = float(power)
     V = energy if p == 2.0 else (np.sqrt(energy) if p == 1.0 else energy ** (p / 2.0))
     return np.ascontiguousarray(V.T, dtype=np.float32)

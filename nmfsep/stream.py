@@ -279,7 +279,7 @@ def _scan(open_reader, grid: _Grid, fpb: int, cfg_frames: STFTConfig, power: flo
             if p_b > 0:
                 s_b = m_b = 0.0
                 for j in range(0, X.shape[2], _CHUNK):
-                    V = model_spectrogram(X[..., j : j + _CHUNK] / p_b, power)
+                    V = model_spectrogram(X[..., j : j + _CHUNK], power, scale=p_b)
                     s_b += float(V.sum(dtype=np.float64))
                     m_b = max(m_b, float(V.max()))
                 # keep the sums relative to the running peak (no under- or overflow)
@@ -538,8 +538,9 @@ def separate_stream(
             # smaller temporaries
             V = np.empty((X.shape[2], n_bins), dtype=np.float32)
             for j in range(0, X.shape[2], _CHUNK):
-                V[j : j + _CHUNK] = model_spectrogram(X[..., j : j + _CHUNK] / scale.peak,
-                                                      power) / norm
+                V[j : j + _CHUNK] = (
+                    model_spectrogram(X[..., j : j + _CHUNK], power, scale=scale.peak) / norm
+                )
             return V
 
         # --- the atoms: the dictionaries' plus, semi-supervised, free ones learned online
