@@ -1019,6 +1019,24 @@ def learn(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
     ] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Stream the clips in blocks (online NMF): memory does not grow with their "
+            "duration, for hours of training audio. --max-iter/--tol do not apply.",
+        ),
+    ] = False,
+    block_seconds: Annotated[
+        float,
+        typer.Option(
+            "--block-seconds", min=0.01, help="With --online: seconds of audio per block."
+        ),
+    ] = 30.0,
+    passes: Annotated[
+        int,
+        typer.Option("--passes", min=1, help="With --online: passes over the clips."),
+    ] = 1,
 ) -> None:
     """Learn a dictionary of spectral atoms for one source from training clips.
 
@@ -1041,7 +1059,40 @@ def learn(
         if (output.exists() or output.is_symlink()) and not force:
             raise _fail(console, f"{output}: exists; pass --force to overwrite")
 
-        from nmfsep.dictionary import learn_dictionary
+        from nmfsep.dictionary import learn_dictionary, learn_dictionary_online
+
+        if online:
+            with _progress(console, enabled=_show_progress(quiet)) as progress:
+                task = progress.add_task(f"learning {name} (audio s)", total=None)
+
+                def seconds_callback(done: float, total: float) -> None:
+                    progress.update(task, completed=round(done, 1), total=round(total, 1))
+
+                with _captured_warnings() as caught:
+                    dictionary = learn_dictionary_online(
+                        clips,
+                        name,
+                        n_components,
+                        beta=beta,
+                        block_seconds=block_seconds,
+                        passes=passes,
+                        random_state=seed,
+                        callback=None if progress.disable else seconds_callback,
+                    )
+                for text in _warning_messages(caught):
+                    _say(progress.console, "warning", text)
+            written = dictionary.save(output, force=force)
+            total = sum(float(c["duration"]) for c in dictionary.clips)
+            info = _dictionary_info(dictionary, written)
+            if as_json:
+                _print_json(info)
+            elif not quiet:
+                typer.echo(
+                    f"{written}: {info.get('k')} atoms for {name!r} learned online from "
+                    f"{len(clips)} clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at "
+                    f"{info.get('sr')} Hz"
+                )
+            return
 
         with _progress(console, enabled=_show_progress(quiet)) as progress:
             loaded = []

@@ -16,7 +16,9 @@ File format (version 1), an ``.npz`` archive read with ``allow_pickle=False``:
   ``normalization`` (``"l2"`` or ``"none"``), ``clips`` (``[{"name", "duration"}]``)
   and optionally ``training`` (how the atoms were learned).
 
-Nothing here touches audio files: the caller loads clips (see :mod:`nmfsep.io`).
+:func:`learn_dictionary` touches no audio file: the caller loads clips (see
+:mod:`nmfsep.io`). :func:`learn_dictionary_online` reads files itself, block by
+block, so that hours of training audio fit in bounded memory.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "Dictionary",
     "combine",
     "learn_dictionary",
+    "learn_dictionary_online",
     "fit_mismatch",
     "default_power",
     "DEFAULT_ATOMS_PER_SOURCE",
@@ -1001,3 +1004,302 @@ def _check_clip(y: object, index: int) -> np.ndarray:
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     return y
+
+
+# ---------------------------------------------------------------------- online learning
+
+#: Seconds of audio per block of :func:`learn_dictionary_online`.
+DEFAULT_ONLINE_BLOCK_SECONDS = 30.0
+
+
+class _ResampledFile:
+    """A ``soundfile.SoundFile``-like reader that resamples on the fly.
+
+    ``read(n)`` returns ``(frames, channels)`` float32 through
+    :class:`soxr.ResampleStream` (HQ, as :func:`nmfsep.io.resample`).
+    Holds only the resampler's state and what one ``read`` asked for.
+    """
+
+    def __init__(self, f: Any, sr_in: int, sr_out: int, channels: int):
+        import soxr
+
+        self.f = f
+        self.ratio = sr_out / sr_in
+        self.rs = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
+        self.channels = channels
+        self.buf = np.zeros((0, channels), dtype=np.float32)
+        self.eof = False
+
+    def read(self, n: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        parts = [self.buf]
+        have = self.buf.shape[0]
+        while have < n and not self.eof:
+            want = max(4096, int(math.ceil((n - have) / self.ratio)) + 64)
+            data = self.f.read(want, dtype="float32", always_2d=True)
+            last = data.shape[0] < want
+            out = self.rs.resample_chunk(np.ascontiguousarray(data), last=last)
+            out = np.asarray(out, dtype=np.float32).reshape(-1, self.channels)
+            self.eof = last
+            parts.append(out)
+            have += out.shape[0]
+        data = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        self.buf = data[n:].copy()
+        return data[:n]
+
+
+def learn_dictionary_online(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    name: str,
+    n_components: int,
+    *,
+    sr: int | None = None,
+    stft: STFTConfig | None = None,
+    beta: str | float = DEFAULT_BETA,
+    power: float | None = None,
+    block_seconds: float = DEFAULT_ONLINE_BLOCK_SECONDS,
+    passes: int = 1,
+    random_state: int | None = 0,
+    callback: Callable[[float, float], None] | None = None,
+) -> Dictionary:
+    """Learn the spectral atoms of one source from audio files of any length, block by block.
+
+    The streaming counterpart of :func:`learn_dictionary`: the same spectrogram
+    (sample rate, STFT settings, power, level normalisation) is computed block by
+    block and factorised by the online β-NMF of :func:`nmfsep.online.online_nmf`,
+    so memory depends on ``block_seconds`` and ``n_components``, not on the total
+    duration of the training audio: neither the audio nor the spectrogram of a
+    whole file is ever held.
+
+    How it relates to :func:`learn_dictionary`
+    ------------------------------------------
+    * **Frames.** Blocks are cut on the whole-file STFT hop grid (as
+      :func:`nmfsep.stream.separate_stream` does), so every frame is the frame
+      the whole-file STFT of the (resampled) file gives.
+    * **Levels.** :func:`learn_dictionary` divides each clip's STFT by the clip's
+      peak, then the stacked spectrogram by its mean. A first, cheap pass over
+      the files (read + STFT, no NMF) computes every file's peak and the global
+      mean, so each block is scaled exactly as in the batch spectrogram.
+    * **Resampling.** A file at another rate than ``sr`` is resampled while it is
+      read with :class:`soxr.ResampleStream` (HQ, the filter of
+      :func:`nmfsep.io.resample`), continuous across blocks: no block-edge
+      effects. The samples equal whole-clip resampling to the resampler's
+      rounding (a sample or so of length at the end).
+    * **Atoms.** The online NMF is a different estimate than batch NMF; one pass
+      over a long recording moves the atoms about ``n_frames / 2560`` batch
+      iterations' worth (see :mod:`nmfsep.online`), so short training sets need
+      several ``passes``. The atoms are returned with unit L2 norm (a dead atom
+      becomes flat), as by :func:`learn_dictionary`.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Audio files of the source alone (anything libsndfile reads).
+    name : str
+        Source name, the label of every atom (a safe file name).
+    n_components : int
+        Number of atoms k, ``1 <= k <=`` total number of STFT frames.
+    sr : int or None
+        Sample rate to learn at; None uses the first file's rate.
+    stft : STFTConfig or None
+        STFT settings; None uses :meth:`STFTConfig.for_sample_rate`.
+    beta : {"kullback-leibler", "itakura-saito", "frobenius"} or float
+        β-divergence (see :data:`DEFAULT_BETA`).
+    power : float or None
+        Spectrogram power; None: 1 for β > 0, 2 for β <= 0.
+    block_seconds : float
+        Seconds of audio per block (at least one frame); 30 s at 22.05 kHz is
+        about 1300 frames, a few tens of MB.
+    passes : int
+        Passes of the online NMF over all the files (each re-reads the files).
+    random_state : int or None
+        Seed of the initialisation (from the first block); same seed, same atoms.
+    callback : callable(seconds_done, seconds_total), optional
+        Progress over the audio read: called after every block. ``seconds_total``
+        is ``(passes + 1) ×`` the total duration (the first pass measures the levels).
+
+    Returns
+    -------
+    Dictionary
+        As :func:`learn_dictionary`; ``training["algorithm"] == "online"`` with the
+        frames, blocks, passes, block length and final loss; ``clips`` holds every
+        file's name and duration.
+
+    Raises
+    ------
+    ParameterError
+        For an unsafe name, no paths, bad ``n_components``, ``block_seconds``,
+        ``passes`` or rates, more atoms than frames, or all-silent audio.
+    AudioFormatError
+        For a missing, empty or undecodable file (the message names it).
+    """
+    import contextlib
+
+    import soundfile as sf
+
+    from nmfsep.divergence import beta_loss_to_float
+    from nmfsep.exceptions import AudioFormatError
+    from nmfsep.io import audio_info, check_name
+    from nmfsep.online import online_nmf
+    from nmfsep.spectral import model_spectrogram
+    from nmfsep.spectral import stft as compute_stft
+    from nmfsep.stream import _blocks, _Grid, _Reader
+
+    check_name(name)
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not isinstance(paths, Sequence):
+        raise ParameterError(
+            f"paths must be a list of audio file paths, got {type(paths).__name__}"
+        )
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ParameterError("no training files given; give at least one file of the source")
+    if not _is_int(n_components) or n_components < 1:
+        raise ParameterError(f"n_components must be an int >= 1, got {n_components!r}")
+    if not _is_real(block_seconds) or float(block_seconds) <= 0:
+        raise ParameterError(
+            f"block_seconds must be a finite number of seconds > 0, got {block_seconds!r}"
+        )
+    if not _is_int(passes) or passes < 1:
+        raise ParameterError(f"passes must be an int >= 1, got {passes!r}")
+    if random_state is not None and not _is_int(random_state):
+        raise ParameterError(f"random_state must be an int or None, got {random_state!r}")
+    if callback is not None and not callable(callback):
+        raise ParameterError("callback must be callable(seconds_done, seconds_total)")
+    beta_f = beta_loss_to_float(beta)
+    if power is None:
+        power = default_power(beta_f)
+    if not _is_real(power) or float(power) <= 0:
+        raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
+    power = float(power)
+    if stft is not None and not isinstance(stft, STFTConfig):
+        raise ParameterError(f"stft must be an STFTConfig or None, got {type(stft).__name__}")
+
+    infos = [audio_info(p) for p in paths]  # missing / empty / undecodable -> one line
+    target_sr = check_rate(infos[0]["samplerate"] if sr is None else sr, "sr")
+    config = STFTConfig.for_sample_rate(target_sr) if stft is None else stft
+    grid = _Grid.of(config)
+    cfg_frames = STFTConfig(n_fft=config.n_fft, hop_length=config.hop_length,
+                            win_length=config.win_length, window=config.window, center=False)
+    n_bins = config.n_bins
+    fpb = max(1, int(round(min(float(block_seconds), 1e9) * target_sr / grid.hop)))
+    durations = [info["frames"] / info["samplerate"] for info in infos]
+    total_seconds = float(sum(durations))
+    progress = {"done": 0.0, "total": total_seconds * (passes + 1)}
+    frame_seconds = grid.hop / target_sr
+
+    @contextlib.contextmanager
+    def open_reader(path: Path, info: dict[str, Any]):
+        try:
+            f = sf.SoundFile(str(path))
+        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+            raise AudioFormatError(
+                f"{path}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
+            ) from exc
+        with f:
+            channels = int(info["channels"])
+            src = f
+            if int(info["samplerate"]) != target_sr:
+                src = _ResampledFile(f, int(info["samplerate"]), target_sr, channels)
+            yield _Reader(src, path, channels)
+
+    def file_blocks(path: Path, info: dict[str, Any], seconds: float):
+        """Yield ``(n_frames, X)`` per block of one file; advance the progress."""
+        base, done = progress["done"], 0.0
+        if info["frames"] == 0:
+            return
+        with open_reader(path, info) as reader:
+            for t0, t1, seg in _blocks(reader, grid, fpb):
+                X = compute_stft(seg, cfg_frames)
+                yield t1 - t0, X
+                done = min(done + (t1 - t0) * frame_seconds, seconds)
+                progress["done"] = base + done
+                if callback is not None:
+                    callback(progress["done"], progress["total"])
+        progress["done"] = base + seconds
+
+    # --- pass 1: every file's peak and the global mean of the normalised spectrogram ----
+    peaks: list[float] = []
+    total = 0.0
+    n_frames = 0
+    for path, info, seconds in zip(paths, infos, durations, strict=True):
+        peak = 0.0
+        file_sum = 0.0
+        for nb, X in file_blocks(path, info, seconds):
+            n_frames += nb
+            peak = max(peak, float(np.abs(X).max()))
+            file_sum += float(model_spectrogram(X, power).sum(dtype=np.float64))
+        peaks.append(peak)
+        if peak > 0:
+            total += file_sum / peak**power  # V is homogeneous of degree `power` in X
+    if n_frames == 0:
+        raise ParameterError("the training files hold no audio; give files of the source playing")
+    if n_components > n_frames:
+        raise ParameterError(
+            f"n_components={n_components} is more than the {n_frames} STFT frames of the "
+            f"training audio ({total_seconds:.2f} s); use fewer atoms or longer files"
+        )
+    mean = total / (n_frames * n_bins)
+    if not mean > 0:
+        raise ParameterError(
+            f"the training audio of {name!r} is silent (all samples are zero); "
+            "give files in which the source plays"
+        )
+
+    # --- passes 2...: the online NMF over the normalised blocks ---------------------------
+    def blocks():
+        for path, info, seconds, peak in zip(paths, infos, durations, peaks, strict=True):
+            if not peak > 0:  # a silent file: zeros carry nothing (it still counts in mean)
+                for _ in file_blocks(path, info, seconds):
+                    pass
+                continue
+            scale = np.float32(1.0 / (peak**power * mean))
+            for _, X in file_blocks(path, info, seconds):
+                V = model_spectrogram(X, power)
+                del X
+                V *= scale
+                yield V
+
+    result = online_nmf(
+        blocks,
+        int(n_components),
+        beta=beta_f,
+        passes=int(passes),
+        random_state=random_state,
+    )
+    H = result.H.astype(np.float64)
+    norms = np.linalg.norm(H, axis=1)
+    dead = norms <= 0
+    if dead.any():
+        H[dead] = 1.0
+        norms[dead] = np.sqrt(H.shape[1])
+    atoms = (H / norms[:, None]).astype(np.float32)
+    losses = result.loss_history
+    training = {
+        "algorithm": "online",
+        "n_frames": int(n_frames),
+        "n_frames_seen": int(result.n_frames_seen),
+        "n_batches": int(result.n_batches),
+        "passes": int(result.n_passes),
+        "block_seconds": float(block_seconds),
+        "loss": float(losses[-1]) if losses.size else None,
+        "normalize_atoms": False,
+        "random_state": random_state,
+        "dead_atoms": int(dead.sum()),
+    }
+    if callback is not None and progress["done"] < progress["total"]:
+        callback(progress["total"], progress["total"])
+    return Dictionary(
+        atoms=atoms,
+        labels=(name,) * int(n_components),
+        sr=target_sr,
+        stft=config,
+        power=power,
+        beta=beta_f,
+        normalization="l2",
+        clips=tuple(
+            {"name": p.name, "duration": round(float(d), 6)}
+            for p, d in zip(paths, durations, strict=True)
+        ),
+        training=training,
+    )

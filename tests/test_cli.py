@@ -1124,3 +1124,45 @@ def test_scheduler_runs_the_batch_on_a_dask_cluster(songs, tmp_path):
     assert doc["n_done"] == 3 and doc["n_jobs"] == 1
     for i in range(3):
         assert len(list((out / f"song{i}").glob("*.wav"))) == 2
+
+
+# --------------------------------------------------------------------------- learn --online
+
+
+def test_learn_online_writes_a_loadable_dictionary(audio, tmp_path):
+    from nmfsep.dictionary import Dictionary
+
+    out = tmp_path / "tone.npz"
+    r = run("learn", audio / "tone.wav", audio / "tone.wav", "-n", "tone", "-k", 3, "-o", out,
+            "--online", "--block-seconds", "0.5", "--passes", 2)
+    assert r.exit_code == 0, r.output
+    assert "learned online from 2 clips (3.0 s)" in r.stdout
+    d = Dictionary.load(out)
+    assert d.n_atoms == 3 and d.names == ("tone",) and d.sr == SR
+    assert d.training["algorithm"] == "online" and d.training["passes"] == 2
+    assert [c["name"] for c in d.clips] == ["tone.wav", "tone.wav"]
+    r = run("learn", audio / "tone.wav", "-n", "tone", "-k", 3, "-o", out, "--online", "--json",
+            "--force")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["k"] == 3
+
+
+def test_learn_online_bad_inputs_are_one_line_errors(audio, tmp_path):
+    out = tmp_path / "d.npz"
+    r = run("learn", tmp_path / "nope.wav", "-n", "x", "-k", 2, "-o", out, "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "nope.wav")
+    r = run("learn", audio / "tone.wav", "-n", "x", "-k", 100_000, "-o", out, "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "n_components=100000")
+    silent = tmp_path / "silent.wav"
+    import soundfile as sf
+
+    sf.write(str(silent), np.zeros(SR, dtype=np.float32), SR)
+    r = run("learn", silent, "-n", "x", "-k", 2, "-o", out, "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "silent")
+    assert not out.exists()
+    r = run("learn", audio / "tone.wav", "-n", "x", "-k", 2, "-o", out, "--online",
+            "--block-seconds", "0")
+    assert r.exit_code == 2  # usage error from the option's range
