@@ -637,6 +637,35 @@ def _fallback_groups(plan: _Plan, k: int) -> dict[str, list[int]]:
 # ---------------------------------------------------------------------- separate
 
 
+def check_settings(
+    *, mask: object, mask_power: object, solver: object, max_iter: object, tol: object,
+    alpha_W: object, l1_ratio: object,
+) -> None:
+    """Validate the mask and NMF settings shared by :func:`separate` and streaming.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first invalid setting and what it must be.
+    """
+    from nmfsep.nmf import SOLVERS
+
+    if mask not in ("soft", "binary"):
+        raise ParameterError(f"mask must be 'soft' or 'binary', got {mask!r}")
+    if not _is_real(mask_power) or float(mask_power) <= 0:
+        raise ParameterError(f"mask_power must be a finite number > 0 (1 or 2), got {mask_power!r}")
+    if solver not in SOLVERS:
+        raise ParameterError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if not _is_int(max_iter) or max_iter < 0:
+        raise ParameterError(f"max_iter must be an int >= 0, got {max_iter!r}")
+    if not _is_real(tol) or tol < 0:
+        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}")
+    if not _is_real(alpha_W) or alpha_W < 0:
+        raise ParameterError(f"alpha_W must be a finite number >= 0, got {alpha_W!r}")
+    if not _is_real(l1_ratio) or not 0 <= l1_ratio <= 1:
+        raise ParameterError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
+
+
 def separate(
     y: np.ndarray,
     sr: int,
@@ -757,10 +786,8 @@ def separate(
     y, sr = _check_mixture(y, sr)
     dicts = _load_dictionaries(dictionaries)
     plan = _plan(n_components, n_sources, dicts, n_free)
-    if mask not in ("soft", "binary"):
-        raise ParameterError(f"mask must be 'soft' or 'binary', got {mask!r}")
-    if not _is_real(mask_power) or float(mask_power) <= 0:
-        raise ParameterError(f"mask_power must be a finite number > 0 (1 or 2), got {mask_power!r}")
+    check_settings(mask=mask, mask_power=mask_power, solver=solver, max_iter=max_iter, tol=tol,
+                   alpha_W=alpha_W, l1_ratio=l1_ratio)
     from nmfsep.grouping import GROUPING_METHODS
 
     if grouping not in GROUPING_METHODS:
@@ -769,18 +796,6 @@ def separate(
         raise ParameterError(f"stft must be an STFTConfig or None, got {type(stft).__name__}")
     if power is not None and (not _is_real(power) or float(power) <= 0):
         raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
-    from nmfsep.nmf import SOLVERS
-
-    if solver not in SOLVERS:
-        raise ParameterError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if not _is_int(max_iter) or max_iter < 0:
-        raise ParameterError(f"max_iter must be an int >= 0, got {max_iter!r}")
-    if not _is_real(tol) or tol < 0:
-        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}")
-    if not _is_real(alpha_W) or alpha_W < 0:
-        raise ParameterError(f"alpha_W must be a finite number >= 0, got {alpha_W!r}")
-    if not _is_real(l1_ratio) or not 0 <= l1_ratio <= 1:
-        raise ParameterError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
     combined = plan.dictionary
 
     # --- settings of the analysis --------------------------------------------------

@@ -389,13 +389,14 @@ def separate_stream(
     from nmfsep import io
     from nmfsep.divergence import EPSILON, beta_loss_to_float
     from nmfsep.masks import group_models, masks
-    from nmfsep.nmf import SOLVERS, nmf
+    from nmfsep.nmf import nmf
     from nmfsep.separate import (
         _fallback_groups,
         _load_dictionaries,
         _plan,
         _remove_created,
         _version,
+        check_settings,
         prepare_output_folder,
     )
     from nmfsep.spectral import model_spectrogram, stft
@@ -413,20 +414,8 @@ def separate_stream(
     assert combined is not None
     if not _is_real(block_seconds) or float(block_seconds) <= 0:
         raise ParameterError(f"block_seconds must be a number > 0, got {block_seconds!r}")
-    if mask not in ("soft", "binary"):
-        raise ParameterError(f"mask must be 'soft' or 'binary', got {mask!r}")
-    if not _is_real(mask_power) or float(mask_power) <= 0:
-        raise ParameterError(f"mask_power must be a finite number > 0 (1 or 2), got {mask_power!r}")
-    if solver not in SOLVERS:
-        raise ParameterError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if not _is_int(max_iter) or max_iter < 0:
-        raise ParameterError(f"max_iter must be an int >= 0, got {max_iter!r}")
-    if not _is_real(tol) or tol < 0:
-        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}")
-    if not _is_real(alpha_W) or alpha_W < 0:
-        raise ParameterError(f"alpha_W must be a finite number >= 0, got {alpha_W!r}")
-    if not _is_real(l1_ratio) or not 0 <= l1_ratio <= 1:
-        raise ParameterError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
+    check_settings(mask=mask, mask_power=mask_power, solver=solver, max_iter=max_iter, tol=tol,
+                   alpha_W=alpha_W, l1_ratio=l1_ratio)
     if not _is_int(learn_passes) or learn_passes < 1:
         raise ParameterError(f"learn_passes must be an int >= 1, got {learn_passes!r}")
     if n_threads is not None and (not _is_int(n_threads) or n_threads < 1):
