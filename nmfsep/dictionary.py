@@ -778,6 +778,28 @@ def combine(dicts: Sequence[Dictionary]) -> Dictionary:
 # ---------------------------------------------------------------------- learning
 
 
+def unit_atoms(H: np.ndarray) -> np.ndarray:
+    """Learned atoms scaled to unit L2 norm, as dictionaries store them.
+
+    Parameters
+    ----------
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+
+    Returns
+    -------
+    np.ndarray [shape=(k, n_bins)], float32
+        An atom that died in training (all zeros) carries nothing; it gets a flat
+        spectrum so it stays a valid unit-norm atom (its activations stay near zero).
+    """
+    H = np.array(H, dtype=np.float64)
+    norms = np.linalg.norm(H, axis=1)
+    dead = norms <= 0
+    if dead.any():
+        H[dead] = 1.0
+        norms[dead] = np.sqrt(H.shape[1])
+    return (H / norms[:, None]).astype(np.float32)
+
+
 def learn_dictionary(
     clips: Sequence[tuple[np.ndarray, int]],
     name: str,
@@ -948,15 +970,7 @@ def learn_dictionary(
         callback=callback,
         warn=False,
     )
-    H = result.H.astype(np.float64)
-    norms = np.linalg.norm(H, axis=1)
-    dead = norms <= 0
-    if dead.any():
-        # An atom that died in training carries nothing; give it a flat spectrum so that
-        # it stays a valid unit-norm atom (its activations will stay near zero).
-        H[dead] = 1.0
-        norms[dead] = np.sqrt(H.shape[1])
-    atoms = (H / norms[:, None]).astype(np.float32)
+    atoms = unit_atoms(result.H)
     training = {
         "n_frames": int(n_frames),
         "n_iter": int(result.n_iter),
@@ -968,7 +982,7 @@ def learn_dictionary(
         "l1_ratio": float(l1_ratio),
         "normalize_atoms": bool(normalize_atoms),
         "random_state": random_state if random_state is None or _is_int(random_state) else None,
-        "dead_atoms": int(dead.sum()),
+        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
     return Dictionary(
         atoms=atoms,
@@ -1267,13 +1281,7 @@ def learn_dictionary_online(
         passes=int(passes),
         random_state=random_state,
     )
-    H = result.H.astype(np.float64)
-    norms = np.linalg.norm(H, axis=1)
-    dead = norms <= 0
-    if dead.any():
-        H[dead] = 1.0
-        norms[dead] = np.sqrt(H.shape[1])
-    atoms = (H / norms[:, None]).astype(np.float32)
+    atoms = unit_atoms(result.H)
     losses = result.loss_history
     training = {
         "algorithm": "online",
@@ -1285,7 +1293,7 @@ def learn_dictionary_online(
         "loss": float(losses[-1]) if losses.size else None,
         "normalize_atoms": False,
         "random_state": random_state,
-        "dead_atoms": int(dead.sum()),
+        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
     if callback is not None and progress["done"] < progress["total"]:
         callback(progress["total"], progress["total"])

@@ -1004,6 +1004,47 @@ def prepare_output_folder(
     return anchor, created
 
 
+def commit_outputs(staged: Sequence[tuple[Path, Path]], *, force: bool) -> None:
+    """Rename every ``(temporary, final)`` pair, refusing finals that appeared meanwhile.
+
+    Raises
+    ------
+    OutputError
+        A final file appeared during the run and ``force`` is off.
+    """
+    if not force:
+        late = [final for _, final in staged if final.exists()]
+        if late:
+            raise OutputError(f"{late[0]}: appeared while separating; pass --force to overwrite")
+    for tmp, final in staged:
+        os.replace(tmp, final)
+
+
+def abandon_outputs(
+    exc: BaseException, temporaries: Sequence[Path], folder: Path, anchor: Path, created: bool
+) -> OutputError | None:
+    """Clean up after a failed run: remove temporaries and any folder the run created.
+
+    Returns
+    -------
+    OutputError or None
+        The one-line error to raise instead of an ``OSError`` (disk full, permissions);
+        None to re-raise ``exc`` as it is.
+    """
+    for tmp in temporaries:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+    _remove_created(folder, anchor, created)
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+        return OutputError(
+            f"{folder}: cannot write the stems ({exc.strerror or exc}); check disk space "
+            "and permissions"
+        )
+    return None
+
+
 def separate_file(
     path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] = "separated",
@@ -1103,31 +1144,16 @@ def separate_file(
             temporaries.append(tmp)
             result.save_model(tmp, force=True)
             staged.append((tmp, model_path))
-        if not force:
-            late = [final for _, final in staged if final.exists()]
-            if late:
-                raise OutputError(
-                    f"{late[0]}: appeared while separating; pass --force to overwrite"
-                )
-        for tmp, final in staged:
-            os.replace(tmp, final)
-            temporaries.remove(tmp)
+        commit_outputs(staged, force=force)
+        temporaries.clear()
         if report_path is not None:
             from nmfsep.report import write_report
 
             report_path = write_report(result, folder, mixture=y, force=force)
     except BaseException as exc:
-        for tmp in temporaries:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-        _remove_created(folder, anchor, created)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(
-                f"{folder}: cannot write the stems ({exc.strerror or exc}); check disk space "
-                "and permissions"
-            ) from exc
+        error = abandon_outputs(exc, temporaries, folder, anchor, created)
+        if error is not None:
+            raise error from exc
         raise
 
     first = next(iter(result.stems.values()))

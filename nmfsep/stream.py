@@ -394,9 +394,10 @@ def separate_stream(
         _fallback_groups,
         _load_dictionaries,
         _plan,
-        _remove_created,
         _version,
+        abandon_outputs,
         check_settings,
+        commit_outputs,
         prepare_output_folder,
     )
     from nmfsep.spectral import model_spectrogram, stft
@@ -653,31 +654,16 @@ def separate_stream(
         with _writing(folder):
             for w in writers:
                 w.close()
-        if not force:
-            late = [t for t in targets.values() if t.exists()]
-            if late:
-                raise OutputError(
-                    f"{late[0]}: appeared while separating; pass --force to overwrite"
-                )
-        for name in names:
-            os.replace(temporaries[name], targets[name])
+        commit_outputs([(temporaries[n], targets[n]) for n in names], force=force)
     except BaseException as exc:
         for w in writers:
             try:
                 w.close()
             except Exception:  # noqa: BLE001 - cleaning up after the real error
                 pass
-        for tmp in temporaries.values():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-        _remove_created(folder, anchor, created)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(
-                f"{folder}: cannot write the stems ({exc.strerror or exc}); check disk space "
-                "and permissions"
-            ) from exc
+        error = abandon_outputs(exc, list(temporaries.values()), folder, anchor, created)
+        if error is not None:
+            raise error from exc
         raise
     finally:
         limits.restore_original_limits()
