@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _audio import notes
 
 from nmfsep import io
 from nmfsep.dictionary import Dictionary, learn_dictionary
@@ -26,23 +27,6 @@ from nmfsep.spectral import STFTConfig
 SR = 8000
 CFG = STFTConfig(n_fft=256, hop_length=64)
 SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
-
-
-def notes(f0s, seconds: float, sr: int = SR, decay: float = 1.0, seed: int = 0) -> np.ndarray:
-    """A sequence of harmonic notes with onsets and decays, (n_samples,) float64."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    y = np.zeros(n)
-    seg = n // len(f0s)
-    t = np.arange(seg) / sr
-    for i, f0 in enumerate(f0s):
-        note = sum(
-            np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) * h**-decay
-            for h in range(1, 8)
-            if f0 * h < sr / 2
-        )
-        y[i * seg : (i + 1) * seg] = note * np.exp(-3 * t)
-    return y
 
 
 def sdr(ref: np.ndarray, est: np.ndarray) -> float:

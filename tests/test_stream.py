@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _audio import notes
 
 from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
@@ -19,23 +20,6 @@ from nmfsep.stream import separate_stream
 
 SR = 8000
 CFG = STFTConfig(n_fft=256, hop_length=64)
-
-
-def notes(f0s, seconds: float, *, decay: float, seed: int, sr: int = SR) -> np.ndarray:
-    """Harmonic notes with onsets and decays, (n_samples,) float64."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    y = np.zeros(n)
-    seg = n // len(f0s)
-    t = np.arange(seg) / sr
-    for i, f0 in enumerate(f0s):
-        note = sum(
-            np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) * h**-decay
-            for h in range(1, 8)
-            if f0 * h < sr / 2
-        )
-        y[i * seg : (i + 1) * seg] = note * np.exp(-3 * t)
-    return y
 
 
 def low_high(seconds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
