@@ -7,6 +7,11 @@ once per iteration and no V-sized temporary is ever allocated. Blocks are
 shared among a few threads (numpy releases the GIL in BLAS and ufunc loops);
 BLAS itself is kept single-threaded by the caller.
 
+For Kullback-Leibler and Itakura-Saito the per-range work is done by the
+compiled, fused kernel of :mod:`nmfsep._kernels` (``MUSettings.fused``); the
+numpy functions below are the reference it is tested against and the path for
+every other β.
+
 The arithmetic follows scikit-learn's ``_multiplicative_update_w/_h`` (floors
 at ``EPSILON``, the Févotte-Idier exponent γ(β), snapping of tiny values to
 zero for β < 1) so that both implementations produce the same iterates.
@@ -39,6 +44,7 @@ class MUSettings:
     l2_W: float = 0.0
     block_rows: int = 64
     v_floor: float = 0.0  # β <= 0: entries of V below this are read as this
+    fused: bool = True  # KL and IS: the compiled kernel (False: the numpy path, the reference)
 
 
 def _rows(V: np.ndarray, b0: int, b1: int, v_floor: float) -> np.ndarray:
@@ -155,6 +161,9 @@ def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
         den_H = np.zeros((k_free, 1))
     else:
         den_H = np.zeros((k_free, n_bins))
+    if s.fused and s.beta in (0, 1) and V.dtype == H.dtype == W.dtype:
+        _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H)
+        return num_H, den_H
     Ht = np.ascontiguousarray(H.T)
     HHt = H @ Ht if s.beta == 2 else None
     den_kl = None
@@ -170,6 +179,21 @@ def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
         if update_H:
             _accumulate_H_block(Vb, Wb, H, free, s, num_H, den_H, scratch)
     return num_H, den_H
+
+
+def _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H) -> None:
+    """KL and IS: the compiled kernel of :mod:`nmfsep._kernels` (same arithmetic, fused)."""
+    from ._kernels import mu_rows
+
+    k = H.shape[0]
+    free_idx = np.arange(k) if free is None else np.asarray(free, dtype=np.int64)
+    den_kl = np.zeros(k)
+    if s.beta == 1:
+        den_kl = H.sum(axis=1, dtype=np.float64) + s.l1_W
+        den_kl[den_kl == 0] = EPSILON
+    mu_rows(V, W, H, free_idx, den_kl, s.beta == 0, float(s.l1_W), float(s.l2_W),
+            float(s.exponent), s.beta < 1, float(s.v_floor), update_W, update_H,
+            rows[0], rows[1], 64, num_H, den_H)
 
 
 def split_rows(n_rows: int, n_parts: int, block_rows: int) -> list[tuple[int, int]]:
