@@ -302,27 +302,27 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
     An = np.zeros((kf, mp), dtype=dt)
     Ad = np.zeros((kf, mp) if is_beta0 else (0, 0), dtype=dt)
     n_full = start + (stop - start) // 4 * 4
+    # the last 1-3 rows are padded to a group of four with zero rows, which add nothing
+    # (W = 0 gives zero updates and zero contributions to the H terms)
+    n_tail = stop - n_full
+    Vt = np.zeros((4, m), dtype=dt)
+    Wt = np.zeros((4, k), dtype=dt)
+    Vt[:n_tail] = V[n_full:stop]
+    Wt[:n_tail] = W[n_full:stop]
     count = 0
-    for i in range(start, n_full, 4):
-        _group(V, W, i, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, update_W,
-               update_H, O, P, num, den, An, Ad, den_H)
+    for i in range(start, stop, 4):
+        tail = i == n_full  # one call site: the compiled group is inlined only once
+        Vg, Wg, ig = (Vt, Wt, 0) if tail else (V, W, i)
+        _group(Vg, Wg, ig, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor,
+               update_W, update_H, O, P, num, den, An, Ad, den_H)
+        if tail:
+            W[n_full:stop] = Wt[:n_tail]
         count += 4
         if update_H and count >= flush:
             _flush(An, num_H)
             if is_beta0:
                 _flush(Ad, den_H)
             count = 0
-    if n_full < stop:
-        # last 1-3 rows: padded to a group of four with zero rows, which add nothing
-        # (W = 0 gives zero updates and zero contributions to the H terms)
-        n = stop - n_full
-        Vt = np.zeros((4, m), dtype=dt)
-        Wt = np.zeros((4, k), dtype=dt)
-        Vt[:n] = V[n_full:stop]
-        Wt[:n] = W[n_full:stop]
-        _group(Vt, Wt, 0, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, update_W,
-               update_H, O, P, num, den, An, Ad, den_H)
-        W[n_full:stop] = Wt[:n]
     if update_H:
         _flush(An, num_H)
         if is_beta0:
