@@ -78,7 +78,7 @@ def fit_cd(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_e
         its.append(n_iter)
     H_out = H.copy()
     H_out[free] = Hd[free].astype(H.dtype)
-    return Wd.astype(W.dtype), H_out, n_iter, losses, its, converged
+    return Wd.astype(W.dtype), H_out, n_iter, losses, its, converged, None
 
 
 def _hals_sweep(V, W, H, free, reg) -> None:

@@ -413,7 +413,7 @@ def nmf(
         # BLAS single-threaded always: our own threads share the rows, and on small
         # inputs BLAS threads only oversubscribe a busy machine
         stack.enter_context(_blas_single_thread(enabled=True))
-        W_out, H_out, n_iter, losses, its, converged = solver_fn(
+        W_out, H_out, n_iter, losses, its, converged, div = solver_fn(
             Vw,
             W0,
             H0,
@@ -430,10 +430,11 @@ def nmf(
             adaptive=solver == "amu",
             v_floor=v_floor,
         )
-        div = divergence_blocked(
-            Vw, W_out, H_out, beta_f, pool=pool, n_parts=N_PARTS, block_rows=256,
-            v_floor=v_floor,
-        )
+        if div is None:  # the solver did not evaluate the final factors
+            div = divergence_blocked(
+                Vw, W_out, H_out, beta_f, pool=pool, n_parts=N_PARTS, block_rows=256,
+                v_floor=v_floor,
+            )
     if warn and not converged and tol > 0 and max_iter > 0:
         warnings.warn(
             f"nmf reached max_iter={max_iter} before tol={tol}; increase max_iter "
@@ -532,9 +533,12 @@ def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_
     free_idx = None if free.size == H.shape[0] else free
     block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
 
+    evaluated = {}  # iteration -> divergence of the factors at that iteration
+
     def objective(W_, H_):
         d = divergence_blocked(V, W_, H_, beta, pool=pool, n_parts=N_PARTS, block_rows=256,
                                v_floor=v_floor)
+        evaluated[n_iter] = d
         return d, d + penalties(W_, H_, fixed, reg)
 
     def step(W_, H_, exponent):
@@ -545,12 +549,12 @@ def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_
         if update_H:
             _update_H(H_, free, acc[0], acc[1], beta, exponent, reg, normalize_atoms)
 
+    n_iter = 0
     div0, obj0 = objective(W, H)
     error_at_init = np.sqrt(2 * max(div0, 0.0))
     previous_error = error_at_init
     losses, its = [obj0], [0]
     converged = False
-    n_iter = 0
     omega, omega_growth, omega_max = 1.0, 1.2, 4.0
     last_obj = obj0
     for n_iter in range(1, max_iter + 1):
@@ -594,4 +598,4 @@ def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_
     if converged and its[-1] != n_iter:
         losses.append(objective(W, H)[1])
         its.append(n_iter)
-    return W, H, n_iter, losses, its, converged
+    return W, H, n_iter, losses, its, converged, evaluated.get(n_iter)
