@@ -41,12 +41,26 @@ def _wh4(W, i, H, O):  # pragma: no cover - compiled
     """``O[r] = W[i + r] @ H`` for r = 0..3 (O: (4, n_bins) scratch)."""
     k, m = H.shape
     o0, o1, o2, o3 = O[0], O[1], O[2], O[3]
-    for j in range(m):
-        o0[j] = 0
-        o1[j] = 0
-        o2[j] = 0
-        o3[j] = 0
     c = 0
+    if k < 4:
+        for j in range(m):
+            o0[j] = 0
+            o1[j] = 0
+            o2[j] = 0
+            o3[j] = 0
+    else:  # the first four atoms write O, the others add to it
+        h0, h1, h2, h3 = H[0], H[1], H[2], H[3]
+        a0, a1, a2, a3 = W[i, 0], W[i, 1], W[i, 2], W[i, 3]
+        b0, b1, b2, b3 = W[i + 1, 0], W[i + 1, 1], W[i + 1, 2], W[i + 1, 3]
+        d0, d1, d2, d3 = W[i + 2, 0], W[i + 2, 1], W[i + 2, 2], W[i + 2, 3]
+        e0, e1, e2, e3 = W[i + 3, 0], W[i + 3, 1], W[i + 3, 2], W[i + 3, 3]
+        for j in range(m):
+            x0, x1, x2, x3 = h0[j], h1[j], h2[j], h3[j]
+            o0[j] = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+            o1[j] = b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+            o2[j] = d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
+            o3[j] = e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
+        c = 4
     while c + 4 <= k:
         h0, h1, h2, h3 = H[c], H[c + 1], H[c + 2], H[c + 3]
         a0, a1, a2, a3 = W[i, c], W[i, c + 1], W[i, c + 2], W[i, c + 3]
