@@ -20,7 +20,7 @@ from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["group_models", "masks", "apply_masks"]
+__all__ = ["group_models", "masks", "GroupMasks", "apply_masks"]
 
 
 def _as_float_matrix(a: object, name: str, shape_doc: str) -> np.ndarray:
@@ -72,6 +72,17 @@ def group_models(W: np.ndarray, H: np.ndarray, groups: Mapping[str, Sequence[int
     --------
     masks : turns the models into masks.
     """
+    W, H, index_lists = _check_factors(W, H, groups)
+    return _models(W, H, index_lists)
+
+
+def _check_factors(
+    W: object, H: object, groups: Mapping[str, Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Validate ``W``, ``H`` and ``groups`` as :func:`group_models` documents.
+
+    Returns ``W``, ``H`` as arrays and one index array per group.
+    """
     W = _as_float_matrix(W, "W", "(n_frames, k)")
     H = _as_float_matrix(H, "H", "(k, n_bins)")
     k = W.shape[1]
@@ -113,10 +124,19 @@ def group_models(W: np.ndarray, H: np.ndarray, groups: Mapping[str, Sequence[int
         raise ParameterError(
             f"component(s) {unassigned} are in no group; add them to a group (e.g. 'residual')"
         )
+    return W, H, index_lists
+
+
+def _models(W: np.ndarray, H: np.ndarray, index_lists: Sequence[np.ndarray]) -> np.ndarray:
+    """``out[g] = W[:, idx_g] @ H[idx_g]`` for checked factors, ``(n_groups, n_frames, n_bins)``."""
     dtype = np.result_type(W.dtype, H.dtype, np.float32)
     out = np.empty((len(index_lists), W.shape[0], H.shape[1]), dtype=dtype)
     for g, sel in enumerate(index_lists):
-        np.matmul(W[:, sel].astype(dtype, copy=False), H[sel].astype(dtype, copy=False), out=out[g])
+        Wg, Hg = W[:, sel].astype(dtype, copy=False), H[sel].astype(dtype, copy=False)
+        if sel.shape[0] == 1:  # an outer product: the same numbers, without BLAS's overhead
+            np.multiply(Wg, Hg, out=out[g])
+        else:
+            np.matmul(Wg, Hg, out=out[g])
     return out
 
 
@@ -177,6 +197,27 @@ def masks(
             "models must have shape (n_groups, n_frames, n_bins) with n_groups >= 1, "
             f"got shape {models.shape}"
         )
+    _check_mask_settings(kind, power, eps)
+    if not (np.issubdtype(models.dtype, np.floating) or np.issubdtype(models.dtype, np.integer)):
+        raise ParameterError(f"models must be a real array, got dtype {models.dtype}")
+    if not np.isfinite(models).all():
+        raise ParameterError("models contain NaN or Inf values")
+    if (models < 0).any():
+        raise ParameterError(f"models must be non-negative, got a minimum of {models.min()}")
+    n_groups, n_frames, n_bins = models.shape
+    out = np.empty(models.shape, dtype=np.float32)
+    # frame by frame: blocks of frames that stay in the CPU caches give the same numbers
+    step = max(1, _BLOCK_BYTES // max(1, n_groups * n_bins * 8))
+    for t0 in range(0, n_frames, step):
+        out[:, t0 : t0 + step] = _mask_block(models[:, t0 : t0 + step], kind, power, eps)
+    return out
+
+
+#: Bytes of the models of one block of frames (see :func:`masks`, :class:`GroupMasks`).
+_BLOCK_BYTES = 1 << 22
+
+
+def _check_mask_settings(kind: object, power: object, eps: object) -> None:
     if kind not in ("soft", "binary"):
         raise ParameterError(f"kind must be 'soft' or 'binary', got {kind!r}")
     if not _is_real(power) or float(power) <= 0:
@@ -185,36 +226,118 @@ def masks(
         )
     if eps is not None and (not _is_real(eps) or float(eps) < 0):
         raise ParameterError(f"eps must be None or a finite number >= 0, got {eps!r}")
-    if not (np.issubdtype(models.dtype, np.floating) or np.issubdtype(models.dtype, np.integer)):
-        raise ParameterError(f"models must be a real array, got dtype {models.dtype}")
-    if not np.isfinite(models).all():
-        raise ParameterError("models contain NaN or Inf values")
-    if (models < 0).any():
-        raise ParameterError(f"models must be non-negative, got a minimum of {models.min()}")
 
+
+def _mask_block(models: np.ndarray, kind: str, power: float, eps: float | None) -> np.ndarray:
+    """Masks of checked models ``(n_groups, n, n_bins)``, float32; see :func:`masks`."""
     n_groups = models.shape[0]
     work_dtype = np.result_type(models.dtype, np.float32)
     m = models.astype(work_dtype, copy=False)
-    peak = m.max(axis=0)  # (n_frames, n_bins)
+    peak = m.max(axis=0)  # (n, n_bins)
     silent = peak < np.finfo(work_dtype).tiny if eps is None else peak <= eps
+    any_silent = bool(silent.any())
 
     if kind == "binary":
-        winner = np.where(silent, 0, np.argmax(m, axis=0))
-        out = (np.arange(n_groups)[:, None, None] == winner[None]).astype(np.float32)
-        return out
+        winner = np.argmax(m, axis=0)
+        if any_silent:
+            winner[silent] = 0
+        return (np.arange(n_groups)[:, None, None] == winner[None]).astype(np.float32)
 
-    scale = np.where(silent, 1.0, peak).astype(work_dtype, copy=False)
+    scale = np.where(silent, 1.0, peak).astype(work_dtype, copy=False) if any_silent else peak
     # `ratio` is a fresh array owned here, so the in-place steps below touch no input.
     ratio = m / scale  # in [0, 1]; the loudest group is exactly 1 where not silent
     p = float(power)
     if p != 1.0:
         np.power(ratio, p, out=ratio)
     total = ratio.sum(axis=0)  # >= 1 where not silent
-    total[silent] = 1.0
+    if any_silent:
+        total[silent] = 1.0
     ratio /= total
-    ratio[:, silent] = 1.0 / n_groups
+    if any_silent:
+        ratio[:, silent] = 1.0 / n_groups
     np.clip(ratio, 0.0, 1.0, out=ratio)
     return ratio.astype(np.float32, copy=False)
+
+
+class GroupMasks:
+    """The masks of a factorization, computed a block of frames at a time.
+
+    ``GroupMasks(W, H, groups, kind=..., power=...)(start, stop)`` equals
+    ``masks(group_models(W, H, groups), kind=..., power=...)[:, start:stop]`` (to the
+    rounding of the matrix products), with memory for those frames only: every bin's
+    mask depends on that bin's models alone, so the shared denominator
+    ``Σ_j (W_j H_j)**power`` is computed per block.
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_frames, k)], non-negative
+        Activations.
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Spectral atoms.
+    groups : Mapping[str, Sequence[int]]
+        Group name -> component indices, as for :func:`group_models`.
+    kind, power, eps
+        As for :func:`masks`.
+
+    Attributes
+    ----------
+    names : list of str
+        Group names, in order.
+    n_frames, n_bins : int
+        Size of every mask.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`group_models` and :func:`masks` do.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> W, H = rng.random((100, 3)), rng.random((3, 20))
+    >>> source = GroupMasks(W, H, {"a": [0], "b": [1, 2]}, power=1.0)
+    >>> source(10, 20).shape
+    (2, 10, 20)
+    """
+
+    def __init__(
+        self,
+        W: np.ndarray,
+        H: np.ndarray,
+        groups: Mapping[str, Sequence[int]],
+        *,
+        kind: Literal["soft", "binary"] = "soft",
+        power: float = 2.0,
+        eps: float | None = None,
+    ) -> None:
+        self._W, self._H, self._index = _check_factors(W, H, groups)
+        _check_mask_settings(kind, power, eps)
+        self.names = list(groups)
+        self.n_frames, self.n_bins = self._W.shape[0], self._H.shape[1]
+        self._kind, self._power, self._eps = kind, float(power), eps
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """Masks of frames ``start .. stop - 1``.
+
+        Parameters
+        ----------
+        start, stop : int
+            Frame range, ``0 <= start <= stop <= n_frames``.
+
+        Returns
+        -------
+        M : np.ndarray [shape=(n_groups, stop - start, n_bins)], float32
+            In ``[0, 1]``, summing to one over the groups.
+        """
+        if not (_is_int(start) and _is_int(stop) and 0 <= start <= stop <= self.n_frames):
+            raise ParameterError(
+                f"frames [{start!r}, {stop!r}) are not a range within [0, {self.n_frames}]"
+            )
+        models = _models(self._W[start:stop], self._H, self._index)
+        return _mask_block(models, self._kind, self._power, self._eps)
 
 
 def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:

@@ -14,10 +14,11 @@ Every function is pure: arguments are never modified in place.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,11 +28,16 @@ from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
 __all__ = [
     "STFTConfig",
     "stft",
     "istft",
+    "OverlapAdd",
     "model_spectrogram",
+    "max_magnitude",
     "fft_frequencies",
     "frame_times",
 ]
@@ -110,16 +116,14 @@ class STFTConfig:
             raise ParameterError(f"center must be True or False, got {self.center!r}")
         object.__setattr__(self, "center", bool(self.center))
 
-        import scipy.signal
-
         try:
-            win_values = scipy.signal.get_window(self.window, win, fftbins=True)
+            win_values = _get_window(self.window, win)
         except (ValueError, TypeError) as exc:
             raise ParameterError(
                 f"window must be a name accepted by scipy.signal.get_window without "
                 f"parameters (e.g. 'hann'), got {self.window!r}"
             ) from exc
-        if not scipy.signal.check_NOLA(win_values, win, win - self.hop_length):
+        if not _nola(win_values, self.hop_length):
             raise ParameterError(
                 f"window={self.window!r} with win_length={win} and hop_length="
                 f"{self.hop_length} cannot be inverted (NOLA fails); use a smaller hop_length"
@@ -232,8 +236,95 @@ def _check_config(config: object) -> None:
         )
 
 
+# ---------------------------------------------------------------------- windows
+
+#: Cosine-sum windows computed here exactly as :func:`scipy.signal.get_window` computes
+#: them, so that the usual settings never import :mod:`scipy.signal` (about a second).
+_COSINE_WINDOWS: dict[str, tuple[float, ...]] = {
+    "hann": (0.5, 1.0 - 0.5),
+    "hamming": (0.54, 1.0 - 0.54),
+    "blackman": (0.42, 0.50, 0.08),
+}
+
+#: Bytes of one block of frames: blocks that fit the CPU caches are the fastest.
+_BLOCK_BYTES = 1 << 22
+
+
+def _block_frames(bytes_per_frame: int) -> int:
+    """Return the number of frames in a block of about :data:`_BLOCK_BYTES` (at least one)."""
+    return max(1, _BLOCK_BYTES // max(1, int(bytes_per_frame)))
+
+
+def _get_window(name: str, length: int) -> np.ndarray:
+    """Periodic window, equal to ``scipy.signal.get_window(name, length, fftbins=True)``.
+
+    Parameters
+    ----------
+    name : str
+        Window name, e.g. ``"hann"``. Hann, Hamming, Blackman and boxcar are computed
+        here (with scipy's formulas, so the values are identical); other names are
+        passed to scipy.
+    length : int
+        Number of samples, >= 1.
+
+    Returns
+    -------
+    w : np.ndarray [shape=(length,)], float64
+
+    Raises
+    ------
+    ValueError
+        For a name scipy does not know, or one that needs parameters.
+    """
+    if not _is_int(length) or length < 1:
+        raise ValueError(f"window length must be an int >= 1, got {length!r}")
+    if name in _COSINE_WINDOWS:
+        if length == 1:
+            return np.ones(1)
+        # scipy.signal.windows.general_cosine(length + 1, a, sym=True)[:-1]
+        fac = np.linspace(-np.pi, np.pi, length + 1, dtype=np.float64)
+        w = np.zeros(length + 1, dtype=np.float64)
+        for k, a in enumerate(_COSINE_WINDOWS[name]):
+            w += a * np.cos(k * fac)
+        return w[:-1]
+    if name == "boxcar":
+        return np.ones(length)
+    import scipy.signal
+
+    return np.asarray(scipy.signal.get_window(name, length, fftbins=True), dtype=np.float64)
+
+
+def _nola(window: np.ndarray, hop_length: int, tol: float = 1e-10) -> bool:
+    """Check the NOLA condition, as ``scipy.signal.check_NOLA(window, n, n - hop_length)``."""
+    n, hop = window.shape[0], hop_length
+    binsums = np.zeros(hop)
+    for i in range(n // hop):
+        binsums += window[i * hop : (i + 1) * hop] ** 2
+    if n % hop:
+        binsums[: n % hop] += window[-(n % hop) :] ** 2
+    return bool(np.min(binsums) > tol)
+
+
+@functools.lru_cache(maxsize=16)
+def _fft_window(config: STFTConfig) -> np.ndarray:
+    """Analysis and synthesis window, zero-padded (centred) to ``n_fft``, float64, read-only."""
+    win = _get_window(config.window, config.effective_win_length)
+    lpad = (config.n_fft - win.shape[0]) // 2
+    out = np.pad(win, (lpad, config.n_fft - win.shape[0] - lpad))
+    out.flags.writeable = False
+    return out
+
+
+# ---------------------------------------------------------------------- stft / istft
+
+
 def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     """Short-time Fourier transform of every channel.
+
+    The same transform as :func:`librosa.stft` with ``pad_mode="constant"``: frame
+    ``t`` holds samples ``[t hop - pad, t hop - pad + n_fft)`` (``pad = n_fft // 2``
+    with ``center=True``, else 0; zeros outside the clip), multiplied by the window
+    and Fourier transformed.
 
     Parameters
     ----------
@@ -246,7 +337,9 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     -------
     X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
         complex64 for float32 input, complex128 for float64 input;
-        ``n_bins = n_fft // 2 + 1``.
+        ``n_bins = n_fft // 2 + 1``. Frame-major in memory:
+        ``X.transpose(0, 2, 1)`` (one row per frame) is C-contiguous, so that the
+        ``(n_frames, n_bins)`` spectrogram and the synthesis read it in order.
 
     Raises
     ------
@@ -268,6 +361,10 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     With ``center=True`` a clip of ``n_samples >= n_fft`` has
     ``1 + n_samples // hop_length`` frames.
 
+    The transform runs in the precision of ``y`` (librosa computes float32 audio in
+    float64 and rounds the result to complex64; the two differ by float32 rounding,
+    about ``1e-7`` of the frame's largest coefficient).
+
     Examples
     --------
     >>> y = np.zeros((2, 22050), dtype=np.float32)
@@ -276,24 +373,255 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     """
     _check_config(config)
     y = check_audio(y)
-    import librosa
+    n_fft, hop = config.n_fft, config.hop_length
+    pad = n_fft // 2 if config.center else 0
+    short = max(0, n_fft - y.shape[1])
+    padded = np.pad(y, ((0, 0), (pad, pad + short)))
+    # frames[c, t] = padded[c, t hop : t hop + n_fft], a view
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
+    n_channels, n_frames = frames.shape[:2]
+    window = _fft_window(config).astype(y.dtype)
+    X = np.empty((n_channels, n_frames, config.n_bins), dtype=np.result_type(y.dtype, np.complex64))
+    step = _block_frames(n_channels * n_fft * y.itemsize)
+    for t0 in range(0, n_frames, step):
+        X[:, t0 : t0 + step] = np.fft.rfft(frames[:, t0 : t0 + step] * window, axis=-1)
+    return X.transpose(0, 2, 1)
 
-    n_samples = y.shape[-1]
-    if n_samples < config.n_fft:
-        y = np.pad(y, ((0, 0), (0, config.n_fft - n_samples)))
-    return librosa.stft(
-        y,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window=config.window,
-        center=config.center,
-        pad_mode="constant",
-    )
+
+class OverlapAdd:
+    """Inverse STFT fed one block of frames at a time.
+
+    Every block is inverse Fourier transformed, windowed and overlap-added; samples
+    are returned as soon as every frame that covers them has been added, divided by
+    the summed squared window (where it is not ~0): the computation of
+    :func:`librosa.istft`, equal to it to float rounding (tests/test_spectral.py). Memory
+    is a few blocks, whatever the length; :func:`istft` is this class fed with the
+    whole STFT.
+
+    Parameters
+    ----------
+    config : STFTConfig
+        The settings the frames were computed with.
+    n_frames : int
+        Number of frames of the STFT, >= 1.
+    length : int
+        Number of output samples, >= 1 (the length of the analysed audio); frames that
+        start after it are not needed (:attr:`n_frames` says how many are).
+    shape : tuple of int
+        Leading shape of the frames, e.g. ``(n_channels,)`` or ``(n_groups,
+        n_channels)``.
+    dtype : numpy dtype
+        Real dtype of the computation and of the output (float32 for complex64 frames,
+        float64 for complex128).
+
+    Attributes
+    ----------
+    n_frames : int
+        Frames to :meth:`push` before :meth:`finish`; more are ignored.
+
+    Examples
+    --------
+    >>> cfg = STFTConfig(n_fft=256, hop_length=64)
+    >>> y = np.random.default_rng(0).standard_normal((1, 1000)).astype(np.float32)
+    >>> X = stft(y, cfg)  # (1, n_bins, n_frames)
+    >>> ola = OverlapAdd(cfg, X.shape[2], 1000, shape=(1,))
+    >>> parts = [ola.push(X[:, :, t : t + 5].transpose(0, 2, 1))
+    ...          for t in range(0, ola.n_frames, 5)]
+    >>> parts.append(ola.finish())
+    >>> y_hat = np.concatenate([p for _, p in parts], axis=-1)
+    >>> bool(np.abs(y_hat - y).max() < 1e-5)
+    True
+    """
+
+    def __init__(
+        self,
+        config: STFTConfig,
+        n_frames: int,
+        length: int,
+        *,
+        shape: tuple[int, ...] = (),
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        _check_config(config)
+        if not _is_int(n_frames) or n_frames < 1:
+            raise ParameterError(f"n_frames must be an int >= 1, got {n_frames!r}")
+        if not _is_int(length) or length < 1:
+            raise ParameterError(f"length must be an int >= 1 (samples), got {length!r}")
+        self.config = config
+        self.length = int(length)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype}")
+        n_fft, hop = config.n_fft, config.hop_length
+        self._offset = n_fft // 2 if config.center else 0
+        # frames that start after the last output sample add nothing to it
+        self.n_frames = min(int(n_frames), -(-(self._offset + self.length) // hop))
+        self._n_chunks = -(-n_fft // hop)  # hop-sized chunks per frame
+        window = _fft_window(config)
+        self._window = window.astype(self.dtype)
+        squared = np.zeros(self._n_chunks * hop)
+        squared[:n_fft] = window**2
+        self._window_sq = squared.reshape(self._n_chunks, hop)  # float64
+        self._steady = self._window_sq.sum(axis=0)  # rows that every chunk reaches
+        self._tiny = np.finfo(self.dtype).tiny
+        # rows of hop samples that later frames still add to
+        self._carry = np.zeros((*self.shape, self._n_chunks - 1, hop), dtype=self.dtype)
+        self._frame = 0  # frames added so far
+        self._done = 0  # samples returned so far
+
+    def push(self, S: np.ndarray) -> tuple[int, np.ndarray]:
+        """Add a block of frames; return the samples it completes.
+
+        The same as ``add(windowed(S))``.
+
+        Parameters
+        ----------
+        S : np.ndarray [shape=(*shape, n, n_bins)], complex
+            The next ``n`` frames, frame-major (e.g. ``X[:, :, t:t + n].transpose(0, 2, 1)``
+            for an STFT ``X (n_channels, n_bins, n_frames)``).
+
+        Returns
+        -------
+        start : int
+            Index of the first sample returned.
+        y : np.ndarray [shape=(*shape, m)], ``dtype``
+            Samples ``start .. start + m - 1`` (``m`` may be 0), final.
+
+        Raises
+        ------
+        ParameterError
+            If ``S`` does not have the leading shape and the bins of this synthesis.
+        """
+        return self.add(self.windowed(S))
+
+    def windowed(self, S: np.ndarray) -> np.ndarray:
+        """Inverse FFT and window of frames, without adding them (no state: thread-safe).
+
+        Parameters
+        ----------
+        S : np.ndarray [shape=(*shape, n, n_bins)], complex
+            Frames, frame-major.
+
+        Returns
+        -------
+        frames : np.ndarray [shape=(*shape, n, n_fft)], ``dtype``
+            To give to :meth:`add` in order.
+
+        Raises
+        ------
+        ParameterError
+            If ``S`` does not have the leading shape and the bins of this synthesis.
+        """
+        if (
+            not isinstance(S, np.ndarray)
+            or S.ndim != len(self.shape) + 2
+            or S.shape[:-2] != self.shape
+            or S.shape[-1] != self.config.n_bins
+        ):
+            raise ParameterError(
+                f"frames must have shape (*{self.shape}, n, {self.config.n_bins}), got "
+                f"{getattr(S, 'shape', type(S))}"
+            )
+        frames = np.fft.irfft(S, n=self.config.n_fft, axis=-1)  # (*shape, n, n_fft)
+        if frames.dtype != self.dtype:
+            frames = frames.astype(self.dtype)
+        frames *= self._window
+        return frames
+
+    def add(self, frames: np.ndarray) -> tuple[int, np.ndarray]:
+        """Overlap-add the next windowed frames; return the samples they complete.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(*shape, n, n_fft)]
+            From :meth:`windowed`; frames beyond :attr:`n_frames` are ignored.
+
+        Returns
+        -------
+        start : int
+            Index of the first sample returned.
+        y : np.ndarray [shape=(*shape, m)], ``dtype``
+            Samples ``start .. start + m - 1`` (``m`` may be 0), final.
+        """
+        n_fft, hop, nc = self.config.n_fft, self.config.hop_length, self._n_chunks
+        if frames.shape[:-2] != self.shape or frames.shape[-1] != n_fft:
+            raise ParameterError(
+                f"frames must have shape (*{self.shape}, n, {n_fft}), got {frames.shape}"
+            )
+        n = min(frames.shape[-2], self.n_frames - self._frame)
+        if n <= 0:
+            return self._done, np.zeros((*self.shape, 0), dtype=self.dtype)
+        acc = np.empty((*self.shape, n + nc - 1, hop), dtype=self.dtype)
+        acc[..., : nc - 1, :] = self._carry
+        acc[..., nc - 1 :, :] = 0
+        for i in range(nc):  # chunk i of frame j lands in row j + i
+            lo, hi = i * hop, min((i + 1) * hop, n_fft)
+            acc[..., i : i + n, : hi - lo] += frames[..., :n, lo:hi]
+        self._carry = acc[..., n:, :].copy()
+        first = self._frame
+        self._frame += n
+        return self._emit(acc[..., :n, :], first)
+
+    def finish(self) -> tuple[int, np.ndarray]:
+        """Return the last samples, up to ``length`` (zeros where no frame reaches).
+
+        Returns
+        -------
+        start : int
+            Index of the first sample returned.
+        y : np.ndarray [shape=(*shape, length - start)], ``dtype``
+
+        Raises
+        ------
+        ParameterError
+            If frames are missing (fewer than :attr:`n_frames` were pushed).
+        """
+        if self._frame < self.n_frames:
+            raise ParameterError(
+                f"{self.n_frames - self._frame} of {self.n_frames} frames were not pushed"
+            )
+        start, y = self._emit(self._carry, self._frame)
+        rest = self.length - self._done
+        if rest > 0:
+            y = np.concatenate([y, np.zeros((*self.shape, rest), dtype=self.dtype)], axis=-1)
+            self._done = self.length
+        return start, y
+
+    def _emit(self, rows: np.ndarray, first: int) -> tuple[int, np.ndarray]:
+        """Normalise and return the part of ``rows`` (rows ``first ..`` of hop samples) in range."""
+        hop = self.config.hop_length
+        n_rows = rows.shape[-2]
+        p0 = first * hop  # position of rows[..., 0, 0] in the padded signal
+        lo = max(p0, self._offset + self._done)
+        hi = min(p0 + n_rows * hop, self._offset + self.length)
+        start = self._done
+        if hi <= lo:
+            return start, np.zeros((*self.shape, 0), dtype=self.dtype)
+        y = rows.reshape(*self.shape, n_rows * hop)[..., lo - p0 : hi - p0]
+        env = self._envelope(first, first + n_rows)[lo - p0 : hi - p0]
+        y = y / np.where(env > self._tiny, env, 1.0).astype(self.dtype)
+        self._done = hi - self._offset
+        return start, y
+
+    def _envelope(self, r0: int, r1: int) -> np.ndarray:
+        """Return the summed squared window of rows ``r0 .. r1 - 1``, ``((r1 - r0) * hop,)``."""
+        frame = np.arange(r0, r1)[:, None] - np.arange(self._n_chunks)[None, :]
+        covers = (frame >= 0) & (frame < self.n_frames)  # row r holds chunk i of frame r - i
+        env = np.empty((r1 - r0, self.config.hop_length))
+        full = covers.all(axis=1)
+        env[full] = self._steady
+        for r in np.flatnonzero(~full):  # the first and last rows only
+            env[r] = self._window_sq[covers[r]].sum(axis=0)
+        return env.ravel()
 
 
 def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
     """Inverse STFT of every channel, trimmed or zero-padded to an exact length.
+
+    Computes what :func:`librosa.istft` computes (windowed inverse FFT, overlap-add,
+    division by the summed squared window), a block of frames at a time
+    (:class:`OverlapAdd`).
 
     Parameters
     ----------
@@ -307,6 +635,7 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
     Returns
     -------
     y : np.ndarray [shape=(n_channels, length)], float32
+        Computed in float32 for complex64 ``X``, in float64 for complex128.
 
     Raises
     ------
@@ -317,6 +646,7 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
     See Also
     --------
     stft : the forward transform.
+    OverlapAdd : the same, fed block by block.
     """
     _check_config(config)
     if not isinstance(X, np.ndarray) or X.ndim != 3:
@@ -337,18 +667,23 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
         raise ParameterError("X contains NaN or Inf values")
     if not _is_int(length) or length < 1:
         raise ParameterError(f"length must be an int >= 1 (samples), got {length!r}")
-    import librosa
+    real = np.float32 if X.dtype == np.complex64 else np.float64
+    n_channels = X.shape[0]
+    ola = OverlapAdd(config, X.shape[2], int(length), shape=(n_channels,), dtype=real)
+    y = np.empty((n_channels, int(length)), dtype=np.float32)
+    step = _block_frames(n_channels * config.n_fft * np.dtype(real).itemsize)
+    for t0 in range(0, ola.n_frames, step):
+        block = X[:, :, t0 : t0 + step].transpose(0, 2, 1)
+        if block.dtype not in (np.complex64, np.complex128):
+            block = block.astype(np.complex128)
+        start, part = ola.push(block)
+        y[:, start : start + part.shape[-1]] = part
+    start, part = ola.finish()
+    y[:, start:] = part
+    return y
 
-    y = librosa.istft(
-        X,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        n_fft=config.n_fft,
-        window=config.window,
-        center=config.center,
-        length=int(length),
-    )
-    return np.ascontiguousarray(y, dtype=np.float32)
+
+# ---------------------------------------------------------------------- spectrogram
 
 
 def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) -> np.ndarray:
@@ -381,6 +716,11 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
     See Also
     --------
     stft : computes ``X``.
+
+    Notes
+    -----
+    Every frame is computed on its own (a block of frames at a time, in float64), so
+    the spectrogram of some frames of ``X`` equals those rows of the whole one.
     """
     if not isinstance(X, np.ndarray) or X.ndim != 3:
         raise ParameterError(
@@ -389,24 +729,60 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
         )
     if not _is_real(power) or float(power) <= 0:
         raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
-    if not np.isfinite(X).all():
-        raise ParameterError("X contains NaN or Inf values")
     if not _is_real(scale) or not 0 < float(scale) < np.inf:
         raise ParameterError(f"scale must be a finite number > 0, got {scale!r}")
-    # Accumulate in float64, one channel at a time (memory: two float64 channel-sized
-    # arrays, not several copies of X): |X / scale|**2 of very quiet or very loud audio
-    # neither underflows nor overflows, and a float32 mean would lose digits.
-    energy = np.zeros(X.shape[1:], dtype=np.float64)  # (n_bins, n_frames)
-    for channel in X:
-        mag2 = np.abs(channel).astype(np.float64)
-        if scale != 1.0:
-            mag2 /= float(scale)
-        mag2 *= mag2
-        energy += mag2
-    energy /= X.shape[0]
+    n_channels, n_bins, n_frames = X.shape
+    frames = X.transpose(0, 2, 1)  # (n_channels, n_frames, n_bins); contiguous from stft
+    V = np.empty((n_frames, n_bins), dtype=np.float32)
     p = float(power)
-    V = energy if p == 2.0 else (np.sqrt(energy) if p == 1.0 else energy ** (p / 2.0))
-    return np.ascontiguousarray(V.T, dtype=np.float32)
+    step = _block_frames(n_bins * 8)
+    # Accumulate in float64, one channel at a time: |X / scale|**2 of very quiet or
+    # very loud audio neither underflows nor overflows, and a float32 mean would lose
+    # digits.
+    for t0 in range(0, n_frames, step):
+        block = frames[:, t0 : t0 + step]
+        if not np.isfinite(block).all():
+            raise ParameterError("X contains NaN or Inf values")
+        energy = np.zeros(block.shape[1:], dtype=np.float64)  # (n, n_bins)
+        for channel in block:
+            mag2 = np.abs(channel).astype(np.float64)
+            if scale != 1.0:
+                mag2 /= float(scale)
+            mag2 *= mag2
+            energy += mag2
+        energy /= n_channels
+        if p == 2.0:
+            V[t0 : t0 + step] = energy
+        elif p == 1.0:
+            V[t0 : t0 + step] = np.sqrt(energy)
+        else:
+            V[t0 : t0 + step] = energy ** (p / 2.0)
+    return V
+
+
+def max_magnitude(X: np.ndarray) -> float:
+    """Largest ``|X|`` of an STFT, computed a block of frames at a time.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+
+    Returns
+    -------
+    float
+        ``float(np.abs(X).max())`` (NaN if ``X`` holds NaN), without a full-size
+        temporary.
+    """
+    frames = X.transpose(0, 2, 1)
+    step = _block_frames(X.shape[0] * X.shape[1] * 4)
+    peak = 0.0
+    for t0 in range(0, frames.shape[1], step):
+        m = float(np.abs(frames[:, t0 : t0 + step]).max())
+        if not m <= peak:  # also NaN
+            peak = m
+            if math.isnan(m):
+                break
+    return peak
 
 
 def fft_frequencies(sr: float, config: STFTConfig) -> np.ndarray:
@@ -423,13 +799,11 @@ def fft_frequencies(sr: float, config: STFTConfig) -> np.ndarray:
     -------
     freqs : np.ndarray [shape=(n_bins,)], float64
         ``0, sr / n_fft, ..., sr / 2`` in Hz; column ``j`` of ``V`` (and of the atoms
-        ``H``) is bin ``freqs[j]``.
+        ``H``) is bin ``freqs[j]`` (as :func:`librosa.fft_frequencies`).
     """
     _check_sr(sr)
     _check_config(config)
-    import librosa
-
-    return librosa.fft_frequencies(sr=float(sr), n_fft=config.n_fft)
+    return np.fft.rfftfreq(n=config.n_fft, d=1.0 / float(sr))
 
 
 def frame_times(n_frames: int, sr: float, config: STFTConfig) -> np.ndarray:
@@ -448,19 +822,12 @@ def frame_times(n_frames: int, sr: float, config: STFTConfig) -> np.ndarray:
     Returns
     -------
     times : np.ndarray [shape=(n_frames,)], float64
+        As :func:`librosa.frames_to_time` (whole samples divided by ``sr``).
     """
     if not _is_int(n_frames) or n_frames < 0:
         raise ParameterError(f"n_frames must be an int >= 0, got {n_frames!r}")
     _check_sr(sr)
     _check_config(config)
-    import librosa
-
-    return np.asarray(
-        librosa.frames_to_time(
-            np.arange(int(n_frames)),
-            sr=float(sr),
-            hop_length=config.hop_length,
-            n_fft=None if config.center else config.n_fft,
-        ),
-        dtype=np.float64,
-    )
+    offset = 0 if config.center else config.n_fft // 2
+    samples = (np.arange(int(n_frames)) * config.hop_length + offset).astype(int)
+    return samples / float(sr)

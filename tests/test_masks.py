@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from nmfsep import masks as masks_module
 from nmfsep.exceptions import ParameterError
-from nmfsep.masks import apply_masks, group_models, masks
+from nmfsep.masks import GroupMasks, apply_masks, group_models, masks
 
 
 @pytest.fixture
@@ -205,6 +206,67 @@ def test_binary_masks_property(models: np.ndarray) -> None:
     B = masks(models, kind="binary")
     np.testing.assert_array_equal(B.sum(axis=0), 1.0)
     assert set(np.unique(B)) <= {0.0, 1.0}
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def _factors(rng: np.random.Generator, n_frames: int = 300, n_bins: int = 33):
+    W = rng.random((n_frames, 6)).astype(np.float32)
+    H = rng.random((6, n_bins)).astype(np.float32)
+    W[10:20] = 0  # silent frames
+    H[:, 5] = 0  # a silent bin
+    return W, H, {"a": [0], "b": [1, 4], "c": [2, 3, 5]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "power", "eps"), [("soft", 1.0, None), ("soft", 2.0, None), ("soft", 1.0, 0.05),
+                               ("binary", 1.0, None)]
+)  # fmt: skip
+def test_group_masks_blocks_are_the_masks(kind, power, eps, rng) -> None:
+    W, H, groups = _factors(rng)
+    W0, H0 = W.copy(), H.copy()
+    whole = masks(group_models(W, H, groups), kind=kind, power=power, eps=eps)
+    source = GroupMasks(W, H, groups, kind=kind, power=power, eps=eps)
+    assert len(source) == 3 and source.names == ["a", "b", "c"]
+    assert (source.n_frames, source.n_bins) == (300, 33)
+    for t0, t1 in [(0, 300), (0, 1), (17, 40), (299, 300), (5, 5)]:
+        block = source(t0, t1)
+        assert block.shape == (3, t1 - t0, 33) and block.dtype == np.float32
+        np.testing.assert_allclose(block, whole[:, t0:t1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(W, W0)
+    np.testing.assert_array_equal(H, H0)
+
+
+def test_group_masks_rejects(rng) -> None:
+    W, H, groups = _factors(rng)
+    with pytest.raises(ParameterError, match="in no group"):
+        GroupMasks(W, H, {"a": [0, 1]})
+    with pytest.raises(ParameterError, match="kind must be"):
+        GroupMasks(W, H, groups, kind="hard")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="power must be"):
+        GroupMasks(W, H, groups, power=0)
+    source = GroupMasks(W, H, groups)
+    for t0, t1 in [(-1, 3), (3, 2), (0, 301)]:
+        with pytest.raises(ParameterError, match="not a range"):
+            source(t0, t1)
+
+
+def test_masks_blocks_change_nothing(rng, monkeypatch) -> None:
+    W, H, groups = _factors(rng)
+    models = group_models(W, H, groups)
+    for kind, power in [("soft", 1.0), ("soft", 2.0), ("binary", 1.0)]:
+        whole = masks(models, kind=kind, power=power)  # type: ignore[arg-type]
+        with monkeypatch.context() as m:
+            m.setattr(masks_module, "_BLOCK_BYTES", 1)  # one frame at a time
+            np.testing.assert_array_equal(masks(models, kind=kind, power=power), whole)  # type: ignore[arg-type]
+
+
+def test_group_models_outer_products_as_matmul(rng) -> None:
+    W, H = rng.random((50, 3)), rng.random((3, 7)).astype(np.float32)
+    models = group_models(W, H, {"a": [2], "b": [0, 1]})
+    assert models.dtype == np.float64
+    np.testing.assert_array_equal(models[0], W[:, [2]] @ H[[2]].astype(np.float64))
 
 
 # --------------------------------------------------------------------------- apply_masks

@@ -7,12 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from nmfsep import spectral
 from nmfsep.exceptions import ParameterError
 from nmfsep.spectral import (
+    OverlapAdd,
     STFTConfig,
     fft_frequencies,
     frame_times,
     istft,
+    max_magnitude,
     model_spectrogram,
     stft,
 )
@@ -223,6 +226,147 @@ def test_istft_rejects() -> None:
         istft(np.abs(X), SMALL, 1000)
 
 
+# --------------------------------------------------------------------------- as librosa
+
+CONFIGS = [
+    SMALL,
+    STFTConfig(n_fft=256, hop_length=64, center=False),
+    STFTConfig(n_fft=256, hop_length=96, win_length=192),  # hop does not divide n_fft
+    STFTConfig(n_fft=255, hop_length=64, window="hamming"),  # odd n_fft
+    STFTConfig(n_fft=512, hop_length=128, win_length=256, window="blackman"),
+    STFTConfig(n_fft=300, hop_length=100, window="boxcar", center=False),
+    STFTConfig(n_fft=128, hop_length=40, window="triang"),  # a window from scipy
+    STFTConfig(n_fft=4096, hop_length=1024),  # the 44.1 kHz default
+]
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "boxcar", "triang", "bohman"])
+@pytest.mark.parametrize("length", [1, 2, 3, 16, 255, 256, 2049, 4096])
+def test_windows_are_scipys(name: str, length: int) -> None:
+    import scipy.signal
+
+    w = spectral._get_window(name, length)
+    np.testing.assert_array_equal(w, scipy.signal.get_window(name, length, fftbins=True))
+    for hop in {1, max(1, length // 4), max(1, length // 3), max(1, length // 2), length}:
+        if length > 1:
+            assert spectral._nola(w, hop) == scipy.signal.check_NOLA(w, length, length - hop)
+
+
+def test_default_settings_import_neither_scipy_signal_nor_librosa() -> None:
+    """stft, istft and the spectrogram with the usual windows stay fast to import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from nmfsep.spectral import STFTConfig, stft, istft, model_spectrogram\n"
+        "for w in ('hann', 'hamming', 'blackman', 'boxcar'):\n"
+        "    cfg = STFTConfig(n_fft=256, hop_length=64, window=w)\n"
+        "    X = stft(np.ones((2, 1000), np.float32), cfg)\n"
+        "    istft(X, cfg, 1000), model_spectrogram(X)\n"
+        "bad = [m for m in ('scipy.signal', 'librosa') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stft_matches_librosa(cfg: STFTConfig, dtype: type, rng: np.random.Generator) -> None:
+    import librosa
+
+    for n in (cfg.n_fft, cfg.n_fft + 999, 3 * cfg.n_fft + 17):  # short clips are padded
+        y = rng.standard_normal((2, n)).astype(dtype)
+        X = stft(y, cfg)
+        ref = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                           win_length=cfg.win_length, window=cfg.window, center=cfg.center,
+                           pad_mode="constant")
+        assert X.shape == ref.shape and X.dtype == ref.dtype
+        # float32 audio is transformed in float32 (librosa: float64, then rounded)
+        tol = 1e-6 if dtype == np.float32 else 1e-12
+        assert np.abs(X - ref).max() <= tol * np.abs(ref).max()
+        assert X.transpose(0, 2, 1).flags.c_contiguous  # frame-major in memory
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("n", [1, 100, 1000, 5001])
+def test_istft_matches_librosa(cfg: STFTConfig, n: int, rng: np.random.Generator) -> None:
+    import librosa
+
+    y = rng.standard_normal((2, n)).astype(np.float32)
+    X = stft(y, cfg)
+    M = rng.uniform(0, 1, X.shape[1:]).astype(np.float32)  # a masked STFT, not a round trip
+    for S in (X, M * X):
+        for length in (n, max(1, n - 7), n + 300):
+            y_hat = istft(S, cfg, length)
+            ref = librosa.istft(np.ascontiguousarray(S), hop_length=cfg.hop_length,
+                                win_length=cfg.win_length, n_fft=cfg.n_fft,
+                                window=cfg.window, center=cfg.center, length=length)
+            assert y_hat.shape == ref.shape and y_hat.dtype == np.float32
+            assert np.abs(y_hat - ref).max() <= 1e-5 * max(np.abs(ref).max(), 1e-30)
+
+
+def test_istft_of_complex128(rng: np.random.Generator) -> None:
+    y = rng.standard_normal((1, 3000))
+    X = stft(y, SMALL)
+    y_hat = istft(X, SMALL, 3000)
+    assert y_hat.dtype == np.float32
+    np.testing.assert_allclose(y_hat, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:4])
+def test_overlap_add_in_blocks_equals_istft(cfg: STFTConfig, rng: np.random.Generator) -> None:
+    y = rng.standard_normal((3, 2345)).astype(np.float32)
+    X = stft(y, cfg)
+    ref = istft(X, cfg, 2400)
+    ola = OverlapAdd(cfg, X.shape[2], 2400, shape=(3,))
+    out = np.full((3, 2400), np.nan, np.float32)
+    t = 0
+    for size in rng.integers(1, 9, size=10 * X.shape[2]):
+        if t >= ola.n_frames:
+            break
+        block = X[:, :, t : t + size].transpose(0, 2, 1)
+        if size % 2:
+            start, part = ola.push(block)
+        else:
+            start, part = ola.add(ola.windowed(block))
+        out[:, start : start + part.shape[-1]] = part
+        t += size
+    start, part = ola.finish()
+    assert start + part.shape[-1] == 2400
+    out[:, start:] = part
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)  # the same, but the order of sums
+
+
+def test_overlap_add_checks() -> None:
+    X = stft(np.zeros((1, 1000), np.float32), SMALL)
+    ola = OverlapAdd(SMALL, X.shape[2], 1000, shape=(1,))
+    assert ola.n_frames == X.shape[2]
+    with pytest.raises(ParameterError, match="frames must have shape"):
+        ola.push(X.transpose(0, 2, 1)[0])
+    with pytest.raises(ParameterError, match="frames must have shape"):
+        ola.add(np.zeros((1, 3, 100), np.float32))
+    ola.push(X[:, :, :3].transpose(0, 2, 1))
+    with pytest.raises(ParameterError, match="were not pushed"):
+        ola.finish()
+    with pytest.raises(ParameterError, match="n_frames must be an int >= 1"):
+        OverlapAdd(SMALL, 0, 1000)
+    with pytest.raises(ParameterError, match="length must be an int >= 1"):
+        OverlapAdd(SMALL, 3, 0)
+    with pytest.raises(ParameterError, match="float32 or float64"):
+        OverlapAdd(SMALL, 3, 10, dtype=np.int16)
+    # frames after the end of the audio are not needed
+    short = OverlapAdd(SMALL, 50, 100)
+    assert short.n_frames == -(-(128 + 100) // 64)
+
+
+def test_max_magnitude(rng: np.random.Generator) -> None:
+    X = stft(rng.standard_normal((2, 5000)).astype(np.float32), SMALL)
+    assert max_magnitude(X) == float(np.abs(X).max())
+    X[1, 3, 40] = np.nan
+    assert np.isnan(max_magnitude(X))
+
+
 # --------------------------------------------------------------------------- model_spectrogram
 
 
@@ -251,6 +395,24 @@ def test_model_spectrogram_values(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(X, X_copy)
     # mono, power 1: exactly |X|
     np.testing.assert_allclose(model_spectrogram(X[:1]), np.abs(X[0]).T, rtol=1e-6)
+
+
+def test_model_spectrogram_blocks_change_nothing(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X = stft(rng.standard_normal((2, 20000)).astype(np.float32), SMALL)
+    whole = model_spectrogram(X, 1.0, scale=3.0)
+    monkeypatch.setattr(spectral, "_BLOCK_BYTES", 1)  # one frame at a time
+    np.testing.assert_array_equal(model_spectrogram(X, 1.0, scale=3.0), whole)
+    bin_major = np.ascontiguousarray(X)  # another memory layout, same values
+    np.testing.assert_array_equal(model_spectrogram(bin_major, 1.0, scale=3.0), whole)
+
+
+def test_model_spectrogram_rejects_nan_anywhere() -> None:
+    X = np.zeros((2, 5, 4000), np.complex64)
+    X[1, 2, 3999] = np.inf
+    with pytest.raises(ParameterError, match="NaN or Inf"):
+        model_spectrogram(X)
 
 
 def test_model_spectrogram_silence_and_loud() -> None:
