@@ -20,7 +20,15 @@ import numpy as np
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 
-__all__ = ["load", "resample", "save", "atomic_output", "check_name", "audio_info"]
+__all__ = [
+    "load",
+    "resample",
+    "save",
+    "WavWriter",
+    "atomic_output",
+    "check_name",
+    "audio_info",
+]
 
 _MAX_NAME_LENGTH = 100
 
@@ -215,6 +223,109 @@ def save(
         frames = np.ascontiguousarray(y.T, dtype=np.float32)  # soundfile wants (frames, channels)
         sf.write(str(tmp), frames, sr, subtype="FLOAT", format="WAV")
     return Path(path)
+
+
+#: Largest RIFF WAV in bytes (header included); larger float WAVs are written as RF64.
+_WAV_LIMIT = 2**32 - 1024
+
+
+class WavWriter:
+    """Float WAV written a block of samples at a time, for audio computed in blocks.
+
+    Not atomic by itself: give it a temporary name and rename the file once it is
+    closed (as :func:`nmfsep.separate.separate_file` does), or remove it on failure.
+    Use it as a context manager, or call :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create (overwritten if it exists).
+    sr : int
+        Sample rate in Hz.
+    n_channels : int
+        Number of channels, >= 1.
+    n_samples : int
+        Samples per channel that will be written, >= 0: beyond 4 GiB the file is RF64
+        (a WAV whose sizes are 64-bit), which libsndfile and most tools read.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be created or written (the message names the file and
+        says what to check).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.wav"
+    >>> with WavWriter(path, 8000, 2, 300) as w:
+    ...     w.write(np.zeros((2, 100), np.float32))
+    ...     w.write(np.ones((2, 200), np.float32))
+    >>> load(path)[0].shape
+    (2, 300)
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], sr: int, n_channels: int, n_samples: int
+    ) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        sr = _check_rate(sr, "sr")
+        self.n_channels = int(n_channels)
+        fmt = "WAV" if 4 * self.n_channels * int(n_samples) + 1024 < _WAV_LIMIT else "RF64"
+        with self._errors():
+            self._file = sf.SoundFile(
+                str(self.path), "w", samplerate=sr, channels=int(n_channels),
+                subtype="FLOAT", format=fmt,
+            )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        import soundfile as sf
+
+        try:
+            yield
+        except (OSError, RuntimeError, sf.SoundFileError) as exc:
+            raise OutputError(
+                f"{self.path}: cannot be written ({exc}); check free disk space and permissions"
+            ) from exc
+
+    def write(self, y: np.ndarray) -> None:
+        """Append samples.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_channels, n)], real floating
+            The next ``n`` samples of every channel (``y.T`` C-contiguous float32, as
+            a WAV file interleaves the channels, is written without a copy).
+
+        Raises
+        ------
+        ParameterError
+            If ``y`` does not have ``n_channels`` rows.
+        OutputError
+            If writing fails (disk full ...).
+        """
+        if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[0] != self.n_channels:
+            raise ParameterError(
+                f"{self.path}: blocks must have shape ({self.n_channels}, n), got "
+                f"{getattr(y, 'shape', type(y))}"
+            )
+        frames = np.ascontiguousarray(y.T, dtype=np.float32)  # soundfile: (frames, channels)
+        with self._errors():
+            self._file.write(frames)
+
+    def close(self) -> None:
+        """Finish the file (writes the header's sizes); closing twice does nothing."""
+        with self._errors():
+            self._file.close()
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _OUTPUT_HINT = "choose another output folder with -o"

@@ -18,17 +18,25 @@ Three modes:
 * **semi-supervised**: dictionaries plus ``n_free`` free atoms, whose stem is
   ``residual``.
 
+Masks, masked STFTs and inverse STFTs are computed a block of frames at a time
+(:func:`_stem_blocks`); :func:`separate_file` writes every block of every stem as it
+is computed, so it never holds all masks or all stems (its peak memory is the
+mixture, its STFT and the factorization's).
+
 :func:`separate` works on arrays; :func:`separate_file` is the file boundary
 (load, separate, write every stem or none).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import math
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +82,8 @@ DEFAULT_COMPONENTS_PER_SOURCE = 8
 
 MODEL_FORMAT_VERSION = 1
 RESIDUAL = "residual"
+#: Blocks of stems computed ahead of the one being written (see :func:`_stem_blocks`).
+_LOOKAHEAD = 2
 
 
 # ---------------------------------------------------------------------- results
@@ -184,29 +194,38 @@ class SeparationResult:
         OutputError
             If ``path`` exists and ``force`` is False, or it cannot be written.
         """
-        import json
+        return _save_model(self, path, force=force)
 
-        from nmfsep.dictionary import _jsonable
 
-        meta = {
-            "kind": "model",
-            "format_version": MODEL_FORMAT_VERSION,
-            "nmfsep_version": self.settings.get("nmfsep_version", _version()),
-            "sample_rate": int(self.sr),
-            "stft": self.stft.to_dict(),
-            "groups": {k: [int(i) for i in v] for k, v in self.groups.items()},
-            "settings": _jsonable(self.settings),
-            "n_iter": int(self.n_iter),
-            "converged": bool(self.converged),
-            "warnings": list(self.warnings),
-        }
-        arrays = {
-            "W": np.ascontiguousarray(self.W, dtype=np.float32),
-            "H": np.ascontiguousarray(self.H, dtype=np.float32),
-            "loss_history": np.asarray(self.loss_history, dtype=np.float64),
-            "meta": np.array(json.dumps(meta, allow_nan=False), dtype=np.str_),
-        }
-        return atomic_savez(path, arrays, force=force)
+def _save_model(fit: Any, path: str | os.PathLike[str], *, force: bool) -> Path:
+    """Write ``fit``'s factorization (see :meth:`SeparationResult.save_model`).
+
+    ``fit`` has the attributes ``W``, ``H``, ``groups``, ``sr``, ``stft``, ``settings``,
+    ``n_iter``, ``converged``, ``warnings`` and ``loss_history`` of a result.
+    """
+    import json
+
+    from nmfsep.dictionary import _jsonable
+
+    meta = {
+        "kind": "model",
+        "format_version": MODEL_FORMAT_VERSION,
+        "nmfsep_version": fit.settings.get("nmfsep_version", _version()),
+        "sample_rate": int(fit.sr),
+        "stft": fit.stft.to_dict(),
+        "groups": {k: [int(i) for i in v] for k, v in fit.groups.items()},
+        "settings": _jsonable(fit.settings),
+        "n_iter": int(fit.n_iter),
+        "converged": bool(fit.converged),
+        "warnings": list(fit.warnings),
+    }
+    arrays: dict[str, np.ndarray] = {
+        "W": np.ascontiguousarray(fit.W, dtype=np.float32),
+        "H": np.ascontiguousarray(fit.H, dtype=np.float32),
+        "loss_history": np.asarray(fit.loss_history, dtype=np.float64),
+        "meta": np.array(json.dumps(meta, allow_nan=False), dtype=np.str_),
+    }
+    return atomic_savez(path, arrays, force=force)
 
 
 @dataclass(frozen=True, eq=False)
@@ -577,7 +596,8 @@ def _regrid_masks(
 
     Linear interpolation over frequency (bins above the analysis Nyquist take the top
     bin's mask) and over frame time (frames beyond the ends take the edge frame's),
-    then renormalisation so that the masks sum to one.
+    then renormalisation so that the masks sum to one. One group at a time (twice:
+    the sum over the groups first), so the float64 temporaries are one mask's size.
     """
     from nmfsep.spectral import fft_frequencies, frame_times
 
@@ -585,38 +605,100 @@ def _regrid_masks(
     f_n = fft_frequencies(sr_n, stft_n)
     t_a = frame_times(M.shape[1], sr_a, stft_a)
     t_n = frame_times(n_frames_n, sr_n, stft_n)
-    out = _interp_axis(M.astype(np.float64), f_a, f_n, axis=2)
-    out = _interp_axis(out, t_a, t_n, axis=1)
-    np.clip(out, 0.0, 1.0, out=out)
-    total = out.sum(axis=0, keepdims=True)
-    out /= np.where(total > 0, total, 1.0)
-    return out.astype(np.float32)
+
+    def regrid(g: int) -> np.ndarray:
+        out = _interp_axis(M[g].astype(np.float64), f_a, f_n, axis=1)
+        out = _interp_axis(out, t_a, t_n, axis=0)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    total = np.zeros((n_frames_n, f_n.shape[0]), dtype=np.float64)
+    for g in range(M.shape[0]):
+        total += regrid(g)
+    np.copyto(total, 1.0, where=~(total > 0))
+    out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
+    for g in range(M.shape[0]):
+        out[g] = regrid(g) / total
+    return out
 
 
-def _stems_from_masks(
-    X: np.ndarray, M: np.ndarray, y: np.ndarray, config: STFTConfig, names: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Mask every channel, invert, and project onto ``Σ stems == y`` (mixture consistency).
+def _stem_blocks(
+    X: np.ndarray,
+    masks_of: Callable[[int, int], np.ndarray],
+    y: np.ndarray,
+    config: STFTConfig,
+    n_groups: int,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Mask every channel, invert, and project onto ``Σ stems == y``, block by block.
 
-    ``istft`` is linear, so the stems add up to ``istft(X) ≈ y``; the tiny remainder
+    For each block of frames: the masks of those frames (``masks_of(t0, t1)``, shape
+    ``(n_groups, t1 - t0, n_bins)``), applied to every channel of ``X``, inverted
+    (:class:`nmfsep.spectral.OverlapAdd`: the samples those frames complete). ``istft``
+    is linear, so the stems add up to ``istft(X) ≈ y``; the tiny remainder
     ``y - Σ stems`` (window and float rounding) is shared equally among the stems
-    (Wisdom et al. 2019), which makes the sum exact to float32 rounding.
-    """
-    from nmfsep.masks import apply_masks
-    from nmfsep.spectral import istft
+    (Wisdom et al. 2019), which makes the sum exact to float32 rounding. Memory: a
+    few blocks, never a full mask or stem.
 
-    n_samples = y.shape[1]
-    stems: list[np.ndarray] = []
-    total = np.zeros(y.shape, dtype=np.float64)
-    for g in range(len(names)):
-        S = apply_masks(X, M[g : g + 1])[0]  # (n_channels, n_bins, n_frames)
-        stem = np.array(istft(S, config, n_samples), dtype=np.float32, order="C", copy=True)
-        total += stem
-        stems.append(stem)
-    share = ((y.astype(np.float64) - total) / len(names)).astype(np.float32)
-    for stem in stems:
-        stem += share  # our own arrays
-    return dict(zip(names, stems, strict=True))
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+        STFT of the mixture (with ``config``).
+    masks_of : callable(t0, t1) -> np.ndarray [shape=(n_groups, t1 - t0, n_bins)]
+        Masks of frames ``t0 .. t1 - 1``, float32, summing to one over the groups;
+        called for consecutive ranges from frame 0.
+    y : np.ndarray [shape=(n_channels, n_samples)]
+        The mixture.
+    config : STFTConfig
+        STFT settings of ``X``.
+    n_groups : int
+        Number of stems.
+
+    Yields
+    ------
+    start : int
+        First sample of the block.
+    stems : np.ndarray [shape=(n_groups, n_channels, n)], float32
+        Samples ``start .. start + n - 1`` of every stem (``n`` may be 0); the blocks
+        follow each other and cover ``0 .. n_samples - 1``.
+    """
+    from nmfsep.spectral import OverlapAdd, _block_frames
+
+    n_channels, n_bins, n_frames = X.shape
+    if X.dtype not in (np.complex64, np.complex128):
+        X = X.astype(np.complex128)
+    real = np.float32 if X.dtype == np.complex64 else np.float64
+    ola = OverlapAdd(config, n_frames, y.shape[1], shape=(n_groups, n_channels), dtype=real)
+    frames = X.transpose(0, 2, 1)  # (n_channels, n_frames, n_bins); contiguous from stft
+
+    def consistent(start: int, part: np.ndarray) -> tuple[int, np.ndarray]:
+        part = part.astype(np.float32, copy=False)
+        n = part.shape[-1]
+        # (n_groups, n_channels, n) with the channels interleaved in memory, as a WAV
+        # file stores them: stems[g].T is C-contiguous
+        stems = np.empty((n_groups, n, n_channels), dtype=np.float32).transpose(0, 2, 1)
+        if n:
+            total = part.sum(axis=0, dtype=np.float64)
+            share = (y[:, start : start + n].astype(np.float64) - total) / n_groups
+            np.add(part, share.astype(np.float32), out=stems)
+        return start, stems
+
+    def windowed(t0: int, t1: int) -> np.ndarray:
+        M = masks_of(t0, t1)
+        return ola.windowed(M[:, None] * frames[None, :, t0:t1])
+
+    # A worker thread computes the masks and inverse FFTs of the next blocks while this
+    # one overlap-adds and the caller writes (numpy and soundfile release the GIL);
+    # blocks are computed in order, so the result does not depend on the timing.
+    step = _block_frames(n_groups * n_channels * n_bins * X.itemsize)
+    pending: collections.deque[Future[np.ndarray]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmfsep-stems") as pool:
+        for t0 in range(0, ola.n_frames, step):
+            pending.append(pool.submit(windowed, t0, min(t0 + step, ola.n_frames)))
+            if len(pending) > _LOOKAHEAD:
+                yield consistent(*ola.add(pending.popleft().result()))
+        while pending:
+            yield consistent(*ola.add(pending.popleft().result()))
+    yield consistent(*ola.finish())
 
 
 def _fallback_groups(plan: _Plan, k: int) -> dict[str, list[int]]:
@@ -777,10 +859,117 @@ def separate(
     >>> bool(np.abs(sum(res.stems.values()) - y).max() < 1e-4)
     True
     """
+    fit = _analyse(
+        y, sr, n_components=n_components, n_sources=n_sources, dictionaries=dictionaries,
+        n_free=n_free, beta=beta, power=power, stft=stft, mask=mask, mask_power=mask_power,
+        grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
+        l1_ratio=l1_ratio, random_state=random_state, callback=callback,
+    )
+    y = fit.y
+    names = list(fit.groups)
+    n_frames = fit.X.shape[2]
+    stems = [np.empty(y.shape, dtype=np.float32) for _ in names]
+    if fit.full_masks is not None:
+        M, masks_of = fit.full_masks, fit.masks
+    else:
+        # the masks of the result are the very blocks applied to the mixture
+        M = np.empty((len(names), n_frames, fit.X.shape[1]), dtype=np.float32)
+        done = [0]
+
+        def masks_of(t0: int, t1: int) -> np.ndarray:
+            M[:, t0:t1] = block = fit.masks(t0, t1)
+            done[0] = t1
+            return block
+
+    for start, part in _stem_blocks(fit.X, masks_of, y, fit.stft, len(names)):
+        for stem, values in zip(stems, part, strict=True):
+            stem[:, start : start + values.shape[-1]] = values
+    if fit.full_masks is None and done[0] < n_frames:  # frames after the end of the audio
+        M[:, done[0] :] = fit.masks(done[0], n_frames)
+    return SeparationResult(
+        stems=dict(zip(names, stems, strict=True)),
+        masks=M,
+        W=fit.W,
+        H=fit.H,
+        groups=fit.groups,
+        sr=fit.sr,
+        stft=fit.stft,
+        settings=fit.settings,
+        n_iter=fit.n_iter,
+        loss_history=fit.loss_history,
+        converged=fit.converged,
+        warnings=fit.warnings,
+    )
+
+
+@dataclass
+class _Analysis:
+    """What :func:`separate` computes before the stems (internal).
+
+    The mixture's STFT, the factorization and a source of masks on the native grid.
+    """
+
+    y: np.ndarray  # (n_channels, n_samples), checked
+    X: np.ndarray  # (n_channels, n_bins, n_frames) STFT at ``sr`` with ``stft``
+    masks: Callable[[int, int], np.ndarray]  # frames [t0, t1) -> (n_groups, t1 - t0, n_bins)
+    full_masks: np.ndarray | None  # all masks, when they were computed at once (resampled)
+    W: np.ndarray
+    H: np.ndarray
+    groups: dict[str, list[int]]
+    sr: int
+    stft: STFTConfig
+    settings: dict[str, Any]
+    n_iter: int
+    loss_history: np.ndarray
+    converged: bool
+    warnings: list[str]
+
+    def model(self) -> SeparationModel:
+        """Return the factorization as a :class:`SeparationModel` (for a report)."""
+        return SeparationModel(
+            W=self.W,
+            H=self.H,
+            groups={name: list(idx) for name, idx in self.groups.items()},
+            sr=self.sr,
+            stft=self.stft,
+            analysis_sr=self.settings["analysis_sr"],
+            analysis_stft=STFTConfig.from_dict(self.settings["analysis_stft"]),
+            settings=self.settings,
+            n_iter=self.n_iter,
+            loss_history=self.loss_history,
+            converged=self.converged,
+            warnings=self.warnings,
+            nmfsep_version=self.settings["nmfsep_version"],
+        )
+
+
+def _analyse(
+    y: np.ndarray,
+    sr: int,
+    *,
+    n_components: int | None = None,
+    n_sources: int | None = None,
+    dictionaries: Sequence[Dictionary | str | os.PathLike[str]] = (),
+    n_free: int = 0,
+    beta: str | float | None = None,
+    power: float | None = None,
+    stft: STFTConfig | None = None,
+    mask: Literal["soft", "binary"] = "soft",
+    mask_power: float = DEFAULT_MASK_POWER,
+    grouping: str = DEFAULT_GROUPING,
+    solver: str = "mu",
+    max_iter: int = 200,
+    tol: float = 1e-4,
+    alpha_W: float = 0.0,
+    l1_ratio: float = 0.0,
+    random_state: int | np.random.Generator | None = 0,
+    callback: Callable[[int, float | None], None] | None = None,
+) -> _Analysis:
+    """Do everything :func:`separate` does but the stems (same parameters and errors)."""
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.masks import group_models, masks
+    from nmfsep.masks import GroupMasks, group_models, masks
     from nmfsep.nmf import nmf
-    from nmfsep.spectral import model_spectrogram
+    from nmfsep.spectral import max_magnitude, model_spectrogram
     from nmfsep.spectral import stft as compute_stft
 
     y, sr = _check_mixture(y, sr)
@@ -840,7 +1029,7 @@ def separate(
         )
 
     warnings_out: list[str] = []
-    peak = float(np.abs(X_a).max())
+    peak = max_magnitude(X_a)
     V = None
     if peak > 0:
         V = model_spectrogram(X_a, power_f, scale=peak)
@@ -901,15 +1090,24 @@ def separate(
         else:
             groups = _fallback_groups(plan, plan.k)
 
-    # --- masks on the native grid, stems ---------------------------------------------
-    M = masks(group_models(W, H, groups), kind=mask, power=float(mask_power))
+    del V  # only the STFT and the factorization are needed from here on
+
+    # --- masks on the native grid ----------------------------------------------------
+    full_masks = None
+    masks_of: Callable[[int, int], np.ndarray]
     if resampled:
+        M_a = masks(group_models(W, H, groups), kind=mask, power=float(mask_power))
+        del X_a, y_a
         X = compute_stft(y, native_stft)
-        M = _regrid_masks(M, analysis_sr, analysis_stft, sr, native_stft, X.shape[2])
+        full_masks = _regrid_masks(M_a, analysis_sr, analysis_stft, sr, native_stft, X.shape[2])
+        del M_a
+        regridded = full_masks
+
+        def masks_of(t0: int, t1: int) -> np.ndarray:  # type: ignore[misc]
+            return regridded[:, t0:t1]
     else:
         X = X_a
-    names = list(groups)
-    stems = _stems_from_masks(X, M, y, native_stft, names)
+        masks_of = GroupMasks(W, H, groups, kind=mask, power=float(mask_power))
 
     settings = {
         "mode": plan.mode,
@@ -941,9 +1139,11 @@ def separate(
     }
     if isinstance(settings["random_state"], np.integer):
         settings["random_state"] = int(settings["random_state"])
-    return SeparationResult(
-        stems=stems,
-        masks=M,
+    return _Analysis(
+        y=y,
+        X=X,
+        masks=masks_of,
+        full_masks=full_masks,
         W=W,
         H=H,
         groups={name: list(idx) for name, idx in groups.items()},
@@ -1059,7 +1259,9 @@ def separate_file(
     Checks the names, the targets (none may exist unless ``force``) and that the output
     folder is writable before computing; writes every stem to a temporary name and
     renames them all at the end; on failure removes the temporaries (and the folder,
-    if it was created here and is empty).
+    if it was created here and is empty). The stems are written a block at a time as
+    they are computed, so memory holds the mixture, its STFT and the factorization,
+    never all masks or stems (:func:`separate` returns them all).
 
     Parameters
     ----------
@@ -1130,48 +1332,61 @@ def separate_file(
     anchor, created = prepare_output_folder(folder, all_targets, force=force)
 
     temporaries: list[Path] = []
+    writers: list[io.WavWriter] = []
     try:
-        result = separate(y, sr, **kwargs)
+        fit = _analyse(y, sr, **kwargs)
         token = secrets.token_hex(4)
         staged: list[tuple[Path, Path]] = []
-        for name, stem in result.stems.items():
+        # every stem is written as its blocks are computed (to a temporary name; all are
+        # renamed at the end): no stem or mask is ever held whole in memory
+        for name in fit.groups:
             tmp = folder / f".{name}.{token}.partial.wav"
             temporaries.append(tmp)
-            io.save(tmp, stem, sr, force=True)
+            writers.append(io.WavWriter(tmp, sr, y.shape[0], y.shape[1]))
             staged.append((tmp, targets[name]))
+        for _, part in _stem_blocks(fit.X, fit.masks, fit.y, fit.stft, len(writers)):
+            if part.shape[-1]:
+                for writer, stem in zip(writers, part, strict=True):
+                    writer.write(stem)
+        del fit.X  # the STFT is not needed any more (the report needs memory)
+        while writers:
+            writers.pop(0).close()
         if model_path is not None:
             tmp = folder / f".model.{token}.partial.npz"
             temporaries.append(tmp)
-            result.save_model(tmp, force=True)
+            _save_model(fit, tmp, force=True)
             staged.append((tmp, model_path))
         commit_outputs(staged, force=force)
         temporaries.clear()
         if report_path is not None:
             from nmfsep.report import write_report
 
-            report_path = write_report(result, folder, mixture=y, force=force)
+            # the stems are read back from their files
+            report_path = write_report(fit.model(), folder, mixture=y, force=force)
     except BaseException as exc:
+        for writer in writers:
+            with contextlib.suppress(Exception):
+                writer.close()
         error = abandon_outputs(exc, temporaries, folder, anchor, created)
         if error is not None:
             raise error from exc
         raise
 
-    first = next(iter(result.stems.values()))
     return {
         "input": str(src),
         "output_dir": str(folder),
-        "mode": result.settings["mode"],
-        "stems": {name: str(targets[name]) for name in result.stems},
+        "mode": fit.settings["mode"],
+        "stems": {name: str(targets[name]) for name in fit.groups},
         "model": None if model_path is None else str(model_path),
         "report": None if report_path is None else str(report_path),
         "sr": int(sr),
-        "n_channels": int(first.shape[0]),
-        "duration": float(first.shape[1] / sr),
+        "n_channels": int(y.shape[0]),
+        "duration": float(y.shape[1] / sr),
         "seconds": round(time.perf_counter() - start, 3),
-        "n_iter": int(result.n_iter),
-        "converged": bool(result.converged),
-        "warnings": list(result.warnings),
-        "settings": result.settings,
+        "n_iter": int(fit.n_iter),
+        "converged": bool(fit.converged),
+        "warnings": list(fit.warnings),
+        "settings": fit.settings,
     }
 
 

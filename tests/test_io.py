@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from nmfsep.exceptions import AudioFormatError, NmfsepError, OutputError, ParameterError
-from nmfsep.io import atomic_output, audio_info, check_name, load, resample, save
+from nmfsep.io import WavWriter, atomic_output, audio_info, check_name, load, resample, save
 
 
 @pytest.fixture
@@ -174,6 +174,36 @@ def test_save_rejects_input(y: np.ndarray, sr: int, match: str, tmp_path: Path) 
 
 
 # --------------------------------------------------------------------------- atomic_output
+
+
+def test_wav_writer_in_blocks_equals_save(tmp_path: Path, rng: np.random.Generator) -> None:
+    y = (rng.standard_normal((2, 1000)) * 2).astype(np.float32)  # beyond ±1: not clipped
+    save(tmp_path / "whole.wav", y, 8000)
+    with WavWriter(tmp_path / "blocks.wav", 8000, 2, 1000) as w:
+        for a in range(0, 1000, 300):
+            w.write(y[:, a : a + 300])
+        w.write(y[:, :0])  # an empty block
+    assert (tmp_path / "blocks.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()
+    # channel-interleaved blocks (a transposed view) and float64 are written as well
+    inter = np.ascontiguousarray(y.T).T
+    with WavWriter(tmp_path / "t.wav", 8000, 2, 1000) as w:
+        w.write(inter[:, :500])
+        w.write(y[:, 500:].astype(np.float64))
+    np.testing.assert_array_equal(load(tmp_path / "t.wav")[0], y)
+    info = sf.info(str(tmp_path / "t.wav"))
+    assert (info.format, info.subtype) == ("WAV", "FLOAT")
+
+
+def test_wav_writer_errors(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="cannot be written"):
+        WavWriter(tmp_path / "missing" / "a.wav", 8000, 1, 10)
+    w = WavWriter(tmp_path / "a.wav", 8000, 1, 10)
+    with pytest.raises(ParameterError, match="blocks must have shape"):
+        w.write(np.zeros((3, 10), np.float32))  # three channels into a mono file
+    w.close()
+    w.close()  # closing twice does nothing
+    with pytest.raises(ParameterError, match="sr"):
+        WavWriter(tmp_path / "b.wav", 0, 1, 10)
 
 
 def test_atomic_output_renames_on_success(tmp_path: Path) -> None:
