@@ -7,12 +7,14 @@ For every mixture of the grid task (piano + flute by default) it learns one
 dictionary per source from that seed's training clips and separates the mixture
 with nmfsep, over a grid of
 
-* atoms per source k: 8 / 16 / 32,
-* β: Kullback-Leibler (magnitude spectrogram) vs Itakura-Saito (power spectrogram),
-* α-Wiener mask power: 1 vs 2,
-* atoms kept at unit norm inside the objective while learning (Le Roux et al. 2015)
-  or normalised afterwards,
-* sparsity of the training activations: alpha_W 0 vs small (with unit-norm atoms),
+* atoms per source k: 32 / 48 / 64 and α-Wiener mask power 1 / 1.5 / 2, with atoms
+  spanning 3 frames (temporal context, :mod:`nmfsep.context`),
+* the context itself: 1, 3, 5 frames,
+* Itakura-Saito (power spectrogram, unit-norm atoms) and sparse training activations,
+
+all with dictionaries learned at nmfsep's default STFT (a window twice
+``STFTConfig.for_sample_rate``'s; earlier defaults used that window itself, 32 atoms,
+no context and mask power 1),
 
 and compares with
 
@@ -48,8 +50,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nmfsep import io  # noqa: E402
-from nmfsep.dictionary import DEFAULT_ATOMS_PER_SOURCE, learn_dictionary  # noqa: E402
-from nmfsep.separate import DEFAULT_MASK_POWER, separate  # noqa: E402
+from nmfsep.dictionary import (  # noqa: E402
+    DEFAULT_ATOMS_PER_SOURCE,
+    DEFAULT_CONTEXT_FRAMES,
+    learn_dictionary,
+)
+from nmfsep.separate import SUPERVISED_MASK_POWER, separate  # noqa: E402
 from nmfsep.spectral import STFTConfig, istft, stft  # noqa: E402
 
 
@@ -112,15 +118,16 @@ def score(item: dict, estimates: dict[str, np.ndarray]) -> dict[str, list[float]
 
 
 def run_nmfsep(item, cache, *, k, beta, alpha, mask_power, max_iter, norm="auto",
-               sep_alpha=0.0):
+               sep_alpha=0.0, context=DEFAULT_CONTEXT_FRAMES):
     dicts = []
     for name in item["names"]:
-        key = (item["seed"], name, k, beta, alpha, norm, max_iter)
+        key = (item["seed"], name, k, beta, alpha, norm, max_iter, context)
         if key not in cache:
             y, sr = item["train"][name]
             cache[key] = learn_dictionary(
                 [(y, sr)], name, k, beta=beta, alpha_W=alpha, l1_ratio=1.0,
                 normalize_atoms=NORM[norm], max_iter=max_iter, tol=1e-4, random_state=0,
+                context_frames=context,
             )
         dicts.append(cache[key])
     t1 = time.perf_counter()
@@ -180,31 +187,38 @@ def run_oracle(item):
 
 BETA_SHORT = {"kullback-leibler": "KL", "itakura-saito": "IS"}
 NORM = {"auto": None, "norm": True, "raw": False}
-# Grid on the tuning task: β x k x mask power (atoms normalised after learning), then
-# unit-norm atoms inside the objective (Le Roux et al. 2015) and sparse activations.
+# Grid on the tuning task: atoms per source x mask power with 3-frame context, then the
+# context itself (1, 5 frames), Itakura-Saito, and sparse activations.
 FULL_GRID = ";".join(
-    [f"{b}:{k}:{p}:0:auto" for b in ("KL", "IS") for k in (8, 16, 32) for p in (1, 2)]
-    + [f"{b}:32:1:0:norm" for b in ("KL", "IS")]
-    + [f"{b}:32:1:{a}:auto" for b in ("KL", "IS") for a in (0.002, 0.01)]
+    [f"KL:{k}:{p}:0:auto:3" for k in (32, 48, 64) for p in (1, 1.5, 2)]
+    + [f"KL:48:1.5:0:auto:{t}" for t in (1, 5)]
+    + ["IS:48:1.5:0:norm:3", "KL:48:1.5:0.002:auto:3"]
 )
-DEFAULT_CONFIG = f"KL:{DEFAULT_ATOMS_PER_SOURCE}:{DEFAULT_MASK_POWER:g}:0:auto"
-OTHER_TASK_CONFIGS = f"{DEFAULT_CONFIG};KL:16:1:0:auto;IS:32:1:0:norm"
+DEFAULT_CONFIG = (f"KL:{DEFAULT_ATOMS_PER_SOURCE}:{SUPERVISED_MASK_POWER:g}:0:auto:"
+                  f"{DEFAULT_CONTEXT_FRAMES}")
+OTHER_TASK_CONFIGS = f"{DEFAULT_CONFIG};KL:48:1.5:0:auto:1;KL:32:1:0:auto:1"
 
 
-def parse_config(text: str) -> tuple[str, int, float, float, str]:
-    """``BETA:K:MASK_POWER:ALPHA[:NORM]`` with BETA in KL/IS and NORM in auto/norm/raw."""
+def parse_config(text: str) -> tuple[str, int, float, float, str, int]:
+    """``BETA:K:MASK_POWER:ALPHA[:NORM[:CONTEXT]]``: BETA in KL/IS, NORM in auto/norm/raw.
+
+    CONTEXT is the frames each atom spans (default :data:`DEFAULT_CONTEXT_FRAMES`).
+    Dictionaries are learned with nmfsep's default STFT (a window twice
+    ``STFTConfig.for_sample_rate``'s, see ``nmfsep.dictionary.default_learning_stft``).
+    """
     parts = text.split(":")
     beta, k, p, alpha = parts[:4]
     norm = parts[4] if len(parts) > 4 else "auto"
+    context = int(parts[5]) if len(parts) > 5 else DEFAULT_CONTEXT_FRAMES
     if norm not in NORM:
         raise SystemExit(f"NORM must be one of {list(NORM)}, got {norm!r}")
     beta = {"KL": "kullback-leibler", "IS": "itakura-saito"}[beta.upper()]
-    return beta, int(k), float(p), float(alpha), norm
+    return beta, int(k), float(p), float(alpha), norm, context
 
 
-def label(config: tuple[str, int, float, float, str]) -> str:
-    beta, k, p, alpha, norm = config
-    text = f"nmfsep {BETA_SHORT[beta]} k={k} p={p:g}"
+def label(config: tuple[str, int, float, float, str, int]) -> str:
+    beta, k, p, alpha, norm, context = config
+    text = f"nmfsep {BETA_SHORT[beta]} k={k} p={p:g} T={context}"
     if alpha:
         text += f" sparse a={alpha:g}"
     if norm == "norm" or (norm == "auto" and alpha > 0):
@@ -261,9 +275,9 @@ def main() -> None:
             record(task, f"sklearn KL k={args.sklearn_k}", item,
                    *run_sklearn(item, k=args.sklearn_k, max_iter=args.max_iter))
             for config in grid_configs if grid else other_configs:
-                beta, k, mp, alpha, norm = config
+                beta, k, mp, alpha, norm, context = config
                 stems, sec = run_nmfsep(item, cache, k=k, beta=beta, alpha=alpha, norm=norm,
-                                        mask_power=mp, max_iter=args.max_iter)
+                                        mask_power=mp, max_iter=args.max_iter, context=context)
                 record(task, label(config), item, stems, sec)
 
     # ------------------------------------------------------------------ report

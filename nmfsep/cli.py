@@ -249,7 +249,7 @@ def _print_json(document: Any) -> None:
 
 # The library's defaults, repeated so that ``nmfsep --help`` need not import it;
 # tests/test_cli.py checks that they agree (the library is authoritative).
-_MASK_POWER = 1.0  # nmfsep.separate.DEFAULT_MASK_POWER
+_MASK_POWER = None  # nmfsep.separate: 1 blind, 1.5 with dictionaries (default_mask_power)
 _GROUPING = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
 _COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
 _RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
@@ -498,7 +498,9 @@ def _check_batch_usage(
         ctx.fail("--scheduler: give a Dask scheduler address such as tcp://127.0.0.1:8786")
 
 
-def _positive_float(value: float) -> float:
+def _positive_float(value: float | None) -> float | None:
+    if value is None:
+        return None
     if not (value > 0 and math.isfinite(value)):
         raise typer.BadParameter(f"must be a finite number > 0, got {value}")
     return value
@@ -594,12 +596,14 @@ def separate(
         ),
     ] = "soft",
     mask_power: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--mask-power",
             callback=_positive_float,
             help="Exponent p of the soft mask (W_g H_g)^p / Σ (W_j H_j)^p; 2 is the "
-            "Wiener filter, 1 separated best in the benchmarks.",
+            "Wiener filter. [default: 1 blind, 1.5 with --dict: what separated best in "
+            "the benchmarks]",
+            show_default=False,
         ),
     ] = _MASK_POWER,
     grouping: Annotated[
@@ -791,11 +795,12 @@ def separate(
             "block_seconds": block_seconds,
             "beta": beta,
             "mask": mask,
-            "mask_power": mask_power,
             "max_iter": max_iter,
             "tol": tol,
             "random_state": seed,
         }
+        if mask_power is not None:
+            kwargs["mask_power"] = mask_power
     else:
         kwargs.update(save_model=save_model, report=report)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
@@ -1037,6 +1042,17 @@ def learn(
         int,
         typer.Option("--passes", min=1, help="With --online: passes over the clips."),
     ] = 1,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "--context",
+            min=1,
+            max=64,
+            help="Consecutive STFT frames each atom spans (temporal context) [default: 3; "
+            "1 with --online, which learns single frames only]. 1 learns plain spectra.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Learn a dictionary of spectral atoms for one source from training clips.
 
@@ -1059,8 +1075,18 @@ def learn(
         if (output.exists() or output.is_symlink()) and not force:
             raise _fail(console, f"{output}: exists; pass --force to overwrite")
 
-        from nmfsep.dictionary import learn_dictionary, learn_dictionary_online
+        from nmfsep.dictionary import (
+            DEFAULT_CONTEXT_FRAMES,
+            learn_dictionary,
+            learn_dictionary_online,
+        )
 
+        if online and context not in (None, 1):
+            raise _fail(
+                console,
+                f"--context {context} does not apply with --online (online learning learns "
+                "single frames); drop --context or --online",
+            )
         if online:
             with _progress(console, enabled=_show_progress(quiet)) as progress:
                 task = progress.add_task(f"learning {name} (audio s)", total=None)
@@ -1113,6 +1139,7 @@ def learn(
                     random_state=seed,
                     callback=callback,
                     clip_names=[clip.name for clip in clips],
+                    context_frames=DEFAULT_CONTEXT_FRAMES if context is None else context,
                 )
             for text in _warning_messages(caught):
                 _say(progress.console, "warning", text)
@@ -1175,6 +1202,7 @@ def _dictionary_info(dictionary: Any, path: Path) -> dict[str, Any]:
         "path": str(path),
         "k": dictionary.n_atoms,
         "n_bins": dictionary.n_bins,
+        "context_frames": dictionary.context_frames,
         "sources": {name: len(idx) for name, idx in dictionary.groups.items()},
         "sr": dictionary.sr,
         "stft": dictionary.stft.to_dict(),

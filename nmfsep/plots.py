@@ -1029,7 +1029,9 @@ def dictionary_figure(
     ----------
     dictionary : nmfsep.dictionary.Dictionary or alike
         Any object with ``atoms`` (k, n_bins), ``labels`` (k names), ``sr`` and ``stft``
-        (with ``n_fft``); ``power`` and ``beta`` are shown when present.
+        (with ``n_fft``); ``power`` and ``beta`` are shown when present. Atoms that
+        span ``context_frames`` > 1 frames ((k, T * n_bins)) are drawn as the mean of
+        their frames.
     freq_scale : {"log", "linear"}
         Frequency axis scale.
     note_names : bool
@@ -1043,6 +1045,10 @@ def dictionary_figure(
         Axes: atoms (+ a note axis when ``note_names``), mean spectra.
     """
     H = _check_array(dictionary.atoms, "atoms", 2, "(k, n_bins)")
+    context = int(getattr(dictionary, "context_frames", 1) or 1)
+    if context > 1 and H.shape[1] % context == 0:
+        # atoms spanning several frames (temporal context): draw each atom's mean spectrum
+        H = H.reshape(H.shape[0], context, -1).mean(axis=1)
     labels = [str(x) for x in dictionary.labels]
     sr = _check_sr(dictionary.sr)
     n_fft = getattr(getattr(dictionary, "stft", None), "n_fft", None)

@@ -66,13 +66,35 @@ __all__ = [
     "load_model",
     "stem_names",
     "DEFAULT_MASK_POWER",
+    "SUPERVISED_MASK_POWER",
     "DEFAULT_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
 ]
 
-#: Exponent of the α-Wiener masks: 1 beat 2 for every β and k on piano + flute, and
-#: on three other tasks but for one 0.15 dB tie (benchmarks/bench_separation.py).
+#: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
+#: and trios (+0.07 / -0.31 dB for 1.5, benchmarks/bench_grouping.py at k=16).
 DEFAULT_MASK_POWER = 1.0
+#: Exponent of the α-Wiener masks with dictionaries (supervised, semi-supervised): with
+#: the default dictionaries (48 atoms of 3 frames) 1.5 separated best over the four
+#: benchmark tasks, between 1 (piano + flute -1.1 dB) and 2 (drums + bass -0.1 dB)
+#: (benchmarks/bench_separation.py).
+SUPERVISED_MASK_POWER = 1.5
+
+
+def default_mask_power(supervised: bool) -> float:
+    """The mask exponent used when none is given.
+
+    Parameters
+    ----------
+    supervised : bool
+        True when dictionaries are used.
+
+    Returns
+    -------
+    float
+        :data:`SUPERVISED_MASK_POWER` with dictionaries, else :data:`DEFAULT_MASK_POWER`.
+    """
+    return SUPERVISED_MASK_POWER if supervised else DEFAULT_MASK_POWER
 #: Grouping of blind components into sources: "timbre" came closest to the oracle
 #: grouping on duos and trios (benchmarks/bench_grouping.py).
 DEFAULT_GROUPING = "timbre"
@@ -290,7 +312,7 @@ class SeparationModel:
         return masks(
             models,
             kind=self.settings.get("mask", "soft"),
-            power=float(self.settings.get("mask_power", DEFAULT_MASK_POWER)),
+            power=float(self.settings.get("mask_power", DEFAULT_MASK_POWER)),  # always saved
         )
 
 
@@ -760,7 +782,7 @@ def separate(
     power: float | None = None,
     stft: STFTConfig | None = None,
     mask: Literal["soft", "binary"] = "soft",
-    mask_power: float = DEFAULT_MASK_POWER,
+    mask_power: float | None = None,
     grouping: str = DEFAULT_GROUPING,
     solver: str = "mu",
     max_iter: int = 200,
@@ -801,9 +823,10 @@ def separate(
         theirs.
     mask : {"soft", "binary"}
         Mask kind (:func:`nmfsep.masks.masks`).
-    mask_power : float
-        Exponent of the soft (α-Wiener) mask, > 0; the default 1 separated best
-        (:data:`DEFAULT_MASK_POWER`).
+    mask_power : float or None
+        Exponent of the soft (α-Wiener) mask, > 0. None (default): 1 for blind
+        separation, 1.5 with dictionaries, the values that separated best
+        (:func:`default_mask_power`).
     grouping : {"timbre", "activations", "combined"}
         How blind components are grouped into ``n_sources`` stems.
     solver : {"mu", "amu", "cd"}
@@ -955,7 +978,7 @@ def _analyse(
     power: float | None = None,
     stft: STFTConfig | None = None,
     mask: Literal["soft", "binary"] = "soft",
-    mask_power: float = DEFAULT_MASK_POWER,
+    mask_power: float | None = None,
     grouping: str = DEFAULT_GROUPING,
     solver: str = "mu",
     max_iter: int = 200,
@@ -966,6 +989,7 @@ def _analyse(
     callback: Callable[[int, float | None], None] | None = None,
 ) -> _Analysis:
     """Do everything :func:`separate` does but the stems (same parameters and errors)."""
+    from nmfsep.context import expand_factors, expand_indices, stack_frames
     from nmfsep.divergence import beta_loss_to_float
     from nmfsep.masks import GroupMasks, group_models, masks
     from nmfsep.nmf import nmf
@@ -975,6 +999,8 @@ def _analyse(
     y, sr = _check_mixture(y, sr)
     dicts = _load_dictionaries(dictionaries)
     plan = _plan(n_components, n_sources, dicts, n_free)
+    if mask_power is None:
+        mask_power = default_mask_power(plan.dictionary is not None)
     check_settings(mask=mask, mask_power=mask_power, solver=solver, max_iter=max_iter, tol=tol,
                    alpha_W=alpha_W, l1_ratio=l1_ratio)
     from nmfsep.grouping import GROUPING_METHODS
@@ -994,6 +1020,7 @@ def _analyse(
         if reason is not None:
             raise DictionaryError(reason)
         power_f = combined.power
+        context = combined.context_frames
         analysis_sr, analysis_stft = combined.sr, combined.stft
         native_stft = (
             analysis_stft if sr == analysis_sr else _scaled_stft(analysis_stft, sr / analysis_sr)
@@ -1001,6 +1028,7 @@ def _analyse(
     else:
         beta_f = 1.0 if beta is None else beta_loss_to_float(beta)
         power_f = default_power(beta_f) if power is None else float(power)
+        context = 1
         analysis_sr = sr
         analysis_stft = native_stft = STFTConfig.for_sample_rate(sr) if stft is None else stft
     resampled = analysis_sr != sr
@@ -1038,6 +1066,9 @@ def _analyse(
             V = None
         else:
             V /= np.float32(mean)  # our own array
+            # dictionaries with temporal context: atoms span `context` frames, so the
+            # mixture's frames are stacked the same way (nmfsep.context)
+            V = stack_frames(V, context)
     if V is None:
         if np.any(y):
             warnings_out.append(
@@ -1050,7 +1081,7 @@ def _analyse(
             )
         n_bins_a = analysis_stft.n_bins
         W = np.zeros((n_frames, plan.k), dtype=np.float32)
-        H = np.zeros((plan.k, n_bins_a), dtype=np.float32)
+        H = np.zeros((plan.k, context * n_bins_a), dtype=np.float32)
         if combined is not None:
             H[: plan.n_fixed] = combined.atoms
         groups = _fallback_groups(plan, plan.k)
@@ -1091,6 +1122,12 @@ def _analyse(
             groups = _fallback_groups(plan, plan.k)
 
     del V  # only the STFT and the factorization are needed from here on
+    if context > 1:
+        # from here on, a factorisation of single frames: each atom of T frames becomes
+        # T single-frame atoms with shifted activations, the same model averaged over
+        # the T predictions of every frame (nmfsep.context.expand_factors)
+        W, H = expand_factors(W, H, context)
+        groups = {name: expand_indices(idx, context) for name, idx in groups.items()}
 
     # --- masks on the native grid ----------------------------------------------------
     full_masks = None
@@ -1135,6 +1172,7 @@ def _analyse(
         "stft": native_stft.to_dict(),
         "analysis_sr": analysis_sr,
         "analysis_stft": analysis_stft.to_dict(),
+        "context_frames": context,
         "nmfsep_version": _version(),
     }
     if isinstance(settings["random_state"], np.integer):

@@ -95,7 +95,7 @@ import numpy as np
 
 from nmfsep.dictionary import Dictionary
 from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
-from nmfsep.separate import DEFAULT_MASK_POWER
+from nmfsep.separate import SUPERVISED_MASK_POWER
 from nmfsep.spectral import STFTConfig
 
 __all__ = ["separate_stream", "DEFAULT_BLOCK_SECONDS", "DEFAULT_LEARN_PASSES"]
@@ -307,7 +307,7 @@ def separate_stream(
     block_seconds: float = DEFAULT_BLOCK_SECONDS,
     beta: str | float | None = None,
     mask: Literal["soft", "binary"] = "soft",
-    mask_power: float = DEFAULT_MASK_POWER,
+    mask_power: float = SUPERVISED_MASK_POWER,
     solver: str = "mu",
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -344,7 +344,7 @@ def separate_stream(
     mask : {"soft", "binary"}
         Mask kind.
     mask_power : float
-        Exponent of the soft mask, > 0.
+        Exponent of the soft mask, > 0 (:data:`nmfsep.separate.SUPERVISED_MASK_POWER`).
     solver : {"mu", "amu", "cd"}
         NMF solver of the activations ("mu" and "cd" are frame by frame, hence
         block-independent).
@@ -400,6 +400,7 @@ def separate_stream(
         commit_outputs,
         prepare_output_folder,
     )
+    from nmfsep.context import expand_factors, expand_indices, stack_frames
     from nmfsep.spectral import model_spectrogram, stft
 
     start_time = time.perf_counter()
@@ -437,6 +438,11 @@ def separate_stream(
     n_free_atoms = k - n_fixed
     groups = _fallback_groups(plan, k)
     names = list(groups)
+    # temporal context (nmfsep.context): frames are stacked within each block, so the
+    # first and last frame of a block see a repeated edge frame instead of their
+    # neighbour in the next block (whole-file separation sees the neighbour)
+    context = combined.context_frames
+    groups_1 = {name: expand_indices(idx, context) for name, idx in groups.items()}
 
     # --- the mixture's header -------------------------------------------------------
     src = Path(path)
@@ -534,7 +540,7 @@ def separate_stream(
             return V
 
         # --- the atoms: the dictionaries' plus, semi-supervised, free ones learned online
-        H = np.zeros((k, n_bins), dtype=np.float32)
+        H = np.zeros((k, context * n_bins), dtype=np.float32)
         H[:n_fixed] = combined.atoms
         learned: dict[str, Any] = {}
         normalize_free = bool(alpha_W > 0 and n_free_atoms > 0)
@@ -549,7 +555,8 @@ def separate_stream(
             for _ in range(learn_passes):
                 with open_reader() as reader:
                     for _t0, _t1, seg in _blocks(reader, grid, fpb):
-                        state.partial_fit(spectrogram(stft(seg, cfg_frames)))
+                        state.partial_fit(stack_frames(spectrogram(stft(seg, cfg_frames)),
+                                                       context))
                         tick()
             if state.H is not None:
                 H = np.ascontiguousarray(state.H, dtype=np.float32)
@@ -585,7 +592,7 @@ def separate_stream(
                 a = grid.start(t0)
                 X = stft(seg, cfg_frames)  # (C, n_bins, nb), the whole-file frames t0..t1-1
                 if analyse:
-                    V = spectrogram(X)
+                    V = stack_frames(spectrogram(X), context)
                     res = nmf(
                         V, k, beta=beta_f, solver=solver, init="custom", H=H,
                         W=np.full((nb, k), w_start, dtype=V.dtype), update_H=False,
@@ -598,6 +605,7 @@ def separate_stream(
                     all_converged = all_converged and bool(res.converged)
                 else:
                     W = np.zeros((nb, k), dtype=np.float32)
+                W, H_1 = expand_factors(W, H, context)  # single-frame atoms (context.py)
                 # masks and overlap-add of every stem's frames (as librosa.istft), a chunk
                 # of frames at a time: masks are frame by frame, so chunks change nothing
                 length = (nb + n_chunks - 1) * grid.hop
@@ -605,7 +613,7 @@ def separate_stream(
                 acc[..., : carry.shape[-1]] += carry
                 for j0 in range(0, nb, _CHUNK):
                     j1 = min(nb, j0 + _CHUNK)
-                    M = masks(group_models(W[j0:j1], H, groups), kind=mask,
+                    M = masks(group_models(W[j0:j1], H_1, groups_1), kind=mask,
                               power=float(mask_power))
                     for g in range(G):
                         S = M[g].T[None] * X[..., j0:j1]  # (C, n_bins, j1 - j0), complex64

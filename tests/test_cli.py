@@ -1022,7 +1022,20 @@ def test_batch_recursive_and_patterns_that_match_nothing(songs, tmp_path):
     assert r.stdout == ""
 
 
-def test_stream_matches_whole_file_separation(audio, dicts, tmp_path):
+def test_stream_matches_whole_file_separation(audio, tmp_path):
+    # single-frame atoms (--context 1): streaming then equals whole-file separation
+    # (with temporal context, frames are stacked within blocks; tests/test_stream.py)
+    dicts = tmp_path / "dicts"
+    for name in ("tone", "noise"):
+        r = run("learn", audio / f"{name}.wav", "-n", name, "-k", 3, "-o", dicts / f"{name}.npz",
+                "--context", 1, *FAST)
+        assert r.exit_code == 0, r.output
+    r = run("info", dicts / "tone.npz", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["context_frames"] == 1, r.output
+    r = run("learn", audio / "tone.wav", "-n", "x", "-k", 3, "-o", tmp_path / "x.npz",
+            "--context", 3, "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "--context 3 does not apply with --online")
     args = ["--dict", dicts / "tone.npz", "--dict", dicts / "noise.npz", "--tol", 0, *FAST]
     r = run("separate", audio / "stereo.wav", "-o", tmp_path / "whole", *args)
     assert r.exit_code == 0, r.output

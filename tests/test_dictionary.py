@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nmfsep.dictionary import (
+    DEFAULT_CONTEXT_FRAMES,
     FORMAT_VERSION,
     Dictionary,
+    default_learning_stft,
     combine,
     fit_mismatch,
     learn_dictionary,
@@ -36,19 +38,29 @@ def tone(f0: float, seconds: float = 0.5, sr: int = SR, n_harm: int = 4, seed: i
 @pytest.fixture(scope="module")
 def piano() -> Dictionary:
     clips = [(tone(220), SR), (tone(330, seed=1), SR)]
-    return learn_dictionary(clips, "piano", 4, stft=CFG, max_iter=60, clip_names=["a", "b"])
+    return learn_dictionary(clips, "piano", 4, stft=CFG, max_iter=60, clip_names=["a", "b"],
+                            context_frames=1)
 
 
 @pytest.fixture(scope="module")
 def flute() -> Dictionary:
-    return learn_dictionary([(tone(880, n_harm=2), SR)], "flute", 3, stft=CFG, max_iter=60)
+    return learn_dictionary([(tone(880, n_harm=2), SR)], "flute", 3, stft=CFG, max_iter=60,
+                            context_frames=1)
 
 
 # --------------------------------------------------------------------------- learning
 
 
+def test_learn_default_context(piano: Dictionary) -> None:
+    # default temporal context: every atom spans 3 frames, laid out frame after frame
+    d = learn_dictionary([(tone(220), SR)], "piano", 4, stft=CFG, max_iter=30)
+    assert d.context_frames == DEFAULT_CONTEXT_FRAMES == 3
+    assert d.atoms.shape == (4, 3 * CFG.n_bins) and d.n_bins == CFG.n_bins
+    assert d.meta()["context_frames"] == 3
+
+
 def test_learn_shapes_and_metadata(piano: Dictionary) -> None:
-    assert piano.atoms.shape == (4, CFG.n_bins)
+    assert piano.atoms.shape == (4, CFG.n_bins) and piano.context_frames == 1
     assert piano.atoms.dtype == np.float32
     assert not piano.atoms.flags.writeable
     np.testing.assert_allclose(np.linalg.norm(piano.atoms, axis=1), 1.0, rtol=1e-5)
@@ -88,10 +100,13 @@ def test_learn_is_deterministic_and_pure() -> None:
 def test_learn_resamples_to_first_rate_or_given_rate() -> None:
     clips = [(tone(220), SR), (tone(220, sr=16000), 16000)]
     d = learn_dictionary(clips, "x", 2, max_iter=20)
-    assert d.sr == SR and d.stft == STFTConfig.for_sample_rate(SR)
+    # default window: twice STFTConfig.for_sample_rate's
+    base = STFTConfig.for_sample_rate(SR)
+    assert d.sr == SR and d.stft == default_learning_stft(SR)
+    assert (d.stft.n_fft, d.stft.hop_length) == (2 * base.n_fft, 2 * base.hop_length)
     assert [c["duration"] for c in d.clips] == [0.5, 0.5]
     d = learn_dictionary(clips, "x", 2, sr=16000, max_iter=20)
-    assert d.sr == 16000 and d.n_bins == STFTConfig.for_sample_rate(16000).n_bins
+    assert d.sr == 16000 and d.n_bins == default_learning_stft(16000).n_bins
 
 
 def test_learn_callback_and_sparsity() -> None:
@@ -444,7 +459,8 @@ def test_online_separates_about_as_well_as_batch(two_sources) -> None:
 
     k = 6
     batch = [
-        learn_dictionary([(two_sources[f"{n}_y"], SR)], n, k, stft=CFG) for n in ("low", "high")
+        learn_dictionary([(two_sources[f"{n}_y"], SR)], n, k, stft=CFG, context_frames=1)
+        for n in ("low", "high")
     ]
     online = [
         learn_dictionary_online([two_sources[n]], n, k, stft=CFG, block_seconds=0.5, passes=30)
@@ -559,3 +575,72 @@ def test_online_validation(two_sources, tmp_path: Path, kwargs, exc, match) -> N
     with pytest.raises(exc, match=match) as info:
         learn_dictionary_online(stft=CFG, **args)
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- context
+
+
+def test_context_atoms_stack_each_clip_separately_and_plain_atoms_are_one_frame() -> None:
+    from nmfsep.context import stack_frames
+
+    clips = [(tone(220), SR), (tone(330, seed=1), SR)]
+    plain = learn_dictionary(clips, "x", 3, stft=CFG, max_iter=30, context_frames=1)
+    assert plain.context_frames == 1 and plain.atoms.shape == (3, CFG.n_bins)
+    d = learn_dictionary(clips, "x", 3, stft=CFG, max_iter=30, context_frames=5)
+    assert d.atoms.shape == (3, 5 * CFG.n_bins) and d.n_bins == CFG.n_bins
+    # a steady tone: every frame of an atom carries (nearly) the same spectrum
+    frames = d.atoms.reshape(3, 5, CFG.n_bins).astype(np.float64)
+    centre = frames[:, 2]
+    for j in range(5):
+        cos = (frames[:, j] * centre).sum(1) / (
+            np.linalg.norm(frames[:, j], axis=1) * np.linalg.norm(centre, axis=1))
+        assert (cos > 0.9).all(), cos
+    assert d.training["n_frames"] == plain.training["n_frames"]  # stacking adds no frames
+    V = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_array_equal(stack_frames(V, 3)[0], [0, 1, 2, 0, 1, 2, 3, 4, 5])
+
+
+def test_context_round_trips_and_old_files_load_as_single_frames(tmp_path: Path) -> None:
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=3)
+    assert Dictionary.load(d.save(tmp_path / "c.npz")) == d
+    # a file written before context existed has no context_frames: one frame
+    plain = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=1)
+    meta = plain.meta()
+    del meta["context_frames"]
+    path = tmp_path / "old.npz"
+    np.savez(path, atoms=plain.atoms, labels=np.array(plain.labels),
+             meta=np.array(json.dumps(meta)))
+    assert Dictionary.load(path).context_frames == 1
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True, 1000])
+def test_crafted_context_frames_are_refused(tmp_path: Path, value) -> None:
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=1)
+    meta = d.meta()
+    meta["context_frames"] = value
+    path = tmp_path / "bad.npz"
+    np.savez(path, atoms=d.atoms, labels=np.array(d.labels), meta=np.array(json.dumps(meta)))
+    with pytest.raises(DictionaryError, match="context_frames"):
+        Dictionary.load(path)
+
+
+def test_context_width_must_match_atoms(tmp_path: Path) -> None:
+    d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=3)
+    meta = d.meta()
+    meta["context_frames"] = 2  # atoms hold 3 frames
+    path = tmp_path / "bad.npz"
+    np.savez(path, atoms=d.atoms, labels=np.array(d.labels), meta=np.array(json.dumps(meta)))
+    with pytest.raises(DictionaryError, match="corrupt"):
+        Dictionary.load(path)
+    with pytest.raises(ParameterError, match="context_frames"):
+        learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, context_frames=0)
+
+
+def test_combine_refuses_different_context() -> None:
+    a = learn_dictionary([(tone(220), SR)], "a", 2, stft=CFG, max_iter=20, context_frames=3)
+    b = learn_dictionary([(tone(880), SR)], "b", 2, stft=CFG, max_iter=20, context_frames=1)
+    with pytest.raises(DictionaryError, match="context_frames"):
+        combine([a, b])
+    c = learn_dictionary([(tone(880), SR)], "c", 2, stft=CFG, max_iter=20, context_frames=3)
+    both = combine([a, c])
+    assert both.context_frames == 3 and both.atoms.shape == (4, 3 * CFG.n_bins)

@@ -105,8 +105,12 @@ def test_supervised(mix: np.ndarray, sources, dicts) -> None:
     res = separate(mix, SR, dictionaries=dicts, max_iter=60)
     check_result(res, mix)
     assert list(res.stems) == ["low", "high"]
-    assert res.groups == {"low": list(range(6)), "high": list(range(6, 12))}
-    np.testing.assert_array_equal(res.H, np.concatenate([d.atoms for d in dicts]))
+    # default dictionaries span 3 frames: each atom comes back as 3 single-frame atoms
+    T = dicts[0].context_frames
+    assert T == 3 and res.settings["context_frames"] == 3
+    assert res.groups == {"low": list(range(6 * T)), "high": list(range(6 * T, 12 * T))}
+    np.testing.assert_array_equal(
+        res.H, np.concatenate([d.atoms for d in dicts]).reshape(12 * T, CFG.n_bins))
     assert res.settings["mode"] == "supervised"
     assert res.settings["dictionaries"][0]["names"] == ["low"]
     for name in ("low", "high"):
@@ -117,7 +121,7 @@ def test_semi_supervised(mix: np.ndarray, dicts) -> None:
     res = separate(mix, SR, dictionaries=dicts[:1], n_free=3, max_iter=40)
     check_result(res, mix)
     assert list(res.stems) == ["low", "residual"]
-    assert res.groups["residual"] == [6, 7, 8]
+    assert res.groups["residual"] == list(range(18, 27))  # 3 free atoms x 3 frames
     assert res.settings["mode"] == "semi-supervised" and res.settings["n_free"] == 3
     res = separate(mix, SR, dictionaries=dicts[:1], n_free=2, alpha_W=0.01, l1_ratio=1.0,
                    max_iter=20)
@@ -262,7 +266,8 @@ def test_dictionary_mode_errors(mix: np.ndarray, dicts) -> None:
         separate(mix, SR, dictionaries=dicts, power=2.0)
     with pytest.raises(DictionaryError, match="'low'"):
         separate(mix, SR, dictionaries=[dicts[0], dicts[0]])
-    residual = Dictionary(dicts[0].atoms, ("residual",) * 6, SR, CFG)
+    residual = Dictionary(dicts[0].atoms, ("residual",) * 6, SR, CFG,
+                          context_frames=dicts[0].context_frames)
     with pytest.raises(DictionaryError, match="residual"):
         separate(mix, SR, dictionaries=[residual], n_free=1)
     with pytest.raises(ParameterError, match="Dictionary"):
@@ -637,3 +642,19 @@ def test_supervised_piano_flute_quality(task: str, margin: float, sample_dicts) 
     assert res.settings["analysis_sr"] == 22050 and res.sr == sr
     sdr_values = bss_sdr(task, res, ("piano", "flute"))
     assert sdr_values.min() > margin, sdr_values
+
+
+def test_temporal_context_separates_at_least_as_well_as_single_frames(
+    mix: np.ndarray, sources
+) -> None:
+    from nmfsep.dictionary import learn_dictionary
+
+    scores = {}
+    for T in (1, 3):
+        ds = [learn_dictionary([(sources[n], SR)], n, 6, stft=CFG, max_iter=60,
+                               context_frames=T) for n in ("low", "high")]
+        res = separate(mix, SR, dictionaries=ds, max_iter=60)
+        check_result(res, mix)
+        assert res.H.shape == (12 * T, CFG.n_bins) and res.W.shape[1] == 12 * T
+        scores[T] = min(sdr(sources[n][0], res.stems[n][0]) for n in ("low", "high"))
+    assert scores[3] > scores[1] - 1.0, scores

@@ -32,12 +32,15 @@ def low_high(seconds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def make_dicts(cfg: STFTConfig = CFG, sr: int = SR) -> list[Dictionary]:
+def make_dicts(cfg: STFTConfig = CFG, sr: int = SR, context: int = 1) -> list[Dictionary]:
+    """Single-frame atoms by default: streaming then equals whole-file separation exactly."""
     low = (0.3 * notes([210, 260, 290, 240, 200, 310], 2.0, decay=2.0, seed=5, sr=sr))
     high = (0.2 * notes([1250, 1050, 1450, 1150, 1350], 2.0, decay=0.5, seed=6, sr=sr))
     return [
-        learn_dictionary([(low.astype(np.float32)[None], sr)], "low", 6, stft=cfg, max_iter=60),
-        learn_dictionary([(high.astype(np.float32)[None], sr)], "high", 6, stft=cfg, max_iter=60),
+        learn_dictionary([(low.astype(np.float32)[None], sr)], "low", 6, stft=cfg, max_iter=60,
+                         context_frames=context),
+        learn_dictionary([(high.astype(np.float32)[None], sr)], "high", 6, stft=cfg,
+                         max_iter=60, context_frames=context),
     ]
 
 
@@ -107,6 +110,18 @@ def test_stream_equals_whole_file_with_fixed_iterations(
     assert summary["n_iter"] == 60 and summary["model"] is None
     info = sf.info(summary["stems"]["low"])
     assert (info.subtype, info.format, info.samplerate) == ("FLOAT", "WAV", SR)
+
+
+def test_stream_with_temporal_context_differs_only_at_block_edges(long_mix, tmp_path) -> None:
+    """Context atoms: frames are stacked within blocks, so only block edges differ."""
+    path, y = long_mix
+    dicts3 = make_dicts(context=3)
+    kw = {"max_iter": 60, "tol": 0}
+    whole = separate(y, SR, dictionaries=dicts3, **kw)
+    assert whole.settings["context_frames"] == 3
+    summary = separate_stream(path, tmp_path, dictionaries=dicts3, block_seconds=2.0, **kw)
+    for name, stem in check_stems(summary, y).items():
+        assert sdr(whole.stems[name], stem) > 25
 
 
 def test_stream_close_to_whole_file_with_default_tol(long_mix, dicts, tmp_path) -> None:
