@@ -8,9 +8,11 @@ power and the β of the divergence they were learned with.
 
 File format (version 1), an ``.npz`` archive read with ``allow_pickle=False``:
 
-* ``atoms``: ``(k, n_bins)`` float32, finite, non-negative; with temporal context
-  (``context_frames`` T > 1 in the metadata) ``(k, T * n_bins)``: each atom spans
-  T consecutive frames, laid out frame after frame (:mod:`nmfsep.context`);
+* ``atoms``: ``(k, n_bins)`` float32, finite, non-negative, one spectrum per row. With
+  temporal context (``context_frames`` T > 1 in the metadata) every atom spans T
+  consecutive frames (:mod:`nmfsep.context`) and is stored as T consecutive rows, one
+  per frame, each labelled with the atom's source: a reader that knows nothing of
+  context still gets valid single-frame spectra (the frames of the atoms);
 * ``labels``: ``(k,)`` unicode strings, each a safe file name (it becomes ``<label>.wav``);
 * ``meta``: a 0-d unicode array holding a JSON object with ``kind="dictionary"``,
   ``format_version=1``, ``nmfsep_version``, ``sample_rate``, ``n_fft``,
@@ -383,9 +385,10 @@ class Dictionary:
         OutputError
             If ``path`` exists and ``force`` is False, is a folder, or cannot be written.
         """
-        arrays = {
-            "atoms": np.ascontiguousarray(self.atoms, dtype=np.float32),
-            "labels": np.array(self.labels, dtype=np.str_),
+        T = self.context_frames
+        arrays = {  # one row per frame of every atom (see the module documentation)
+            "atoms": np.ascontiguousarray(self.atoms, dtype=np.float32).reshape(-1, self.n_bins),
+            "labels": np.array([lab for lab in self.labels for _ in range(T)], dtype=np.str_),
             "meta": np.array(json.dumps(self.meta(), allow_nan=False), dtype=np.str_),
         }
         return atomic_savez(path, arrays, force=force)
@@ -467,11 +470,24 @@ class Dictionary:
             raise DictionaryError(
                 f"{p}: context_frames must be an int from 1 to 64, got {context!r:.50}"
             )
-        if atoms.shape[1] != context * stft.n_bins:
+        if atoms.shape[1] != stft.n_bins:
             raise DictionaryError(
-                f"{p}: atoms have {atoms.shape[1]} columns but n_fft={stft.n_fft} gives "
-                f"{stft.n_bins} bins x context_frames={context} = {context * stft.n_bins}; "
-                "the file is corrupt"
+                f"{p}: atoms have {atoms.shape[1]} bins but n_fft={stft.n_fft} gives "
+                f"{stft.n_bins}; the file is corrupt"
+            )
+        if atoms.shape[0] % context:
+            raise DictionaryError(
+                f"{p}: {atoms.shape[0]} rows of atoms are not whole atoms of "
+                f"context_frames={context} rows each; the file is corrupt"
+            )
+        # rows -> atoms of `context` frames; every frame of an atom has the atom's label
+        atoms = atoms.reshape(-1, context * stft.n_bins)
+        row_labels = labels.tolist()
+        labels = np.array(row_labels[::context])
+        if [lab for lab in labels.tolist() for _ in range(context)] != row_labels:
+            raise DictionaryError(
+                f"{p}: the {context} rows of an atom (context_frames={context}) must share "
+                "one label; the file is corrupt"
             )
         sr = meta["sample_rate"]
         if not _is_int(sr) or sr <= 0:

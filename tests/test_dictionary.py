@@ -602,7 +602,13 @@ def test_context_atoms_stack_each_clip_separately_and_plain_atoms_are_one_frame(
 
 def test_context_round_trips_and_old_files_load_as_single_frames(tmp_path: Path) -> None:
     d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=3)
-    assert Dictionary.load(d.save(tmp_path / "c.npz")) == d
+    path = d.save(tmp_path / "c.npz")
+    assert Dictionary.load(path) == d
+    # the file keeps the (k, n_bins) layout: one row per frame of every atom
+    with np.load(path, allow_pickle=False) as raw:
+        assert raw["atoms"].shape == (6, CFG.n_bins)
+        np.testing.assert_array_equal(raw["atoms"][3:6].ravel(), d.atoms[1])
+        assert raw["labels"].tolist() == ["x"] * 6
     # a file written before context existed has no context_frames: one frame
     plain = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=1)
     meta = plain.meta()
@@ -624,14 +630,23 @@ def test_crafted_context_frames_are_refused(tmp_path: Path, value) -> None:
         Dictionary.load(path)
 
 
-def test_context_width_must_match_atoms(tmp_path: Path) -> None:
+def test_context_rows_must_make_whole_atoms_of_one_source(tmp_path: Path) -> None:
     d = learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, max_iter=20, context_frames=3)
-    meta = d.meta()
-    meta["context_frames"] = 2  # atoms hold 3 frames
-    path = tmp_path / "bad.npz"
-    np.savez(path, atoms=d.atoms, labels=np.array(d.labels), meta=np.array(json.dumps(meta)))
-    with pytest.raises(DictionaryError, match="corrupt"):
-        Dictionary.load(path)
+    path = d.save(tmp_path / "ok.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["context_frames"] = 4  # 6 rows are not whole atoms of 4 frames
+    np.savez(tmp_path / "a.npz", **{**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(DictionaryError, match="whole atoms"):
+        Dictionary.load(tmp_path / "a.npz")
+    labels = np.array(["x", "x", "y", "y", "y", "y"])  # an atom's frames from two sources
+    np.savez(tmp_path / "b.npz", **{**arrays, "labels": labels})
+    with pytest.raises(DictionaryError, match="share one label"):
+        Dictionary.load(tmp_path / "b.npz")
+    for bad in (0, 65, 1.5):
+        with pytest.raises(ParameterError, match="context_frames"):
+            learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, context_frames=bad)
     with pytest.raises(ParameterError, match="context_frames"):
         learn_dictionary([(tone(220), SR)], "x", 2, stft=CFG, context_frames=0)
 
