@@ -11,6 +11,10 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
+# Functions named like their modules are imported eagerly: importing a submodule
+# binds the package attribute to the module, which would shadow a lazy function.
+from .dictionary import Dictionary, learn_dictionary
+from .divergence import beta_divergence
 from .exceptions import (
     AudioFormatError,
     ConvergenceWarning,
@@ -19,11 +23,6 @@ from .exceptions import (
     OutputError,
     ParameterError,
 )
-
-# Functions named like their modules are imported eagerly: importing a submodule
-# binds the package attribute to the module, which would shadow a lazy function.
-from .dictionary import Dictionary, learn_dictionary
-from .divergence import beta_divergence
 from .nmf import NMFResult, nmf
 from .separate import SeparationResult, separate
 

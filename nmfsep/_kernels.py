@@ -32,15 +32,15 @@ from numba import njit
 _FASTMATH = {"reassoc", "contract", "nsz"}
 _OPT = dict(nogil=True, fastmath=_FASTMATH, cache=True, boundscheck=False)
 
-EPSILON = float(np.finfo(np.float32).eps)  # scikit-learn's floor of W H (same as divergence.EPSILON)
+EPSILON = float(np.finfo(np.float32).eps)  # scikit-learn's floor of W H (divergence.EPSILON)
 EPS64 = float(np.finfo(np.float64).eps)
 
 
 @njit(**_OPT)
-def _wh4(W, i, H, O):  # pragma: no cover - compiled
-    """``O[r] = W[i + r] @ H`` for r = 0..3 (O: (4, n_bins) scratch)."""
+def _wh4(W, i, H, Q):  # pragma: no cover - compiled
+    """``Q[r] = W[i + r] @ H`` for r = 0..3 (Q: (4, n_bins) scratch)."""
     k, m = H.shape
-    o0, o1, o2, o3 = O[0], O[1], O[2], O[3]
+    o0, o1, o2, o3 = Q[0], Q[1], Q[2], Q[3]
     c = 0
     if k < 4:
         for j in range(m):
@@ -48,7 +48,7 @@ def _wh4(W, i, H, O):  # pragma: no cover - compiled
             o1[j] = 0
             o2[j] = 0
             o3[j] = 0
-    else:  # the first four atoms write O, the others add to it
+    else:  # the first four atoms write Q, the others add to it
         h0, h1, h2, h3 = H[0], H[1], H[2], H[3]
         a0, a1, a2, a3 = W[i, 0], W[i, 1], W[i, 2], W[i, 3]
         b0, b1, b2, b3 = W[i + 1, 0], W[i + 1, 1], W[i + 1, 2], W[i + 1, 3]
@@ -182,17 +182,17 @@ def _outer4(W, i, free, R, A, m):  # pragma: no cover - compiled
 
 
 @njit(**_OPT)
-def _ratios4(V, i, O, P, is_beta0, v_floor):  # pragma: no cover - compiled
-    """In place on the four rows of O = W H: KL ``O <- V / O``; IS ``P <- 1/O, O <- V P²``.
+def _ratios4(V, i, Q, P, is_beta0, v_floor):  # pragma: no cover - compiled
+    """In place on the four rows of Q = W H: KL ``Q <- V / Q``; IS ``P <- 1/Q, Q <- V P²``.
 
-    ``O`` is floored at EPSILON first and, for IS, V at ``v_floor``.
+    ``Q`` is floored at EPSILON first and, for IS, V at ``v_floor``.
     """
     m = V.shape[1]
-    eps = O.dtype.type(EPSILON)
-    vf = O.dtype.type(v_floor)
+    eps = Q.dtype.type(EPSILON)
+    vf = Q.dtype.type(v_floor)
     for r in range(4):
         v = V[i + r]
-        o = O[r]
+        o = Q[r]
         if is_beta0:
             p = P[r]
             for j in range(m):
@@ -230,21 +230,21 @@ def _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap):  # pra
 
 @njit(**_OPT)
 def _group(V, W, i, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, update_W,
-           update_H, O, P, num, den, An, Ad, den_H):  # pragma: no cover - compiled
+           update_H, Q, P, num, den, An, Ad, den_H):  # pragma: no cover - compiled
     """Rows i..i+3: update W, then add their share of the H-update terms."""
     if update_W:
-        _wh4(W, i, H, O)
-        _ratios4(V, i, O, P, is_beta0, v_floor)
+        _wh4(W, i, H, Q)
+        _ratios4(V, i, Q, P, is_beta0, v_floor)
         num[:] = 0
-        _dot4(O, H, num)
+        _dot4(Q, H, num)
         if is_beta0:
             den[:] = 0
             _dot4(P, H, den)
         _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap)
     if update_H:
-        _wh4(W, i, H, O)
-        _ratios4(V, i, O, P, is_beta0, v_floor)
-        _outer4(W, i, free, O, An, H.shape[1])
+        _wh4(W, i, H, Q)
+        _ratios4(V, i, Q, P, is_beta0, v_floor)
+        _outer4(W, i, free, Q, An, H.shape[1])
         if is_beta0:
             _outer4(W, i, free, P, Ad, H.shape[1])
         else:
@@ -309,7 +309,7 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
     # scratch rows are padded so that rows are not a multiple of 4 KiB apart (loads of
     # one row would otherwise wait on stores to the row before: "4K aliasing")
     mp = m + 32
-    O = np.empty((4, mp), dtype=dt)
+    Q = np.empty((4, mp), dtype=dt)
     P = np.empty((4, mp), dtype=dt)
     num = np.empty((4, k))
     den = np.empty((4, k))
@@ -328,7 +328,7 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
         tail = i == n_full  # one call site: the compiled group is inlined only once
         Vg, Wg, ig = (Vt, Wt, 0) if tail else (V, W, i)
         _group(Vg, Wg, ig, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor,
-               update_W, update_H, O, P, num, den, An, Ad, den_H)
+               update_W, update_H, Q, P, num, den, An, Ad, den_H)
         if tail:
             W[n_full:stop] = Wt[:n_tail]
         count += 4
@@ -341,3 +341,52 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
         _flush(An, num_H)
         if is_beta0:
             _flush(Ad, den_H)
+
+
+@njit(**_OPT)
+def loss_terms(V, WH, is_beta0):  # pragma: no cover - compiled
+    """One fused pass for the KL / IS divergence of a block (see ``divergence_terms``).
+
+    Overwrites ``WH`` with the ratio ``V / max(WH, EPSILON)`` on the entries where
+    ``V > EPSILON`` and with 1 elsewhere (so that ``log`` of it is 0 there), and
+    returns the sums the divergence needs besides ``Σ V log(ratio)``.
+
+    Parameters
+    ----------
+    V, WH : np.ndarray [shape=(n_rows, n_bins)], same float dtype, C-contiguous
+    is_beta0 : bool
+        Itakura-Saito (the WH sum is skipped).
+
+    Returns
+    -------
+    (sum_wh, sum_v, sum_ratio) : tuple of float
+        ``Σ WH`` over all entries, ``Σ V`` and ``Σ ratio`` over the kept entries.
+    """
+    n, m = V.shape
+    dt = V.dtype.type
+    eps = dt(EPSILON)
+    one = dt(1)
+    zero = dt(0)
+    sum_wh = 0.0
+    sum_v = 0.0
+    sum_r = 0.0
+    for i in range(n):
+        v = V[i]
+        w = WH[i]
+        # per-row sums in the data's precision (vectorised), rows added in float64
+        row_wh = zero
+        row_v = zero
+        row_r = zero
+        for j in range(m):
+            x = w[j]
+            y = v[j]
+            keep = one if y > eps else zero
+            r = y / max(x, eps)
+            row_wh += x
+            row_v += y * keep
+            row_r += r * keep
+            w[j] = r * keep + (one - keep)
+        sum_wh += row_wh
+        sum_v += row_v
+        sum_r += row_r
+    return sum_wh, sum_v, sum_r

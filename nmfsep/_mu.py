@@ -264,7 +264,8 @@ def _loss_work(V, W, H, rows, beta, block_rows, v_floor):
     total = 0.0
     for b0 in range(start, stop, block_rows):
         b1 = min(b0 + block_rows, stop)
-        total += divergence_terms(_rows(V, b0, b1, v_floor), W[b0:b1] @ H, beta)
+        total += divergence_terms(_rows(V, b0, b1, v_floor), W[b0:b1] @ H, beta,
+                                  overwrite_wh=True)
     return total
 
 

@@ -153,7 +153,7 @@ def expand_factors(
 
 
 def expand_indices(indices: list[int], context_frames: int) -> list[int]:
-    """Indices of the single-frame atoms of :func:`expand_factors` that come from ``indices``.
+    """Return the single-frame atoms of :func:`expand_factors` that come from ``indices``.
 
     Parameters
     ----------

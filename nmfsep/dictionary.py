@@ -973,10 +973,10 @@ def learn_dictionary(
     combine : joins the dictionaries of several sources.
     nmfsep.separate.separate : uses them.
     """
+    from nmfsep.context import stack_frames
     from nmfsep.divergence import beta_loss_to_float
     from nmfsep.io import check_name, resample
     from nmfsep.nmf import nmf
-    from nmfsep.context import stack_frames
     from nmfsep.spectral import model_spectrogram
     from nmfsep.spectral import stft as compute_stft
 

@@ -82,7 +82,7 @@ SUPERVISED_MASK_POWER = 1.5
 
 
 def default_mask_power(supervised: bool) -> float:
-    """The mask exponent used when none is given.
+    """Return the mask exponent used when none is given.
 
     Parameters
     ----------

@@ -387,6 +387,7 @@ def separate_stream(
         A target exists (without ``force``) or the output cannot be written.
     """
     from nmfsep import io
+    from nmfsep.context import expand_factors, expand_indices, stack_frames
     from nmfsep.divergence import EPSILON, beta_loss_to_float
     from nmfsep.masks import group_models, masks
     from nmfsep.nmf import nmf
@@ -400,7 +401,6 @@ def separate_stream(
         commit_outputs,
         prepare_output_folder,
     )
-    from nmfsep.context import expand_factors, expand_indices, stack_frames
     from nmfsep.spectral import model_spectrogram, stft
 
     start_time = time.perf_counter()

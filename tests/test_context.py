@@ -46,7 +46,7 @@ def test_expanded_factors_give_the_unstacked_model_and_keep_groups(T):
     # each group's model is the unstacked model of its own atoms, so they add up
     groups = [[0, 2], [1, 3, 4]]
     models = [W2[:, expand_indices(g, T)] @ H2[expand_indices(g, T)] for g in groups]
-    for g, model in zip(groups, models):
+    for g, model in zip(groups, models, strict=True):
         np.testing.assert_allclose(model, unstack_frames(W[:, g] @ H[g], T), rtol=1e-12)
     np.testing.assert_allclose(sum(models), W2 @ H2, rtol=1e-12)
     np.testing.assert_array_equal(W, W0)

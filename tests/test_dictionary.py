@@ -16,8 +16,8 @@ from nmfsep.dictionary import (
     DEFAULT_CONTEXT_FRAMES,
     FORMAT_VERSION,
     Dictionary,
-    default_learning_stft,
     combine,
+    default_learning_stft,
     fit_mismatch,
     learn_dictionary,
 )

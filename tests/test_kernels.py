@@ -79,4 +79,4 @@ def test_row_ranges_cover_every_row_once():
     for n in (1, 5, 63, 64, 65, 1000):
         parts = split_rows(n, 8, 16)
         assert parts[0][0] == 0 and parts[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
