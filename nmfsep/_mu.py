@@ -31,7 +31,7 @@ EPS64 = float(np.finfo(np.float64).eps)
 #: Rows are always split into (at most) this many ranges, whatever the number of
 #: threads: results are then bit-identical for any ``n_threads``, and several
 #: ranges per thread balance the load when a core is busy with something else.
-N_PARTS = 8
+N_PARTS = 4
 
 
 @dataclass(frozen=True)
