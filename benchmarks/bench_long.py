@@ -54,14 +54,14 @@ SR = 44100
 
 def make_dictionaries(folder: Path) -> list[Path]:
     from nmfsep import io
-    from nmfsep.dictionary import learn_dictionary
+    from nmfsep.dictionary import DEFAULT_ATOMS_PER_SOURCE, learn_dictionary
 
     paths = []
     for name in ("piano", "flute"):
         p = folder / f"{name}.npz"
         if not p.exists():
             clip = io.load(ROOT / "audio_samples" / "train" / f"{name}.flac")
-            d = learn_dictionary([clip], name, 32, sr=SR, max_iter=200)
+            d = learn_dictionary([clip], name, DEFAULT_ATOMS_PER_SOURCE, sr=SR, max_iter=200)
             d.save(p)
         paths.append(p)
     return paths

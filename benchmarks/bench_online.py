@@ -130,8 +130,10 @@ def separation(args) -> None:
 
     rows = {}
     t0 = time.perf_counter()
+    # single-frame atoms on both sides (online learning has no temporal context)
     batch = [learn_dictionary([load(train / f"{n}.flac")], n, k, beta=args.beta,
-                              max_iter=args.batch_iter, clip_names=[f"{n}.flac"])
+                              max_iter=args.batch_iter, clip_names=[f"{n}.flac"],
+                              context_frames=1)
              for n in names]
     t_batch = time.perf_counter() - t0
     rows["batch"] = (sdr_of(batch), t_batch)

@@ -1262,6 +1262,9 @@ def _format_info(info: dict[str, Any]) -> list[str]:
     lines = [f"{info['path']}: {'dictionary' if info['kind'] == 'dictionary' else 'saved model'}"]
     if info.get("k") is not None:
         extra = f" × {info['n_bins']} frequency bins" if info.get("n_bins") else ""
+        context = info.get("context_frames") or 1
+        if context > 1:
+            extra += f", each spanning {context} frames (temporal context)"
         lines.append(f"  atoms:         {info['k']}{extra}")
     sources = info.get("sources") or {}
     if sources:

@@ -387,9 +387,10 @@ def test_learn_writes_a_dictionary_and_info_reads_it(dicts):
     r = run("info", dicts / "tone.npz")
     assert r.exit_code == 0, r.output
     assert "tone" in r.stdout and "22050" in r.stdout and "tone.wav" in r.stdout
+    assert "each spanning 3 frames" in r.stdout  # the default temporal context
     r = run("info", dicts / "tone.npz", "--json")
     doc = json.loads(r.stdout)
-    assert doc["kind"] == "dictionary"
+    assert doc["kind"] == "dictionary" and doc["context_frames"] == 3
     assert doc["k"] == 3 and doc["sources"] == {"tone": 3} and doc["sr"] == SR
     assert doc["stft"]["n_fft"] > 0 and doc["clips"][0]["name"] == "tone.wav"
 
