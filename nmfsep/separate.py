@@ -18,6 +18,12 @@ Three modes:
 * **semi-supervised**: dictionaries plus ``n_free`` free atoms, whose stem is
   ``residual``.
 
+Dictionaries whose atoms span T > 1 frames (temporal context, the default of
+:func:`nmfsep.dictionary.learn_dictionary`) factorise V with every frame stacked with
+its neighbours (:func:`nmfsep.context.stack_frames`); the result is then rewritten as
+single-frame atoms ``H (k*T, n_bins)`` with shifted activations ``W (n_frames, k*T)``
+(:func:`nmfsep.context.expand_factors`), so everything after ``nmf`` above is the same.
+
 Masks, masked STFTs and inverse STFTs are computed a block of frames at a time
 (:func:`_stem_blocks`); :func:`separate_file` writes every block of every stem as it
 is computed, so it never holds all masks or all stems (its peak memory is the
