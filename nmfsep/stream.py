@@ -701,6 +701,7 @@ def separate_stream(
         "stft": cfg.to_dict(),
         "analysis_sr": sr,
         "analysis_stft": cfg.to_dict(),
+        "context_frames": context,
         "nmfsep_version": _version(),
         "stream": {
             "block_seconds": float(block_seconds),

@@ -120,6 +120,7 @@ def test_stream_with_temporal_context_differs_only_at_block_edges(long_mix, tmp_
     whole = separate(y, SR, dictionaries=dicts3, **kw)
     assert whole.settings["context_frames"] == 3
     summary = separate_stream(path, tmp_path, dictionaries=dicts3, block_seconds=2.0, **kw)
+    assert summary["settings"]["context_frames"] == 3
     for name, stem in check_stems(summary, y).items():
         assert sdr(whole.stems[name], stem) > 25
 
