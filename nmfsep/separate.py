@@ -797,6 +797,7 @@ def separate(
     l1_ratio: float = 0.0,
     random_state: int | np.random.Generator | None = 0,
     callback: Callable[[int, float | None], None] | None = None,
+    n_threads: int | None = None,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -846,6 +847,9 @@ def separate(
         Seed of the initialisation; an int gives bit-identical stems on one machine.
     callback : callable(iteration, loss or None), optional
         NMF progress callback.
+    n_threads : int or None
+        Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
+        not depend on it (bit for bit).
 
     Returns
     -------
@@ -892,7 +896,7 @@ def separate(
         y, sr, n_components=n_components, n_sources=n_sources, dictionaries=dictionaries,
         n_free=n_free, beta=beta, power=power, stft=stft, mask=mask, mask_power=mask_power,
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
-        l1_ratio=l1_ratio, random_state=random_state, callback=callback,
+        l1_ratio=l1_ratio, random_state=random_state, callback=callback, n_threads=n_threads,
     )
     y = fit.y
     names = list(fit.groups)
@@ -993,6 +997,7 @@ def _analyse(
     l1_ratio: float = 0.0,
     random_state: int | np.random.Generator | None = 0,
     callback: Callable[[int, float | None], None] | None = None,
+    n_threads: int | None = None,
 ) -> _Analysis:
     """Do everything :func:`separate` does but the stems (same parameters and errors)."""
     from nmfsep.context import expand_factors, expand_indices, stack_frames
@@ -1107,6 +1112,7 @@ def _analyse(
             normalize_atoms=bool(alpha_W > 0 and n_free_atoms > 0),
             random_state=random_state,
             callback=callback,
+            n_threads=n_threads,
             warn=False,
         )
         W = np.asarray(result.W, dtype=np.float32)

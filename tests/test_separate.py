@@ -658,3 +658,12 @@ def test_temporal_context_separates_at_least_as_well_as_single_frames(
         assert res.H.shape == (12 * T, CFG.n_bins) and res.W.shape[1] == 12 * T
         scores[T] = min(sdr(sources[n][0], res.stems[n][0]) for n in ("low", "high"))
     assert scores[3] > scores[1] - 1.0, scores
+
+
+def test_threads_do_not_change_the_stems(mix: np.ndarray, dicts) -> None:
+    one = separate(mix, SR, dictionaries=dicts, max_iter=20, n_threads=1)
+    two = separate(mix, SR, dictionaries=dicts, max_iter=20, n_threads=2)
+    for name in one.stems:
+        np.testing.assert_array_equal(one.stems[name], two.stems[name])
+    with pytest.raises(ParameterError, match="n_threads"):
+        separate(mix, SR, dictionaries=dicts, n_threads=0)
