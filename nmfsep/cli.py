@@ -983,7 +983,7 @@ def learn(
             "-k",
             "--n-components",
             min=1,
-            help="Number of spectral atoms to learn.",
+            help="Number of spectral atoms to learn (48 separated best in the benchmarks).",
             show_default=False,
         ),
     ],
