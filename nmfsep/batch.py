@@ -283,15 +283,6 @@ class _Task:
     kwargs: dict[str, Any]
 
 
-def _accepts(func: Callable[..., Any], name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return False
-
-
 def _separate_one(task: _Task) -> dict[str, Any]:
     """Run one file; never raises for the file's own errors (they become a record)."""
     from threadpoolctl import threadpool_limits
@@ -306,11 +297,9 @@ def _separate_one(task: _Task) -> dict[str, Any]:
                 kwargs["n_threads"] = task.n_threads
                 summary = separate_stream(task.path, task.out_dir, force=task.force, **kwargs)
             else:
-                from nmfsep.separate import separate, separate_file
+                from nmfsep.separate import separate_file
 
-                # the NMF kernels' own threads, where separate() lets us choose them
-                if _accepts(separate, "n_threads"):
-                    kwargs["n_threads"] = task.n_threads
+                kwargs["n_threads"] = task.n_threads  # the NMF kernels' own threads
                 summary = separate_file(task.path, task.out_dir, force=task.force, **kwargs)
         summary = dict(summary)
         summary.setdefault("seconds", round(time.perf_counter() - start, 3))

@@ -729,6 +729,15 @@ def _stem_blocks(
     yield consistent(*ola.finish())
 
 
+def dictionaries_settings(dicts: Sequence[Dictionary]) -> list[dict[str, Any]]:
+    """Describe each dictionary used, as the settings of a result record it (JSON values)."""
+    return [
+        {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
+         "clips": [dict(c) for c in d.clips]}
+        for d in dicts
+    ]
+
+
 def _fallback_groups(plan: _Plan, k: int) -> dict[str, list[int]]:
     """Return groups made without clustering (supervised, or silent mixtures)."""
     if plan.dictionary is not None:
@@ -1175,11 +1184,7 @@ def _analyse(
         "l1_ratio": float(l1_ratio),
         "random_state": random_state if random_state is None or _is_int(random_state)
         else "generator",
-        "dictionaries": [
-            {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
-             "clips": [dict(c) for c in d.clips]}
-            for d in dicts
-        ],
+        "dictionaries": dictionaries_settings(dicts),
         "sr": sr,
         "stft": native_stft.to_dict(),
         "analysis_sr": analysis_sr,

@@ -399,6 +399,7 @@ def separate_stream(
         abandon_outputs,
         check_settings,
         commit_outputs,
+        dictionaries_settings,
         prepare_output_folder,
     )
     from nmfsep.spectral import model_spectrogram, stft
@@ -692,11 +693,7 @@ def separate_stream(
         "alpha_W": float(alpha_W),
         "l1_ratio": float(l1_ratio),
         "random_state": random_state,
-        "dictionaries": [
-            {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
-             "clips": [dict(c) for c in d.clips]}
-            for d in dicts
-        ],
+        "dictionaries": dictionaries_settings(dicts),
         "sr": sr,
         "stft": cfg.to_dict(),
         "analysis_sr": sr,
