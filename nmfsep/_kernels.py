@@ -4,28 +4,45 @@ One call of :func:`mu_rows` runs, for a range of rows (frames) of V, the
 multiplicative update of the activations W and adds those rows' share of the
 numerator and denominator of the update of the atoms H. It is the same
 arithmetic as the numpy path in :mod:`nmfsep._mu` (and as scikit-learn's
-``_multiplicative_update_w/_h``), but fused: rows are taken four at a time,
-``W H``, the ratio ``V / W H`` (KL) or ``V / (W H)^2`` and ``1 / W H`` (IS)
-and the products with H live in a few rows of scratch space that stay in the
-L1 cache, so V is read from memory once per iteration and no intermediate
-ever leaves the cache.
+``_multiplicative_update_w/_h``), but fused: rows are taken in blocks of
+``BLOCK`` (32), ``W H``, the ratio ``V / W H`` (KL) or ``V / (W H)^2`` and
+``1 / W H`` (IS) and the products with H live in a few rows of scratch space
+that stay in the CPU's caches, so V is read from memory once per iteration and
+no V-sized intermediate is ever made.
 
-The loops are written for LLVM's vectoriser: the innermost loop always runs
-over the frequency bins (contiguous in V, H and the scratch rows) and four rows
-× four atoms are unrolled by hand, so each load of a row of H feeds several
-fused multiply-adds. The kernels release the GIL (``nogil``), so the row ranges
-of :func:`nmfsep._mu.mu_pass` run truly in parallel on a thread pool, and they
-are compiled once and cached on disk (``cache=True``).
+Per block:
 
-Sums over bins are float32 for float32 input (as in BLAS ``sgemm``), products
-over atoms are accumulated per row in float64, and the H-update terms are
-flushed from a float32 block accumulator into float64 every ``flush`` rows.
+1. for each four rows: ``W H`` (:func:`nmfsep._tiles.wh_tile`), the ratio, its
+   products with H (``_dot4``: 4 rows × 4 atoms of sums over bins held in
+   registers) and the update of those rows of W;
+2. ``W H`` again with the new W, the ratio, and the block's share of the H
+   numerator ``Wᵀ R`` (:func:`nmfsep._tiles.outer_tile4`, summed over the
+   block's rows in registers).
+
+The two products that write a matrix (``W H`` and ``Wᵀ R``) are register-tiled
+in the generated module :mod:`nmfsep._tiles`, which only LLVM's SLP vectoriser
+turns into vector code; numba leaves that vectoriser off by default, so
+:func:`compiled` turns it on while these kernels compile. All kernels release
+the GIL (``nogil``), so the row ranges of :func:`nmfsep._mu.mu_pass` run truly
+in parallel on a thread pool, and they are compiled once and cached on disk
+(``cache=True``).
+
+Sums over bins and atoms are in the data's precision (as in BLAS ``sgemm``), the
+W-update terms are float64, and the H-update terms are flushed from a block
+accumulator in the data's precision into float64 every ``flush`` rows.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
+import numba
 import numpy as np
 from numba import njit
+from numba.core.compiler_lock import global_compiler_lock
+
+from ._tiles import LANES, outer_tile1, outer_tile4, wh_tile
 
 # fused multiply-add and reordering of sums (for vectorised reductions); no
 # assumptions about NaN or infinity, so comparisons and floors keep their meaning
@@ -34,56 +51,7 @@ _OPT = dict(nogil=True, fastmath=_FASTMATH, cache=True, boundscheck=False)
 
 EPSILON = float(np.finfo(np.float32).eps)  # scikit-learn's floor of W H (divergence.EPSILON)
 EPS64 = float(np.finfo(np.float64).eps)
-
-
-@njit(**_OPT)
-def _wh4(W, i, H, Q):  # pragma: no cover - compiled
-    """``Q[r] = W[i + r] @ H`` for r = 0..3 (Q: (4, n_bins) scratch)."""
-    k, m = H.shape
-    o0, o1, o2, o3 = Q[0], Q[1], Q[2], Q[3]
-    c = 0
-    if k < 4:
-        for j in range(m):
-            o0[j] = 0
-            o1[j] = 0
-            o2[j] = 0
-            o3[j] = 0
-    else:  # the first four atoms write Q, the others add to it
-        h0, h1, h2, h3 = H[0], H[1], H[2], H[3]
-        a0, a1, a2, a3 = W[i, 0], W[i, 1], W[i, 2], W[i, 3]
-        b0, b1, b2, b3 = W[i + 1, 0], W[i + 1, 1], W[i + 1, 2], W[i + 1, 3]
-        d0, d1, d2, d3 = W[i + 2, 0], W[i + 2, 1], W[i + 2, 2], W[i + 2, 3]
-        e0, e1, e2, e3 = W[i + 3, 0], W[i + 3, 1], W[i + 3, 2], W[i + 3, 3]
-        for j in range(m):
-            x0, x1, x2, x3 = h0[j], h1[j], h2[j], h3[j]
-            o0[j] = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-            o1[j] = b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
-            o2[j] = d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
-            o3[j] = e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
-        c = 4
-    while c + 4 <= k:
-        h0, h1, h2, h3 = H[c], H[c + 1], H[c + 2], H[c + 3]
-        a0, a1, a2, a3 = W[i, c], W[i, c + 1], W[i, c + 2], W[i, c + 3]
-        b0, b1, b2, b3 = W[i + 1, c], W[i + 1, c + 1], W[i + 1, c + 2], W[i + 1, c + 3]
-        d0, d1, d2, d3 = W[i + 2, c], W[i + 2, c + 1], W[i + 2, c + 2], W[i + 2, c + 3]
-        e0, e1, e2, e3 = W[i + 3, c], W[i + 3, c + 1], W[i + 3, c + 2], W[i + 3, c + 3]
-        for j in range(m):
-            x0, x1, x2, x3 = h0[j], h1[j], h2[j], h3[j]
-            o0[j] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-            o1[j] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
-            o2[j] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
-            o3[j] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
-        c += 4
-    while c < k:
-        h0 = H[c]
-        a0, b0, d0, e0 = W[i, c], W[i + 1, c], W[i + 2, c], W[i + 3, c]
-        for j in range(m):
-            x0 = h0[j]
-            o0[j] += a0 * x0
-            o1[j] += b0 * x0
-            o2[j] += d0 * x0
-            o3[j] += e0 * x0
-        c += 1
+BLOCK = 32  # rows per block: the H-update products sum over them in registers
 
 
 @njit(**_OPT)
@@ -153,63 +121,6 @@ def _dot4(R, H, out):  # pragma: no cover - compiled
 
 
 @njit(**_OPT)
-def _outer4(W, i, free, R, A, m):  # pragma: no cover - compiled
-    """``A[f, :m] += Σ_r W[i + r, free[f]] R[r, :m]`` for every learned atom f."""
-    kf = A.shape[0]
-    r0, r1, r2, r3 = R[0], R[1], R[2], R[3]
-    f = 0
-    while f + 4 <= kf:
-        g0, g1, g2, g3 = free[f], free[f + 1], free[f + 2], free[f + 3]
-        A0, A1, A2, A3 = A[f], A[f + 1], A[f + 2], A[f + 3]
-        a0, a1, a2, a3 = W[i, g0], W[i + 1, g0], W[i + 2, g0], W[i + 3, g0]
-        b0, b1, b2, b3 = W[i, g1], W[i + 1, g1], W[i + 2, g1], W[i + 3, g1]
-        d0, d1, d2, d3 = W[i, g2], W[i + 1, g2], W[i + 2, g2], W[i + 3, g2]
-        e0, e1, e2, e3 = W[i, g3], W[i + 1, g3], W[i + 2, g3], W[i + 3, g3]
-        for j in range(m):
-            y0, y1, y2, y3 = r0[j], r1[j], r2[j], r3[j]
-            A0[j] += a0 * y0 + a1 * y1 + a2 * y2 + a3 * y3
-            A1[j] += b0 * y0 + b1 * y1 + b2 * y2 + b3 * y3
-            A2[j] += d0 * y0 + d1 * y1 + d2 * y2 + d3 * y3
-            A3[j] += e0 * y0 + e1 * y1 + e2 * y2 + e3 * y3
-        f += 4
-    while f < kf:
-        g0 = free[f]
-        A0 = A[f]
-        a0, a1, a2, a3 = W[i, g0], W[i + 1, g0], W[i + 2, g0], W[i + 3, g0]
-        for j in range(m):
-            A0[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]
-        f += 1
-
-
-@njit(**_OPT)
-def _ratios4(V, i, Q, P, is_beta0, v_floor):  # pragma: no cover - compiled
-    """In place on the four rows of Q = W H: KL ``Q <- V / Q``; IS ``P <- 1/Q, Q <- V P²``.
-
-    ``Q`` is floored at EPSILON first and, for IS, V at ``v_floor``.
-    """
-    m = V.shape[1]
-    eps = Q.dtype.type(EPSILON)
-    vf = Q.dtype.type(v_floor)
-    for r in range(4):
-        v = V[i + r]
-        o = Q[r]
-        if is_beta0:
-            p = P[r]
-            for j in range(m):
-                x = o[j]
-                x = x if x >= eps else eps
-                y = v[j]
-                y = y if y >= vf else vf
-                q = 1 / x
-                p[j] = q
-                o[j] = y * q * q
-        else:
-            for j in range(m):
-                x = o[j]
-                o[j] = v[j] / (x if x >= eps else eps)
-
-
-@njit(**_OPT)
 def _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap):  # pragma: no cover
     """``W[i + r] *= (num / den) ** exponent`` for r = 0..3, with scikit-learn's floors."""
     k = W.shape[1]
@@ -229,30 +140,45 @@ def _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap):  # pra
 
 
 @njit(**_OPT)
-def _group(V, W, i, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, update_W,
-           update_H, Q, P, num, den, An, Ad, den_H):  # pragma: no cover - compiled
-    """Rows i..i+3: update W, then add their share of the H-update terms."""
-    if update_W:
-        _wh4(W, i, H, Q)
-        _ratios4(V, i, Q, P, is_beta0, v_floor)
-        num[:] = 0
-        _dot4(Q, H, num)
+def _pack(H, n_pan):  # pragma: no cover - compiled
+    """H (k, n_bins) in panels of LANES bins: (n_pan, k, LANES), zero-padded."""
+    k, m = H.shape
+    Hp = np.zeros((n_pan, k, LANES), dtype=H.dtype)
+    for a in range(k):
+        for j in range(m):
+            Hp[j // LANES, a, j % LANES] = H[a, j]
+    return Hp
+
+
+@njit(**_OPT)
+def _ratios(V, Q, P, n, is_beta0, v_floor):  # pragma: no cover - compiled
+    """In place on rows 0..n-1 of Q = W H: KL ``Q <- V / Q``; IS ``P <- 1/Q, Q <- V P²``.
+
+    ``Q`` is floored at EPSILON first and, for IS, V at ``v_floor``. The padding
+    of Q and P beyond the bins of V is set to zero.
+    """
+    m = V.shape[1]
+    eps = Q.dtype.type(EPSILON)
+    vf = Q.dtype.type(v_floor)
+    for r in range(n):
+        v = V[r]
+        o = Q[r]
         if is_beta0:
-            den[:] = 0
-            _dot4(P, H, den)
-        _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap)
-    if update_H:
-        _wh4(W, i, H, Q)
-        _ratios4(V, i, Q, P, is_beta0, v_floor)
-        _outer4(W, i, free, Q, An, H.shape[1])
-        if is_beta0:
-            _outer4(W, i, free, P, Ad, H.shape[1])
+            p = P[r]
+            for j in range(m):
+                x = o[j]
+                x = x if x >= eps else eps
+                y = v[j]
+                y = y if y >= vf else vf
+                q = 1 / x
+                p[j] = q
+                o[j] = y * q * q
+            p[m:] = 0
         else:
-            for f in range(free.shape[0]):
-                g = free[f]
-                den_H[f, 0] += (
-                    np.float64(W[i, g]) + W[i + 1, g] + W[i + 2, g] + W[i + 3, g]
-                )
+            for j in range(m):
+                x = o[j]
+                o[j] = v[j] / (x if x >= eps else eps)
+        o[m:] = 0
 
 
 @njit(**_OPT)
@@ -264,7 +190,7 @@ def _flush(A, total):  # pragma: no cover - compiled
         t = total[f]
         for j in range(m):
             t[j] += a[j]
-            a[j] = 0
+        a[:] = 0
 
 
 @njit(**_OPT)
@@ -306,32 +232,61 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
     k, m = H.shape
     kf = free.shape[0]
     dt = V.dtype
-    # scratch rows are padded so that rows are not a multiple of 4 KiB apart (loads of
-    # one row would otherwise wait on stores to the row before: "4K aliasing")
-    mp = m + 32
-    Q = np.empty((4, mp), dtype=dt)
-    P = np.empty((4, mp), dtype=dt)
+    n_pan = (m + LANES - 1) // LANES
+    mp = n_pan * LANES
+    Hp = _pack(H, n_pan)
+    Q = np.empty((BLOCK, mp), dtype=dt)
+    P = np.empty((BLOCK, mp) if is_beta0 else (0, 0), dtype=dt)
     num = np.empty((4, k))
     den = np.empty((4, k))
     An = np.zeros((kf, mp), dtype=dt)
     Ad = np.zeros((kf, mp) if is_beta0 else (0, 0), dtype=dt)
-    n_full = start + (stop - start) // 4 * 4
-    # the last 1-3 rows are padded to a group of four with zero rows, which add nothing
-    # (W = 0 gives zero updates and zero contributions to the H terms)
-    n_tail = stop - n_full
-    Vt = np.zeros((4, m), dtype=dt)
-    Wt = np.zeros((4, k), dtype=dt)
-    Vt[:n_tail] = V[n_full:stop]
-    Wt[:n_tail] = W[n_full:stop]
+    # a last block whose row count is not a multiple of 4 is copied and padded with
+    # zero rows, which add nothing (W = 0 gives zero updates and zero H terms)
+    Vt = np.zeros((BLOCK, m), dtype=dt)
+    Wt = np.zeros((BLOCK, k), dtype=dt)
     count = 0
-    for i in range(start, stop, 4):
-        tail = i == n_full  # one call site: the compiled group is inlined only once
-        Vg, Wg, ig = (Vt, Wt, 0) if tail else (V, W, i)
-        _group(Vg, Wg, ig, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor,
-               update_W, update_H, Q, P, num, den, An, Ad, den_H)
+    for b0 in range(start, stop, BLOCK):
+        n = min(BLOCK, stop - b0)
+        n4 = (n + 3) // 4 * 4
+        tail = n4 != n
         if tail:
-            W[n_full:stop] = Wt[:n_tail]
-        count += 4
+            Vt[:n] = V[b0:b0 + n]
+            Wt[:n] = W[b0:b0 + n]
+        Vb, Wb = (Vt, Wt) if tail else (V[b0:b0 + n], W[b0:b0 + n])
+        # the tiles are called from here, not from helpers: numba optimises a callee's
+        # code again in every caller, and the tiles are large (a quarter of the compile time)
+        if update_W:
+            for i in range(0, n4, 4):
+                wh_tile(Wb, i, Hp, Q)
+                _ratios(Vb[i:i + 4], Q, P, 4, is_beta0, v_floor)
+                num[:] = 0
+                _dot4(Q, H, num)
+                if is_beta0:
+                    den[:] = 0
+                    _dot4(P, H, den)
+                _update_W4(Wb, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap)
+        if update_H:
+            for i in range(0, n4, 4):
+                wh_tile(Wb, i, Hp, Q[i:i + 4])
+            _ratios(Vb, Q, P, n4, is_beta0, v_floor)
+            for R, A in ((Q, An), (P, Ad)):  # IS also sums P = 1 / W H into the denominator
+                f = 0
+                while f + 4 <= A.shape[0]:
+                    outer_tile4(Wb, n4, free, f, R, A)
+                    f += 4
+                while f < A.shape[0]:
+                    outer_tile1(Wb, n4, free, f, R, A)
+                    f += 1
+            if not is_beta0:
+                for f in range(kf):
+                    total = 0.0
+                    for r in range(n4):
+                        total += Wb[r, free[f]]
+                    den_H[f, 0] += total
+        if tail:
+            W[b0:b0 + n] = Wt[:n]
+        count += n
         if update_H and count >= flush:
             _flush(An, num_H)
             if is_beta0:
@@ -390,3 +345,41 @@ def loss_terms(V, WH, is_beta0):  # pragma: no cover - compiled
         sum_v += row_v
         sum_r += row_r
     return sum_wh, sum_v, sum_r
+
+
+_READY: set[tuple] = set()
+_READY_LOCK = threading.Lock()
+
+
+def compiled(*args) -> Callable:
+    """:func:`mu_rows`, compiled for the types of ``args`` with LLVM's SLP vectoriser on.
+
+    numba leaves the SLP vectoriser off by default (numba issue 8705); the tiles
+    of :mod:`nmfsep._tiles` need it to become vector code (without it they run
+    correctly but several times slower). It is switched on only while this
+    signature compiles (or loads from numba's cache), under numba's own compiler
+    lock, so nothing else is compiled with it. Thread-safe; cheap once compiled.
+
+    Parameters
+    ----------
+    *args
+        The arguments of a :func:`mu_rows` call.
+
+    Returns
+    -------
+    Callable
+        ``mu_rows``.
+    """
+    key = tuple((a.dtype.str, a.flags.c_contiguous, a.flags.writeable, a.flags.aligned)
+                for a in args[:3])
+    if key not in _READY:
+        with _READY_LOCK, global_compiler_lock:
+            if key not in _READY:
+                old = numba.config.SLP_VECTORIZE  # type: ignore[attr-defined]
+                numba.config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
+                try:
+                    mu_rows.compile(tuple(numba.typeof(a) for a in args))
+                finally:
+                    numba.config.SLP_VECTORIZE = old  # type: ignore[attr-defined]
+                _READY.add(key)
+    return mu_rows

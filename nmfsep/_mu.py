@@ -79,7 +79,9 @@ def _floor(WH: np.ndarray) -> None:
         np.maximum(WH, EPSILON, out=WH)
 
 
-def _ratio_terms(Vb: np.ndarray, WH: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray | None]:
+def _ratio_terms(
+    Vb: np.ndarray, WH: np.ndarray, beta: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``R = V * WH^(β-2)`` and ``P = WH^(β-1)`` (``None`` for KL: P = 1).
 
     ``WH`` is overwritten (it is scratch space owned by the caller).
@@ -183,7 +185,7 @@ def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
 
 def _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H) -> None:
     """KL and IS: the compiled kernel of :mod:`nmfsep._kernels` (same arithmetic, fused)."""
-    from ._kernels import mu_rows
+    from ._kernels import compiled
 
     k = H.shape[0]
     free_idx = np.arange(k) if free is None else np.asarray(free, dtype=np.int64)
@@ -191,9 +193,10 @@ def _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H) -> None:
     if s.beta == 1:
         den_kl = H.sum(axis=1, dtype=np.float64) + s.l1_W
         den_kl[den_kl == 0] = EPSILON
-    mu_rows(V, W, H, free_idx, den_kl, s.beta == 0, float(s.l1_W), float(s.l2_W),
+    args = (V, W, H, free_idx, den_kl, s.beta == 0, float(s.l1_W), float(s.l2_W),
             float(s.exponent), s.beta < 1, float(s.v_floor), update_W, update_H,
             rows[0], rows[1], 64, num_H, den_H)
+    compiled(*args)(*args)
 
 
 def split_rows(n_rows: int, n_parts: int, block_rows: int) -> list[tuple[int, int]]:
@@ -201,7 +204,7 @@ def split_rows(n_rows: int, n_parts: int, block_rows: int) -> list[tuple[int, in
     n_blocks = -(-n_rows // block_rows)
     n_parts = max(1, min(n_parts, n_blocks))
     edges = [min(n_rows, round(i * n_blocks / n_parts) * block_rows) for i in range(n_parts + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 def mu_pass(

@@ -30,11 +30,13 @@ def _both(V, W, H, free=None, update_H=True, **settings):
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-@pytest.mark.parametrize("n_frames,k", [(37, 5), (64, 8), (9, 1), (3, 4), (50, 12)])
-def test_fused_kernel_matches_numpy_path(dtype, rtol, beta, n_frames, k):
+@pytest.mark.parametrize("n_frames,k,n_bins", [(37, 5, 33), (64, 8, 100), (9, 1, 33), (3, 4, 48),
+                                               (50, 12, 33), (75, 6, 97)])
+def test_fused_kernel_matches_numpy_path(dtype, rtol, beta, n_frames, k, n_bins):
     # row counts that are not multiples of 4 (and shorter than a group of 4) exercise
-    # the padded tail; k = 1, 5 exercise the atoms left over from groups of four
-    V, W, H = _problem(n_frames, 33, k, dtype)
+    # the padded tail, more than 32 rows several blocks; k = 1, 5, 6 the atoms left over
+    # from groups of four; bins that are not a multiple of 48 the padded last panel
+    V, W, H = _problem(n_frames, n_bins, k, dtype)
     (Wf, nf, df), (Wn, nn, dn) = _both(V, W, H, beta=beta, exponent=mu_exponent(beta))
     np.testing.assert_allclose(Wf, Wn, rtol=rtol)
     np.testing.assert_allclose(nf, nn, rtol=rtol)
@@ -80,3 +82,27 @@ def test_row_ranges_cover_every_row_once():
         parts = split_rows(n, 8, 16)
         assert parts[0][0] == 0 and parts[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+
+
+def test_generated_tiles_are_up_to_date():
+    from pathlib import Path
+
+    import nmfsep._gen_tiles as gen
+
+    assert Path(gen.__file__).with_name("_tiles.py").read_text() == gen.source(), (
+        "nmfsep/_tiles.py is stale: run python -m nmfsep._gen_tiles"
+    )
+
+
+def test_kernel_compiles_with_the_slp_vectoriser_and_restores_numba_config():
+    import numba
+
+    from nmfsep._kernels import compiled, mu_rows
+
+    V, W, H = _problem(8, 50, 4, np.float32, seed=4)
+    args = (V, W, H, np.arange(4), np.ones(4), False, 0.0, 0.0, 1.0, False, 0.0, True, True,
+            0, 8, 64, np.zeros((4, 50)), np.zeros((4, 1)))
+    before = numba.config.SLP_VECTORIZE
+    assert compiled(*args) is mu_rows
+    assert numba.config.SLP_VECTORIZE == before
+    assert len(mu_rows.signatures) >= 1
