@@ -27,12 +27,12 @@ How it stays equal to whole-file processing
   ``1e-4`` of the peak (``tol=0``) and an SDR of the streamed stems against the
   whole-file ones above 40 dB (default ``tol``)). ``solver="amu"`` adapts its step
   to the objective of what it factorises, so it is block-dependent too.
-* **Synthesis.** Masked frames are inverted and overlap-added exactly as
-  :func:`librosa.istft` does (windowed inverse FFT, division by the summed squared
-  window), carrying the ``n_fft - hop`` overlapping samples to the next block; a
-  sample is written once every frame that covers it has been added. The
-  remainder ``mixture - Σ stems`` is shared equally among the stems, as
-  ``separate`` does, so the stems add up to the mixture to float32 rounding.
+* **Synthesis.** Masked frames go through the same block-wise inverse STFT as
+  whole-file separation (:class:`nmfsep.spectral.OverlapAdd`, which carries the
+  ``n_fft - hop`` overlapping samples from one block to the next); a sample is
+  written once every frame that covers it has been added. The remainder
+  ``mixture - Σ stems`` is shared equally among the stems, as ``separate`` does,
+  so the stems add up to the mixture to float32 rounding.
 
 Free atoms (``n_free > 0``, semi-supervised)
 ---------------------------------------------
@@ -61,9 +61,9 @@ Memory
 ------
 Per block of ``F`` frames, ``C`` channels, ``n_bins`` bins and ``G`` stems: the
 audio block, its STFT (``8 C n_bins F`` bytes), the spectrogram and activations,
-the masks (``4 G n_bins F``), one stem's frames at a time (``4 C n_fft F``) and the
-overlap-add buffers (``8 G C hop F``); the spectrogram, masks and inverse FFTs
-are computed 256 frames at a time inside a block. At 44.1 kHz stereo with two
+and the masks (``4 G n_bins F``); the spectrogram, masks and inverse FFTs are
+computed 256 frames at a time inside a block, and the overlap-add keeps only the
+``n_fft - hop`` samples that the next frames still add to. At 44.1 kHz stereo with two
 stems (n_fft 4096), numpy's peak is 250 MiB with the default 30 s blocks and 130
 MiB with 10 s blocks (tracemalloc), and the process's peak RSS about 420 and 260
 MiB above the interpreter's, for 1, 10 or 60 minutes alike
@@ -223,19 +223,6 @@ def _blocks(
         if total is not None and t1 >= total:
             return
         t0 = t1
-
-
-def _overlap_add(out: np.ndarray, frames: np.ndarray, hop: int, first: int = 0) -> None:
-    """Add ``frames (..., n_fft, n)`` into ``out (..., m hop)``, frame ``j`` at ``(first + j) hop``.
-
-    ``out`` must be C-contiguous with ``m >= first + n + ceil(n_fft / hop) - 1``.
-    """
-    n_fft, n = frames.shape[-2:]
-    rows = out.reshape(*out.shape[:-1], out.shape[-1] // hop, hop)  # a view: out is contiguous
-    for i in range(-(-n_fft // hop)):
-        lo, hi = i * hop, min((i + 1) * hop, n_fft)
-        rows[..., first + i : first + i + n, : hi - lo] += np.swapaxes(frames[..., lo:hi, :],
-                                                                       -1, -2)
 
 
 @contextlib.contextmanager
@@ -566,14 +553,8 @@ def separate_stream(
                        "last_loss": float(losses[-1]) if losses.size else None}
 
         # --- pass 2: activations, masks, stems, written block by block ----------------
-        from librosa.util import pad_center
-        from scipy.signal import get_window
+        from nmfsep.spectral import OverlapAdd
 
-        window = pad_center(
-            get_window(cfg.window, cfg.effective_win_length, fftbins=True), size=cfg.n_fft
-        ).astype(np.float32)
-        win_sq = window.astype(np.float64) ** 2
-        n_chunks = -(-cfg.n_fft // grid.hop)
         subtype_bytes = 4 * channels * n_samples
         fmt = "WAV" if subtype_bytes + 1024 < _WAV_LIMIT else "RF64"
         for name in names:
@@ -581,16 +562,30 @@ def separate_stream(
                 writers.append(sf.SoundFile(str(temporaries[name]), "w", samplerate=sr,
                                             channels=channels, subtype="FLOAT", format=fmt))
         G = len(names)
-        carry = np.zeros((G, channels, (n_chunks - 1) * grid.hop))
-        env_carry = np.zeros((1, (n_chunks - 1) * grid.hop))
+        # the inverse STFT of separate_file, fed block by block: a sample comes out once
+        # every frame that covers it has been added
+        ola = OverlapAdd(cfg, n_frames, n_samples, shape=(G, channels), dtype=np.float32)
         written = 0
         n_iter_max, all_converged = 0, True
-        tiny = np.finfo(np.float32).tiny
-        fft = np.fft
+
+        def write(start: int, part: np.ndarray) -> None:
+            # the remainder mixture - Σ stems is shared equally among the stems, as
+            # separate does, so the stems add up to the mixture
+            nonlocal written
+            n = part.shape[-1]
+            if n == 0:
+                return
+            y = reader.read(start, start + n)
+            share = (y - part.sum(axis=0, dtype=np.float64)) / G
+            stems = part + share.astype(np.float32)[None]
+            with _writing(folder):
+                for g, w in enumerate(writers):
+                    w.write(np.ascontiguousarray(stems[g].T))
+            written = start + n
+
         with open_reader() as reader:
             for t0, t1, seg in _blocks(reader, grid, fpb):
                 nb = t1 - t0
-                a = grid.start(t0)
                 X = stft(seg, cfg_frames)  # (C, n_bins, nb), the whole-file frames t0..t1-1
                 if analyse:
                     V = stack_frames(spectrogram(X), context)
@@ -607,54 +602,18 @@ def separate_stream(
                 else:
                     W = np.zeros((nb, k), dtype=np.float32)
                 W, H_1 = expand_factors(W, H, context)  # single-frame atoms (context.py)
-                # masks and overlap-add of every stem's frames (as librosa.istft), a chunk
-                # of frames at a time: masks are frame by frame, so chunks change nothing
-                length = (nb + n_chunks - 1) * grid.hop
-                acc = np.zeros((G, channels, length))
-                acc[..., : carry.shape[-1]] += carry
-                for j0 in range(0, nb, _CHUNK):
-                    j1 = min(nb, j0 + _CHUNK)
+                frames = X.transpose(0, 2, 1)  # (C, nb, n_bins)
+                # masks and inverse FFTs a chunk of frames at a time: masks are frame by
+                # frame, so chunks change nothing
+                for j0 in range(0, min(nb, ola.n_frames - t0), _CHUNK):
+                    j1 = min(nb, j0 + _CHUNK, ola.n_frames - t0)
                     M = masks(group_models(W[j0:j1], H_1, groups_1), kind=mask,
                               power=float(mask_power))
-                    for g in range(G):
-                        S = M[g].T[None] * X[..., j0:j1]  # (C, n_bins, j1 - j0), complex64
-                        frames = fft.irfft(S, n=cfg.n_fft, axis=-2).astype(np.float32,
-                                                                           copy=False)
-                        frames *= window[:, None]
-                        _overlap_add(acc[g], frames, grid.hop, first=j0)
-                    del M, S, frames
-                del W, X
-                env = np.zeros((1, length))
-                env[:, : env_carry.shape[-1]] += env_carry
-                _overlap_add(env, np.broadcast_to(win_sq[None, :, None], (1, cfg.n_fft, nb)),
-                             grid.hop)
-                last = t1 >= n_frames
-                end = n_samples if last else min(grid.start(t1), n_samples)
-                lo, hi = written - a, end - a  # region [written, end) in buffer coordinates
-                if hi > lo:
-                    stems = np.zeros((G, channels, hi - lo), dtype=np.float32)
-                    have = min(hi, length) - lo
-                    if have > 0:
-                        e = env[0, lo : lo + have]
-                        part = acc[:, :, lo : lo + have]
-                        part /= np.where(e > tiny, e, 1.0)  # librosa: only where > tiny
-                        stems[:, :, :have] = part
-                    y = reader.read(written, end)
-                    total = np.zeros((channels, hi - lo))
-                    for stem in stems:
-                        total += stem
-                    share = ((y - total) / G).astype(np.float32)
-                    stems += share[None]
-                    with _writing(folder):
-                        for g, w in enumerate(writers):
-                            w.write(np.ascontiguousarray(stems[g].T))
-                    written = end
-                    del stems, total, share, y
-                cut = nb * grid.hop
-                carry = acc[..., cut:].copy()
-                env_carry = env[..., cut:].copy()
-                del acc, env
+                    write(*ola.push(M[:, None] * frames[None, :, j0:j1]))
+                    del M
+                del W, X, frames
                 tick()
+            write(*ola.finish())
         if written != n_samples:
             raise AudioFormatError(
                 f"{src}: changed while it was being separated ({written} of {n_samples} "
