@@ -42,6 +42,21 @@ def _names(prefix: str) -> str:
     return ", ".join(f"{prefix}{lane}" for lane in range(LANES))
 
 
+def _fma_and_store(n: int, weight, vector: str, target, indent: str) -> tuple[list[str], list[str]]:
+    """Lines that add ``weight(t) * vector[lane]`` to ``s{t}_{lane}``, and that store them.
+
+    ``t`` runs over the ``n`` accumulated rows (or atoms); ``target(t)`` is the slice
+    the ``s{t}_*`` are stored into.
+    """
+    fma, store = [], []
+    for t in range(n):
+        fma.append(f"{indent}    w = {weight(t)}")
+        fma += [f"{indent}    s{t}_{lane} += w * {vector}[{lane}]" for lane in range(LANES)]
+        store.append(f"{indent}o = {target(t)}")
+        store += [f"{indent}o[{lane}] = s{t}_{lane}" for lane in range(LANES)]
+    return fma, store
+
+
 def wh_tile() -> str:
     """``Q[r, panel p] = W[i + r] @ H[:, panel p]`` for the four rows, every panel."""
     out = [
@@ -57,13 +72,9 @@ def wh_tile() -> str:
     ]
     for r in range(ROWS):
         out.append(f"        {_names(f's{r}_')} = " + ", ".join(["zero"] * LANES))
-    out += ["        for a in range(k):", "            h = Hp[p, a]"]
-    for r in range(ROWS):
-        out.append(f"            w = W[i + {r}, a]")
-        out += [f"            s{r}_{lane} += w * h[{lane}]" for lane in range(LANES)]
-    for r in range(ROWS):
-        out.append(f"        o = Q[{r}, p * {LANES}:(p + 1) * {LANES}]")
-        out += [f"        o[{lane}] = s{r}_{lane}" for lane in range(LANES)]
+    fma, store = _fma_and_store(ROWS, lambda r: f"W[i + {r}, a]", "h",
+                                lambda r: f"Q[{r}, p * {LANES}:(p + 1) * {LANES}]", " " * 8)
+    out += ["        for a in range(k):", "            h = Hp[p, a]", *fma, *store]
     return "\n".join(out) + "\n"
 
 
@@ -85,13 +96,9 @@ def outer_tile(n_atoms: int) -> str:
         out.append(f"        a = A[f + {c}, j:j + {LANES}]")
         loads = ", ".join(f"a[{lane}]" for lane in range(LANES))
         out.append(f"        {_names(f's{c}_')} = {loads}")
-    out += ["        for r in range(n):", f"            x = R[r, j:j + {LANES}]"]
-    for c in range(n_atoms):
-        out.append(f"            w = Wb[r, g{c}]")
-        out += [f"            s{c}_{lane} += w * x[{lane}]" for lane in range(LANES)]
-    for c in range(n_atoms):
-        out.append(f"        a = A[f + {c}, j:j + {LANES}]")
-        out += [f"        a[{lane}] = s{c}_{lane}" for lane in range(LANES)]
+    fma, store = _fma_and_store(n_atoms, lambda c: f"Wb[r, g{c}]", "x",
+                                lambda c: f"A[f + {c}, j:j + {LANES}]", " " * 8)
+    out += ["        for r in range(n):", f"            x = R[r, j:j + {LANES}]", *fma, *store]
     return "\n".join(out) + "\n"
 
 
