@@ -1,7 +1,9 @@
 """Write :mod:`nmfsep._tiles`, the register-tiled products of the fused MU kernel.
 
-``python -m nmfsep._gen_tiles`` rewrites ``nmfsep/_tiles.py``; a test checks that
-the file is what this script writes, so edit this script, never the output.
+``python -m nmfsep._gen_tiles`` rewrites ``nmfsep/_tiles.py`` and the hash of it in
+``nmfsep/_kernels.py`` (``TILES_SHA256``: numba's cache of the kernels is keyed by
+their own file's text, so this is what rebuilds them). Tests check both, so edit
+this script, never the output.
 
 Why generated code: a matrix product runs at the CPU's FMA rate only when a tile
 of the output (here 4 rows × 48 bins, 12 AVX-512 registers) stays in registers
@@ -15,6 +17,8 @@ also loads and stores its output: measured at 60-65 % of the tiled speed.)
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 LANES = 48  # bins per tile: three 16-lane vectors
@@ -109,11 +113,15 @@ def source() -> str:
 
 
 def main() -> None:
+    text = source()
     here = Path(__file__)
-    here.with_name("_tiles.py").write_text(source())
-    # numba's on-disk cache of the kernels that call the tiles is keyed by the caller's
-    # file alone: touch it so that the cached machine code is rebuilt
-    here.with_name("_kernels.py").touch()
+    here.with_name("_tiles.py").write_text(text)
+    # numba keys its on-disk cache of a function by the text of the function's own file,
+    # so the kernels that call the tiles carry the tiles' hash: a new hash rebuilds them
+    kernels = here.with_name("_kernels.py")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    kernels.write_text(re.sub(r'TILES_SHA256 = "[0-9a-f]*"', f'TILES_SHA256 = "{digest}"',
+                              kernels.read_text()))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ _OPT = dict(nogil=True, fastmath=_FASTMATH, cache=True, boundscheck=False)
 EPSILON = float(np.finfo(np.float32).eps)  # scikit-learn's floor of W H (divergence.EPSILON)
 EPS64 = float(np.finfo(np.float64).eps)
 BLOCK = 32  # rows per block: the H-update products sum over them in registers
+# sha256 of _tiles.py, written by _gen_tiles: numba's cache of these kernels is keyed
+# by this file's text alone, so new tiles must change a line here
+TILES_SHA256 = "2c0311c777552247346b978b035271b0b698d368ea078af1ddf0d93e73216b45"
 
 
 @njit(**_OPT)

@@ -85,13 +85,16 @@ def test_row_ranges_cover_every_row_once():
 
 
 def test_generated_tiles_are_up_to_date():
+    import hashlib
     from pathlib import Path
 
     import nmfsep._gen_tiles as gen
+    from nmfsep._kernels import TILES_SHA256
 
-    assert Path(gen.__file__).with_name("_tiles.py").read_text() == gen.source(), (
-        "nmfsep/_tiles.py is stale: run python -m nmfsep._gen_tiles"
-    )
+    text = Path(gen.__file__).with_name("_tiles.py").read_text()
+    assert text == gen.source(), "nmfsep/_tiles.py is stale: run python -m nmfsep._gen_tiles"
+    # else numba would keep running its cached build of the old tiles
+    assert TILES_SHA256 == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_kernel_compiles_with_the_slp_vectoriser_and_restores_numba_config():
