@@ -63,6 +63,9 @@ def timed(fn, repeat: int = 1):
     best = np.inf
     out = None
     for _ in range(repeat):
+        # OpenBLAS's worker threads spin for a while after a call: let them go idle, so
+        # that neither side is timed while the other side's threads still hold a core
+        time.sleep(0.3)
         t0 = time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - t0)

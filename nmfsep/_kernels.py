@@ -22,10 +22,10 @@ Per block:
 The two products that write a matrix (``W H`` and ``Wᵀ R``) are register-tiled
 in the generated module :mod:`nmfsep._tiles`, which only LLVM's SLP vectoriser
 turns into vector code; numba leaves that vectoriser off by default, so
-:func:`compiled` turns it on while these kernels compile. All kernels release
-the GIL (``nogil``), so the row ranges of :func:`nmfsep._mu.mu_pass` run truly
-in parallel on a thread pool, and they are compiled once and cached on disk
-(``cache=True``).
+:func:`compiled` turns it on while these kernels compile (:func:`slp_vectorizer`).
+All kernels release the GIL (``nogil``), so the row ranges of
+:func:`nmfsep._mu.mu_pass` run truly in parallel on a thread pool, and they are
+compiled once and cached on disk (``cache=True``).
 
 Sums over bins and atoms are in the data's precision (as in BLAS ``sgemm``), the
 W-update terms are float64, and the H-update terms are flushed from a block
@@ -34,8 +34,9 @@ accumulator in the data's precision into float64 every ``flush`` rows.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numba
 import numpy as np
@@ -54,7 +55,7 @@ EPS64 = float(np.finfo(np.float64).eps)
 BLOCK = 32  # rows per block: the H-update products sum over them in registers
 # sha256 of _tiles.py, written by _gen_tiles: numba's cache of these kernels is keyed
 # by this file's text alone, so new tiles must change a line here
-TILES_SHA256 = "2c0311c777552247346b978b035271b0b698d368ea078af1ddf0d93e73216b45"
+TILES_SHA256 = "17fa1ab8b6cd5e1b76acf65a6e9675c630e892a316ba2c5528c8e07c06ee0a77"
 
 
 @njit(**_OPT)
@@ -354,14 +355,30 @@ _READY: set[tuple] = set()
 _READY_LOCK = threading.Lock()
 
 
-def compiled(*args) -> Callable:
-    """:func:`mu_rows`, compiled for the types of ``args`` with LLVM's SLP vectoriser on.
+@contextlib.contextmanager
+def slp_vectorizer() -> Iterator[None]:
+    """Compile with LLVM's SLP vectoriser on, holding numba's compiler lock.
 
-    numba leaves the SLP vectoriser off by default (numba issue 8705); the tiles
-    of :mod:`nmfsep._tiles` need it to become vector code (without it they run
-    correctly but several times slower). It is switched on only while this
-    signature compiles (or loads from numba's cache), under numba's own compiler
-    lock, so nothing else is compiled with it. Thread-safe; cheap once compiled.
+    numba leaves the SLP vectoriser off by default (numba issue 8705); the tiles of
+    :mod:`nmfsep._tiles` need it to become vector code (without it they run correctly
+    but about 20 times slower). The lock keeps anything else from being compiled with
+    it.
+    """
+    with global_compiler_lock:
+        old = numba.config.SLP_VECTORIZE  # type: ignore[attr-defined]
+        numba.config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            numba.config.SLP_VECTORIZE = old  # type: ignore[attr-defined]
+
+
+def compiled(*args) -> Callable:
+    """:func:`mu_rows`, compiled for the types of ``args`` with the SLP vectoriser on.
+
+    Compiles (or loads from numba's cache) once per process and signature; the
+    callers pass every argument but V, W and H with fixed types, so the key is
+    theirs. Thread-safe; cheap once compiled.
 
     Parameters
     ----------
@@ -376,13 +393,9 @@ def compiled(*args) -> Callable:
     key = tuple((a.dtype.str, a.flags.c_contiguous, a.flags.writeable, a.flags.aligned)
                 for a in args[:3])
     if key not in _READY:
-        with _READY_LOCK, global_compiler_lock:
+        with _READY_LOCK:
             if key not in _READY:
-                old = numba.config.SLP_VECTORIZE  # type: ignore[attr-defined]
-                numba.config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
-                try:
+                with slp_vectorizer():
                     mu_rows.compile(tuple(numba.typeof(a) for a in args))
-                finally:
-                    numba.config.SLP_VECTORIZE = old  # type: ignore[attr-defined]
                 _READY.add(key)
     return mu_rows

@@ -188,14 +188,15 @@ def _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H) -> None:
     from ._kernels import compiled
 
     k = H.shape[0]
-    free_idx = np.arange(k) if free is None else np.asarray(free, dtype=np.int64)
+    # fixed argument types (compiled() keys the compiled kernel on V, W and H alone)
+    free_idx = np.arange(k, dtype=np.int64) if free is None else np.array(free, dtype=np.int64)
     den_kl = np.zeros(k)
     if s.beta == 1:
         den_kl = H.sum(axis=1, dtype=np.float64) + s.l1_W
         den_kl[den_kl == 0] = EPSILON
-    args = (V, W, H, free_idx, den_kl, s.beta == 0, float(s.l1_W), float(s.l2_W),
-            float(s.exponent), s.beta < 1, float(s.v_floor), update_W, update_H,
-            rows[0], rows[1], 64, num_H, den_H)
+    args = (V, W, H, free_idx, den_kl, bool(s.beta == 0), float(s.l1_W), float(s.l2_W),
+            float(s.exponent), bool(s.beta < 1), float(s.v_floor), bool(update_W),
+            bool(update_H), int(rows[0]), int(rows[1]), 64, num_H, den_H)
     compiled(*args)(*args)
 
 

@@ -10,7 +10,9 @@ from numba import njit
 # no "reassoc": the sums over atoms / rows must stay scalar chains per lane, which the
 # SLP vectoriser packs into vectors (with it, the loop vectoriser would vectorise the
 # sum over atoms instead, across the wrong dimension)
-_TILE = dict(nogil=True, fastmath={"contract", "nsz"}, cache=True, boundscheck=False)
+# not cached on their own: they are compiled only inside the kernel (whose cache holds
+# them), so no build made without the SLP vectoriser can be picked up from disk
+_TILE = dict(nogil=True, fastmath={"contract", "nsz"}, cache=False, boundscheck=False)
 
 LANES = 48
 

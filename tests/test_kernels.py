@@ -109,3 +109,29 @@ def test_kernel_compiles_with_the_slp_vectoriser_and_restores_numba_config():
     assert compiled(*args) is mu_rows
     assert numba.config.SLP_VECTORIZE == before
     assert len(mu_rows.signatures) >= 1
+
+
+def test_tiles_become_vector_code_only_with_the_slp_vectoriser():
+    # The tiles are plain scalar code per lane; only the SLP vectoriser packs them into
+    # vector FMAs (else they run ~20x slower). Guards against a numba / LLVM change.
+    import re
+
+    from numba import types
+
+    from nmfsep._kernels import slp_vectorizer
+    from nmfsep._tiles import wh_tile
+
+    def packed_fmas(sig) -> int:
+        asm = wh_tile.inspect_asm(sig)
+        return len(re.findall(r"\tv?f?n?madd\w*p[sd]\s|\tv?mulp[sd]\s", asm))
+
+    def sig(dtype):  # a read-only Hp: a signature the kernel itself never compiles
+        c2 = types.Array(dtype, 2, "C")
+        return (c2, types.int64, types.Array(dtype, 3, "C", readonly=True), c2)
+
+    sig_on, sig_off = sig(types.float64), sig(types.float32)
+    with slp_vectorizer():
+        wh_tile.compile(sig_on)
+    wh_tile.compile(sig_off)
+    assert packed_fmas(sig_on) >= 12  # 4 rows x 48 lanes: 24 FMAs of 8 doubles (AVX-512)
+    assert packed_fmas(sig_off) < 8
