@@ -164,24 +164,20 @@ def _ratios(V, Q, P, n, is_beta0, v_floor):  # pragma: no cover - compiled
     m = V.shape[1]
     eps = Q.dtype.type(EPSILON)
     vf = Q.dtype.type(v_floor)
+    one = Q.dtype.type(1)
     for r in range(n):
         v = V[r]
         o = Q[r]
         if is_beta0:
             p = P[r]
-            for j in range(m):
-                x = o[j]
-                x = x if x >= eps else eps
-                y = v[j]
-                y = y if y >= vf else vf
-                q = 1 / x
+            for j in range(m):  # max(), not a conditional expression: it vectorises
+                q = one / max(o[j], eps)
                 p[j] = q
-                o[j] = y * q * q
+                o[j] = max(v[j], vf) * q * q
             p[m:] = 0
         else:
             for j in range(m):
-                x = o[j]
-                o[j] = v[j] / (x if x >= eps else eps)
+                o[j] = v[j] / max(o[j], eps)
         o[m:] = 0
 
 
