@@ -126,21 +126,31 @@ def _dot4(R, H, out):  # pragma: no cover - compiled
 
 @njit(**_OPT)
 def _update_W4(W, i, num, den, den_kl, is_beta0, l1, l2, exponent, snap):  # pragma: no cover
-    """``W[i + r] *= (num / den) ** exponent`` for r = 0..3, with scikit-learn's floors."""
+    """``W[i + r] *= (num / den) ** exponent`` for r = 0..3, with scikit-learn's floors.
+
+    Written without branches in the loop body (a zero denominator becomes EPSILON by
+    adding ``(d == 0) * EPSILON``; snapping multiplies by ``w >= EPS64``), which LLVM
+    vectorises; the exponent 1/2 of Itakura-Saito is a square root, as in numpy.
+    """
     k = W.shape[1]
+    sqrt = exponent == 0.5
     for r in range(4):
+        w_r = W[i + r]
+        num_r = num[r]
+        den_r = den[r]
         for c in range(k):
-            w = W[i + r, c]
-            d = (den[r, c] + l1 if is_beta0 else den_kl[c]) + l2 * w
-            if d == 0:
-                d = EPSILON
-            x = num[r, c] / d
-            if exponent != 1.0:
+            w = np.float64(w_r[c])
+            d = (den_r[c] + l1 if is_beta0 else den_kl[c]) + l2 * w
+            d += (d == 0) * EPSILON
+            x = num_r[c] / d
+            if sqrt:
+                x = np.sqrt(x)
+            elif exponent != 1.0:
                 x = x**exponent
             w = w * x
-            if snap and w < EPS64:
-                w = 0
-            W[i + r, c] = w
+            if snap:
+                w = w * (w >= EPS64)
+            w_r[c] = w
 
 
 @njit(**_OPT)
