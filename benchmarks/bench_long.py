@@ -18,20 +18,19 @@ case is ``separate_file`` (load everything, separate, write); the stream case is
     nice python benchmarks/bench_long.py --whole-minutes 1 10  # whole-file cases
     nice python benchmarks/bench_long.py --json results/long.json
 
-Measured (2 shared cores, load 3-4 from other jobs, so times are +-30 %; tol 1e-4 stops
-every case at 40 iterations; baseline RSS 110 MiB):
+Measured (2 shared cores, times +-30 %; tol 1e-4 stops every case at 40 iterations;
+baseline RSS 52 MiB):
 
     mode    minutes  seconds  s/min  peak RSS MiB  blocks
-    stream        1      4.7    4.7           488       2
-    stream       10     24.8    2.5           529      20
-    stream       60    155.6    2.6           530     120
-    whole         1      4.7    4.7           684
-    whole        10     44.0    4.4          4124
+    stream        1      2.6    2.6           410       2
+    stream       10     18.4    1.8           452      20
+    stream       60    108.7    1.8           452     120
+    whole         1      2.0    2.0           378
+    whole        10     18.0    1.8          2083
 
-The stream's memory is flat (about 420 MiB above the baseline with 30 s blocks; 250-270
-MiB with --block-seconds 10, which took 31 s for 10 minutes instead of 25) and its time
-linear (2.5 s per minute beyond the first); whole-file memory grows by about 380 MiB a
-minute (60 minutes would need about 23 GiB), and it is slower from 10 minutes on.
+The stream's memory is flat (about 400 MiB above the baseline with 30 s blocks) and its
+time linear (1.8 s per minute); whole-file memory grows by about 190 MiB a minute (60
+minutes would need about 11 GiB).
 """
 
 from __future__ import annotations

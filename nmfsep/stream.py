@@ -63,11 +63,11 @@ Per block of ``F`` frames, ``C`` channels, ``n_bins`` bins and ``G`` stems: the
 audio block, its STFT (``8 C n_bins F`` bytes), the spectrogram and activations,
 and the masks (``4 G n_bins F``); the spectrogram, masks and inverse FFTs are
 computed 256 frames at a time inside a block, and the overlap-add keeps only the
-``n_fft - hop`` samples that the next frames still add to. At 44.1 kHz stereo with two
-stems (n_fft 4096), numpy's peak is 250 MiB with the default 30 s blocks and 130
-MiB with 10 s blocks (tracemalloc), and the process's peak RSS about 420 and 260
-MiB above the interpreter's, for 1, 10 or 60 minutes alike
-(``benchmarks/bench_long.py``; whole-file separation needs 4 GiB for 10 minutes).
+``n_fft - hop`` samples that the next frames still add to. At 44.1 kHz stereo with
+two stems (n_fft 4096) and the default 30 s blocks, the process's peak RSS is about
+360 MiB (1 minute) to 400 MiB (10 or 60 minutes) above the imports' and
+dictionaries' 52 MiB
+(``benchmarks/bench_long.py``; whole-file separation needs 2 GiB for 10 minutes).
 
 Output
 ------
