@@ -604,9 +604,9 @@ def separate_stream(
                 W, H_1 = expand_factors(W, H, context)  # single-frame atoms (context.py)
                 frames = X.transpose(0, 2, 1)  # (C, nb, n_bins)
                 # masks and inverse FFTs a chunk of frames at a time: masks are frame by
-                # frame, so chunks change nothing
-                for j0 in range(0, min(nb, ola.n_frames - t0), _CHUNK):
-                    j1 = min(nb, j0 + _CHUNK, ola.n_frames - t0)
+                # frame, so chunks change nothing (frames past the end are ignored by ola)
+                for j0 in range(0, nb, _CHUNK):
+                    j1 = min(nb, j0 + _CHUNK)
                     M = masks(group_models(W[j0:j1], H_1, groups_1), kind=mask,
                               power=float(mask_power))
                     write(*ola.push(M[:, None] * frames[None, :, j0:j1]))
