@@ -46,6 +46,7 @@ peak), so spectrograms with digital silence work. scikit-learn raises instead.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -155,14 +156,14 @@ def check_nonnegative_matrix(V, name: str = "V") -> np.ndarray:
             f"{name} is empty: {arr.shape[0]} sample(s), {arr.shape[1]} feature(s) "
             f"(shape={arr.shape}) while a minimum of 1 is required."
         )
-    # float64 sum: finite iff every entry is (no V-sized temporary); exact check if it overflowed
-    if not np.isfinite(arr.sum(dtype=np.float64)) and not all(
-        np.isfinite(arr[i : i + 1024]).all() for i in range(0, arr.shape[0], 1024)
-    ):
+    # min propagates NaN, and an infinity is the min or the max: two vectorised
+    # reductions, no V-sized temporary
+    lo, hi = arr.min(), arr.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ParameterError(f"{name} contains NaN or infinite values; clean the input first")
-    if arr.min() < 0:
+    if lo < 0:
         raise ParameterError(
-            f"Negative values in data passed to {name} (min {arr.min():.3g}); NMF needs "
+            f"Negative values in data passed to {name} (min {lo:.3g}); NMF needs "
             "non-negative data "
             "such as a magnitude or power spectrogram"
         )
@@ -456,6 +457,27 @@ def nmf(
     )
 
 
+_BLAS_CONTROLLER: tuple[int, object] | None = None
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, cached per process.
+
+    Looking the libraries up costs about 2 ms (a scan of every loaded shared object),
+    more than a whole short fit spends elsewhere; it is done again only when modules
+    have been imported since (the only way a new BLAS gets loaded in practice).
+    """
+    global _BLAS_CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    n_modules = len(sys.modules)
+    cached = _BLAS_CONTROLLER
+    if cached is None or cached[0] != n_modules:
+        cached = (n_modules, ThreadpoolController())
+        _BLAS_CONTROLLER = cached
+    return cached[1]
+
+
 class _blas_single_thread:
     """Limit BLAS to one thread while our own threads share the work."""
 
@@ -465,9 +487,7 @@ class _blas_single_thread:
 
     def __enter__(self):
         if self.enabled:
-            from threadpoolctl import threadpool_limits
-
-            self._ctl = threadpool_limits(limits=1, user_api="blas")
+            self._ctl = _blas_controller().limit(limits=1, user_api="blas")
         return self
 
     def __exit__(self, *exc):
@@ -492,14 +512,17 @@ def penalties(W: np.ndarray, H: np.ndarray, fixed: np.ndarray, reg: dict) -> flo
 
 
 def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
-    """Apply the accumulated multiplicative update to the free atoms, in place."""
-    Hf = H[free].astype(np.float64)
+    """Apply the accumulated multiplicative update to the free atoms, in place.
+
+    ``num`` (float64, the solver's scratch) is overwritten. ``free`` lists the free
+    atoms, which follow the fixed ones (a slice of H, no fancy-index copies).
+    """
+    rows = slice(int(free[0]), int(free[-1]) + 1)
+    Hf = H[rows].astype(np.float64)
     if beta == 2:
         den = den @ H.astype(np.float64)
-    elif beta == 1:
-        den = den.copy()
-        den[den == 0] = 1.0
-        den = np.broadcast_to(den, num.shape).copy()
+    elif beta == 1:  # one denominator per atom: (k_free, 1), broadcast below
+        den = np.where(den == 0, 1.0, den)
     if normalize_atoms:
         # Le Roux, Weninger & Hershey (2015), eq. for the dictionary with unit-norm atoms.
         num_c = num + Hf * np.sum(Hf * den, axis=1, keepdims=True)
@@ -511,7 +534,7 @@ def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
         if reg["l2_H"] > 0:
             den = den + reg["l2_H"] * Hf
     den[den == 0] = EPSILON
-    ratio = num / den
+    ratio = np.divide(num, den, out=num)
     if exponent != 1:
         ratio **= exponent
     Hf *= ratio
@@ -521,7 +544,7 @@ def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
         Hf /= norms
     if beta <= 1:
         Hf[Hf < EPS64] = 0.0
-    H[free] = Hf.astype(H.dtype)
+    H[rows] = Hf
 
 
 def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_every,
@@ -529,6 +552,7 @@ def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_
     """Multiplicative updates (``adaptive`` = Badeau et al. over-relaxation)."""
     gamma = mu_exponent(beta)
     free = np.flatnonzero(~fixed)
+    assert not free.size or not fixed[free[0]:].any(), "fixed atoms come first"
     update_H = free.size > 0
     free_idx = None if free.size == H.shape[0] else free
     block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
