@@ -39,7 +39,8 @@ t0 = time.perf_counter()
 from nmfsep.separate import separate_file
 s = separate_file(sys.argv[1], sys.argv[2], n_components=8, max_iter=200, tol=0, force=True)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "peak_rss_mib": rss,
                   "n_iter": s["n_iter"], "stft": s["settings"].get("stft")}))
 """
 
@@ -66,7 +67,8 @@ for j in range(8):
     stem = librosa.istft(X * M, hop_length=hop, n_fft=n_fft, length=y.shape[-1])
     sf.write(out / f"component_{j + 1:02d}.wav", stem.T, sr, subtype="FLOAT")
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "peak_rss_mib": rss,
                   "stft_mib": X.nbytes / 2**20}))
 """
 

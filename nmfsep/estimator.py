@@ -253,7 +253,7 @@ class BetaNMF:
         return res.W
 
     def inverse_transform(self, X) -> np.ndarray:
-        """Data model ``W @ components_``.
+        """Return the data model ``W @ components_``.
 
         Parameters
         ----------

@@ -51,7 +51,7 @@ def _standard_normal(rng, size: tuple[int, ...]) -> np.ndarray:
 def randomized_svd(
     M: np.ndarray, k: int, *, n_oversamples: int = 10, n_iter: int = 4, random_state=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truncated SVD by randomized range finding (Halko, Martinsson & Tropp 2011).
+    """Compute a truncated SVD by randomized range finding (Halko, Martinsson & Tropp 2011).
 
     Parameters
     ----------
@@ -99,7 +99,7 @@ def initialize(
     random_state=None,
     eps: float = 1e-6,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Initial activations W and atoms H for ``V ≈ W @ H``.
+    """Return initial activations W and atoms H for ``V ≈ W @ H``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""β-NMF: the numerical core of nmfsep.
+r"""β-NMF: the numerical core of nmfsep.
 
 ``V ≈ W @ H`` with V ``(n_frames, n_bins)`` non-negative, W ``(n_frames, k)`` the
 activations and H ``(k, n_bins)`` the spectral atoms (scikit-learn's
@@ -6,8 +6,8 @@ activations and H ``(k, n_bins)`` the spectral atoms (scikit-learn's
 
 .. math::
 
-    D_β(V \\mid W H) + a_W \\|W\\|_1 + \\tfrac{1}{2} b_W \\|W\\|_F^2
-                    + a_H \\|H\\|_1 + \\tfrac{1}{2} b_H \\|H\\|_F^2
+    D_β(V \mid W H) + a_W \|W\|_1 + \tfrac{1}{2} b_W \|W\|_F^2
+                    + a_H \|H\|_1 + \tfrac{1}{2} b_H \|H\|_F^2
 
 with ``a_W = alpha_W * l1_ratio * n_bins``, ``b_W = alpha_W * (1 - l1_ratio) *
 n_bins``, ``a_H = alpha_H * l1_ratio * n_frames``, ``b_H = alpha_H * (1 - l1_ratio)
@@ -461,7 +461,7 @@ _BLAS_CONTROLLER: tuple[int, object] | None = None
 
 
 def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, cached per process.
+    """Return the loaded BLAS libraries as threadpoolctl sees them, cached per process.
 
     Looking the libraries up costs about 2 ms (a scan of every loaded shared object),
     more than a whole short fit spends elsewhere; it is done again only when modules

@@ -9,7 +9,7 @@ def dense_reference(V, W, H, beta):
     """Slow, obvious element-wise β-divergence (zeros of V handled by continuity)."""
     WH = W @ H
     total = 0.0
-    for v, m in zip(V.ravel(), WH.ravel()):
+    for v, m in zip(V.ravel(), WH.ravel(), strict=True):
         m = max(m, EPSILON)
         if beta == 2:
             total += 0.5 * (v - m) ** 2
@@ -30,7 +30,8 @@ def test_divergence_matches_dense_reference(beta, dtype, rng):
     V = rng.gamma(1.0, 1.0, (30, 20)).astype(dtype)
     W = rng.gamma(1.0, 1.0, (30, 3)).astype(dtype)
     H = rng.gamma(1.0, 1.0, (3, 20)).astype(dtype)
-    expected = dense_reference(V.astype(np.float64), W.astype(np.float64), H.astype(np.float64), beta)
+    V64, W64, H64 = (a.astype(np.float64) for a in (V, W, H))
+    expected = dense_reference(V64, W64, H64, beta)
     got = beta_divergence(V, W, H, beta, block_rows=7)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     assert got == pytest.approx(expected, rel=rtol)

@@ -121,7 +121,7 @@ def test_inputs_are_never_modified(solver, rng):
     nmf(V, 3, solver=solver, init="custom", W=W0, H=H0, max_iter=5, tol=0)
     nmf(V, 3, solver=solver, H=H0, update_H=False, max_iter=5, tol=0)
     nmf(V, 5, solver=solver, fixed_atoms=H0, max_iter=5, tol=0)
-    for a, b in zip((V, W0, H0), copies):
+    for a, b in zip((V, W0, H0), copies, strict=True):
         assert np.array_equal(a, b)
 
 
@@ -184,7 +184,8 @@ def test_all_zero_input_gives_finite_output(beta):
 def test_convergence_warning_and_callback(lowrank):
     calls = []
     with pytest.warns(ConvergenceWarning, match="max_iter"):
-        res = nmf(lowrank, 3, max_iter=7, tol=1e-12, callback=lambda i, l: calls.append((i, l)))
+        res = nmf(lowrank, 3, max_iter=7, tol=1e-12,
+                  callback=lambda i, loss: calls.append((i, loss)))
     assert [c[0] for c in calls] == list(range(1, 8))
     assert calls[-1][1] is not None and calls[0][1] is None
     assert res.n_iter == 7 and not res.converged
