@@ -208,12 +208,15 @@ def split_rows(n_rows: int, n_parts: int, unit: int = ROW_UNIT) -> list[tuple[in
     """Split ``range(n_rows)`` into at most ``n_parts`` contiguous, equal ranges.
 
     Every range but the last is a whole number of ``unit`` rows, and the ranges differ
-    by at most one unit. The split depends on ``n_rows`` alone (not on the number of
-    threads), so results are bit-identical for any thread count.
+    by at most one unit (plus the rows missing from a partial last unit); the longer
+    ones come first, because the threads take ranges
+    in order and the last ones taken decide when the pass ends. The split depends on
+    ``n_rows`` alone (not on the number of threads), so results are bit-identical for
+    any thread count.
     """
     n_units = -(-n_rows // unit)
     n_parts = max(1, min(n_parts, n_units))
-    edges = [min(n_rows, (i * n_units // n_parts) * unit) for i in range(n_parts + 1)]
+    edges = [min(n_rows, -(-i * n_units // n_parts) * unit) for i in range(n_parts + 1)]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
