@@ -165,13 +165,13 @@ def _pack(H, n_pan):  # pragma: no cover - compiled
 
 
 @njit(**_OPT)
-def _ratios(V, Q, P, n, is_beta0, v_floor):  # pragma: no cover - compiled
-    """In place on rows 0..n-1 of Q = W H: KL ``Q <- V / Q``; IS ``P <- 1/Q, Q <- V P²``.
+def _ratios(V, Q, P, is_beta0, v_floor):  # pragma: no cover - compiled
+    """In place on the first rows of Q = W H: KL ``Q <- V / Q``; IS ``P <- 1/Q, Q <- V P²``.
 
-    ``Q`` is floored at EPSILON first and, for IS, V at ``v_floor``. The padding
-    of Q and P beyond the bins of V is set to zero.
+    As many rows as V has. ``Q`` is floored at EPSILON first and, for IS, V at
+    ``v_floor``. The padding of Q and P beyond the bins of V is set to zero.
     """
-    m = V.shape[1]
+    n, m = V.shape
     eps = Q.dtype.type(EPSILON)
     vf = Q.dtype.type(v_floor)
     one = Q.dtype.type(1)
@@ -269,7 +269,7 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
         if update_W:
             for i in range(0, n4, 4):
                 wh_tile(Wb, i, Hp, Q)
-                _ratios(Vb[i:i + 4], Q, P, 4, is_beta0, v_floor)
+                _ratios(Vb[i:i + 4], Q, P, is_beta0, v_floor)
                 num[:] = 0
                 _dot4(Q, H, num)
                 if is_beta0:
@@ -279,15 +279,14 @@ def mu_rows(V, W, H, free, den_kl, is_beta0, l1, l2, exponent, snap, v_floor, up
         if update_H:
             for i in range(0, n4, 4):
                 wh_tile(Wb, i, Hp, Q[i:i + 4])
-            _ratios(Vb, Q, P, n4, is_beta0, v_floor)
+            _ratios(Vb[:n4], Q, P, is_beta0, v_floor)
             for R, A in ((Q, An), (P, Ad)):  # IS also sums P = 1 / W H into the denominator
-                f = 0
-                while f + 4 <= A.shape[0]:
+                # range loops: a first call with the constant 0 would compile the tile twice
+                kf4 = A.shape[0] // 4 * 4
+                for f in range(0, kf4, 4):
                     outer_tile4(Wb, n4, free, f, R, A)
-                    f += 4
-                while f < A.shape[0]:
+                for f in range(kf4, A.shape[0]):
                     outer_tile1(Wb, n4, free, f, R, A)
-                    f += 1
             if not is_beta0:
                 for f in range(kf):
                     total = 0.0
