@@ -375,17 +375,36 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     y = check_audio(y)
     n_fft, hop = config.n_fft, config.hop_length
     pad = n_fft // 2 if config.center else 0
-    short = max(0, n_fft - y.shape[1])
-    padded = np.pad(y, ((0, 0), (pad, pad + short)))
-    # frames[c, t] = padded[c, t hop : t hop + n_fft], a view
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
-    n_channels, n_frames = frames.shape[:2]
+    n_channels, n_samples = y.shape
+    # the zero-padded signal: `pad` zeros, y (zero-padded at the end to at least n_fft
+    # samples), `pad` zeros
+    n_frames = 1 + (max(n_samples, n_fft) + 2 * pad - n_fft) // hop
     window = _fft_window(config).astype(y.dtype)
     X = np.empty((n_channels, n_frames, config.n_bins), dtype=np.result_type(y.dtype, np.complex64))
     step = _block_frames(n_channels * n_fft * y.itemsize)
     for t0 in range(0, n_frames, step):
-        X[:, t0 : t0 + step] = np.fft.rfft(frames[:, t0 : t0 + step] * window, axis=-1)
+        t1 = min(t0 + step, n_frames)
+        # frame t holds samples [t hop - pad, t hop - pad + n_fft) of y, zeros outside
+        seg = _segment(y, t0 * hop - pad, (t1 - 1) * hop - pad + n_fft)
+        frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft, axis=-1)[:, ::hop]
+        X[:, t0:t1] = np.fft.rfft(frames * window, axis=-1)
     return X.transpose(0, 2, 1)
+
+
+def _segment(y: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Return samples ``start:stop`` of every channel, zeros outside the clip.
+
+    A view where the range lies inside the clip; a block-sized copy only at its edges
+    (so the whole signal is never copied to pad it).
+    """
+    n_samples = y.shape[1]
+    if start >= 0 and stop <= n_samples:
+        return y[:, start:stop]
+    seg = np.zeros((y.shape[0], stop - start), dtype=y.dtype)
+    lo, hi = max(start, 0), min(stop, n_samples)
+    if hi > lo:
+        seg[:, lo - start : hi - start] = y[:, lo:hi]
+    return seg
 
 
 class OverlapAdd:

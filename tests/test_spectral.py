@@ -178,6 +178,32 @@ def test_short_clips(center: bool, n_samples: int, rng: np.random.Generator) -> 
         np.testing.assert_allclose(y_hat, y, atol=1e-5)
 
 
+@pytest.mark.parametrize("center", [True, False])
+def test_short_clips_are_padded_to_one_window(center: bool) -> None:
+    cfg = STFTConfig(n_fft=256, hop_length=64, center=center)
+    for n in (1, 100, 255, 256):
+        X = stft(np.ones((1, n), np.float32), cfg)
+        assert X.shape[2] == (1 + 256 // 64 if center else 1), n
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_stft_in_many_blocks_matches_librosa(center: bool, monkeypatch,
+                                             rng: np.random.Generator) -> None:
+    # blocks of 3 frames: the edges of the clip fall inside, between and across blocks
+    import librosa
+
+    import nmfsep.spectral as spectral
+
+    cfg = STFTConfig(n_fft=256, hop_length=64, center=center)
+    monkeypatch.setattr(spectral, "_BLOCK_BYTES", 3 * 2 * 256 * 4)
+    for n in (256, 300, 1000, 1001):
+        y = rng.standard_normal((2, n)).astype(np.float32)
+        X = stft(y, cfg)
+        ref = librosa.stft(y, n_fft=256, hop_length=64, center=center, pad_mode="constant")
+        assert X.shape == ref.shape
+        assert np.abs(X - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
 def test_short_clip_no_warning(recwarn: pytest.WarningsRecorder) -> None:
     y = np.ones((1, 100), dtype=np.float32)
     stft(y, STFTConfig())
