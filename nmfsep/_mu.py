@@ -33,8 +33,8 @@ EPS64 = float(np.finfo(np.float64).eps)
 #: ranges per thread balance the load when a core is busy with something else.
 N_PARTS = 4
 #: Ranges are whole multiples of this many rows (the compiled kernel's block), so
-#: that the parts are equal to within one unit (ranges of whole numpy blocks of 128
-#: or 256 rows could differ by 20 %, and the slowest part sets the time of a pass).
+#: that they are nearly equal (ranges of whole numpy blocks of 128 or 256 rows could
+#: differ by 20 %, and the slowest range sets the time of a pass).
 ROW_UNIT = 32
 
 
@@ -208,11 +208,10 @@ def split_rows(n_rows: int, n_parts: int, unit: int = ROW_UNIT) -> list[tuple[in
     """Split ``range(n_rows)`` into at most ``n_parts`` contiguous, equal ranges.
 
     Every range but the last is a whole number of ``unit`` rows, and the ranges differ
-    by at most one unit (plus the rows missing from a partial last unit); the longer
-    ones come first, because the threads take ranges
-    in order and the last ones taken decide when the pass ends. The split depends on
-    ``n_rows`` alone (not on the number of threads), so results are bit-identical for
-    any thread count.
+    by at most one unit (plus the rows missing from a partial last unit). The longer
+    ones come first: threads take the ranges in order, and the last ones taken decide
+    when the pass ends. The split depends on ``n_rows`` alone (not on the number of
+    threads), so results are bit-identical for any thread count.
     """
     n_units = -(-n_rows // unit)
     n_parts = max(1, min(n_parts, n_units))
