@@ -1288,7 +1288,7 @@ def learn_dictionary_online(
 
     infos = [audio_info(p) for p in paths]  # missing / empty / undecodable -> one line
     target_sr = check_rate(infos[0]["samplerate"] if sr is None else sr, "sr")
-    config = STFTConfig.for_sample_rate(target_sr) if stft is None else stft
+    config = default_learning_stft(target_sr) if stft is None else stft
     grid = _Grid.of(config)
     cfg_frames = STFTConfig(n_fft=config.n_fft, hop_length=config.hop_length,
                             win_length=config.win_length, window=config.window, center=False)

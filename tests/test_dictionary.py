@@ -659,3 +659,12 @@ def test_combine_refuses_different_context() -> None:
     c = learn_dictionary([(tone(880), SR)], "c", 2, stft=CFG, max_iter=20, context_frames=3)
     both = combine([a, c])
     assert both.context_frames == 3 and both.atoms.shape == (4, 3 * CFG.n_bins)
+
+
+def test_online_default_stft_is_learn_dictionarys(two_sources) -> None:
+    # a dictionary learned online fits the same mixtures as one learned in memory
+    from nmfsep.dictionary import default_learning_stft, learn_dictionary_online
+
+    d = learn_dictionary_online([two_sources["low"]], "low", 3, block_seconds=1.0)
+    batch = learn_dictionary([(two_sources["low_y"], SR)], "low", 3, max_iter=5, context_frames=1)
+    assert d.stft == batch.stft == default_learning_stft(SR)
