@@ -438,7 +438,6 @@ def separate_batch(
     )
     for name in names:
         io.check_name(name)
-    extra_targets = ["model.npz"] if kwargs.get("save_model") else []
 
     out = Path(out_dir)
     result = BatchResult(out_dir=str(out))
@@ -477,7 +476,8 @@ def separate_batch(
             continue
         owners[stem] = f
         folder = out / stem
-        targets = [folder / f"{n}.wav" for n in names] + [folder / t for t in extra_targets]
+        targets = io.output_files(folder, names, model=bool(kwargs.get("save_model")),
+                                  report=bool(kwargs.get("report"))).all()
         if not force and all(t.is_file() for t in targets):
             report("skipped", {"input": str(f), "output_dir": str(folder),
                                "reason": "stems exist; force=True (--force) redoes them"}, i)

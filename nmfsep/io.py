@@ -11,7 +11,8 @@ import contextlib
 import os
 import secrets
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ __all__ = [
     "atomic_output",
     "check_name",
     "audio_info",
+    "OutputFiles",
+    "output_files",
+    "REPORT_NAME",
+    "MIXTURE_NAME",
 ]
 
 _MAX_NAME_LENGTH = 100
@@ -477,6 +482,90 @@ def check_name(name: str) -> str:
     if problem is not None:
         raise ParameterError(f"name {name!r} {problem}; use letters, digits, '-', '_' or spaces")
     return name
+
+
+#: File name of the listening report next to the stems.
+REPORT_NAME = "report.html"
+#: Base name of the copy of the mixture that the report plays (``mixture.wav``, or
+#: ``mixture_mix.wav`` ... when a stem is named ``mixture``).
+MIXTURE_NAME = "mixture"
+#: File name of a saved factorization next to the stems.
+MODEL_NAME = "model.npz"
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """Every file a separation of one mixture writes into its folder.
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+        ``OUT/<mixture name>/``.
+    stems : dict[str, pathlib.Path]
+        Stem name -> ``folder/<name>.wav``, in stem order.
+    model : pathlib.Path or None
+        ``folder/model.npz`` when the factorization is saved.
+    report : pathlib.Path or None
+        ``folder/report.html`` when a report is written.
+    mixture : pathlib.Path or None
+        The mixture's copy played by the report (with ``report``).
+    """
+
+    folder: Path
+    stems: dict[str, Path]
+    model: Path | None = None
+    report: Path | None = None
+    mixture: Path | None = None
+
+    def all(self) -> list[Path]:
+        """Return every target: the stems, then the model, report and mixture if any."""
+        extra = [p for p in (self.model, self.report, self.mixture) if p is not None]
+        return [*self.stems.values(), *extra]
+
+
+def output_files(
+    folder: str | os.PathLike[str], names: Sequence[str], *, model: bool = False,
+    report: bool = False,
+) -> OutputFiles:
+    """Name every file a separation writes: the one place these names are made.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The mixture's output folder.
+    names : sequence of str
+        Stem names (each checked with :func:`check_name`).
+    model : bool
+        Include the saved model ``model.npz``.
+    report : bool
+        Include ``report.html`` and the mixture's copy for its player.
+
+    Returns
+    -------
+    OutputFiles
+
+    Raises
+    ------
+    ParameterError
+        If a stem name is not a safe file name.
+
+    Examples
+    --------
+    >>> [p.name for p in output_files("out/mix", ["piano", "mixture"], report=True).all()]
+    ['piano.wav', 'mixture.wav', 'report.html', 'mixture_mix.wav']
+    """
+    f = Path(folder)
+    names = [check_name(n) for n in names]
+    mix = MIXTURE_NAME
+    while mix in names:
+        mix += "_mix"
+    return OutputFiles(
+        folder=f,
+        stems={n: f / f"{n}.wav" for n in names},
+        model=f / MODEL_NAME if model else None,
+        report=f / REPORT_NAME if report else None,
+        mixture=f / f"{mix}.wav" if report else None,
+    )
 
 
 def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -47,13 +47,9 @@ from urllib.parse import quote
 import numpy as np
 
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
+from nmfsep.io import MIXTURE_NAME, REPORT_NAME, output_files
 
 __all__ = ["REPORT_NAME", "MIXTURE_NAME", "write_report", "report_from_model"]
-
-#: File name of the report inside the output folder.
-REPORT_NAME = "report.html"
-#: Base name of the mixture's copy next to the stems (``mixture.wav``).
-MIXTURE_NAME = "mixture"
 
 _MAX_STEM_SPECTROGRAMS = 32  # more stems than this: no per-stem spectrogram
 _OVERVIEW_DPI = 100
@@ -594,13 +590,6 @@ def _page(
 # ---------------------------------------------------------------------- writing
 
 
-def _mixture_file_name(names: list[str]) -> str:
-    base = MIXTURE_NAME
-    while base in names:
-        base += "_mix"
-    return base + ".wav"
-
-
 def _check_model(model: Any) -> None:
     missing = [a for a in ("W", "H", "groups", "sr", "stft") if getattr(model, a, None) is None]
     if missing:
@@ -733,7 +722,7 @@ def write_report(
             )
 
     # --- mixture ------------------------------------------------------------------
-    mix_file = _mixture_file_name(names)
+    mix_file = output_files(folder, names, report=True).mixture.name
     mix_path = folder / mix_file
     shown = "mixture"
     if mixture is None:

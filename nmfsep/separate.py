@@ -1375,16 +1375,9 @@ def separate_file(
     for name in names:
         io.check_name(name)
     folder = Path(out_dir) / mix_name
-    targets = {name: folder / f"{name}.wav" for name in names}
-    model_path = folder / "model.npz" if save_model else None
-    all_targets = list(targets.values()) + ([model_path] if model_path is not None else [])
-    report_path = None
-    if report:
-        from nmfsep.report import REPORT_NAME, _mixture_file_name
-
-        report_path = folder / REPORT_NAME
-        all_targets += [report_path, folder / _mixture_file_name(list(names))]
-    anchor, created = prepare_output_folder(folder, all_targets, force=force)
+    outputs = io.output_files(folder, names, model=save_model, report=report)
+    targets, model_path, report_path = outputs.stems, outputs.model, outputs.report
+    anchor, created = prepare_output_folder(folder, outputs.all(), force=force)
 
     temporaries: list[Path] = []
     writers: list[io.WavWriter] = []

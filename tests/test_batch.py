@@ -187,3 +187,20 @@ def test_dask_cluster(songs: Path, dicts, tmp_path: Path) -> None:
         for s in a:
             np.testing.assert_allclose(a[s], b[s], rtol=0, atol=1e-6)
     assert len(local.done) == 3
+
+
+def test_rerun_with_report_does_not_skip_files_without_one(songs: Path, dicts,
+                                                           tmp_path: Path) -> None:
+    # the skip check names the same files as separate_file: report.html and mixture.wav too
+    out = tmp_path / "out"
+    wav = songs / "a.wav"
+    assert separate_batch([wav], out, n_jobs=1, dictionaries=dicts, max_iter=5).ok
+    again = separate_batch([wav], out, n_jobs=1, dictionaries=dicts, max_iter=5, report=True)
+    assert not again.skipped
+    assert "exists" in again.failed[0]["reason"]
+    forced = separate_batch([wav], out, n_jobs=1, dictionaries=dicts, max_iter=5, report=True,
+                            force=True)
+    assert forced.ok and (out / "a" / "report.html").is_file()
+    assert (out / "a" / "mixture.wav").is_file()
+    last = separate_batch([wav], out, n_jobs=1, dictionaries=dicts, max_iter=5, report=True)
+    assert [Path(d["input"]).name for d in last.skipped] == ["a.wav"]
