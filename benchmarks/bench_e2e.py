@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NMFSEP = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from nmfsep.separate import separate_file
+from nmfsep.files import separate_file
 s = separate_file(sys.argv[1], sys.argv[2], n_components=8, max_iter=200, tol=0, force=True)
 dt = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

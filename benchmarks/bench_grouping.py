@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 from nmfsep import io  # noqa: E402
 from nmfsep.grouping import GROUPING_METHODS, group_components, source_names  # noqa: E402
 from nmfsep.masks import apply_masks, group_models, masks  # noqa: E402
-from nmfsep.separate import DEFAULT_MASK_POWER, separate  # noqa: E402
+from nmfsep.plan import DEFAULT_MASK_POWER  # noqa: E402
+from nmfsep.separate import separate  # noqa: E402
 from nmfsep.spectral import istft, model_spectrogram, stft  # noqa: E402
 
 

@@ -109,7 +109,7 @@ def peak_rss_mib() -> float:
 def child(args: argparse.Namespace) -> None:
     """Run one case in this (fresh) process; print a JSON line."""
     from nmfsep.dictionary import Dictionary
-    from nmfsep.separate import separate_file
+    from nmfsep.files import separate_file
     from nmfsep.stream import separate_stream
 
     dicts = [Dictionary.load(p) for p in args.dict]

@@ -94,7 +94,8 @@ from nmfsep.dictionary import (  # noqa: E402
 )
 from nmfsep.masks import group_models, masks  # noqa: E402
 from nmfsep.nmf import nmf  # noqa: E402
-from nmfsep.separate import SUPERVISED_MASK_POWER, separate  # noqa: E402
+from nmfsep.plan import SUPERVISED_MASK_POWER  # noqa: E402
+from nmfsep.separate import separate  # noqa: E402
 from nmfsep.spectral import (  # noqa: E402
     STFTConfig,
     istft,

@@ -64,7 +64,8 @@ from nmfsep.dictionary import (  # noqa: E402
     DEFAULT_CONTEXT_FRAMES,
     learn_dictionary,
 )
-from nmfsep.separate import SUPERVISED_MASK_POWER, separate  # noqa: E402
+from nmfsep.plan import SUPERVISED_MASK_POWER  # noqa: E402
+from nmfsep.separate import separate  # noqa: E402
 from nmfsep.spectral import STFTConfig, istft, stft  # noqa: E402
 
 

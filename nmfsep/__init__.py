@@ -9,7 +9,8 @@ line start fast.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
+
+from ._version import __version__
 
 # Functions named like their modules are imported eagerly: importing a submodule
 # binds the package attribute to the module, which would shadow a lazy function.
@@ -26,16 +27,11 @@ from .exceptions import (
 from .nmf import NMFResult, nmf
 from .separate import SeparationResult, separate
 
-try:
-    __version__ = version("nmfsep")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
-
 _LAZY = {
     "BetaNMF": "nmfsep.estimator",
     "STFTConfig": "nmfsep.spectral",
-    "load_model": "nmfsep.separate",
-    "separate_file": "nmfsep.separate",
+    "load_model": "nmfsep.model",
+    "separate_file": "nmfsep.files",
     "evaluate_separation": "nmfsep.evaluate",
     "evaluate_files": "nmfsep.evaluate",
     "si_sdr": "nmfsep.evaluate",

@@ -7,8 +7,9 @@ number is expected, although Python counts it as one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from nmfsep.exceptions import ParameterError
 __all__ = [
     "is_int",
     "is_real",
+    "fail",
     "check_int",
     "check_real",
+    "check_choice",
+    "check_callable",
     "check_rate",
     "check_sr",
     "check_audio",
@@ -46,8 +50,30 @@ def is_real(value: object) -> TypeGuard[float]:
     )
 
 
-def check_int(value: object, name: str, low: int) -> int:
-    """Return ``value`` as an int, or raise if it is not an int ``>= low``.
+def fail(name: str, what: str, value: object) -> ParameterError:
+    """Return the one error every argument check raises.
+
+    Parameters
+    ----------
+    name : str
+        The Python parameter, e.g. ``"n_components"``.
+    what : str
+        What it must be, e.g. ``"an int >= 1"``.
+    value : object
+        What was given.
+
+    Returns
+    -------
+    ParameterError
+        ``"{name} must be {what}, got {value!r}"``, for the caller to raise.
+    """
+    return ParameterError(f"{name} must be {what}, got {value!r}")
+
+
+def check_int(
+    value: object, name: str, low: int, high: int | None = None, *, none_ok: bool = False
+) -> int:
+    """Return ``value`` as an int, or raise if it is not an int in ``[low, high]``.
 
     Parameters
     ----------
@@ -55,9 +81,14 @@ def check_int(value: object, name: str, low: int) -> int:
         The argument to check.
     name : str
         The argument's name, for the message
-        ``"{name} must be an int >= {low}, got {value!r}"``.
+        ``"{name} must be an int >= {low}, got {value!r}"`` (or ``"an int from
+        {low} to {high}"``).
     low : int
         Smallest accepted value.
+    high : int or None
+        Largest accepted value (None: no bound).
+    none_ok : bool
+        Accept None (returned as it is).
 
     Returns
     -------
@@ -67,24 +98,37 @@ def check_int(value: object, name: str, low: int) -> int:
     Raises
     ------
     ParameterError
-        If ``value`` is a bool, not an integer, or below ``low``.
+        If ``value`` is a bool, not an integer, or out of range.
     """
-    if not is_int(value) or value < low:
-        raise ParameterError(f"{name} must be an int >= {low}, got {value!r}")
+    if value is None and none_ok:
+        return value  # type: ignore[return-value]
+    if not is_int(value) or value < low or (high is not None and value > high):
+        what = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
+        raise fail(name, ("None or " if none_ok else "") + what, value)
     return int(value)
 
 
-def check_real(value: object, name: str, low: float = 0.0) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite number ``>= low``.
+def check_real(
+    value: object, name: str, low: float = 0.0, high: float | None = None, *,
+    strict: bool = False, none_ok: bool = False,
+) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number in range.
 
     Parameters
     ----------
     value : object
         The argument to check; NaN and infinities are refused.
     name : str
-        The argument's name, for the messages.
+        The argument's name, for the message
+        ``"{name} must be a finite number >= {low}, got {value!r}"``.
     low : float
-        Smallest accepted value (default 0).
+        Smallest accepted value (default 0); excluded with ``strict``.
+    high : float or None
+        Largest accepted value (None: no bound).
+    strict : bool
+        Require ``value > low``.
+    none_ok : bool
+        Accept None (returned as it is).
 
     Returns
     -------
@@ -94,13 +138,71 @@ def check_real(value: object, name: str, low: float = 0.0) -> float:
     Raises
     ------
     ParameterError
-        If ``value`` is a bool, not a finite real number, or below ``low``.
+        If ``value`` is a bool, not a finite real number, or out of range.
     """
-    if not is_real(value):
-        raise ParameterError(f"{name} must be a finite number >= {low}, got {value!r}")
-    if value < low:
-        raise ParameterError(f"{name} must be >= {low}, got {value!r}")
-    return float(value)
+    if value is None and none_ok:
+        return value  # type: ignore[return-value]
+    below = not is_real(value) or (value <= low if strict else value < low)
+    if below or (high is not None and value > high):  # type: ignore[operator]
+        if high is not None:
+            what = f"a number in {'(' if strict else '['}{low:g}, {high:g}]"
+        else:
+            what = f"a finite number {'>' if strict else '>='} {low:g}"
+        raise fail(name, ("None or " if none_ok else "") + what, value)
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_choice(value: object, name: str, options: Sequence[object]) -> Any:
+    """Return ``value`` if it is one of ``options``, else raise.
+
+    Parameters
+    ----------
+    value : object
+        The argument to check.
+    name : str
+        The argument's name.
+    options : sequence
+        The accepted values, listed in the message.
+
+    Returns
+    -------
+    object
+        ``value``.
+
+    Raises
+    ------
+    ParameterError
+        ``"{name} must be one of (...), got {value!r}"``.
+    """
+    if isinstance(value, str | int | float | None) and value in options:
+        return value
+    raise fail(name, f"one of {tuple(options)}", value)
+
+
+def check_callable(value: object, name: str, signature: str) -> Any:
+    """Return ``value`` if it is None or callable, else raise.
+
+    Parameters
+    ----------
+    value : object
+        The argument to check.
+    name : str
+        The argument's name.
+    signature : str
+        How it is called, e.g. ``"callable(done, total)"``, for the message.
+
+    Returns
+    -------
+    callable or None
+
+    Raises
+    ------
+    ParameterError
+        If ``value`` is neither None nor callable.
+    """
+    if value is not None and not callable(value):
+        raise fail(name, f"None or {signature}", value)
+    return value
 
 
 def check_rate(sr: object, name: str) -> int:

@@ -2,7 +2,7 @@
 
 :func:`separate_batch` expands files, folders and glob patterns, checks what it
 can before any work (dictionaries, names, existing outputs), then runs one task
-per file: :func:`nmfsep.separate.separate_file` (or, with ``stream=True``,
+per file: :func:`nmfsep.files.separate_file` (or, with ``stream=True``,
 :func:`nmfsep.stream.separate_stream`). Tasks receive *paths*, never audio; each
 reads, separates and writes its own stems (all or nothing), and returns its
 summary.
@@ -297,7 +297,7 @@ def _separate_one(task: _Task) -> dict[str, Any]:
                 kwargs["n_threads"] = task.n_threads
                 summary = separate_stream(task.path, task.out_dir, force=task.force, **kwargs)
             else:
-                from nmfsep.separate import separate_file
+                from nmfsep.files import separate_file
 
                 kwargs["n_threads"] = task.n_threads  # the NMF kernels' own threads
                 summary = separate_file(task.path, task.out_dir, force=task.force, **kwargs)
@@ -328,7 +328,8 @@ def _check_kwargs(kwargs: dict[str, Any], stream: bool) -> None:
         allowed = set(inspect.signature(separate_stream).parameters)
         what = "separate_stream"
     else:
-        from nmfsep.separate import separate, separate_file
+        from nmfsep.files import separate_file
+        from nmfsep.separate import separate
 
         allowed = set(inspect.signature(separate_file).parameters)
         allowed |= set(inspect.signature(separate).parameters)
@@ -412,7 +413,7 @@ def separate_batch(
     import joblib
 
     from nmfsep import io
-    from nmfsep.separate import _load_dictionaries, stem_names
+    from nmfsep.plan import load_dictionaries, stem_names
 
     start = time.perf_counter()
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
@@ -429,7 +430,7 @@ def separate_batch(
         )
     _check_kwargs(kwargs, stream)
     if "dictionaries" in kwargs:
-        kwargs["dictionaries"] = tuple(_load_dictionaries(kwargs["dictionaries"]))
+        kwargs["dictionaries"] = tuple(load_dictionaries(kwargs["dictionaries"]))
     names = stem_names(
         n_components=kwargs.get("n_components"),
         n_sources=kwargs.get("n_sources"),

@@ -3,7 +3,7 @@
 Commands: ``separate``, ``learn``, ``info``, ``plot``, ``eval``, ``rank``,
 ``report`` and ``version`` (plus the eager ``--version`` option). This module holds
 no separation logic: every command calls one library function
-(:func:`nmfsep.separate.separate_file`, or for ``separate`` with folders, glob
+(:func:`nmfsep.files.separate_file`, or for ``separate`` with folders, glob
 patterns, ``--jobs`` or ``--scheduler`` :func:`nmfsep.batch.separate_batch`, with
 ``--stream`` :func:`nmfsep.stream.separate_stream`; :func:`nmfsep.dictionary.learn_dictionary`,
 :func:`nmfsep.plots.plot_file`, :func:`nmfsep.evaluate.evaluate_files`,
@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +96,7 @@ def _describe(exc: BaseException) -> str:
     from nmfsep.exceptions import NmfsepError
 
     if isinstance(exc, NmfsepError):
-        return str(exc) or type(exc).__name__
+        return _as_flags(str(exc) or type(exc).__name__)
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else None
         what = exc.strerror or str(exc) or type(exc).__name__
@@ -109,6 +110,36 @@ def _describe(exc: BaseException) -> str:
         prefix = f"{where}: " if where is not None else ""
         return f"{prefix}{what}; {fix}"
     return f"{type(exc).__name__}: {exc}"
+
+
+#: Python parameters named by library messages -> the flags a command-line user typed.
+_FLAGS = {
+    "force=True": "--force",
+    "n_components": "-k",
+    "n_sources": "--sources",
+    "n_free": "--free",
+    "dictionaries": "--dict",
+    "mask_power": "--mask-power",
+    "max_iter": "--max-iter",
+    "random_state": "--seed",
+    "block_seconds": "--block-seconds",
+    "learn_passes": "--passes",
+    "context_frames": "--context",
+}
+_FLAG_PATTERN = re.compile(
+    r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
+)
+
+
+def _as_flags(message: str) -> str:
+    """Name command-line flags where a library message names Python parameters.
+
+    ``"pass force=True to overwrite"`` becomes ``"pass --force to overwrite"`` and
+    ``"n_components=9 is more than ..."`` becomes ``"-k 9 is more than ..."``.
+    """
+    return _FLAG_PATTERN.sub(
+        lambda m: _FLAGS[m.group(1)] + (" " if m.group(2) else ""), message
+    )
 
 
 def _with_path(path: Path | str, message: str) -> str:
@@ -748,7 +779,8 @@ def separate(
     try:
         from nmfsep.dictionary import Dictionary
         from nmfsep.exceptions import ParameterError
-        from nmfsep.separate import separate_file, stem_names
+        from nmfsep.files import separate_file
+        from nmfsep.plan import stem_names
     except ImportError as exc:  # pragma: no cover - broken installation
         if _debug():
             raise
@@ -1216,7 +1248,7 @@ def _dictionary_info(dictionary: Any, path: Path) -> dict[str, Any]:
 
 
 def _model_info(model: Any, path: Path) -> dict[str, Any]:
-    """Describe what a :class:`nmfsep.separate.SeparationModel` holds, as JSON values."""
+    """Describe what a :class:`nmfsep.model.Factorization` holds, as JSON values."""
     settings = dict(model.settings)
     info: dict[str, Any] = {
         "kind": "model",
@@ -1346,7 +1378,8 @@ def info(
 
 def _load_info(file: Path) -> dict[str, Any]:
     """Load a dictionary or a saved model (told apart by the ``kind`` in its metadata)."""
-    from nmfsep.dictionary import Dictionary, parse_meta, read_npz
+    from nmfsep._npz import parse_meta, read_npz
+    from nmfsep.dictionary import Dictionary
     from nmfsep.exceptions import DictionaryError
 
     kind = None
@@ -1356,7 +1389,7 @@ def _load_info(file: Path) -> dict[str, Any]:
     except DictionaryError:
         pass  # Dictionary.load below says what is wrong
     if kind == "model":
-        from nmfsep.separate import load_model
+        from nmfsep.model import load_model
 
         return _model_info(load_model(file), file)
     return _dictionary_info(Dictionary.load(file), file)

@@ -29,10 +29,7 @@ block, so that hours of training audio fit in bounded memory.
 from __future__ import annotations
 
 import json
-import math
 import os
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +40,8 @@ import numpy as np
 from nmfsep._checks import check_rate
 from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
+from nmfsep._npz import atomic_savez, jsonable, parse_meta, read_npz
+from nmfsep._version import __version__
 from nmfsep.exceptions import DictionaryError, ParameterError
 from nmfsep.spectral import STFTConfig
 
@@ -86,8 +85,6 @@ LEARNING_WINDOW_SCALE = 2
 DEFAULT_BETA = "kullback-leibler"
 
 _NORMALIZATIONS = ("l2", "none")
-_MAX_META_CHARS = 1_000_000
-_MAX_UNCOMPRESSED_BYTES = 2**31  # refuse archives that claim to inflate beyond 2 GiB
 _STFT_FIELDS = ("n_fft", "hop_length", "win_length", "window", "center")
 _META_FIELDS = (
     "format_version",
@@ -103,12 +100,6 @@ _META_FIELDS = (
     "normalization",
     "clips",
 )
-
-
-def _nmfsep_version() -> str:
-    from nmfsep import __version__
-
-    return __version__
 
 
 def default_learning_stft(sr: int) -> STFTConfig:
@@ -205,7 +196,7 @@ class Dictionary:
     beta: float = 1.0
     normalization: str = "l2"
     clips: tuple[dict[str, Any], ...] = ()
-    nmfsep_version: str = field(default_factory=_nmfsep_version)
+    nmfsep_version: str = __version__
     training: dict[str, Any] = field(default_factory=dict)
     context_frames: int = 1
 
@@ -356,7 +347,7 @@ class Dictionary:
             "context_frames": self.context_frames,
         }
         if self.training:
-            meta["training"] = _jsonable(self.training)
+            meta["training"] = jsonable(self.training)
         return meta
 
     # ------------------------------------------------------------------ files
@@ -542,183 +533,6 @@ class Dictionary:
             )
         except ParameterError as exc:  # pragma: no cover - every field is checked above
             raise DictionaryError(f"{p}: {exc}") from None
-
-
-# ---------------------------------------------------------------------- npz helpers
-# Shared with nmfsep.separate (saved models use the same container rules).
-
-
-def atomic_savez(
-    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], *, force: bool = False
-) -> Path:
-    """Write arrays to an ``.npz`` file through a temporary file and a rename.
-
-    See :func:`nmfsep.io.atomic_output`; missing parent folders are created.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Target file, written exactly as named.
-    arrays : Mapping[str, np.ndarray]
-        Arrays to store; none may be an object array.
-    force : bool
-        Overwrite an existing ``path``.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    OutputError
-        If ``path`` exists (and not ``force``), is a folder, or cannot be written.
-    """
-    from nmfsep.io import atomic_output
-
-    for name, arr in arrays.items():
-        if np.asarray(arr).dtype.hasobject:  # pragma: no cover - programming error
-            raise ParameterError(f"array {name!r} is an object array; it would need pickle")
-    with atomic_output(path, force=force, example="out.npz", hint="choose another path") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return Path(path)
-
-
-def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray]:
-    """Read named arrays from an ``.npz`` archive without pickle, or raise DictionaryError.
-
-    Parameters
-    ----------
-    p : pathlib.Path
-        The archive.
-    keys : sequence of str
-        Arrays that must be present.
-    what : str
-        What the file should be (``"dictionary"``, ``"model"``), for messages.
-
-    Returns
-    -------
-    dict[str, np.ndarray]
-        The arrays named by ``keys``.
-
-    Raises
-    ------
-    DictionaryError
-        One line naming the file and the problem.
-    """
-    hint = "learn one with `nmfsep learn`" if what == "dictionary" else "save it again"
-    if not p.exists():
-        raise DictionaryError(f"{p}: file not found; check the path")
-    if not p.is_file():
-        raise DictionaryError(f"{p}: is not a regular file; give the path of a .npz {what}")
-    if not zipfile.is_zipfile(p):
-        raise DictionaryError(f"{p}: is not an nmfsep {what} (not a .npz archive); {hint}")
-    try:
-        with zipfile.ZipFile(p) as zf:
-            total = sum(info.file_size for info in zf.infolist())
-        if total > _MAX_UNCOMPRESSED_BYTES:
-            raise DictionaryError(
-                f"{p}: archive would inflate to {total} bytes; refusing an implausible {what}"
-            )
-        out: dict[str, np.ndarray] = {}
-        with np.load(p, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - zip check above
-                raise DictionaryError(f"{p}: is not an nmfsep {what} (.npz); {hint}")
-            missing = [k for k in keys if k not in npz.files]
-            if missing and "meta" in npz.files:
-                _refuse_other_kind(p, npz, what)
-            if missing:
-                raise DictionaryError(
-                    f"{p}: is not an nmfsep {what}: arrays {missing} are missing; {hint}"
-                )
-            for key in keys:
-                try:
-                    out[key] = npz[key]
-                except ValueError as exc:
-                    if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
-                        raise DictionaryError(
-                            f"{p}: array {key!r} holds Python objects (pickle), which nmfsep "
-                            f"never loads; {hint}"
-                        ) from None
-                    raise
-    except DictionaryError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
-        raise DictionaryError(
-            f"{p}: cannot be read as an nmfsep {what} ({type(exc).__name__}: "
-            f"{str(exc)[:120]}); the file is corrupt, {hint}"
-        ) from None
-    for key, arr in out.items():
-        if arr.dtype.hasobject:  # pragma: no cover - np.load refuses these already
-            raise DictionaryError(f"{p}: array {key!r} holds Python objects; {hint}")
-    return out
-
-
-def _refuse_other_kind(p: Path, npz: Any, what: str) -> None:
-    """Name the kind of another nmfsep file (a model given as a dictionary...)."""
-    try:
-        meta = parse_meta(p, npz["meta"], what=what)
-    except (DictionaryError, ValueError):
-        return
-    kind = meta.get("kind")
-    if isinstance(kind, str) and kind != what:
-        raise DictionaryError(f"{p}: is an nmfsep {kind} file, not a {what}")
-
-
-def parse_meta(p: Path, raw: np.ndarray, *, what: str) -> dict[str, Any]:
-    """Decode the JSON ``meta`` array of an nmfsep ``.npz`` file.
-
-    Parameters
-    ----------
-    p : pathlib.Path
-        The file, for messages.
-    raw : np.ndarray
-        The ``meta`` array: a 0-d (or one-element) unicode array.
-    what : str
-        What the file should be, for messages.
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    DictionaryError
-        If ``raw`` is not one string holding a JSON object.
-    """
-    if raw.dtype.kind != "U" or raw.size != 1:
-        raise DictionaryError(
-            f"{p}: meta must be one JSON string, got dtype {raw.dtype} and shape {raw.shape}"
-        )
-    text = str(raw.reshape(()).item())
-    if len(text) > _MAX_META_CHARS:
-        raise DictionaryError(f"{p}: meta is implausibly long ({len(text)} characters)")
-    try:
-        meta = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        raise DictionaryError(f"{p}: meta is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(meta, dict):
-        raise DictionaryError(f"{p}: meta must be a JSON object, got {type(meta).__name__}")
-    return meta
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars and tuples to plain JSON types."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------- combining
@@ -1121,41 +935,6 @@ def _check_clip(y: object, index: int) -> np.ndarray:
 DEFAULT_ONLINE_BLOCK_SECONDS = 30.0
 
 
-class _ResampledFile:
-    """A ``soundfile.SoundFile``-like reader that resamples on the fly.
-
-    ``read(n)`` returns ``(frames, channels)`` float32 through
-    :class:`soxr.ResampleStream` (HQ, as :func:`nmfsep.io.resample`).
-    Holds only the resampler's state and what one ``read`` asked for.
-    """
-
-    def __init__(self, f: Any, sr_in: int, sr_out: int, channels: int):
-        import soxr
-
-        self.f = f
-        self.ratio = sr_out / sr_in
-        self.rs = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
-        self.channels = channels
-        self.buf = np.zeros((0, channels), dtype=np.float32)
-        self.eof = False
-
-    def read(self, n: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
-        parts = [self.buf]
-        have = self.buf.shape[0]
-        while have < n and not self.eof:
-            want = max(4096, int(math.ceil((n - have) / self.ratio)) + 64)
-            data = self.f.read(want, dtype="float32", always_2d=True)
-            last = data.shape[0] < want
-            out = self.rs.resample_chunk(np.ascontiguousarray(data), last=last)
-            out = np.asarray(out, dtype=np.float32).reshape(-1, self.channels)
-            self.eof = last
-            parts.append(out)
-            have += out.shape[0]
-        data = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        self.buf = data[n:].copy()
-        return data[:n]
-
-
 def learn_dictionary_online(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     name: str,
@@ -1243,17 +1022,11 @@ def learn_dictionary_online(
     AudioFormatError
         For a missing, empty or undecodable file (the message names it).
     """
-    import contextlib
-
-    import soundfile as sf
-
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.exceptions import AudioFormatError
-    from nmfsep.io import audio_info, check_name
+    from nmfsep.io import audio_info, check_name, open_blocks, read_blocks
     from nmfsep.online import online_nmf
-    from nmfsep.spectral import model_spectrogram
+    from nmfsep.spectral import FrameGrid, model_spectrogram
     from nmfsep.spectral import stft as compute_stft
-    from nmfsep.stream import _blocks, _Grid, _Reader
 
     check_name(name)
     if isinstance(paths, str | os.PathLike):
@@ -1289,7 +1062,7 @@ def learn_dictionary_online(
     infos = [audio_info(p) for p in paths]  # missing / empty / undecodable -> one line
     target_sr = check_rate(infos[0]["samplerate"] if sr is None else sr, "sr")
     config = default_learning_stft(target_sr) if stft is None else stft
-    grid = _Grid.of(config)
+    grid = FrameGrid.of(config)
     cfg_frames = STFTConfig(n_fft=config.n_fft, hop_length=config.hop_length,
                             win_length=config.win_length, window=config.window, center=False)
     n_bins = config.n_bins
@@ -1299,28 +1072,13 @@ def learn_dictionary_online(
     progress = {"done": 0.0, "total": total_seconds * (passes + 1)}
     frame_seconds = grid.hop / target_sr
 
-    @contextlib.contextmanager
-    def open_reader(path: Path, info: dict[str, Any]):
-        try:
-            f = sf.SoundFile(str(path))
-        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-            raise AudioFormatError(
-                f"{path}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
-            ) from exc
-        with f:
-            channels = int(info["channels"])
-            src = f
-            if int(info["samplerate"]) != target_sr:
-                src = _ResampledFile(f, int(info["samplerate"]), target_sr, channels)
-            yield _Reader(src, path, channels)
-
     def file_blocks(path: Path, info: dict[str, Any], seconds: float):
         """Yield ``(n_frames, X)`` per block of one file; advance the progress."""
         base, done = progress["done"], 0.0
         if info["frames"] == 0:
             return
-        with open_reader(path, info) as reader:
-            for t0, t1, seg in _blocks(reader, grid, fpb):
+        with open_blocks(path, sr=target_sr) as reader:
+            for t0, t1, seg in read_blocks(reader, grid, fpb):
                 X = compute_stft(seg, cfg_frames)
                 yield t1 - t0, X
                 done = min(done + (t1 - t0) * frame_seconds, seconds)

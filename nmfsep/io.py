@@ -8,6 +8,7 @@ The only module of nmfsep that touches audio files. Audio arrays are
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import unicodedata
@@ -20,6 +21,7 @@ import numpy as np
 
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
+from nmfsep.spectral import FrameGrid
 
 __all__ = [
     "load",
@@ -33,6 +35,10 @@ __all__ = [
     "output_files",
     "REPORT_NAME",
     "MIXTURE_NAME",
+    "BlockReader",
+    "open_blocks",
+    "read_blocks",
+    "OutputTransaction",
 ]
 
 _MAX_NAME_LENGTH = 100
@@ -603,3 +609,331 @@ def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "format": str(info.format),
         "subtype": str(info.subtype),
     }
+
+
+# ---------------------------------------------------------------------- block reading
+
+
+class _ResampledFile:
+    """A ``soundfile.SoundFile``-like reader that resamples on the fly.
+
+    ``read(n)`` returns ``(frames, channels)`` float32 through
+    :class:`soxr.ResampleStream` (HQ, as :func:`resample`).
+    Holds only the resampler's state and what one ``read`` asked for.
+    """
+
+    def __init__(self, f: Any, sr_in: int, sr_out: int, channels: int):
+        import soxr
+
+        self.f = f
+        self.ratio = sr_out / sr_in
+        self.rs = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
+        self.channels = channels
+        self.buf = np.zeros((0, channels), dtype=np.float32)
+        self.eof = False
+
+    def read(self, n: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        parts = [self.buf]
+        have = self.buf.shape[0]
+        while have < n and not self.eof:
+            want = max(4096, int(math.ceil((n - have) / self.ratio)) + 64)
+            data = self.f.read(want, dtype="float32", always_2d=True)
+            last = data.shape[0] < want
+            out = self.rs.resample_chunk(np.ascontiguousarray(data), last=last)
+            out = np.asarray(out, dtype=np.float32).reshape(-1, self.channels)
+            self.eof = last
+            parts.append(out)
+            have += out.shape[0]
+        data = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        self.buf = data[n:].copy()
+        return data[:n]
+
+
+class BlockReader:
+    """Sequential reader of sample ranges ``[a, b)`` (``a`` never decreasing), zeros outside.
+
+    Keeps only the samples from the last ``a`` on; the length of the file becomes
+    known (:attr:`n`) when a read reaches its end. Open one with :func:`open_blocks`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file, for messages.
+    channels : int
+        Number of channels.
+    n : int or None
+        Samples in the file, once a read has reached its end.
+    pos : int
+        Samples read from the file so far.
+    """
+
+    def __init__(self, f: Any, path: Path, channels: int):
+        self.f = f
+        self.path = path
+        self.channels = channels
+        self.start = 0  # absolute index of buf[:, 0]
+        self.pos = 0  # samples read from the file so far
+        self.buf = np.zeros((channels, 0), dtype=np.float32)
+        self.n: int | None = None
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Return samples ``[a, b)`` as ``(channels, b - a)`` float32, zeros outside the file.
+
+        Parameters
+        ----------
+        a, b : int
+            First and end sample (``a`` may be negative; never below an earlier ``a``).
+
+        Returns
+        -------
+        np.ndarray [shape=(channels, b - a)], float32
+
+        Raises
+        ------
+        AudioFormatError
+            If the file cannot be decoded further or holds NaN or Inf.
+        """
+        lo = max(a, 0)
+        if lo > self.start:
+            drop = min(lo, self.pos) - self.start
+            self.buf = self.buf[:, drop:]
+            self.start += drop
+        need = b - self.pos
+        if need > 0 and self.n is None:
+            self._fill(need)
+        out = np.zeros((self.channels, b - a), dtype=np.float32)
+        s, e = max(a, self.start), min(b, self.pos)
+        if e > s:
+            out[:, s - a : e - a] = self.buf[:, s - self.start : e - self.start]
+        return out
+
+    def _fill(self, need: int) -> None:
+        import soundfile as sf
+
+        try:
+            data = self.f.read(need, dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError, ValueError) as exc:
+            raise AudioFormatError(
+                f"{self.path}: cannot be read as audio past sample {self.pos} ({exc}); "
+                "convert it to WAV or FLAC (e.g. with ffmpeg -i IN OUT.wav)"
+            ) from exc
+        got = data.shape[0]
+        if got and not np.isfinite(data).all():
+            raise AudioFormatError(
+                f"{self.path}: contains NaN or Inf samples; re-export it as PCM or clean "
+                "float audio"
+            )
+        self.pos += got
+        if got < need:
+            self.n = self.pos
+        if got:
+            self.buf = np.concatenate([self.buf, data.T], axis=1)
+
+
+@contextlib.contextmanager
+def open_blocks(
+    path: str | os.PathLike[str], *, sr: int | None = None
+) -> Iterator[BlockReader]:
+    """Open an audio file for reading in blocks, resampled to ``sr`` on the fly if needed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile reads.
+    sr : int or None
+        Rate to read at; None: the file's own. Another rate goes through
+        :class:`soxr.ResampleStream` (HQ, the filter of :func:`resample`),
+        continuous across reads.
+
+    Yields
+    ------
+    BlockReader
+
+    Raises
+    ------
+    AudioFormatError
+        If the file is missing or cannot be decoded.
+    """
+    import soundfile as sf
+
+    p = _open_checks(path)
+    try:
+        f = sf.SoundFile(str(p))
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+        raise AudioFormatError(
+            f"{p}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
+        ) from exc
+    with f:
+        src: Any = f
+        if sr is not None and int(sr) != f.samplerate:
+            src = _ResampledFile(f, f.samplerate, int(sr), f.channels)
+        yield BlockReader(src, p, f.channels)
+
+
+def read_blocks(
+    reader: BlockReader, grid: FrameGrid, frames_per_block: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(t0, t1, samples)``: the frames ``[t0, t1)`` of a block and the samples they cover.
+
+    Blocks follow the whole-file STFT's frame grid, so the STFT of ``samples`` (without
+    centring) gives exactly the whole-file frames ``t0 .. t1 - 1``.
+
+    Parameters
+    ----------
+    reader : BlockReader
+    grid : FrameGrid
+        The whole-file frame grid.
+    frames_per_block : int
+        Frames per block, >= 1.
+
+    Yields
+    ------
+    t0, t1 : int
+        The block's frames.
+    samples : np.ndarray [shape=(channels, n)], float32
+        Samples ``[grid.start(t0), grid.start(t1 - 1) + n_fft)``.
+    """
+    t0 = 0
+    while True:
+        a = grid.start(t0)
+        b = grid.start(t0 + frames_per_block - 1) + grid.n_fft
+        seg = reader.read(a, b)
+        # While the end of the file is unknown, it lies at or after b, so all the
+        # frames up to t0 + frames_per_block exist.
+        total = None if reader.n is None else grid.n_frames(reader.n)
+        t1 = t0 + frames_per_block if total is None else min(t0 + frames_per_block, total)
+        if t1 <= t0:
+            return
+        if t1 < t0 + frames_per_block:
+            seg = seg[:, : grid.start(t1 - 1) + grid.n_fft - a]
+        yield t0, t1, seg
+        if total is not None and t1 >= total:
+            return
+        t0 = t1
+
+
+# ---------------------------------------------------------------------- all-or-nothing outputs
+
+
+class OutputTransaction:
+    """Write a set of files into one folder all or nothing.
+
+    Created before any work: refuses targets that are folders or exist (without
+    ``force``), creates the folder and proves it writable. Files are written to hidden
+    temporary names (:meth:`temporary`, :meth:`wav_writer`) and renamed over their
+    targets together by :meth:`commit`. Used as a context manager, any exception
+    (also ``KeyboardInterrupt``) closes the writers, removes the temporaries and the
+    folders the transaction created (if empty), and an ``OSError`` becomes one
+    :class:`~nmfsep.exceptions.OutputError` line.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder (created if missing).
+    targets : sequence of paths
+        Every file that will be written (:meth:`OutputFiles.all`).
+    force : bool
+        Overwrite existing targets.
+
+    Raises
+    ------
+    OutputError
+        A target is a folder, exists without ``force``, or the folder is not writable.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], targets: Sequence[Path], *, force: bool
+    ) -> None:
+        self.folder = Path(folder)
+        self.force = force
+        self.token = secrets.token_hex(4)
+        self._staged: list[tuple[Path, Path]] = []
+        self._writers: list[WavWriter] = []
+        for t in targets:
+            if t.is_dir():
+                raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
+        existing = [t for t in targets if t.exists()]
+        if existing and not force:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise OutputError(f"{existing[0]}: exists{more}; pass force=True to overwrite")
+        self._anchor = self.folder
+        while not self._anchor.exists() and self._anchor != self._anchor.parent:
+            self._anchor = self._anchor.parent
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.temporary(self.folder / ".nmfsep-probe"),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as exc:
+            self._remove_created()
+            raise OutputError(
+                f"{self.folder}: cannot write there ({exc.strerror or exc}); choose another "
+                "output folder or fix its permissions"
+            ) from exc
+        finally:
+            self._remove_temporaries()
+
+    def temporary(self, final: Path) -> Path:
+        """Return the hidden temporary name of ``final``, renamed over it by :meth:`commit`."""
+        tmp = self.folder / f".{final.stem}.{self.token}.partial{final.suffix}"
+        self._staged.append((tmp, final))
+        return tmp
+
+    def wav_writer(self, final: Path, sr: int, n_channels: int, n_samples: int) -> WavWriter:
+        """Open a :class:`WavWriter` on ``final``'s temporary (closed by :meth:`commit`)."""
+        writer = WavWriter(self.temporary(final), sr, n_channels, n_samples)
+        self._writers.append(writer)
+        return writer
+
+    def commit(self) -> None:
+        """Close the writers and rename every temporary over its target.
+
+        Raises
+        ------
+        OutputError
+            A target appeared during the run and ``force`` is off.
+        """
+        while self._writers:
+            self._writers.pop(0).close()
+        if not self.force:
+            late = [final for _, final in self._staged if final.exists()]
+            if late:
+                raise OutputError(
+                    f"{late[0]}: appeared while separating; pass force=True to overwrite"
+                )
+        for tmp, final in self._staged:
+            os.replace(tmp, final)
+        self._staged.clear()
+
+    def __enter__(self) -> OutputTransaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if exc is None:
+            return
+        for writer in self._writers:
+            with contextlib.suppress(Exception):
+                writer.close()
+        self._remove_temporaries()
+        self._remove_created()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(
+                f"{self.folder}: cannot write the outputs ({exc.strerror or exc}); check disk "
+                "space and permissions"
+            ) from exc
+
+    def _remove_temporaries(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._staged.clear()
+
+    def _remove_created(self) -> None:
+        """Remove the folders created for the output, if they are still empty."""
+        p = self.folder
+        while p != self._anchor:
+            try:
+                p.rmdir()
+            except OSError:
+                return
+            p = p.parent

@@ -16,11 +16,15 @@ from typing import Literal
 
 import numpy as np
 
+from nmfsep._checks import check_choice
 from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["group_models", "masks", "GroupMasks", "apply_masks"]
+__all__ = ["group_models", "masks", "GroupMasks", "apply_masks", "MASK_KINDS"]
+
+#: Mask kinds: soft (α-Wiener, summing to one) and binary (the loudest group wins).
+MASK_KINDS = ("soft", "binary")
 
 
 def _as_float_matrix(a: object, name: str, shape_doc: str) -> np.ndarray:
@@ -218,8 +222,7 @@ _BLOCK_BYTES = 1 << 22
 
 
 def _check_mask_settings(kind: object, power: object, eps: object) -> None:
-    if kind not in ("soft", "binary"):
-        raise ParameterError(f"kind must be 'soft' or 'binary', got {kind!r}")
+    check_choice(kind, "kind", MASK_KINDS)
     if not _is_real(power) or float(power) <= 0:
         raise ParameterError(
             f"power must be a finite number > 0, got {power!r}; for hard masks use kind='binary'"

@@ -63,7 +63,7 @@ from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ConvergenceWarning, ParameterError
 from .init import INIT_METHODS, check_random_state, initialize
 
-__all__ = ["NMFResult", "nmf", "SOLVERS", "check_nonnegative_matrix"]
+__all__ = ["NMFResult", "nmf", "SOLVERS", "check_nonnegative_matrix", "blas_single_thread"]
 
 SOLVERS = ("mu", "amu", "cd")
 
@@ -374,7 +374,7 @@ def nmf(
         method = init
         if method is None:
             method = "nndsvda" if k <= min(n_frames, n_bins) else "random"
-        with _blas_single_thread(enabled=True):  # small QR/SVDs: threads only oversubscribe
+        with blas_single_thread(enabled=True):  # small QR/SVDs: threads only oversubscribe
             W0, H0 = initialize(V, k, method, random_state=random_state)
         fixed = np.zeros(k, dtype=bool)
     W0 = np.ascontiguousarray(W0)
@@ -413,7 +413,7 @@ def nmf(
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=n_threads))
         # BLAS single-threaded always: our own threads share the rows, and on small
         # inputs BLAS threads only oversubscribe a busy machine
-        stack.enter_context(_blas_single_thread(enabled=True))
+        stack.enter_context(blas_single_thread(enabled=True))
         W_out, H_out, n_iter, losses, its, converged, div = solver_fn(
             Vw,
             W0,
@@ -478,10 +478,16 @@ def _blas_controller():
     return cached[1]
 
 
-class _blas_single_thread:
-    """Limit BLAS to one thread while our own threads share the work."""
+class blas_single_thread:
+    """Limit BLAS to one thread while our own threads share the work (a context manager).
 
-    def __init__(self, enabled: bool):
+    Parameters
+    ----------
+    enabled : bool
+        False makes it do nothing.
+    """
+
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self._ctl = None
 

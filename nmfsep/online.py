@@ -91,7 +91,7 @@ from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ParameterError
 from .init import check_random_state, initialize
 from .nmf import (
-    _blas_single_thread,
+    blas_single_thread,
     check_nonnegative_matrix,
     default_n_threads,
     nmf,
@@ -356,7 +356,7 @@ class OnlineNMF:
             pool = None
             if self.n_threads > 1 and np.shape(block)[0] >= _MIN_ROWS_FOR_THREADS:
                 pool = stack.enter_context(ThreadPoolExecutor(max_workers=self.n_threads))
-                stack.enter_context(_blas_single_thread(enabled=True))
+                stack.enter_context(blas_single_thread(enabled=True))
             return self._fit_block(block, pool)
 
     def _fit_block(self, block, pool) -> float:
@@ -589,7 +589,7 @@ def online_nmf(
                 if pool is None and state.n_threads > 1 and \
                         np.shape(block)[0] >= _MIN_ROWS_FOR_THREADS:
                     pool = stack.enter_context(ThreadPoolExecutor(max_workers=state.n_threads))
-                    stack.enter_context(_blas_single_thread(enabled=True))
+                    stack.enter_context(blas_single_thread(enabled=True))
                 loss = state._fit_block(block, pool)
                 if callback is not None and not np.isnan(loss) and \
                         callback(state.n_batches, loss):

@@ -1454,7 +1454,8 @@ def plot_file(
     _check_freq_scale(freq_scale)
     if out.exists() and not force and not out.is_dir():
         raise OutputError(f"{out}: exists; pass --force to overwrite")
-    from nmfsep.dictionary import Dictionary, parse_meta, read_npz
+    from nmfsep._npz import parse_meta, read_npz
+    from nmfsep.dictionary import Dictionary
 
     src = Path(source)
     meta = parse_meta(src, read_npz(src, ("meta",), what="dictionary or model")["meta"],
@@ -1464,7 +1465,7 @@ def plot_file(
 
         matplotlib.use("Agg")
     if meta.get("kind") == "model":
-        from nmfsep.separate import load_model
+        from nmfsep.model import load_model
 
         fig = separation_figure(load_model(src), freq_scale=freq_scale)
     else:

@@ -46,8 +46,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from nmfsep._npz import jsonable
+from nmfsep._version import __version__
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.io import MIXTURE_NAME, REPORT_NAME, output_files
+from nmfsep.model import load_model
 
 __all__ = ["REPORT_NAME", "MIXTURE_NAME", "write_report", "report_from_model"]
 
@@ -347,8 +350,6 @@ def _versions(with_metrics: bool) -> list[tuple[str, str]]:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
 
-    from nmfsep import __version__
-
     rows = [("nmfsep", __version__)]
     packages = ["numpy", "scipy", "librosa", "soundfile", "soxr", "matplotlib"]
     if with_metrics:
@@ -458,10 +459,9 @@ def _kv_table(rows: list[tuple[str, str]]) -> str:
 
 
 def _settings_json(model: Any) -> str:
-    from nmfsep.dictionary import _jsonable
 
     doc = {
-        "settings": _jsonable(dict(getattr(model, "settings", None) or {})),
+        "settings": jsonable(dict(getattr(model, "settings", None) or {})),
         "groups": {k: [int(i) for i in v] for k, v in (model.groups or {}).items()},
         "sr": int(model.sr),
         "stft": model.stft.to_dict() if hasattr(model.stft, "to_dict") else None,
@@ -517,7 +517,6 @@ def _page(
     settings_json: str,
     versions: list[tuple[str, str]],
 ) -> str:
-    from nmfsep import __version__
 
     out = [
         "<!DOCTYPE html>",
@@ -616,7 +615,7 @@ def write_report(
     The stems are ``out_dir/<name>.wav`` (one per group). For a
     :class:`~nmfsep.separate.SeparationResult` missing stem files are written from
     ``result.stems``; existing ones are used when they fit (same rate, channels and
-    length). For a :class:`~nmfsep.separate.SeparationModel` (no audio in it) the stem
+    length). For a :class:`~nmfsep.model.Factorization` (no audio in it) the stem
     files must exist. The mixture is linked as ``out_dir/mixture.wav``
     (``mixture_mix.wav`` if a stem is called ``mixture``), written there as float WAV
     when it is not there yet. Everything is rendered first, then the audio files and
@@ -869,7 +868,7 @@ def report_from_model(
     """Write ``report.html`` next to a saved model and its stems (``nmfsep report MODEL.npz``).
 
     ``nmfsep separate --save-model`` writes ``OUT/<mix stem>/model.npz`` next to the
-    stems; this reads the model (:func:`nmfsep.separate.load_model`), the stems
+    stems; this reads the model (:func:`nmfsep.model.load_model`), the stems
     ``<name>.wav`` of the same folder, and calls :func:`write_report` on that folder.
 
     Parameters
@@ -893,8 +892,6 @@ def report_from_model(
     OutputError, ParameterError
         As in :func:`write_report`.
     """
-    from nmfsep.separate import load_model
-
     p = Path(model_path)
     folder = p.parent
     target = folder / REPORT_NAME

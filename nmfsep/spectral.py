@@ -40,6 +40,8 @@ __all__ = [
     "max_magnitude",
     "fft_frequencies",
     "frame_times",
+    "FrameGrid",
+    "block_frames",
 ]
 
 
@@ -250,9 +252,51 @@ _COSINE_WINDOWS: dict[str, tuple[float, ...]] = {
 _BLOCK_BYTES = 1 << 22
 
 
-def _block_frames(bytes_per_frame: int) -> int:
-    """Return the number of frames in a block of about :data:`_BLOCK_BYTES` (at least one)."""
+def block_frames(bytes_per_frame: int) -> int:
+    """Return the number of frames in a block of about 4 MiB (at least one).
+
+    Parameters
+    ----------
+    bytes_per_frame : int
+        Bytes one frame takes in the block's largest array.
+
+    Returns
+    -------
+    int
+    """
     return max(1, _BLOCK_BYTES // max(1, int(bytes_per_frame)))
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """The whole-signal STFT's frames: frame ``t`` covers ``[start(t), start(t) + n_fft)``.
+
+    Attributes
+    ----------
+    n_fft, hop : int
+        Frame length and hop in samples.
+    offset : int
+        ``n_fft // 2`` with centred frames, else 0.
+    """
+
+    n_fft: int
+    hop: int
+    offset: int
+
+    @classmethod
+    def of(cls, config: STFTConfig) -> FrameGrid:
+        """Return the frame grid of :func:`stft` with ``config``."""
+        return cls(config.n_fft, config.hop_length, config.n_fft // 2 if config.center else 0)
+
+    def start(self, t: int) -> int:
+        """Return the first sample of frame ``t`` (negative in the centring pad)."""
+        return t * self.hop - self.offset
+
+    def n_frames(self, n_samples: int) -> int:
+        """Return the number of frames :func:`stft` gives for ``n_samples`` samples."""
+        # stft zero-pads a clip shorter than n_fft to n_fft samples
+        length = max(n_samples, self.n_fft)
+        return 1 + (length + 2 * self.offset - self.n_fft) // self.hop
 
 
 def _get_window(name: str, length: int) -> np.ndarray:
@@ -381,7 +425,7 @@ def stft(y: np.ndarray, config: STFTConfig) -> np.ndarray:
     n_frames = 1 + (max(n_samples, n_fft) + 2 * pad - n_fft) // hop
     window = _fft_window(config).astype(y.dtype)
     X = np.empty((n_channels, n_frames, config.n_bins), dtype=np.result_type(y.dtype, np.complex64))
-    step = _block_frames(n_channels * n_fft * y.itemsize)
+    step = block_frames(n_channels * n_fft * y.itemsize)
     for t0 in range(0, n_frames, step):
         t1 = min(t0 + step, n_frames)
         # frame t holds samples [t hop - pad, t hop - pad + n_fft) of y, zeros outside
@@ -690,7 +734,7 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
     n_channels = X.shape[0]
     ola = OverlapAdd(config, X.shape[2], int(length), shape=(n_channels,), dtype=real)
     y = np.empty((n_channels, int(length)), dtype=np.float32)
-    step = _block_frames(n_channels * config.n_fft * np.dtype(real).itemsize)
+    step = block_frames(n_channels * config.n_fft * np.dtype(real).itemsize)
     for t0 in range(0, ola.n_frames, step):
         block = X[:, :, t0 : t0 + step].transpose(0, 2, 1)
         if block.dtype not in (np.complex64, np.complex128):
@@ -754,7 +798,7 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
     frames = X.transpose(0, 2, 1)  # (n_channels, n_frames, n_bins); contiguous from stft
     V = np.empty((n_frames, n_bins), dtype=np.float32)
     p = float(power)
-    step = _block_frames(n_bins * 8)
+    step = block_frames(n_bins * 8)
     # Accumulate in float64, one channel at a time: |X / scale|**2 of very quiet or
     # very loud audio neither underflows nor overflows, and a float32 mean would lose
     # digits.
@@ -793,7 +837,7 @@ def max_magnitude(X: np.ndarray) -> float:
         temporary.
     """
     frames = X.transpose(0, 2, 1)
-    step = _block_frames(X.shape[0] * X.shape[1] * 4)
+    step = block_frames(X.shape[0] * X.shape[1] * 4)
     peak = 0.0
     for t0 in range(0, frames.shape[1], step):
         m = float(np.abs(frames[:, t0 : t0 + step]).max())

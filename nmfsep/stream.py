@@ -80,23 +80,35 @@ them) are removed, so no partial output is left.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from nmfsep import io
+from nmfsep._checks import check_callable, check_int, check_real, fail, is_int
+from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary
-from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
-from nmfsep.separate import SUPERVISED_MASK_POWER
-from nmfsep.spectral import STFTConfig
+from nmfsep.divergence import EPSILON, beta_loss_to_float
+from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
+from nmfsep.masks import group_models, masks
+from nmfsep.nmf import blas_single_thread, nmf
+from nmfsep.online import OnlineNMF
+from nmfsep.plan import (
+    SUPERVISED_MASK_POWER,
+    Plan,
+    SeparationParams,
+    fallback_groups,
+    load_dictionaries,
+    make_plan,
+    settings_record,
+)
+from nmfsep.spectral import FrameGrid, OverlapAdd, STFTConfig, model_spectrogram, stft
 
 __all__ = ["separate_stream", "DEFAULT_BLOCK_SECONDS", "DEFAULT_LEARN_PASSES"]
 
@@ -106,183 +118,9 @@ DEFAULT_BLOCK_SECONDS = 30.0
 #: Passes of the online learning of free atoms (semi-supervised mode only).
 DEFAULT_LEARN_PASSES = 1
 
-_WAV_LIMIT = 2**32 - 1024  # bytes of a RIFF WAV, header included
 #: Frames per step inside a block for the spectrogram, masks and synthesis (their
 #: temporaries are this size, not the block's).
 _CHUNK = 256
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, bool | np.bool_)
-        and math.isfinite(float(value))
-    )
-
-
-# ---------------------------------------------------------------------- frames and reading
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """The whole-file STFT grid: frame ``t`` covers samples ``[start(t), start(t) + n_fft)``."""
-
-    n_fft: int
-    hop: int
-    offset: int  # n_fft // 2 with center=True, else 0
-
-    @classmethod
-    def of(cls, cfg: STFTConfig) -> _Grid:
-        return cls(cfg.n_fft, cfg.hop_length, cfg.n_fft // 2 if cfg.center else 0)
-
-    def start(self, t: int) -> int:
-        return t * self.hop - self.offset
-
-    def n_frames(self, n_samples: int) -> int:
-        # nmfsep.spectral.stft zero-pads a clip shorter than n_fft to n_fft samples
-        length = max(n_samples, self.n_fft)
-        return 1 + (length + 2 * self.offset - self.n_fft) // self.hop
-
-
-class _Reader:
-    """Sequential reader of sample ranges ``[a, b)`` (``a`` never decreasing), zeros outside.
-
-    Keeps only the samples from the last ``a`` on; the length of the file becomes
-    known (``n``) when a read reaches its end.
-    """
-
-    def __init__(self, f: Any, path: Path, channels: int):
-        self.f = f
-        self.path = path
-        self.channels = channels
-        self.start = 0  # absolute index of buf[:, 0]
-        self.pos = 0  # samples read from the file so far
-        self.buf = np.zeros((channels, 0), dtype=np.float32)
-        self.n: int | None = None
-
-    def read(self, a: int, b: int) -> np.ndarray:
-        lo = max(a, 0)
-        if lo > self.start:
-            drop = min(lo, self.pos) - self.start
-            self.buf = self.buf[:, drop:]
-            self.start += drop
-        need = b - self.pos
-        if need > 0 and self.n is None:
-            import soundfile as sf
-
-            try:
-                data = self.f.read(need, dtype="float32", always_2d=True)
-            except (sf.SoundFileError, RuntimeError, ValueError) as exc:
-                raise AudioFormatError(
-                    f"{self.path}: cannot be read as audio past sample {self.pos} ({exc}); "
-                    "convert it to WAV or FLAC (e.g. with ffmpeg -i IN OUT.wav)"
-                ) from exc
-            got = data.shape[0]
-            if got and not np.isfinite(data).all():
-                raise AudioFormatError(
-                    f"{self.path}: contains NaN or Inf samples; re-export it as PCM or clean "
-                    "float audio"
-                )
-            self.pos += got
-            if got < need:
-                self.n = self.pos
-            if got:
-                self.buf = np.concatenate([self.buf, data.T], axis=1)
-        out = np.zeros((self.channels, b - a), dtype=np.float32)
-        s, e = max(a, self.start), min(b, self.pos)
-        if e > s:
-            out[:, s - a : e - a] = self.buf[:, s - self.start : e - self.start]
-        return out
-
-
-def _blocks(
-    reader: _Reader, grid: _Grid, frames_per_block: int
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(t0, t1, samples)``: the frames ``[t0, t1)`` of a block and the samples they cover.
-
-    ``samples`` covers ``[grid.start(t0), grid.start(t1 - 1) + n_fft)``.
-    """
-    t0 = 0
-    while True:
-        a = grid.start(t0)
-        b = grid.start(t0 + frames_per_block - 1) + grid.n_fft
-        seg = reader.read(a, b)
-        # While the end of the file is unknown, it lies at or after b, so all the
-        # frames up to t0 + frames_per_block exist.
-        total = None if reader.n is None else grid.n_frames(reader.n)
-        t1 = t0 + frames_per_block if total is None else min(t0 + frames_per_block, total)
-        if t1 <= t0:
-            return
-        if t1 < t0 + frames_per_block:
-            seg = seg[:, : grid.start(t1 - 1) + grid.n_fft - a]
-        yield t0, t1, seg
-        if total is not None and t1 >= total:
-            return
-        t0 = t1
-
-
-@contextlib.contextmanager
-def _writing(folder: Path) -> Iterator[None]:
-    """Turn soundfile's write errors (disk full, ...) into an :class:`OutputError`."""
-    import soundfile as sf
-
-    try:
-        yield
-    except (sf.SoundFileError, RuntimeError) as exc:
-        raise OutputError(
-            f"{folder}: cannot write the stems ({exc}); check disk space and permissions"
-        ) from exc
-
-
-# ---------------------------------------------------------------------- the pipeline
-
-
-@dataclass
-class _Scale:
-    """Global normalisation of the spectrogram, as :func:`separate` computes it."""
-
-    peak: float  # max |X| over the file
-    mean: float  # mean of model_spectrogram(X / peak)
-    vmax: float  # max of model_spectrogram(X / peak)
-
-
-def _scan(open_reader, grid: _Grid, fpb: int, cfg_frames: STFTConfig, power: float,
-          n_bins: int, tick) -> tuple[_Scale, int, int]:
-    """First pass: the global peak, mean and max of the spectrogram, and the file's length."""
-    from nmfsep.spectral import model_spectrogram, stft
-
-    peak = total = vmax = 0.0
-    n_frames = 0
-    with open_reader() as reader:
-        for t0, t1, seg in _blocks(reader, grid, fpb):
-            X = stft(seg, cfg_frames)
-            n_frames += t1 - t0
-            p_b = max(float(np.abs(X[..., j : j + _CHUNK]).max())
-                      for j in range(0, X.shape[2], _CHUNK))
-            if p_b > 0:
-                s_b = m_b = 0.0
-                for j in range(0, X.shape[2], _CHUNK):
-                    V = model_spectrogram(X[..., j : j + _CHUNK], power, scale=p_b)
-                    s_b += float(V.sum(dtype=np.float64))
-                    m_b = max(m_b, float(V.max()))
-                # keep the sums relative to the running peak (no under- or overflow)
-                if p_b > peak:
-                    r = (peak / p_b) ** power if peak > 0 else 0.0
-                    total, vmax, peak = total * r, vmax * r, p_b
-                    total += s_b
-                    vmax = max(vmax, m_b)
-                else:
-                    r = (p_b / peak) ** power
-                    total += s_b * r
-                    vmax = max(vmax, m_b * r)
-            tick()
-        n_samples = reader.n if reader.n is not None else reader.pos
-    mean = total / (n_frames * n_bins) if n_frames else 0.0
-    return _Scale(peak=peak, mean=mean, vmax=vmax), n_samples, n_frames
 
 
 def separate_stream(
@@ -309,7 +147,7 @@ def separate_stream(
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<name>.wav``.
 
     Supervised (``dictionaries``) or semi-supervised (``n_free > 0``) separation
-    with the settings and the output of :func:`nmfsep.separate.separate_file`, in
+    with the settings and the output of :func:`nmfsep.files.separate_file`, in
     memory that does not grow with the duration. See the module documentation for
     how the result relates to whole-file processing.
 
@@ -331,7 +169,7 @@ def separate_stream(
     mask : {"soft", "binary"}
         Mask kind.
     mask_power : float
-        Exponent of the soft mask, > 0 (:data:`nmfsep.separate.SUPERVISED_MASK_POWER`).
+        Exponent of the soft mask, > 0 (:data:`nmfsep.plan.SUPERVISED_MASK_POWER`).
     solver : {"mu", "amu", "cd"}
         NMF solver of the activations ("mu" and "cd" are frame by frame, hence
         block-independent).
@@ -373,68 +211,86 @@ def separate_stream(
     OutputError
         A target exists (without ``force``) or the output cannot be written.
     """
-    from nmfsep import io
-    from nmfsep.context import expand_factors, expand_indices, stack_frames
-    from nmfsep.divergence import EPSILON, beta_loss_to_float
-    from nmfsep.masks import group_models, masks
-    from nmfsep.nmf import nmf
-    from nmfsep.separate import (
-        _fallback_groups,
-        _load_dictionaries,
-        _plan,
-        _version,
-        abandon_outputs,
-        check_settings,
-        commit_outputs,
-        dictionaries_settings,
-        prepare_output_folder,
-    )
-    from nmfsep.spectral import model_spectrogram, stft
-
     start_time = time.perf_counter()
-    # --- parameters ---------------------------------------------------------------
-    dicts = _load_dictionaries(dictionaries)
+    dicts = load_dictionaries(dictionaries)
     if not dicts:
         raise ParameterError(
             "separate_stream needs dictionaries (supervised or semi-supervised); blind "
             "separation factorises the whole file: use separate_file"
         )
-    plan = _plan(None, None, dicts, n_free)
-    combined = plan.dictionary
-    assert combined is not None
-    if not _is_real(block_seconds) or float(block_seconds) <= 0:
-        raise ParameterError(f"block_seconds must be a number > 0, got {block_seconds!r}")
-    check_settings(mask=mask, mask_power=mask_power, solver=solver, max_iter=max_iter, tol=tol,
-                   alpha_W=alpha_W, l1_ratio=l1_ratio)
-    if not _is_int(learn_passes) or learn_passes < 1:
-        raise ParameterError(f"learn_passes must be an int >= 1, got {learn_passes!r}")
-    if n_threads is not None and (not _is_int(n_threads) or n_threads < 1):
-        raise ParameterError(f"n_threads must be None or an int >= 1, got {n_threads!r}")
-    if random_state is not None and not _is_int(random_state):
-        raise ParameterError(f"random_state must be an int or None, got {random_state!r}")
-    if callback is not None and not callable(callback):
-        raise ParameterError("callback must be callable(done, total)")
-    beta_f = combined.beta if beta is None else beta_loss_to_float(beta)
-    power = combined.power
-    cfg = combined.stft
-    sr = combined.sr
-    grid = _Grid.of(cfg)
-    cfg_frames = STFTConfig(n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                            win_length=cfg.win_length, window=cfg.window, center=False)
-    n_bins = cfg.n_bins
-    k, n_fixed = plan.k, plan.n_fixed
-    n_free_atoms = k - n_fixed
-    groups = _fallback_groups(plan, k)
-    names = list(groups)
-    # temporal context (nmfsep.context): frames are stacked within each block, so the
-    # first and last frame of a block see a repeated edge frame instead of their
-    # neighbour in the next block (whole-file separation sees the neighbour)
-    context = combined.context_frames
-    groups_1 = {name: expand_indices(idx, context) for name, idx in groups.items()}
-
-    # --- the mixture's header -------------------------------------------------------
+    plan = make_plan(None, None, dicts, n_free)
+    params = SeparationParams(
+        beta=beta, mask=mask, mask_power=mask_power, solver=solver, max_iter=max_iter,
+        tol=tol, alpha_W=alpha_W, l1_ratio=l1_ratio, random_state=random_state,
+    ).validate()
+    check_real(block_seconds, "block_seconds", strict=True)
+    check_int(learn_passes, "learn_passes", 1)
+    check_int(n_threads, "n_threads", 1, none_ok=True)
+    if random_state is not None and not is_int(random_state):
+        raise fail("random_state", "an int or None", random_state)
+    check_callable(callback, "callback", "callable(done, total)")
     src = Path(path)
-    mix_name = io.check_name(src.stem)
+    folder = Path(out_dir) / io.check_name(src.stem)
+    outputs = io.output_files(folder, plan.names)
+    run = _Run.start(src, plan, params, float(block_seconds), n_threads)
+    n_passes = 2 + (learn_passes if plan.n_free else 0)
+    progress = _Progress(callback, -(-run.grid.n_frames(run.file_frames) // run.fpb) * n_passes)
+    with blas_single_thread(), io.OutputTransaction(folder, outputs.all(), force=force) as out:
+        # BLAS on one thread: the NMF kernels run their own threads on blocks of 256
+        # frames or more; on smaller blocks a multi-threaded BLAS only spins (20x slower
+        # on a busy machine, measured).
+        warnings_out = run.scan(progress)
+        progress.total = run.n_blocks * n_passes
+        learned = run.learn_free_atoms(learn_passes, progress)
+        writers = [out.wav_writer(outputs.stems[name], run.sr, run.channels, run.n_samples)
+                   for name in plan.names]
+        n_iter_max, all_converged = run.write_stems(writers, progress)
+        out.commit()
+    settings = settings_record(plan, params, beta=run.beta, power=run.power, sr=run.sr,
+                               stft=run.cfg, analysis_sr=run.sr, analysis_stft=run.cfg)
+    settings["stream"] = {
+        "block_seconds": float(block_seconds),
+        "block_frames": run.fpb,
+        "n_blocks": run.n_blocks,
+        "free_atoms": "online" if plan.n_free else None,
+        "learn_passes": learn_passes if plan.n_free else None,
+        **({"online": learned} if learned else {}),
+    }
+    return {
+        "input": str(src),
+        "output_dir": str(folder),
+        "mode": plan.mode,
+        "stems": {name: str(outputs.stems[name]) for name in plan.names},
+        "model": None,
+        "report": None,
+        "sr": int(run.sr),
+        "n_channels": run.channels,
+        "duration": float(run.n_samples / run.sr),
+        "seconds": round(time.perf_counter() - start_time, 3),
+        "n_iter": n_iter_max,
+        "converged": all_converged,
+        "warnings": warnings_out,
+        "settings": settings,
+        "n_blocks": run.n_blocks,
+    }
+
+
+class _Progress:
+    """Block steps done over every pass, reported to ``callback(done, total)``."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int):
+        self.callback = callback
+        self.done = 0
+        self.total = total
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(self.done, max(self.total, self.done))
+
+
+def _header(src: Path, sr: int) -> tuple[int, int]:
+    """Return the mixture's channels and frames (header only); refuse another rate."""
     info = io.audio_info(src)  # missing, folder, empty or undecodable -> AudioFormatError
     if info["frames"] == 0:
         raise AudioFormatError(
@@ -446,127 +302,185 @@ def separate_stream(
             f"streaming needs the same rate: resample the file first (e.g. ffmpeg -i IN -ar {sr} "
             "OUT.wav) or separate it whole (without --stream)"
         )
-    channels = int(info["channels"])
-    # frames per block; no more than the file has (a huge block_seconds reads it whole)
-    fpb = max(1, min(int(round(min(float(block_seconds), 1e9) * sr / grid.hop)),
-                     grid.n_frames(int(info["frames"]))))
+    return int(info["channels"]), int(info["frames"])
 
-    import soundfile as sf
 
-    @contextlib.contextmanager
-    def open_reader() -> Iterator[_Reader]:
-        try:
-            f = sf.SoundFile(str(src))
-        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+@dataclass
+class _Run:
+    """A streamed separation: its settings, the global scale and the atoms."""
+
+    src: Path
+    plan: Plan
+    params: SeparationParams
+    n_threads: int | None
+    beta: float
+    power: float
+    cfg: STFTConfig
+    grid: FrameGrid
+    fpb: int  # frames per block
+    channels: int
+    file_frames: int  # samples per channel the header declares
+    H: np.ndarray  # (k, context * n_bins): the dictionaries' atoms, then the free ones
+    n_samples: int = 0
+    n_frames: int = 0
+    n_blocks: int = 0
+    analyse: bool = False  # False for a silent or underflowing mixture
+    norm: np.float32 = np.float32(1)
+    peak: float = 0.0
+    v_floor: float = 0.0
+    w_start: Any = 0
+
+    @classmethod
+    def start(cls, src: Path, plan: Plan, params: SeparationParams, block_seconds: float,
+              n_threads: int | None) -> _Run:
+        combined = plan.dictionary
+        assert combined is not None  # make_plan with dictionaries
+        channels, frames = _header(src, combined.sr)
+        grid = FrameGrid.of(combined.stft)
+        # frames per block; no more than the file has (a huge block_seconds reads it whole)
+        fpb = max(1, min(int(round(min(block_seconds, 1e9) * combined.sr / grid.hop)),
+                         grid.n_frames(frames)))
+        H = np.zeros((plan.k, combined.context_frames * combined.stft.n_bins), dtype=np.float32)
+        H[: plan.n_fixed] = combined.atoms
+        beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta)
+        return cls(src=src, plan=plan, params=params, n_threads=n_threads, beta=beta,
+                   power=combined.power, cfg=combined.stft, grid=grid, fpb=fpb,
+                   channels=channels, file_frames=frames, H=H)
+
+    @property
+    def sr(self) -> int:
+        assert self.plan.dictionary is not None
+        return self.plan.dictionary.sr
+
+    @property
+    def context(self) -> int:
+        assert self.plan.dictionary is not None
+        return self.plan.dictionary.context_frames
+
+    def blocks(self) -> Any:
+        """Yield ``(t0, t1, X)``: the whole-file STFT frames ``t0 .. t1 - 1`` block by block."""
+        cfg = self.cfg
+        frames_cfg = STFTConfig(n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                win_length=cfg.win_length, window=cfg.window, center=False)
+        with io.open_blocks(self.src) as reader:
+            self.reader = reader
+            for t0, t1, seg in io.read_blocks(reader, self.grid, self.fpb):
+                yield t0, t1, stft(seg, frames_cfg)
+
+    def scan(self, progress: _Progress) -> list[str]:
+        """First pass: the global scale of the spectrogram and the file's length."""
+        peak, mean, vmax = self._levels(progress)
+        if self.n_samples == 0:
             raise AudioFormatError(
-                f"{src}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
-            ) from exc
-        with f:
-            yield _Reader(f, src, channels)
-
-    # --- the targets, checked and prepared before computing (as separate_file) -------
-    for name in names:
-        io.check_name(name)
-    folder = Path(out_dir) / mix_name
-    targets = {name: folder / f"{name}.wav" for name in names}
-    anchor, created = prepare_output_folder(folder, list(targets.values()), force=force)
-
-    # progress in block steps over every pass
-    n_passes = 2 + (learn_passes if n_free_atoms else 0)
-    est_blocks = -(-grid.n_frames(int(info["frames"])) // fpb)
-    progress = {"done": 0, "total": est_blocks * n_passes}
-
-    def tick() -> None:
-        progress["done"] += 1
-        if callback is not None:
-            callback(progress["done"], max(progress["total"], progress["done"]))
-
-    token = secrets.token_hex(4)
-    temporaries = {name: folder / f".{name}.{token}.partial.wav" for name in names}
-    writers: list[Any] = []
-    warnings_out: list[str] = []
-    from threadpoolctl import threadpool_limits
-
-    # BLAS on one thread: the NMF kernels run their own threads on blocks of 256 frames
-    # or more; on smaller blocks a multi-threaded BLAS only spins (20x slower on a busy
-    # machine, measured).
-    limits = threadpool_limits(limits=1, user_api="blas")
-    try:
-        # --- pass 1: global scale and length ------------------------------------------
-        scale, n_samples, n_frames = _scan(open_reader, grid, fpb, cfg_frames, power, n_bins,
-                                           tick)
-        if n_samples == 0:
-            raise AudioFormatError(
-                f"{src}: contains no audio samples; give a file with at least one sample"
+                f"{self.src}: contains no audio samples; give a file with at least one sample"
             )
-        n_blocks = -(-n_frames // fpb)
-        progress["total"] = n_blocks * n_passes
-        silent = not scale.peak > 0
-        quiet = not silent and not (scale.mean > 0 and math.isfinite(scale.mean))
-        if silent:
-            warnings_out.append(
-                "the mixture is silent (all samples are zero); the stems are silent"
+        self.n_blocks = -(-self.n_frames // self.fpb)
+        self.peak = peak
+        if not peak > 0:
+            return ["the mixture is silent (all samples are zero); the stems are silent"]
+        if not (mean > 0 and math.isfinite(mean)):
+            return ["the mixture is too quiet to analyse (its spectrogram underflows); the "
+                    "stems share it equally"]
+        self.analyse = True
+        self.norm = np.float32(mean)
+        self.v_floor = EPSILON * vmax / float(self.norm)
+        self.w_start = np.sqrt(np.float32(mean / float(self.norm)) / np.float32(self.plan.k))
+        return []
+
+    def _levels(self, progress: _Progress) -> tuple[float, float, float]:
+        """Return the peak of |X|, and the mean and max of the spectrogram scaled by it.
+
+        As :func:`nmfsep.separate.separate` computes them on the whole file; the sums
+        are kept relative to the running peak (no under- or overflow).
+        """
+        peak = total = vmax = 0.0
+        for t0, t1, X in self.blocks():
+            self.n_frames += t1 - t0
+            p_b = max(float(np.abs(X[..., j : j + _CHUNK]).max())
+                      for j in range(0, X.shape[2], _CHUNK))
+            if p_b > 0:
+                s_b = m_b = 0.0
+                for j in range(0, X.shape[2], _CHUNK):
+                    V = model_spectrogram(X[..., j : j + _CHUNK], self.power, scale=p_b)
+                    s_b += float(V.sum(dtype=np.float64))
+                    m_b = max(m_b, float(V.max()))
+                if p_b > peak:
+                    r = (peak / p_b) ** self.power if peak > 0 else 0.0
+                    total, vmax, peak = total * r, vmax * r, p_b
+                    total += s_b
+                    vmax = max(vmax, m_b)
+                else:
+                    r = (p_b / peak) ** self.power
+                    total += s_b * r
+                    vmax = max(vmax, m_b * r)
+            progress.tick()
+        reader = self.reader
+        self.n_samples = reader.n if reader.n is not None else reader.pos
+        n_bins = self.cfg.n_bins
+        mean = total / (self.n_frames * n_bins) if self.n_frames else 0.0
+        return peak, mean, vmax
+
+    def spectrogram(self, X: np.ndarray) -> np.ndarray:
+        """Return the scaled spectrogram of a block, frames stacked (``separate``'s V)."""
+        # frame by frame, so computing it in chunks gives the same numbers with
+        # smaller temporaries
+        V = np.empty((X.shape[2], self.cfg.n_bins), dtype=np.float32)
+        for j in range(0, X.shape[2], _CHUNK):
+            V[j : j + _CHUNK] = (
+                model_spectrogram(X[..., j : j + _CHUNK], self.power, scale=self.peak)
+                / self.norm
             )
-        elif quiet:
-            warnings_out.append(
-                "the mixture is too quiet to analyse (its spectrogram underflows); the stems "
-                "share it equally"
-            )
-        analyse = not (silent or quiet)
-        norm = np.float32(scale.mean) if analyse else np.float32(1)
-        v_floor = EPSILON * scale.vmax / float(norm) if analyse else 0.0
-        w_start = np.sqrt(np.float32(scale.mean / float(norm)) / np.float32(k)) if analyse else 0
+        return stack_frames(V, self.context)
 
-        def spectrogram(X: np.ndarray) -> np.ndarray:
-            # frame by frame, so computing it in chunks gives the same numbers with
-            # smaller temporaries
-            V = np.empty((X.shape[2], n_bins), dtype=np.float32)
-            for j in range(0, X.shape[2], _CHUNK):
-                V[j : j + _CHUNK] = (
-                    model_spectrogram(X[..., j : j + _CHUNK], power, scale=scale.peak) / norm
-                )
-            return V
+    def learn_free_atoms(self, passes: int, progress: _Progress) -> dict[str, Any]:
+        """Semi-supervised: learn the free atoms online over the whole file, then freeze them."""
+        if not (self.plan.n_free and self.analyse):
+            return {}
+        combined = self.plan.dictionary
+        assert combined is not None
+        state = OnlineNMF(
+            self.plan.k, beta=self.beta, fixed_atoms=combined.atoms,
+            normalize_atoms=bool(self.params.alpha_W > 0),
+            eps=self.v_floor if self.beta <= 0 else None,
+            random_state=self.params.random_state, n_threads=self.n_threads,
+        )
+        for _ in range(passes):
+            for _t0, _t1, X in self.blocks():
+                state.partial_fit(self.spectrogram(X))
+                progress.tick()
+        if state.H is not None:
+            self.H = np.ascontiguousarray(state.H, dtype=np.float32)
+        losses = np.asarray(state.losses, dtype=np.float64)
+        return {"n_batches": state.n_batches,
+                "last_loss": float(losses[-1]) if losses.size else None}
 
-        # --- the atoms: the dictionaries' plus, semi-supervised, free ones learned online
-        H = np.zeros((k, context * n_bins), dtype=np.float32)
-        H[:n_fixed] = combined.atoms
-        learned: dict[str, Any] = {}
-        normalize_free = bool(alpha_W > 0 and n_free_atoms > 0)
-        if n_free_atoms and analyse:
-            from nmfsep.online import OnlineNMF
+    def activations(self, X: np.ndarray) -> tuple[np.ndarray, int, bool]:
+        """Solve a block's activations with every atom fixed; return W, n_iter, converged."""
+        nb, k, p = X.shape[2], self.plan.k, self.params
+        if not self.analyse:
+            return np.zeros((nb, k), dtype=np.float32), 0, True
+        V = self.spectrogram(X)
+        res = nmf(
+            V, k, beta=self.beta, solver=p.solver, init="custom", H=self.H,
+            W=np.full((nb, k), self.w_start, dtype=V.dtype), update_H=False,
+            max_iter=p.max_iter, tol=p.tol, alpha_W=p.alpha_W, alpha_H=0.0,
+            l1_ratio=p.l1_ratio, eps=self.v_floor if self.v_floor > 0 else None,
+            n_threads=self.n_threads, warn=False,
+        )
+        return np.asarray(res.W, dtype=np.float32), int(res.n_iter), bool(res.converged)
 
-            state = OnlineNMF(
-                k, beta=beta_f, fixed_atoms=combined.atoms, normalize_atoms=normalize_free,
-                eps=v_floor if beta_f <= 0 else None, random_state=random_state,
-                n_threads=n_threads,
-            )
-            for _ in range(learn_passes):
-                with open_reader() as reader:
-                    for _t0, _t1, seg in _blocks(reader, grid, fpb):
-                        state.partial_fit(stack_frames(spectrogram(stft(seg, cfg_frames)),
-                                                       context))
-                        tick()
-            if state.H is not None:
-                H = np.ascontiguousarray(state.H, dtype=np.float32)
-            losses = np.asarray(state.losses, dtype=np.float64)
-            learned = {"n_batches": state.n_batches,
-                       "last_loss": float(losses[-1]) if losses.size else None}
-
-        # --- pass 2: activations, masks, stems, written block by block ----------------
-        from nmfsep.spectral import OverlapAdd
-
-        subtype_bytes = 4 * channels * n_samples
-        fmt = "WAV" if subtype_bytes + 1024 < _WAV_LIMIT else "RF64"
-        for name in names:
-            with _writing(folder):
-                writers.append(sf.SoundFile(str(temporaries[name]), "w", samplerate=sr,
-                                            channels=channels, subtype="FLOAT", format=fmt))
-        G = len(names)
+    def write_stems(self, writers: list[io.WavWriter], progress: _Progress) -> tuple[int, bool]:
+        """Second pass: activations, masks and stems, written block by block."""
+        groups_1 = {name: expand_indices(idx, self.context)
+                    for name, idx in fallback_groups(self.plan).items()}
+        G = len(writers)
         # the inverse STFT of separate_file, fed block by block: a sample comes out once
         # every frame that covers it has been added
-        ola = OverlapAdd(cfg, n_frames, n_samples, shape=(G, channels), dtype=np.float32)
+        ola = OverlapAdd(self.cfg, self.n_frames, self.n_samples, shape=(G, self.channels),
+                         dtype=np.float32)
         written = 0
         n_iter_max, all_converged = 0, True
+        mask_power = self.params.mask_power_for(self.plan)
 
         def write(start: int, part: np.ndarray) -> None:
             # the remainder mixture - Σ stems is shared equally among the stems, as
@@ -575,113 +489,32 @@ def separate_stream(
             n = part.shape[-1]
             if n == 0:
                 return
-            y = reader.read(start, start + n)
+            y = self.reader.read(start, start + n)
             share = (y - part.sum(axis=0, dtype=np.float64)) / G
             stems = part + share.astype(np.float32)[None]
-            with _writing(folder):
-                for g, w in enumerate(writers):
-                    w.write(np.ascontiguousarray(stems[g].T))
+            for g, w in enumerate(writers):
+                w.write(stems[g])
             written = start + n
 
-        with open_reader() as reader:
-            for t0, t1, seg in _blocks(reader, grid, fpb):
-                nb = t1 - t0
-                X = stft(seg, cfg_frames)  # (C, n_bins, nb), the whole-file frames t0..t1-1
-                if analyse:
-                    V = stack_frames(spectrogram(X), context)
-                    res = nmf(
-                        V, k, beta=beta_f, solver=solver, init="custom", H=H,
-                        W=np.full((nb, k), w_start, dtype=V.dtype), update_H=False,
-                        max_iter=max_iter, tol=tol, alpha_W=alpha_W, alpha_H=0.0,
-                        l1_ratio=l1_ratio, eps=v_floor if v_floor > 0 else None,
-                        n_threads=n_threads, warn=False,
-                    )
-                    W = np.asarray(res.W, dtype=np.float32)
-                    n_iter_max = max(n_iter_max, int(res.n_iter))
-                    all_converged = all_converged and bool(res.converged)
-                else:
-                    W = np.zeros((nb, k), dtype=np.float32)
-                W, H_1 = expand_factors(W, H, context)  # single-frame atoms (context.py)
-                frames = X.transpose(0, 2, 1)  # (C, nb, n_bins)
-                # masks and inverse FFTs a chunk of frames at a time: masks are frame by
-                # frame, so chunks change nothing (frames past the end are ignored by ola)
-                for j0 in range(0, nb, _CHUNK):
-                    j1 = min(nb, j0 + _CHUNK)
-                    M = masks(group_models(W[j0:j1], H_1, groups_1), kind=mask,
-                              power=float(mask_power))
-                    write(*ola.push(M[:, None] * frames[None, :, j0:j1]))
-                    del M
-                del W, X, frames
-                tick()
-            write(*ola.finish())
-        if written != n_samples:
+        for t0, t1, X in self.blocks():
+            W, n_iter, converged = self.activations(X)
+            n_iter_max, all_converged = max(n_iter_max, n_iter), all_converged and converged
+            W, H_1 = expand_factors(W, self.H, self.context)  # single-frame atoms
+            frames = X.transpose(0, 2, 1)  # (C, nb, n_bins)
+            # masks and inverse FFTs a chunk of frames at a time: masks are frame by
+            # frame, so chunks change nothing (frames past the end are ignored by ola)
+            for j0 in range(0, t1 - t0, _CHUNK):
+                j1 = min(t1 - t0, j0 + _CHUNK)
+                M = masks(group_models(W[j0:j1], H_1, groups_1), kind=self.params.mask,
+                          power=mask_power)
+                write(*ola.push(M[:, None] * frames[None, :, j0:j1]))
+                del M
+            del W, X, frames
+            progress.tick()
+        write(*ola.finish())
+        if written != self.n_samples:
             raise AudioFormatError(
-                f"{src}: changed while it was being separated ({written} of {n_samples} "
-                "samples); separate it again"
+                f"{self.src}: changed while it was being separated ({written} of "
+                f"{self.n_samples} samples); separate it again"
             )
-        with _writing(folder):
-            for w in writers:
-                w.close()
-        commit_outputs([(temporaries[n], targets[n]) for n in names], force=force)
-    except BaseException as exc:
-        for w in writers:
-            try:
-                w.close()
-            except Exception:  # noqa: BLE001 - cleaning up after the real error
-                pass
-        error = abandon_outputs(exc, list(temporaries.values()), folder, anchor, created)
-        if error is not None:
-            raise error from exc
-        raise
-    finally:
-        limits.restore_original_limits()
-
-    settings = {
-        "mode": plan.mode,
-        "n_components": k,
-        "n_sources": None,
-        "n_free": n_free_atoms,
-        "beta": beta_f,
-        "power": power,
-        "mask": mask,
-        "mask_power": float(mask_power),
-        "grouping": None,
-        "solver": solver,
-        "max_iter": int(max_iter),
-        "tol": float(tol),
-        "alpha_W": float(alpha_W),
-        "l1_ratio": float(l1_ratio),
-        "random_state": random_state,
-        "dictionaries": dictionaries_settings(dicts),
-        "sr": sr,
-        "stft": cfg.to_dict(),
-        "analysis_sr": sr,
-        "analysis_stft": cfg.to_dict(),
-        "context_frames": context,
-        "nmfsep_version": _version(),
-        "stream": {
-            "block_seconds": float(block_seconds),
-            "block_frames": fpb,
-            "n_blocks": n_blocks,
-            "free_atoms": "online" if n_free_atoms else None,
-            "learn_passes": learn_passes if n_free_atoms else None,
-            **({"online": learned} if learned else {}),
-        },
-    }
-    return {
-        "input": str(src),
-        "output_dir": str(folder),
-        "mode": plan.mode,
-        "stems": {name: str(targets[name]) for name in names},
-        "model": None,
-        "report": None,
-        "sr": int(sr),
-        "n_channels": channels,
-        "duration": float(n_samples / sr),
-        "seconds": round(time.perf_counter() - start_time, 3),
-        "n_iter": n_iter_max,
-        "converged": all_converged,
-        "warnings": warnings_out,
-        "settings": settings,
-        "n_blocks": n_blocks,
-    }
+        return n_iter_max, all_converged

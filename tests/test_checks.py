@@ -40,9 +40,9 @@ def test_check_int_and_check_real() -> None:
     with pytest.raises(ParameterError, match=r"^k must be an int >= 1, got True$"):
         check_int(True, "k", 1)
     assert check_real(np.float32(0.5), "tol") == 0.5
-    with pytest.raises(ParameterError, match=r"^tol must be a finite number >= 0.0, got nan$"):
+    with pytest.raises(ParameterError, match=r"^tol must be a finite number >= 0, got nan$"):
         check_real(float("nan"), "tol")
-    with pytest.raises(ParameterError, match=r"^tol must be >= 0.0, got -1$"):
+    with pytest.raises(ParameterError, match=r"^tol must be a finite number >= 0, got -1$"):
         check_real(-1, "tol")
 
 
@@ -67,3 +67,24 @@ def test_check_audio() -> None:
         check_audio(y)
     with pytest.raises(ParameterError, match="real floating"):
         check_audio(np.zeros((1, 8), np.int16))
+
+
+def test_one_message_template_for_every_check() -> None:
+    from nmfsep._checks import check_callable, check_choice
+
+    cases = [
+        (lambda: check_int(70, "context_frames", 1, 64), "an int from 1 to 64", 70),
+        (lambda: check_int("a", "n_threads", 1, none_ok=True), "None or an int >= 1", "a"),
+        (lambda: check_real(0, "mask_power", strict=True), "a finite number > 0", 0),
+        (lambda: check_real(2, "l1_ratio", 0, 1), "a number in [0, 1]", 2),
+        (lambda: check_choice("x", "mask", ("soft", "binary")), "one of ('soft', 'binary')", "x"),
+        (lambda: check_callable(3, "callback", "callable(done, total)"),
+         "None or callable(done, total)", 3),
+    ]
+    for call, what, value in cases:
+        with pytest.raises(ParameterError) as info:
+            call()
+        name = str(info.value).split(" must be ")[0]
+        assert str(info.value) == f"{name} must be {what}, got {value!r}"
+    assert check_int(None, "n", 1, none_ok=True) is None
+    assert check_real(1.0, "p", 0, strict=True) == 1.0 and check_choice("soft", "m", ("soft",))

@@ -130,7 +130,8 @@ def _cli_defaults(command):
 
 
 def test_separate_defaults_are_the_library_defaults():
-    from nmfsep.separate import separate, separate_file
+    from nmfsep.files import separate_file
+    from nmfsep.separate import separate
 
     lib = {n: p.default for n, p in inspect.signature(separate).parameters.items()}
     cli = _cli_defaults("separate")
@@ -572,7 +573,7 @@ def test_blind_options_with_dict_are_usage_errors(audio, dicts, tmp_path, extra,
 
 
 def test_sources_alone_uses_the_library_components_per_source(audio, tmp_path):
-    from nmfsep.separate import DEFAULT_COMPONENTS_PER_SOURCE
+    from nmfsep.plan import DEFAULT_COMPONENTS_PER_SOURCE
 
     r = run("separate", audio / "mix.wav", "--sources", 2, "-o", tmp_path, "--json", *FAST)
     assert r.exit_code == 0, r.output
@@ -1168,7 +1169,7 @@ def test_learn_online_bad_inputs_are_one_line_errors(audio, tmp_path):
     one_error_line(r, "nope.wav")
     r = run("learn", audio / "tone.wav", "-n", "x", "-k", 100_000, "-o", out, "--online")
     assert r.exit_code == 1
-    one_error_line(r, "n_components=100000")
+    one_error_line(r, "-k 100000")
     silent = tmp_path / "silent.wav"
     import soundfile as sf
 
@@ -1180,3 +1181,14 @@ def test_learn_online_bad_inputs_are_one_line_errors(audio, tmp_path):
     r = run("learn", audio / "tone.wav", "-n", "x", "-k", 2, "-o", out, "--online",
             "--block-seconds", "0")
     assert r.exit_code == 2  # usage error from the option's range
+
+
+def test_library_messages_name_the_flags_the_user_typed() -> None:
+    from nmfsep.cli import _as_flags
+
+    assert _as_flags("a.wav: exists; pass force=True to overwrite") == (
+        "a.wav: exists; pass --force to overwrite")
+    assert _as_flags("n_components=9 is more than 5 frames; use n_components <= 5") == (
+        "-k 9 is more than 5 frames; use -k <= 5")
+    assert _as_flags("random_state must be ...; n_free_x and my_max_iter stay") == (
+        "--seed must be ...; n_free_x and my_max_iter stay")

@@ -154,7 +154,7 @@ def test_binary_masks_one_hot(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"kind": "hard"}, "kind must be 'soft' or 'binary'"),
+        ({"kind": "hard"}, "kind must be one of \\('soft', 'binary'\\)"),
         ({"power": 0}, "power must be a finite number > 0"),
         ({"power": -2.0}, "power must be a finite number > 0"),
         ({"power": float("inf")}, "power must be a finite number > 0"),

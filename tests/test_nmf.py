@@ -278,13 +278,13 @@ def test_amu_reaches_lower_loss_than_mu_in_same_iterations(lowrank):
 def test_blas_is_single_threaded_during_a_fit_and_restored_after():
     from threadpoolctl import threadpool_info
 
-    from nmfsep.nmf import _blas_controller, _blas_single_thread
+    from nmfsep.nmf import _blas_controller, blas_single_thread
 
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
     before = blas_threads()
-    with _blas_single_thread(enabled=True):
+    with blas_single_thread(enabled=True):
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
     # the library scan is cached: the same controller until modules are imported

@@ -18,8 +18,9 @@ import soundfile as sf
 
 from nmfsep import io
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
+from nmfsep.files import separate_file
 from nmfsep.report import REPORT_NAME, report_from_model, write_report
-from nmfsep.separate import separate, separate_file
+from nmfsep.separate import separate
 
 SR = 22050
 SECONDS = 2.5

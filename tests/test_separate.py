@@ -15,13 +15,10 @@ from _audio import notes
 from nmfsep import io
 from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
-from nmfsep.separate import (
-    SeparationResult,
-    load_model,
-    separate,
-    separate_file,
-    stem_names,
-)
+from nmfsep.files import separate_file
+from nmfsep.model import load_model
+from nmfsep.plan import stem_names
+from nmfsep.separate import SeparationResult, separate
 from nmfsep.spectral import STFTConfig
 
 SR = 8000
@@ -467,13 +464,13 @@ def test_separate_file_stems_phase_memory(
 
     from nmfsep import spectral
 
-    module = importlib.import_module("nmfsep.separate")
+    module = importlib.import_module("nmfsep.files")
     y = np.tile(mix, (2, 20))  # 20 s stereo: one stem is 1.3 MB, the masks 3.3 MB
     path = tmp_path / "long.wav"
     io.save(path, y, SR)
     monkeypatch.setattr(spectral, "_BLOCK_BYTES", 1 << 16)
     after_analysis = []
-    real_analyse = module._analyse
+    real_analyse = module.analyse
 
     def analyse(*args, **kwargs):
         fit = real_analyse(*args, **kwargs)
@@ -481,7 +478,7 @@ def test_separate_file_stems_phase_memory(
         tracemalloc.reset_peak()
         return fit
 
-    monkeypatch.setattr(module, "_analyse", analyse)
+    monkeypatch.setattr(module, "analyse", analyse)
     tracemalloc.start()
     try:
         separate_file(path, tmp_path / "out", n_components=8, stft=CFG, max_iter=2)
@@ -555,7 +552,7 @@ def test_separate_file_checks_before_computing(
 ) -> None:
     import importlib
 
-    module = importlib.import_module("nmfsep.separate")  # the module, not the function
+    module = importlib.import_module("nmfsep.files")
 
     def boom(*args, **kwargs):
         raise AssertionError("the separation must not run")
@@ -563,7 +560,7 @@ def test_separate_file_checks_before_computing(
     out = tmp_path / "out"
     (out / "song").mkdir(parents=True)
     (out / "song" / "component_02.wav").write_bytes(b"old")
-    monkeypatch.setattr(module, "_analyse", boom)
+    monkeypatch.setattr(module, "analyse", boom)
     with pytest.raises(OutputError, match="component_02.wav: exists"):
         separate_file(mix_file, out, n_components=3, stft=CFG)
     (out / "song" / "component_01.wav").mkdir()

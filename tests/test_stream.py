@@ -14,7 +14,8 @@ from _audio import notes
 
 from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
-from nmfsep.separate import separate, separate_file
+from nmfsep.files import separate_file
+from nmfsep.separate import separate
 from nmfsep.spectral import STFTConfig
 from nmfsep.stream import separate_stream
 
@@ -275,7 +276,7 @@ def test_nothing_left_on_failure(long_mix, dicts, tmp_path, monkeypatch) -> None
     """A failure after some blocks were written leaves no stem and no temporary."""
     import importlib
 
-    nmf_module = importlib.import_module("nmfsep.nmf")
+    nmf_module = importlib.import_module("nmfsep.stream")  # the name stream calls
     path, _ = long_mix
     real = nmf_module.nmf
     calls = []

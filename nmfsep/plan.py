@@ -1,0 +1,435 @@
+"""What a separation will run, decided before any audio is touched.
+
+* :func:`make_plan`: the mode (blind, supervised, semi-supervised), the number of
+  components, the fixed atoms and the stem names, from ``n_components``,
+  ``n_sources``, ``dictionaries`` and ``n_free``;
+* :class:`SeparationParams`: every other setting of the factorization and the masks,
+  checked once (:meth:`SeparationParams.validate`);
+* :func:`settings_record`: the JSON record of a run that results, saved models,
+  reports and summaries carry.
+
+Whole-file (:mod:`nmfsep.separate`), file-level (:mod:`nmfsep.files`) and streamed
+(:mod:`nmfsep.stream`) separation all start here, so they agree on names, defaults
+and errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nmfsep._checks import check_choice, check_int, check_real, fail, is_int
+from nmfsep._version import __version__
+from nmfsep.dictionary import Dictionary, combine
+from nmfsep.exceptions import DictionaryError, ParameterError
+from nmfsep.grouping import GROUPING_METHODS, components_groups, source_names
+from nmfsep.masks import MASK_KINDS
+from nmfsep.nmf import SOLVERS
+from nmfsep.spectral import STFTConfig
+
+__all__ = [
+    "Plan",
+    "SeparationParams",
+    "make_plan",
+    "load_dictionaries",
+    "stem_names",
+    "fallback_groups",
+    "settings_record",
+    "default_mask_power",
+    "DEFAULT_MASK_POWER",
+    "SUPERVISED_MASK_POWER",
+    "DEFAULT_GROUPING",
+    "DEFAULT_COMPONENTS_PER_SOURCE",
+    "RESIDUAL",
+]
+
+#: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
+#: and trios (+0.07 / -0.31 dB for 1.5, benchmarks/bench_grouping.py at k=16).
+DEFAULT_MASK_POWER = 1.0
+#: Exponent of the α-Wiener masks with dictionaries (supervised, semi-supervised): with
+#: the default dictionaries (48 atoms of 3 frames) 1.5 separated best over the four
+#: benchmark tasks, between 1 (piano + flute -1.1 dB) and 2 (drums + bass -0.1 dB)
+#: (benchmarks/bench_separation.py).
+SUPERVISED_MASK_POWER = 1.5
+#: Grouping of blind components into sources: "timbre" came closest to the oracle
+#: grouping on duos and trios (benchmarks/bench_grouping.py).
+DEFAULT_GROUPING = "timbre"
+#: Blind components per source when only ``n_sources`` is given: 8 beat 4 on duos
+#: and trios (benchmarks/bench_grouping.py).
+DEFAULT_COMPONENTS_PER_SOURCE = 8
+#: Stem of the free atoms in semi-supervised separation.
+RESIDUAL = "residual"
+
+
+def default_mask_power(supervised: bool) -> float:
+    """Return the mask exponent used when none is given.
+
+    Parameters
+    ----------
+    supervised : bool
+        True when dictionaries are used.
+
+    Returns
+    -------
+    float
+        :data:`SUPERVISED_MASK_POWER` with dictionaries, else :data:`DEFAULT_MASK_POWER`.
+    """
+    return SUPERVISED_MASK_POWER if supervised else DEFAULT_MASK_POWER
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The shape of a separation: mode, components and stems.
+
+    Attributes
+    ----------
+    mode : {"blind", "supervised", "semi-supervised"}
+    k : int
+        Total number of components (fixed atoms first, then free ones).
+    n_fixed : int
+        Number of fixed (dictionary) atoms.
+    names : tuple of str
+        Stem names, in order.
+    dictionary : Dictionary or None
+        The dictionaries combined (:func:`nmfsep.dictionary.combine`), or None (blind).
+    dictionaries : tuple of Dictionary
+        The dictionaries as given, for the settings record.
+    n_sources : int or None
+        Blind mode: the number of groups of components; None gives one stem each.
+    """
+
+    mode: str
+    k: int
+    n_fixed: int
+    names: tuple[str, ...]
+    dictionary: Dictionary | None
+    dictionaries: tuple[Dictionary, ...]
+    n_sources: int | None
+
+    @property
+    def n_free(self) -> int:
+        """Number of free (learned) atoms: all of them in blind mode."""
+        return self.k - self.n_fixed
+
+
+def load_dictionaries(dictionaries: object) -> list[Dictionary]:
+    """Return the dictionaries given as objects or paths, loaded.
+
+    Parameters
+    ----------
+    dictionaries : Dictionary, path, sequence of them, or None
+
+    Returns
+    -------
+    list of Dictionary
+
+    Raises
+    ------
+    ParameterError
+        If ``dictionaries`` holds something else.
+    DictionaryError
+        If a file cannot be read as a dictionary.
+    """
+    if dictionaries is None:
+        return []
+    if isinstance(dictionaries, Dictionary | str | os.PathLike):
+        dictionaries = [dictionaries]
+    if not isinstance(dictionaries, Sequence):
+        raise fail("dictionaries", "a sequence of Dictionary objects or paths",
+                   type(dictionaries).__name__)
+    out = []
+    for d in dictionaries:
+        if isinstance(d, Dictionary):
+            out.append(d)
+        elif isinstance(d, str | os.PathLike):
+            out.append(Dictionary.load(d))
+        else:
+            raise fail("dictionaries", "a sequence of Dictionary objects or paths",
+                       type(d).__name__)
+    return out
+
+
+def make_plan(
+    n_components: int | None,
+    n_sources: int | None,
+    dictionaries: Sequence[Dictionary],
+    n_free: int,
+) -> Plan:
+    """Decide the mode, the number of components and the stem names.
+
+    Parameters
+    ----------
+    n_components, n_sources, n_free
+        As for :func:`nmfsep.separate`.
+    dictionaries : sequence of Dictionary
+        Loaded dictionaries (:func:`load_dictionaries`).
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    ParameterError
+        For invalid values or combinations of the mode options.
+    DictionaryError
+        If the dictionaries do not combine, or a source is named ``residual`` while
+        ``n_free > 0``.
+    """
+    check_int(n_free, "n_free", 0)
+    check_int(n_components, "n_components", 1, none_ok=True)
+    check_int(n_sources, "n_sources", 1, none_ok=True)
+    if dictionaries:
+        return _supervised_plan(n_components, n_sources, dictionaries, int(n_free))
+    if n_free > 0:
+        raise ParameterError(
+            "n_free needs dictionaries (semi-supervised); for blind separation use n_components"
+        )
+    if n_components is None:
+        if n_sources is None:
+            raise ParameterError(
+                "nothing to separate with: give n_components (blind), n_sources, or dictionaries"
+            )
+        n_components = DEFAULT_COMPONENTS_PER_SOURCE * int(n_sources)
+    k = int(n_components)
+    if n_sources is not None and n_sources > k:
+        raise ParameterError(
+            f"n_sources={n_sources} is more than n_components={k}; use k >= {n_sources}"
+        )
+    names = source_names(n_sources) if n_sources is not None else list(components_groups(k))
+    return Plan(
+        mode="blind", k=k, n_fixed=0, names=tuple(names), dictionary=None, dictionaries=(),
+        n_sources=None if n_sources is None else int(n_sources),
+    )
+
+
+def _supervised_plan(
+    n_components: int | None, n_sources: int | None, dicts: Sequence[Dictionary], n_free: int
+) -> Plan:
+    if n_components is not None:
+        raise ParameterError(
+            "n_components is for blind separation; with dictionaries use n_free to add "
+            "free atoms"
+        )
+    if n_sources is not None:
+        raise ParameterError(
+            "n_sources is for blind separation; with dictionaries there is one stem per "
+            "source name"
+        )
+    combined = combine(dicts)
+    names = list(combined.names)
+    if n_free > 0:
+        if RESIDUAL in names:
+            raise DictionaryError(
+                f"a dictionary source is named {RESIDUAL!r}, the name of the free atoms' "
+                "stem; rename that source or use n_free=0"
+            )
+        names.append(RESIDUAL)
+    return Plan(
+        mode="semi-supervised" if n_free > 0 else "supervised",
+        k=combined.n_atoms + n_free,
+        n_fixed=combined.n_atoms,
+        names=tuple(names),
+        dictionary=combined,
+        dictionaries=tuple(dicts),
+        n_sources=None,
+    )
+
+
+def stem_names(
+    *,
+    n_components: int | None = None,
+    n_sources: int | None = None,
+    dictionaries: Sequence[Dictionary | str | os.PathLike[str]] = (),
+    n_free: int = 0,
+) -> list[str]:
+    """Names of the stems :func:`nmfsep.separate` will return, without computing anything.
+
+    Parameters
+    ----------
+    n_components, n_sources, dictionaries, n_free
+        As for :func:`nmfsep.separate`.
+
+    Returns
+    -------
+    list of str
+        In the order of the stems.
+
+    Raises
+    ------
+    ParameterError, DictionaryError
+        For the same invalid combinations as :func:`nmfsep.separate`.
+    """
+    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
+    return list(plan.names)
+
+
+def fallback_groups(plan: Plan) -> dict[str, list[int]]:
+    """Return groups made without clustering (supervised, or silent mixtures).
+
+    Parameters
+    ----------
+    plan : Plan
+
+    Returns
+    -------
+    dict[str, list[int]]
+        Stem name -> component indices: each dictionary source's atoms (and the free
+        atoms as ``residual``); blind: one component each, or ``n_sources`` runs of
+        consecutive components.
+    """
+    k = plan.k
+    if plan.dictionary is not None:
+        groups = plan.dictionary.groups
+        if plan.mode == "semi-supervised":
+            groups[RESIDUAL] = list(range(plan.n_fixed, k))
+        return groups
+    if plan.n_sources is None:
+        return components_groups(k)
+    blocks = np.array_split(np.arange(k), plan.n_sources)
+    return {name: [int(i) for i in b] for name, b in zip(plan.names, blocks, strict=True)}
+
+
+@dataclass(frozen=True)
+class SeparationParams:
+    """Settings of the factorization and the masks (everything but the mode).
+
+    Attributes
+    ----------
+    beta : {"kullback-leibler", "itakura-saito", "frobenius"}, float or None
+        β-divergence; None: the dictionaries' β, else Kullback-Leibler.
+    power : float or None
+        Spectrogram power; None: the dictionaries', else 1 for β > 0 and 2 for β <= 0.
+    stft : STFTConfig or None
+        STFT settings; None: the dictionaries', else
+        :meth:`~nmfsep.spectral.STFTConfig.for_sample_rate` of the mixture's rate.
+    mask : {"soft", "binary"}
+        Mask kind (:func:`nmfsep.masks.masks`).
+    mask_power : float or None
+        Exponent of the soft mask; None: :func:`default_mask_power`.
+    grouping : {"timbre", "activations", "combined"}
+        How blind components are grouped into ``n_sources`` stems.
+    solver : {"mu", "amu", "cd"}
+        NMF solver (:func:`nmfsep.nmf.nmf`).
+    max_iter, tol : int, float
+        NMF stopping rules.
+    alpha_W, l1_ratio : float
+        Regularisation of the activations (as in scikit-learn).
+    random_state : int, numpy generator or None
+        Seed of the initialisation.
+    """
+
+    beta: str | float | None = None
+    power: float | None = None
+    stft: STFTConfig | None = None
+    mask: str = "soft"
+    mask_power: float | None = None
+    grouping: str = DEFAULT_GROUPING
+    solver: str = "mu"
+    max_iter: int = 200
+    tol: float = 1e-4
+    alpha_W: float = 0.0
+    l1_ratio: float = 0.0
+    random_state: int | np.random.Generator | None = 0
+
+    def validate(self) -> SeparationParams:
+        """Check every setting; return self.
+
+        Returns
+        -------
+        SeparationParams
+
+        Raises
+        ------
+        ParameterError
+            Naming the first invalid setting and what it must be.
+        """
+        check_choice(self.mask, "mask", MASK_KINDS)
+        check_real(self.mask_power, "mask_power", strict=True, none_ok=True)
+        check_choice(self.solver, "solver", SOLVERS)
+        check_int(self.max_iter, "max_iter", 0)
+        check_real(self.tol, "tol")
+        check_real(self.alpha_W, "alpha_W")
+        check_real(self.l1_ratio, "l1_ratio", 0, 1)
+        check_choice(self.grouping, "grouping", GROUPING_METHODS)
+        if self.stft is not None and not isinstance(self.stft, STFTConfig):
+            raise fail("stft", "an STFTConfig or None", type(self.stft).__name__)
+        check_real(self.power, "power", strict=True, none_ok=True)
+        return self
+
+    def mask_power_for(self, plan: Plan) -> float:
+        """Return the mask exponent of a run of ``plan`` (the default when None)."""
+        if self.mask_power is None:
+            return default_mask_power(plan.dictionary is not None)
+        return float(self.mask_power)
+
+
+def settings_record(
+    plan: Plan,
+    params: SeparationParams,
+    *,
+    beta: float,
+    power: float,
+    sr: int,
+    stft: STFTConfig,
+    analysis_sr: int,
+    analysis_stft: STFTConfig,
+) -> dict[str, Any]:
+    """Return the JSON record of a run's settings (results, models, reports, summaries).
+
+    Parameters
+    ----------
+    plan : Plan
+    params : SeparationParams
+    beta, power : float
+        The β and spectrogram power used.
+    sr, stft : int, STFTConfig
+        The mixture's rate and the STFT of the masks.
+    analysis_sr, analysis_stft : int, STFTConfig
+        The rate and STFT the factorization ran at.
+
+    Returns
+    -------
+    dict
+        ``mode``, ``n_components``, ``n_sources``, ``n_free``, ``beta``, ``power``,
+        ``mask``, ``mask_power``, ``grouping``, ``solver``, ``max_iter``, ``tol``,
+        ``alpha_W``, ``l1_ratio``, ``random_state``, ``dictionaries``, ``sr``, ``stft``,
+        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``nmfsep_version``.
+    """
+    seed = params.random_state
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    elif seed is not None and not is_int(seed):
+        seed = "generator"
+    return {
+        "mode": plan.mode,
+        "n_components": plan.k,
+        "n_sources": plan.n_sources,
+        "n_free": plan.n_free if plan.mode != "blind" else 0,
+        "beta": beta,
+        "power": power,
+        "mask": params.mask,
+        "mask_power": params.mask_power_for(plan),
+        "grouping": params.grouping if plan.n_sources is not None else None,
+        "solver": params.solver,
+        "max_iter": int(params.max_iter),
+        "tol": float(params.tol),
+        "alpha_W": float(params.alpha_W),
+        "l1_ratio": float(params.l1_ratio),
+        "random_state": seed,
+        "dictionaries": [
+            {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
+             "clips": [dict(c) for c in d.clips]}
+            for d in plan.dictionaries
+        ],
+        "sr": sr,
+        "stft": stft.to_dict(),
+        "analysis_sr": analysis_sr,
+        "analysis_stft": analysis_stft.to_dict(),
+        "context_frames": 1 if plan.dictionary is None else plan.dictionary.context_frames,
+        "nmfsep_version": __version__,
+    }
