@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from nmfsep._checks import check_int
 from nmfsep.exceptions import ParameterError
 
 __all__ = ["stack_frames", "unstack_frames", "expand_factors", "expand_indices"]
 
 
 def _check_T(context_frames: object) -> int:
-    from nmfsep._checks import is_int
-
-    if not is_int(context_frames) or context_frames < 1:
-        raise ParameterError(f"context_frames must be an int >= 1, got {context_frames!r}")
-    return int(context_frames)
+    return check_int(context_frames, "context_frames", 1)
 
 
 def stack_frames(V: np.ndarray, context_frames: int) -> np.ndarray:

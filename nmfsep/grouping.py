@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from nmfsep._checks import check_int
 from nmfsep._checks import is_int as _is_int
 from nmfsep.exceptions import ParameterError
 
@@ -62,8 +63,7 @@ def components_groups(k: int) -> dict[str, list[int]]:
     >>> components_groups(3)
     {'component_01': [0], 'component_02': [1], 'component_03': [2]}
     """
-    if not _is_int(k) or k < 1:
-        raise ParameterError(f"k must be an int >= 1, got {k!r}")
+    check_int(k, "k", 1)
     width = max(2, len(str(int(k))))
     return {f"component_{i + 1:0{width}d}": [i] for i in range(int(k))}
 
@@ -81,8 +81,7 @@ def source_names(n_sources: int) -> list[str]:
     list of str
         ``["source_1", ..., "source_S"]``.
     """
-    if not _is_int(n_sources) or n_sources < 1:
-        raise ParameterError(f"n_sources must be an int >= 1, got {n_sources!r}")
+    check_int(n_sources, "n_sources", 1)
     return [f"source_{i + 1}" for i in range(int(n_sources))]
 
 

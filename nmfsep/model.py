@@ -99,7 +99,7 @@ class Factorization:
 
 
 def load_model(path: str | os.PathLike[str]) -> Factorization:
-    """Read and check a model file written by :meth:`SeparationResult.save_model`.
+    """Read and check a model file written by :func:`save_model`.
 
     Parameters
     ----------
@@ -119,7 +119,47 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
     """
     p = Path(path)
     arrays = read_npz(p, ("W", "H", "loss_history", "meta"), what="model")
-    meta = parse_meta(p, arrays["meta"], what="model")
+    meta = _checked_meta(p, parse_meta(p, arrays["meta"], what="model"))
+    W, H, loss = _checked_arrays(p, arrays)
+    settings = meta["settings"]
+    try:
+        stft = STFTConfig.from_dict(meta["stft"])
+        analysis_stft = STFTConfig.from_dict(settings.get("analysis_stft", meta["stft"]))
+    except ParameterError as exc:
+        raise DictionaryError(f"{p}: invalid STFT settings: {exc}") from None
+    if H.shape[1] != analysis_stft.n_bins:
+        raise DictionaryError(
+            f"{p}: H has {H.shape[1]} bins but the analysis n_fft gives "
+            f"{analysis_stft.n_bins}; corrupt file"
+        )
+    sr = meta["sample_rate"]
+    analysis_sr = settings.get("analysis_sr", sr)
+    for name, value in (("sample_rate", sr), ("analysis_sr", analysis_sr)):
+        if not _is_int(value) or value <= 0:
+            raise DictionaryError(f"{p}: {name} must be a positive int, got {value!r}")
+    groups = _checked_groups(p, meta["groups"], H.shape[0])
+    warns = meta["warnings"]
+    for arr in (W, H):
+        arr.flags.writeable = False
+    return Factorization(
+        W=W,
+        H=H,
+        groups=groups,
+        sr=sr,
+        stft=stft,
+        analysis_sr=analysis_sr,
+        analysis_stft=analysis_stft,
+        settings=settings,
+        n_iter=meta["n_iter"],
+        loss_history=loss,
+        converged=meta["converged"],
+        warnings=warns,
+        nmfsep_version=meta["nmfsep_version"],
+    )
+
+
+def _checked_meta(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Refuse model metadata of another kind or version, or lacking or mistyped fields."""
     if meta.get("kind") != "model":
         raise DictionaryError(
             f"{p}: is not an nmfsep model (kind={meta.get('kind')!r}); "
@@ -136,6 +176,22 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
     missing = [k for k in needed if k not in meta]
     if missing:
         raise DictionaryError(f"{p}: model metadata lacks {missing}; save the model again")
+    if not isinstance(meta["settings"], dict):
+        raise DictionaryError(f"{p}: settings must be a JSON object")
+    if not _is_int(meta["n_iter"]) or meta["n_iter"] < 0:
+        raise DictionaryError(f"{p}: n_iter must be an int >= 0")
+    if not isinstance(meta["converged"], bool):
+        raise DictionaryError(f"{p}: converged must be true or false")
+    warns = meta["warnings"]
+    if not isinstance(warns, list) or not all(isinstance(w, str) for w in warns):
+        raise DictionaryError(f"{p}: warnings must be a list of strings")
+    if not isinstance(meta["nmfsep_version"], str):
+        raise DictionaryError(f"{p}: nmfsep_version must be a string")
+    return meta
+
+
+def _checked_arrays(p: Path, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Return W, H and the loss history, refusing wrong dtypes, shapes or values."""
     W, H, loss = arrays["W"], arrays["H"], arrays["loss_history"]
     for name, arr in (("W", W), ("H", H)):
         if arr.dtype != np.float32 or arr.ndim != 2 or 0 in arr.shape:
@@ -150,26 +206,11 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
         )
     if loss.dtype != np.float64 or loss.ndim != 1 or not np.isfinite(loss).all():
         raise DictionaryError(f"{p}: loss_history must be a finite 1-D float64 array")
-    settings = meta["settings"]
-    if not isinstance(settings, dict):
-        raise DictionaryError(f"{p}: settings must be a JSON object")
-    try:
-        stft = STFTConfig.from_dict(meta["stft"])
-        analysis_stft = STFTConfig.from_dict(settings.get("analysis_stft", meta["stft"]))
-    except ParameterError as exc:
-        raise DictionaryError(f"{p}: invalid STFT settings: {exc}") from None
-    if H.shape[1] != analysis_stft.n_bins:
-        raise DictionaryError(
-            f"{p}: H has {H.shape[1]} bins but the analysis n_fft gives "
-            f"{analysis_stft.n_bins}; corrupt file"
-        )
-    sr = meta["sample_rate"]
-    analysis_sr = settings.get("analysis_sr", sr)
-    for name, value in (("sample_rate", sr), ("analysis_sr", analysis_sr)):
-        if not _is_int(value) or value <= 0:
-            raise DictionaryError(f"{p}: {name} must be a positive int, got {value!r}")
-    groups = meta["groups"]
-    k = H.shape[0]
+    return W, H, loss
+
+
+def _checked_groups(p: Path, groups: object, k: int) -> dict[str, list[int]]:
+    """Return the groups: safe names, distinct indices covering every component once."""
     if not isinstance(groups, dict) or not groups:
         raise DictionaryError(f"{p}: groups must be a non-empty JSON object")
     seen: set[int] = set()
@@ -186,32 +227,7 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
             )
     if seen != set(range(k)):
         raise DictionaryError(f"{p}: groups do not cover all {k} components; corrupt file")
-    if not _is_int(meta["n_iter"]) or meta["n_iter"] < 0:
-        raise DictionaryError(f"{p}: n_iter must be an int >= 0")
-    if not isinstance(meta["converged"], bool):
-        raise DictionaryError(f"{p}: converged must be true or false")
-    warns = meta["warnings"]
-    if not isinstance(warns, list) or not all(isinstance(w, str) for w in warns):
-        raise DictionaryError(f"{p}: warnings must be a list of strings")
-    if not isinstance(meta["nmfsep_version"], str):
-        raise DictionaryError(f"{p}: nmfsep_version must be a string")
-    for arr in (W, H):
-        arr.flags.writeable = False
-    return Factorization(
-        W=W,
-        H=H,
-        groups={name: list(idx) for name, idx in groups.items()},
-        sr=sr,
-        stft=stft,
-        analysis_sr=analysis_sr,
-        analysis_stft=analysis_stft,
-        settings=settings,
-        n_iter=meta["n_iter"],
-        loss_history=loss,
-        converged=meta["converged"],
-        warnings=warns,
-        nmfsep_version=meta["nmfsep_version"],
-    )
+    return {name: list(idx) for name, idx in groups.items()}
 
 
 #: The name of :class:`Factorization` in nmfsep 0.1 (what ``load_model`` returned).

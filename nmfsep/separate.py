@@ -170,27 +170,9 @@ class SeparationResult:
         }
 
     def save_model(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Save the factorization (not the audio) as ``.npz`` + JSON, atomically, no pickle.
+        """Save the factorization (not the audio): :func:`nmfsep.model.save_model`.
 
-        The file holds ``W`` and ``H`` (float32), ``loss_history`` (float64) and ``meta``
-        (JSON: ``kind="model"``, format version, groups, settings, sample rate, STFT,
-        iterations, convergence, warnings). Read it back with :func:`load_model`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Output file, e.g. ``"mix_model.npz"``, written exactly as named.
-        force : bool
-            Overwrite ``path`` if it exists.
-
-        Returns
-        -------
-        pathlib.Path
-
-        Raises
-        ------
-        OutputError
-            If ``path`` exists and ``force`` is False, or it cannot be written.
+        Read it back with :func:`nmfsep.model.load_model`; ``force`` overwrites ``path``.
         """
         return save_model(self, path, force=force)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nmfsep._checks import check_audio
+from nmfsep._checks import check_audio, check_int, check_real
 from nmfsep._checks import check_sr as _check_sr
 from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
@@ -94,8 +94,7 @@ class STFTConfig:
     center: bool = True
 
     def __post_init__(self) -> None:
-        if not _is_int(self.n_fft) or self.n_fft < 16:
-            raise ParameterError(f"n_fft must be an int >= 16, got {self.n_fft!r}")
+        check_int(self.n_fft, "n_fft", 16)
         object.__setattr__(self, "n_fft", int(self.n_fft))
         if self.win_length is not None:
             if not _is_int(self.win_length) or not 0 < self.win_length <= self.n_fft:
@@ -506,10 +505,8 @@ class OverlapAdd:
         dtype: DTypeLike = np.float32,
     ) -> None:
         _check_config(config)
-        if not _is_int(n_frames) or n_frames < 1:
-            raise ParameterError(f"n_frames must be an int >= 1, got {n_frames!r}")
-        if not _is_int(length) or length < 1:
-            raise ParameterError(f"length must be an int >= 1 (samples), got {length!r}")
+        check_int(n_frames, "n_frames", 1)
+        check_int(length, "length", 1)
         self.config = config
         self.length = int(length)
         self.shape = tuple(int(s) for s in shape)
@@ -728,8 +725,7 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
         raise ParameterError(f"X must be complex (an STFT), got dtype {X.dtype}")
     if not np.isfinite(X).all():
         raise ParameterError("X contains NaN or Inf values")
-    if not _is_int(length) or length < 1:
-        raise ParameterError(f"length must be an int >= 1 (samples), got {length!r}")
+    check_int(length, "length", 1)
     real = np.float32 if X.dtype == np.complex64 else np.float64
     n_channels = X.shape[0]
     ola = OverlapAdd(config, X.shape[2], int(length), shape=(n_channels,), dtype=real)
@@ -790,8 +786,7 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
             "X must be an array of shape (n_channels, n_bins, n_frames), got "
             f"{getattr(X, 'shape', type(X))}"
         )
-    if not _is_real(power) or float(power) <= 0:
-        raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
+    check_real(power, "power", strict=True)
     if not _is_real(scale) or not 0 < float(scale) < np.inf:
         raise ParameterError(f"scale must be a finite number > 0, got {scale!r}")
     n_channels, n_bins, n_frames = X.shape
@@ -887,8 +882,7 @@ def frame_times(n_frames: int, sr: float, config: STFTConfig) -> np.ndarray:
     times : np.ndarray [shape=(n_frames,)], float64
         As :func:`librosa.frames_to_time` (whole samples divided by ``sr``).
     """
-    if not _is_int(n_frames) or n_frames < 0:
-        raise ParameterError(f"n_frames must be an int >= 0, got {n_frames!r}")
+    check_int(n_frames, "n_frames", 0)
     _check_sr(sr)
     _check_config(config)
     offset = 0 if config.center else config.n_fft // 2

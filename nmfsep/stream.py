@@ -246,9 +246,7 @@ def separate_stream(
                    for name in plan.names]
         n_iter_max, all_converged = run.write_stems(writers, progress)
         out.commit()
-    settings = settings_record(plan, params, beta=run.beta, power=run.power, sr=run.sr,
-                               stft=run.cfg, analysis_sr=run.sr, analysis_stft=run.cfg)
-    settings["stream"] = {
+    stream = {
         "block_seconds": float(block_seconds),
         "block_frames": run.fpb,
         "n_blocks": run.n_blocks,
@@ -256,23 +254,8 @@ def separate_stream(
         "learn_passes": learn_passes if plan.n_free else None,
         **({"online": learned} if learned else {}),
     }
-    return {
-        "input": str(src),
-        "output_dir": str(folder),
-        "mode": plan.mode,
-        "stems": {name: str(outputs.stems[name]) for name in plan.names},
-        "model": None,
-        "report": None,
-        "sr": int(run.sr),
-        "n_channels": run.channels,
-        "duration": float(run.n_samples / run.sr),
-        "seconds": round(time.perf_counter() - start_time, 3),
-        "n_iter": n_iter_max,
-        "converged": all_converged,
-        "warnings": warnings_out,
-        "settings": settings,
-        "n_blocks": run.n_blocks,
-    }
+    return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
+                       seconds=time.perf_counter() - start_time)
 
 
 class _Progress:
@@ -468,6 +451,31 @@ class _Run:
             n_threads=self.n_threads, warn=False,
         )
         return np.asarray(res.W, dtype=np.float32), int(res.n_iter), bool(res.converged)
+
+    def summary(self, outputs: io.OutputFiles, stream: dict[str, Any], warnings: list[str],
+                n_iter: int, converged: bool, *, seconds: float) -> dict[str, Any]:
+        """Return :func:`separate_stream`'s summary (``separate_file``'s keys + ``n_blocks``)."""
+        settings = settings_record(self.plan, self.params, beta=self.beta, power=self.power,
+                                   sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
+                                   analysis_stft=self.cfg)
+        settings["stream"] = stream
+        return {
+            "input": str(self.src),
+            "output_dir": str(outputs.folder),
+            "mode": self.plan.mode,
+            "stems": {name: str(outputs.stems[name]) for name in self.plan.names},
+            "model": None,
+            "report": None,
+            "sr": int(self.sr),
+            "n_channels": self.channels,
+            "duration": float(self.n_samples / self.sr),
+            "seconds": round(seconds, 3),
+            "n_iter": n_iter,
+            "converged": converged,
+            "warnings": warnings,
+            "settings": settings,
+            "n_blocks": self.n_blocks,
+        }
 
     def write_stems(self, writers: list[io.WavWriter], progress: _Progress) -> tuple[int, bool]:
         """Second pass: activations, masks and stems, written block by block."""
