@@ -14,16 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nmfsep import io
 from nmfsep.exceptions import ParameterError
-from nmfsep.model import Factorization
-from nmfsep.plan import Plan, SeparationParams, load_dictionaries, make_plan
+from nmfsep.plan import Plan, SeparationParams, file_summary, load_dictionaries, make_plan
 from nmfsep.report import write_report
 from nmfsep.separate import analyse, check_mixture, stem_blocks
 
-__all__ = ["separate_file", "summary"]
+__all__ = ["separate_file"]
 
 _MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free")
 _RUN_KEYS = ("callback", "n_threads")
@@ -113,8 +110,11 @@ def separate_file(
         if report:
             # the stems are read back from their files
             report_path = write_report(fit.model, folder, mixture=y, force=force)
-    return summary(src, outputs, fit.model, y, seconds=time.perf_counter() - start,
-                   report=report_path)
+    m = fit.model
+    return file_summary(src, outputs, m.settings, sr=sr, n_channels=y.shape[0],
+                        n_samples=y.shape[1], seconds=time.perf_counter() - start,
+                        n_iter=m.n_iter, converged=m.converged, warnings=m.warnings,
+                        report=report_path)
 
 
 def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, Any]]:
@@ -132,45 +132,3 @@ def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, 
     )
     return plan, params.validate(), options
 
-
-def summary(
-    src: Path, outputs: io.OutputFiles, model: Factorization, y: np.ndarray, *,
-    seconds: float, report: Path | None = None,
-) -> dict[str, Any]:
-    """Return the JSON summary of a separated file (:func:`separate_file`'s return value).
-
-    Parameters
-    ----------
-    src : pathlib.Path
-        The mixture.
-    outputs : OutputFiles
-        What was written.
-    model : Factorization
-        The run's factorization and settings.
-    y : np.ndarray [shape=(n_channels, n_samples)]
-        The mixture's samples (only the shape is used).
-    seconds : float
-        Time taken.
-    report : pathlib.Path or None
-        The report written, if any.
-
-    Returns
-    -------
-    dict
-    """
-    return {
-        "input": str(src),
-        "output_dir": str(outputs.folder),
-        "mode": model.settings["mode"],
-        "stems": {name: str(outputs.stems[name]) for name in model.groups},
-        "model": None if outputs.model is None else str(outputs.model),
-        "report": None if report is None else str(report),
-        "sr": int(model.sr),
-        "n_channels": int(y.shape[0]),
-        "duration": float(y.shape[1] / model.sr),
-        "seconds": round(seconds, 3),
-        "n_iter": int(model.n_iter),
-        "converged": bool(model.converged),
-        "warnings": list(model.warnings),
-        "settings": model.settings,
-    }

@@ -27,6 +27,7 @@ from nmfsep._version import __version__
 from nmfsep.dictionary import Dictionary, combine
 from nmfsep.exceptions import DictionaryError, ParameterError
 from nmfsep.grouping import GROUPING_METHODS, components_groups, source_names
+from nmfsep.io import OutputFiles
 from nmfsep.masks import MASK_KINDS
 from nmfsep.nmf import SOLVERS
 from nmfsep.spectral import STFTConfig
@@ -39,6 +40,7 @@ __all__ = [
     "stem_names",
     "fallback_groups",
     "settings_record",
+    "file_summary",
     "default_mask_power",
     "DEFAULT_MASK_POWER",
     "SUPERVISED_MASK_POWER",
@@ -432,4 +434,66 @@ def settings_record(
         "analysis_stft": analysis_stft.to_dict(),
         "context_frames": 1 if plan.dictionary is None else plan.dictionary.context_frames,
         "nmfsep_version": __version__,
+    }
+
+
+def file_summary(
+    src: os.PathLike[str] | str,
+    outputs: OutputFiles,
+    settings: dict[str, Any],
+    *,
+    sr: int,
+    n_channels: int,
+    n_samples: int,
+    seconds: float,
+    n_iter: int,
+    converged: bool,
+    warnings: list[str],
+    report: os.PathLike[str] | str | None = None,
+) -> dict[str, Any]:
+    """Return the JSON summary of a separated file (whole or streamed).
+
+    Parameters
+    ----------
+    src : path
+        The mixture.
+    outputs : OutputFiles
+        What was written (:func:`nmfsep.io.output_files`).
+    settings : dict
+        The run's :func:`settings_record`.
+    sr, n_channels, n_samples : int
+        The mixture's rate, channels and length.
+    seconds : float
+        Time taken.
+    n_iter : int
+        NMF iterations (the most a block took, streamed).
+    converged : bool
+        Whether NMF converged (every block, streamed).
+    warnings : list of str
+        Warnings of the run.
+    report : path or None
+        The report written, if any.
+
+    Returns
+    -------
+    dict
+        ``input``, ``output_dir``, ``mode``, ``stems`` (name -> path), ``model``,
+        ``report``, ``sr``, ``n_channels``, ``duration``, ``seconds``, ``n_iter``,
+        ``converged``, ``warnings``, ``settings``.
+    """
+    return {
+        "input": str(src),
+        "output_dir": str(outputs.folder),
+        "mode": settings["mode"],
+        "stems": {name: str(path) for name, path in outputs.stems.items()},
+        "model": None if outputs.model is None else str(outputs.model),
+        "report": None if report is None else str(report),
+        "sr": int(sr),
+        "n_channels": int(n_channels),
+        "duration": float(n_samples / sr),
+        "seconds": round(seconds, 3),
+        "n_iter": int(n_iter),
+        "converged": bool(converged),
+        "warnings": list(warnings),
+        "settings": settings,
     }

@@ -104,6 +104,7 @@ from nmfsep.plan import (
     Plan,
     SeparationParams,
     fallback_groups,
+    file_summary,
     load_dictionaries,
     make_plan,
     settings_record,
@@ -459,23 +460,11 @@ class _Run:
                                    sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
                                    analysis_stft=self.cfg)
         settings["stream"] = stream
-        return {
-            "input": str(self.src),
-            "output_dir": str(outputs.folder),
-            "mode": self.plan.mode,
-            "stems": {name: str(outputs.stems[name]) for name in self.plan.names},
-            "model": None,
-            "report": None,
-            "sr": int(self.sr),
-            "n_channels": self.channels,
-            "duration": float(self.n_samples / self.sr),
-            "seconds": round(seconds, 3),
-            "n_iter": n_iter,
-            "converged": converged,
-            "warnings": warnings,
-            "settings": settings,
-            "n_blocks": self.n_blocks,
-        }
+        summary = file_summary(self.src, outputs, settings, sr=self.sr,
+                               n_channels=self.channels, n_samples=self.n_samples,
+                               seconds=seconds, n_iter=n_iter, converged=converged,
+                               warnings=warnings)
+        return {**summary, "n_blocks": self.n_blocks}
 
     def write_stems(self, writers: list[io.WavWriter], progress: _Progress) -> tuple[int, bool]:
         """Second pass: activations, masks and stems, written block by block."""
