@@ -8,14 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _audio import SR, low_high_dicts
 
 from nmfsep.batch import BatchResult, expand_inputs, separate_batch
-from nmfsep.dictionary import Dictionary, learn_dictionary
+from nmfsep.dictionary import Dictionary
 from nmfsep.exceptions import DictionaryError, ParameterError
-from nmfsep.spectral import STFTConfig
-
-SR = 8000
-CFG = STFTConfig(n_fft=256, hop_length=64)
 
 
 def tone_mix(seed: int, seconds: float = 1.0) -> np.ndarray:
@@ -29,15 +26,7 @@ def tone_mix(seed: int, seconds: float = 1.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dicts() -> list[Dictionary]:
-    t = np.arange(2 * SR) / SR
-    low = sum(np.sin(2 * np.pi * f * h * t) / h**2 for f in (210, 260, 290) for h in range(1, 5))
-    high = sum(np.sin(2 * np.pi * f * h * t) / h for f in (1050, 1250, 1350) for h in (1, 2))
-    return [
-        learn_dictionary([((0.1 * low).astype(np.float32)[None], SR)], "low", 4, stft=CFG,
-                         max_iter=40),
-        learn_dictionary([((0.1 * high).astype(np.float32)[None], SR)], "high", 4, stft=CFG,
-                         max_iter=40),
-    ]
+    return low_high_dicts(4, 40, chords=True)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.signal
+from _audio import SR
 
 from nmfsep.evaluate import (
     EvaluationResult,
@@ -24,7 +25,6 @@ from nmfsep.evaluate import (
 from nmfsep.exceptions import ParameterError
 from nmfsep.spectral import STFTConfig
 
-SR = 8000
 N = 6000
 
 

@@ -1,5 +1,7 @@
 """The compiled KL/IS kernel against the numpy path of the same update (the reference)."""
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -123,6 +125,10 @@ def test_kernel_compiles_with_the_slp_vectoriser_and_restores_numba_config():
     assert len(mu_rows.signatures) >= 1
 
 
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"),
+    reason="inspects x86 assembly for packed FMA/multiply instructions",
+)
 def test_tiles_become_vector_code_only_with_the_slp_vectoriser():
     # The tiles are plain scalar code per lane; only the SLP vectoriser packs them into
     # vector FMAs (else they run ~20x slower). Guards against a numba / LLVM change.

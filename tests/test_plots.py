@@ -11,14 +11,13 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _audio import CFG, SR  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 
 from nmfsep import plots  # noqa: E402
 from nmfsep.exceptions import OutputError, ParameterError  # noqa: E402
 from nmfsep.spectral import STFTConfig  # noqa: E402
 
-SR = 8000
-CFG = STFTConfig(n_fft=256, hop_length=64)
 NB = CFG.n_bins  # 129
 N_SAMPLES = 8000 + 37  # ~1 s, not a multiple of the hop
 N_FRAMES = 1 + N_SAMPLES // CFG.hop_length

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from _audio import notes
+from _audio import CFG, SR, low_high_dicts, notes, sdr
 
 from nmfsep import io
 from nmfsep.dictionary import Dictionary, learn_dictionary
@@ -21,14 +21,7 @@ from nmfsep.plan import stem_names
 from nmfsep.separate import SeparationResult, separate
 from nmfsep.spectral import STFTConfig
 
-SR = 8000
-CFG = STFTConfig(n_fft=256, hop_length=64)
 SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
-
-
-def sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Plain SDR in dB (no projection), enough for synthetic checks."""
-    return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-20)))
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +42,7 @@ def mix(sources) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dicts() -> list[Dictionary]:
-    low = (0.3 * notes([210, 260, 290, 240, 200, 310], 2.0, decay=2.0, seed=5)).astype(np.float32)
-    high = (0.2 * notes([1250, 1050, 1450, 1150, 1350], 2.0, decay=0.5, seed=6)).astype(np.float32)
-    return [
-        learn_dictionary([(low[None], SR)], "low", 6, stft=CFG, max_iter=80),
-        learn_dictionary([(high[None], SR)], "high", 6, stft=CFG, max_iter=80),
-    ]
+    return low_high_dicts(6, 80)
 
 
 def check_result(res: SeparationResult, y: np.ndarray, atol: float = 1e-4) -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from _audio import CFG, SR
 
 from nmfsep import spectral
 from nmfsep.exceptions import ParameterError
@@ -20,8 +21,7 @@ from nmfsep.spectral import (
     stft,
 )
 
-SR = 8000
-SMALL = STFTConfig(n_fft=256, hop_length=64)
+SMALL = CFG
 
 
 @pytest.fixture

@@ -10,17 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from _audio import notes
+from _audio import CFG, SR, low_high_dicts, notes, sdr
 
-from nmfsep.dictionary import Dictionary, learn_dictionary
+from nmfsep.dictionary import Dictionary
 from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
 from nmfsep.files import separate_file
 from nmfsep.separate import separate
 from nmfsep.spectral import STFTConfig
 from nmfsep.stream import separate_stream
-
-SR = 8000
-CFG = STFTConfig(n_fft=256, hop_length=64)
 
 
 def low_high(seconds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,14 +32,7 @@ def low_high(seconds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def make_dicts(cfg: STFTConfig = CFG, sr: int = SR, context: int = 1) -> list[Dictionary]:
     """Single-frame atoms by default: streaming then equals whole-file separation exactly."""
-    low = (0.3 * notes([210, 260, 290, 240, 200, 310], 2.0, decay=2.0, seed=5, sr=sr))
-    high = (0.2 * notes([1250, 1050, 1450, 1150, 1350], 2.0, decay=0.5, seed=6, sr=sr))
-    return [
-        learn_dictionary([(low.astype(np.float32)[None], sr)], "low", 6, stft=cfg, max_iter=60,
-                         context_frames=context),
-        learn_dictionary([(high.astype(np.float32)[None], sr)], "high", 6, stft=cfg,
-                         max_iter=60, context_frames=context),
-    ]
+    return low_high_dicts(6, 60, stft=cfg, sr=sr, context_frames=context)
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +55,6 @@ def read(path: str | Path) -> np.ndarray:
     data, sr = sf.read(path, dtype="float32", always_2d=True)
     assert sr == SR
     return data.T
-
-
-def sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    ref = ref.astype(np.float64)
-    return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30)))
 
 
 def check_stems(summary: dict, y: np.ndarray, atol: float = 1e-5) -> dict[str, np.ndarray]:
