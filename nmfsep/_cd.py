@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .divergence import EPSILON, divergence_terms
+from .divergence import EPSILON, divergence_terms, penalties
 from .exceptions import ParameterError
 
 _NEWTON_STEPS = 2
@@ -30,8 +30,6 @@ def fit_cd(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_e
     """Run coordinate descent; same contract as the MU driver in :mod:`nmfsep.nmf`."""
     if normalize_atoms:
         raise ParameterError("solver='cd' does not support normalize_atoms=True; use solver='mu'")
-    from .nmf import penalties
-
     free = np.flatnonzero(~fixed)
     Wd = W.astype(np.float64)
     Hd = H.astype(np.float64)

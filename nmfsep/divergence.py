@@ -13,15 +13,21 @@ Numerics follow scikit-learn's ``_beta_divergence`` so that the two can be
 compared value for value: entries of V at or below ``EPSILON`` contribute only
 their model term (``0 log 0 = 0``), and the model WH is floored at ``EPSILON``
 where it divides or is logged.
+
+:func:`penalties` gives the regularisation terms that the solvers add to the
+divergence to form the objective.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .exceptions import ParameterError
+from ._checks import fail
 
-__all__ = ["EPSILON", "BETA_NAMES", "beta_loss_to_float", "beta_divergence", "divergence_terms"]
+__all__ = [
+    "EPSILON", "BETA_NAMES", "beta_loss_to_float", "beta_divergence", "divergence_terms",
+    "penalties",
+]
 
 #: Floor for the model WH, as in scikit-learn (float32 machine epsilon).
 EPSILON = float(np.finfo(np.float32).eps)
@@ -53,14 +59,12 @@ def beta_loss_to_float(beta: str | float) -> float:
             return BETA_NAMES[beta]
         except KeyError:
             names = ", ".join(repr(n) for n in BETA_NAMES)
-            raise ParameterError(
-                f"beta_loss={beta!r} is not a known divergence; use one of {names} or a number"
-            ) from None
+            raise fail("beta_loss", f"one of {names} or a real number", beta) from None
     if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise ParameterError(f"beta_loss must be a name or a real number, got {beta!r}")
+        raise fail("beta_loss", "a name or a real number", beta)
     value = float(beta)
     if not np.isfinite(value):
-        raise ParameterError(f"beta_loss must be finite, got {beta!r}")
+        raise fail("beta_loss", "a finite number", beta)
     return value
 
 
@@ -195,4 +199,36 @@ def beta_divergence(
         total += divergence_terms(V[start:stop], W[start:stop] @ H, beta)
     if square_root:
         return float(np.sqrt(2 * max(total, 0.0)))
+    return total
+
+
+def penalties(W: np.ndarray, H: np.ndarray, fixed: np.ndarray, reg: dict) -> float:
+    """Return the regularisation terms of the objective (fixed atoms are not penalised).
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_frames, k)]
+        Activations.
+    H : np.ndarray [shape=(k, n_bins)]
+        Atoms.
+    fixed : np.ndarray of bool [shape=(k,)]
+        Which atoms are fixed.
+    reg : dict
+        ``l1_W``, ``l2_W``, ``l1_H``, ``l2_H``: the scaled penalty weights.
+
+    Returns
+    -------
+    float
+        ``l1_W |W|_1 + l2_W |W|_F^2 / 2 + l1_H |H_free|_1 + l2_H |H_free|_F^2 / 2``.
+    """
+    Hf = H[~fixed]
+    total = 0.0
+    if reg["l1_W"]:
+        total += reg["l1_W"] * float(W.sum(dtype=np.float64))
+    if reg["l2_W"]:
+        total += 0.5 * reg["l2_W"] * float(np.sum(W.astype(np.float64) ** 2))
+    if reg["l1_H"]:
+        total += reg["l1_H"] * float(Hf.sum(dtype=np.float64))
+    if reg["l2_H"]:
+        total += 0.5 * reg["l2_H"] * float(np.sum(Hf.astype(np.float64) ** 2))
     return total

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import fail
 from .exceptions import NmfsepError, ParameterError
 from .nmf import check_nonnegative_matrix, nmf
 
@@ -267,7 +268,5 @@ class BetaNMF:
         self._check_fitted()
         W = np.asarray(X)
         if W.ndim != 2 or W.shape[1] != self.n_components_:
-            raise ParameterError(
-                f"activations must have shape (n_samples, {self.n_components_}), got {W.shape}"
-            )
+            raise fail("X", f"activations of shape (n_samples, {self.n_components_})", W.shape)
         return W @ self.components_

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_choice, check_int, fail, is_int
 from .exceptions import ParameterError
 
 __all__ = ["INIT_METHODS", "check_random_state", "initialize", "randomized_svd"]
@@ -37,11 +38,9 @@ def check_random_state(seed: None | int | np.random.Generator | np.random.Random
         return np.random.RandomState()
     if isinstance(seed, (np.random.RandomState, np.random.Generator)):
         return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        if seed < 0 or seed >= 2**32:
-            raise ParameterError(f"random_state must be in [0, 2**32), got {seed}")
-        return np.random.RandomState(int(seed))
-    raise ParameterError(f"random_state must be None, an int or a numpy generator, got {seed!r}")
+    if is_int(seed):
+        return np.random.RandomState(check_int(seed, "random_state", 0, 2**32 - 1))
+    raise fail("random_state", "None, an int or a numpy generator", seed)
 
 
 def _standard_normal(rng, size: tuple[int, ...]) -> np.ndarray:
@@ -123,8 +122,7 @@ def initialize(
     W : np.ndarray [shape=(n_frames, k)], dtype of V
     H : np.ndarray [shape=(k, n_bins)], dtype of V
     """
-    if init not in INIT_METHODS:
-        raise ParameterError(f"init={init!r} is not known; use one of {INIT_METHODS} or 'custom'")
+    check_choice(init, "init", INIT_METHODS)
     n_samples, n_features = V.shape
     dtype = V.dtype
     if init == "random":

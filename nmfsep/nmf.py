@@ -56,10 +56,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _cd
-from ._checks import check_int as _check_int
-from ._checks import check_real as _check_real
+from ._checks import check_choice, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
-from .divergence import EPSILON, beta_loss_to_float
+from .divergence import EPSILON, beta_loss_to_float, penalties
 from .exceptions import ConvergenceWarning, ParameterError
 from .init import INIT_METHODS, check_random_state, initialize
 
@@ -173,7 +172,7 @@ def check_nonnegative_matrix(V, name: str = "V") -> np.ndarray:
 def _check_factor(M, shape, name: str, dtype) -> np.ndarray:
     arr = check_nonnegative_matrix(M, name)
     if arr.shape != shape:
-        raise ParameterError(f"{name} must have shape {shape}, got {arr.shape}")
+        raise fail(name, f"an array of shape {shape}", arr.shape)
     return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
@@ -289,153 +288,35 @@ def nmf(
     """
     V = check_nonnegative_matrix(V, "V")
     n_frames, n_bins = V.shape
-    dtype = V.dtype
     beta_f = beta_loss_to_float(beta)
-    if solver not in SOLVERS:
-        raise ParameterError(f"solver={solver!r} is not known; use one of {SOLVERS}")
-    if solver == "cd" and beta_f not in (1.0, 2.0):
-        raise ParameterError(
-            f"solver='cd' supports beta 2 (Frobenius) and 1 (Kullback-Leibler), got beta={beta_f}; "
-            "use solver='mu' or 'amu'"
-        )
-    max_iter = _check_int(max_iter, "max_iter", 0)
-    check_every = _check_int(check_every, "check_every", 1)
-    tol = _check_real(tol, "tol")
-    alpha_W = _check_real(alpha_W, "alpha_W")
-    alpha_H = alpha_W if isinstance(alpha_H, str) and alpha_H == "same" else alpha_H
-    alpha_H = _check_real(alpha_H, "alpha_H")
-    l1_ratio = _check_real(l1_ratio, "l1_ratio")
-    if l1_ratio > 1:
-        raise ParameterError(f"l1_ratio must be in [0, 1], got {l1_ratio}")
+    _check_solver(solver, beta_f)
+    max_iter = check_int(max_iter, "max_iter", 0)
+    check_every = check_int(check_every, "check_every", 1)
+    tol = check_real(tol, "tol")
+    alpha_W, alpha_H, l1_ratio = _check_penalties(alpha_W, alpha_H, l1_ratio)
     if n_threads is None:
         n_threads = default_n_threads()
-    n_threads = _check_int(n_threads, "n_threads", 1)
+    n_threads = check_int(n_threads, "n_threads", 1)
     check_random_state(random_state)  # validate early, even when no randomness is used
-
-    # --- which atoms are fixed ------------------------------------------------
-    k_fixed = 0
-    Hfix = None
-    if fixed_atoms is not None:
-        Hfix = check_nonnegative_matrix(fixed_atoms, "fixed_atoms")
-        if Hfix.shape[1] != n_bins:
-            raise ParameterError(
-                f"fixed_atoms have {Hfix.shape[1]} bins but V has {n_bins}; "
-                "they must come from the same STFT settings"
-            )
-        k_fixed = Hfix.shape[0]
-    if n_components is None:
-        if k_fixed:
-            n_components = k_fixed
-        elif H is not None:
-            n_components = np.shape(H)[0]
-        else:
-            n_components = n_bins
-    k = _check_int(n_components, "n_components", 1)
-    if k < k_fixed:
-        raise ParameterError(
-            f"n_components={k} is smaller than the {k_fixed} fixed atoms; "
-            "n_components counts fixed and free atoms"
-        )
-
-    # --- initialisation ---------------------------------------------------------
-    if init is not None and init != "custom" and init not in INIT_METHODS:
-        raise ParameterError(f"init={init!r} is not known; use one of {INIT_METHODS} or 'custom'")
-    if not update_H:
-        if H is None and Hfix is None:
-            raise ParameterError("update_H=False needs the atoms H (or fixed_atoms)")
-        Hm = Hfix if H is None else H
-        H0 = _check_factor(Hm, (k, n_bins), "H", dtype)
-        fixed = np.ones(k, dtype=bool)
-        if W is not None and init == "custom":
-            W0 = _check_factor(W, (n_frames, k), "W", dtype)
-        else:
-            W0 = np.full((n_frames, k), np.sqrt(V.mean() / k), dtype=dtype)
-    elif init == "custom":
-        if W is None or H is None:
-            raise ParameterError("init='custom' needs both W and H")
-        W0 = _check_factor(W, (n_frames, k), "W", dtype)
-        H0 = _check_factor(H, (k, n_bins), "H", dtype)
-        fixed = np.zeros(k, dtype=bool)
-        if Hfix is not None:
-            H0[:k_fixed] = Hfix.astype(dtype, copy=False)
-            fixed[:k_fixed] = True
-    elif k_fixed:
-        rng = check_random_state(random_state)
-        avg = np.sqrt(V.mean() / k)
-        W0 = np.full((n_frames, k), avg, dtype=dtype)
-        H0 = np.empty((k, n_bins), dtype=dtype)
-        H0[:k_fixed] = Hfix.astype(dtype, copy=False)
-        H0[k_fixed:] = avg * np.abs(rng.standard_normal((k - k_fixed, n_bins)))
-        fixed = np.zeros(k, dtype=bool)
-        fixed[:k_fixed] = True
-    else:
-        if W is not None or H is not None:
-            raise ParameterError("W and H are only used with init='custom'")
-        method = init
-        if method is None:
-            method = "nndsvda" if k <= min(n_frames, n_bins) else "random"
-        with blas_single_thread(enabled=True):  # small QR/SVDs: threads only oversubscribe
-            W0, H0 = initialize(V, k, method, random_state=random_state)
-        fixed = np.zeros(k, dtype=bool)
-    W0 = np.ascontiguousarray(W0)
-    H0 = np.ascontiguousarray(H0)
-
-    # --- zeros for beta <= 0 -----------------------------------------------------
-    Vw = np.ascontiguousarray(V)  # no copy for C-ordered input: V is read block by block
-    v_floor = 0.0
-    if beta_f <= 0:
-        v_floor = _check_real(eps, "eps") if eps is not None else EPSILON * float(V.max())
-        v_floor = v_floor if v_floor > 0 else EPSILON
-        if V.min() >= v_floor:
-            v_floor = 0.0
-
-    reg = dict(
-        l1_W=alpha_W * l1_ratio * n_bins,
-        l2_W=alpha_W * (1.0 - l1_ratio) * n_bins,
-        l1_H=alpha_H * l1_ratio * n_frames,
-        l2_H=alpha_H * (1.0 - l1_ratio) * n_frames,
-    )
+    Hfix = _check_fixed_atoms(fixed_atoms, n_bins)
+    k = _n_components(n_components, Hfix, H, n_bins)
+    W0, H0, fixed = _initial_factors(V, k, init, W, H, Hfix, update_H, random_state)
+    v_floor = _v_floor(V, beta_f, eps)
+    reg = _scaled_penalties(alpha_W, alpha_H, l1_ratio, n_frames, n_bins)
     if normalize_atoms:
         if alpha_H > 0 and (update_H and not fixed.all()):
             raise ParameterError(
                 "alpha_H has no effect with normalize_atoms=True (atoms have unit norm); "
                 "set alpha_H=0 and regularise W only"
             )
-        norms = np.linalg.norm(H0[~fixed], axis=1)
-        norms[norms == 0] = 1
-        H0[~fixed] /= norms[:, None]
-        W0[:, ~fixed] *= norms[None, :].astype(dtype)
-
+        _normalize_start(W0, H0, fixed)
     solver_fn = _cd.fit_cd if solver == "cd" else _fit_mu
-    with ExitStack() as stack:
-        pool = None
-        if n_threads > 1 and n_frames >= 256:
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=n_threads))
-        # BLAS single-threaded always: our own threads share the rows, and on small
-        # inputs BLAS threads only oversubscribe a busy machine
-        stack.enter_context(blas_single_thread(enabled=True))
-        W_out, H_out, n_iter, losses, its, converged, div = solver_fn(
-            Vw,
-            W0,
-            H0,
-            beta=beta_f,
-            fixed=fixed,
-            reg=reg,
-            normalize_atoms=normalize_atoms,
-            max_iter=max_iter,
-            tol=tol,
-            check_every=check_every,
-            callback=callback,
-            pool=pool,
-            n_threads=n_threads,
-            adaptive=solver == "amu",
-            v_floor=v_floor,
-        )
-        if div is None:  # the solver did not evaluate the final factors
-            div = divergence_blocked(
-                Vw, W_out, H_out, beta_f, pool=pool, n_parts=N_PARTS, block_rows=256,
-                v_floor=v_floor,
-            )
+    Vw = np.ascontiguousarray(V)  # no copy for C-ordered input: V is read block by block
+    W_out, H_out, n_iter, losses, its, converged, div = _solve(
+        solver_fn, Vw, W0, H0, n_threads=n_threads, beta=beta_f, fixed=fixed, reg=reg,
+        normalize_atoms=normalize_atoms, max_iter=max_iter, tol=tol, check_every=check_every,
+        callback=callback, adaptive=solver == "amu", v_floor=v_floor,
+    )
     if warn and not converged and tol > 0 and max_iter > 0:
         warnings.warn(
             f"nmf reached max_iter={max_iter} before tol={tol}; increase max_iter "
@@ -455,6 +336,174 @@ def nmf(
         solver=solver,
         fixed=fixed,
     )
+
+
+def _check_solver(solver: str, beta: float) -> None:
+    """Refuse an unknown solver, and ``"cd"`` for a β other than 1 or 2."""
+    check_choice(solver, "solver", SOLVERS)
+    if solver == "cd" and beta not in (1.0, 2.0):
+        raise ParameterError(
+            f"solver='cd' supports beta 2 (Frobenius) and 1 (Kullback-Leibler), got beta={beta}; "
+            "use solver='mu' or 'amu'"
+        )
+
+
+def _check_penalties(alpha_W, alpha_H, l1_ratio) -> tuple[float, float, float]:
+    """Return ``alpha_W``, ``alpha_H`` (``"same"`` resolved) and ``l1_ratio``, checked.
+
+    Returns
+    -------
+    alpha_W, alpha_H, l1_ratio : float
+        Non-negative; ``l1_ratio`` in [0, 1].
+    """
+    alpha_W = check_real(alpha_W, "alpha_W")
+    alpha_H = alpha_W if isinstance(alpha_H, str) and alpha_H == "same" else alpha_H
+    alpha_H = check_real(alpha_H, "alpha_H")
+    l1_ratio = check_real(l1_ratio, "l1_ratio", 0.0, 1.0)
+    return alpha_W, alpha_H, l1_ratio
+
+
+def _scaled_penalties(alpha_W: float, alpha_H: float, l1_ratio: float, n_frames: int,
+                      n_bins: int) -> dict[str, float]:
+    """Return the penalty weights ``l1_W, l2_W, l1_H, l2_H`` scaled as in scikit-learn."""
+    return dict(
+        l1_W=alpha_W * l1_ratio * n_bins,
+        l2_W=alpha_W * (1.0 - l1_ratio) * n_bins,
+        l1_H=alpha_H * l1_ratio * n_frames,
+        l2_H=alpha_H * (1.0 - l1_ratio) * n_frames,
+    )
+
+
+def _check_fixed_atoms(fixed_atoms, n_bins: int) -> np.ndarray | None:
+    """Return the fixed atoms ``(k_fixed, n_bins)`` checked against V's bins, or None."""
+    if fixed_atoms is None:
+        return None
+    Hfix = check_nonnegative_matrix(fixed_atoms, "fixed_atoms")
+    if Hfix.shape[1] != n_bins:
+        raise ParameterError(
+            f"fixed_atoms have {Hfix.shape[1]} bins but V has {n_bins}; "
+            "they must come from the same STFT settings"
+        )
+    return Hfix
+
+
+def _n_components(n_components, Hfix: np.ndarray | None, H, n_bins: int) -> int:
+    """Return the total number of atoms k (fixed ones included), checked.
+
+    The default is the number of fixed atoms, else the rows of ``H``, else ``n_bins``.
+    """
+    k_fixed = 0 if Hfix is None else Hfix.shape[0]
+    if n_components is None:
+        if k_fixed:
+            n_components = k_fixed
+        elif H is not None:
+            n_components = np.shape(H)[0]
+        else:
+            n_components = n_bins
+    k = check_int(n_components, "n_components", 1)
+    if k < k_fixed:
+        raise ParameterError(
+            f"n_components={k} is smaller than the {k_fixed} fixed atoms; "
+            "n_components counts fixed and free atoms"
+        )
+    return k
+
+
+def _initial_factors(
+    V: np.ndarray, k: int, init, W, H, Hfix: np.ndarray | None, update_H: bool, random_state,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the starting factors and which atoms are fixed.
+
+    Returns
+    -------
+    W0 : np.ndarray [shape=(n_frames, k)], C-contiguous, dtype of V
+    H0 : np.ndarray [shape=(k, n_bins)], C-contiguous, dtype of V; fixed atoms first
+    fixed : np.ndarray of bool [shape=(k,)]
+    """
+    if init is not None:
+        check_choice(init, "init", (*INIT_METHODS, "custom"))
+    (n_frames, n_bins), dtype = V.shape, V.dtype
+    k_fixed = 0 if Hfix is None else Hfix.shape[0]
+    fixed = np.zeros(k, dtype=bool)
+    if not update_H:
+        if H is None and Hfix is None:
+            raise ParameterError("update_H=False needs the atoms H (or fixed_atoms)")
+        H0 = _check_factor(Hfix if H is None else H, (k, n_bins), "H", dtype)
+        fixed[:] = True
+        if W is not None and init == "custom":
+            W0 = _check_factor(W, (n_frames, k), "W", dtype)
+        else:
+            W0 = np.full((n_frames, k), np.sqrt(V.mean() / k), dtype=dtype)
+    elif init == "custom":
+        if W is None or H is None:
+            raise ParameterError("init='custom' needs both W and H")
+        W0 = _check_factor(W, (n_frames, k), "W", dtype)
+        H0 = _check_factor(H, (k, n_bins), "H", dtype)
+        if Hfix is not None:
+            H0[:k_fixed] = Hfix.astype(dtype, copy=False)
+            fixed[:k_fixed] = True
+    elif k_fixed:
+        rng = check_random_state(random_state)
+        avg = np.sqrt(V.mean() / k)
+        W0 = np.full((n_frames, k), avg, dtype=dtype)
+        H0 = np.empty((k, n_bins), dtype=dtype)
+        H0[:k_fixed] = Hfix.astype(dtype, copy=False)
+        H0[k_fixed:] = avg * np.abs(rng.standard_normal((k - k_fixed, n_bins)))
+        fixed[:k_fixed] = True
+    else:
+        if W is not None or H is not None:
+            raise ParameterError("W and H are only used with init='custom'")
+        method = init
+        if method is None:
+            method = "nndsvda" if k <= min(n_frames, n_bins) else "random"
+        with blas_single_thread(enabled=True):  # small QR/SVDs: threads only oversubscribe
+            W0, H0 = initialize(V, k, method, random_state=random_state)
+    return np.ascontiguousarray(W0), np.ascontiguousarray(H0), fixed
+
+
+def _v_floor(V: np.ndarray, beta: float, eps: float | None) -> float:
+    """Return the floor of V for β ≤ 0 (0.0: none needed, for β > 0 or no entry below it)."""
+    if beta > 0:
+        return 0.0
+    v_floor = check_real(eps, "eps") if eps is not None else EPSILON * float(V.max())
+    v_floor = v_floor if v_floor > 0 else EPSILON
+    return 0.0 if V.min() >= v_floor else v_floor
+
+
+def _normalize_start(W0: np.ndarray, H0: np.ndarray, fixed: np.ndarray) -> None:
+    """Scale the free atoms of ``H0`` to unit L2 norm and ``W0`` to match (in place)."""
+    norms = np.linalg.norm(H0[~fixed], axis=1)
+    norms[norms == 0] = 1
+    H0[~fixed] /= norms[:, None]
+    W0[:, ~fixed] *= norms[None, :].astype(W0.dtype)
+
+
+def _solve(solver_fn: Callable, V: np.ndarray, W0: np.ndarray, H0: np.ndarray, *,
+           n_threads: int, **options) -> tuple:
+    """Run ``solver_fn`` with single-threaded BLAS and, for long V, a pool of threads.
+
+    Returns
+    -------
+    tuple
+        ``(W, H, n_iter, losses, iterations, converged, divergence)``, the divergence
+        of the final factors evaluated here when the solver did not.
+    """
+    with ExitStack() as stack:
+        pool = None
+        if n_threads > 1 and V.shape[0] >= 256:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=n_threads))
+        # BLAS single-threaded always: our own threads share the rows, and on small
+        # inputs BLAS threads only oversubscribe a busy machine
+        stack.enter_context(blas_single_thread(enabled=True))
+        W, H, n_iter, losses, its, converged, div = solver_fn(
+            V, W0, H0, pool=pool, n_threads=n_threads, **options
+        )
+        if div is None:  # the solver did not evaluate the final factors
+            div = divergence_blocked(
+                V, W, H, options["beta"], pool=pool, n_parts=N_PARTS, block_rows=256,
+                v_floor=options["v_floor"],
+            )
+    return W, H, n_iter, losses, its, converged, div
 
 
 _BLAS_CONTROLLER: tuple[int, object] | None = None
@@ -502,21 +551,6 @@ class blas_single_thread:
         return False
 
 
-def penalties(W: np.ndarray, H: np.ndarray, fixed: np.ndarray, reg: dict) -> float:
-    """Regularisation terms of the objective (fixed atoms are not penalised)."""
-    Hf = H[~fixed]
-    total = 0.0
-    if reg["l1_W"]:
-        total += reg["l1_W"] * float(W.sum(dtype=np.float64))
-    if reg["l2_W"]:
-        total += 0.5 * reg["l2_W"] * float(np.sum(W.astype(np.float64) ** 2))
-    if reg["l1_H"]:
-        total += reg["l1_H"] * float(Hf.sum(dtype=np.float64))
-    if reg["l2_H"]:
-        total += 0.5 * reg["l2_H"] * float(np.sum(Hf.astype(np.float64) ** 2))
-    return total
-
-
 def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
     """Apply the accumulated multiplicative update to the free atoms, in place.
 
@@ -553,61 +587,107 @@ def _update_H(H, free, num, den, beta, exponent, reg, normalize_atoms) -> None:
     H[rows] = Hf
 
 
+#: Over-relaxation of ``solver="amu"``: growth of the factor per accepted step, its cap.
+_OMEGA_GROWTH, _OMEGA_MAX = 1.2, 4.0
+
+
+class _MUSteps:
+    """One fit's multiplicative updates and objective, with the divergences evaluated.
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_frames, n_bins)]
+        Data, C-contiguous.
+    beta : float
+        The β of the divergence.
+    fixed : np.ndarray of bool [shape=(k,)]
+        Fixed atoms, which come first.
+    reg : dict
+        Scaled penalty weights ``l1_W, l2_W, l1_H, l2_H``.
+    normalize_atoms : bool
+        Unit-norm atoms inside the objective.
+    pool : Executor or None
+        Threads sharing the blocks of rows.
+    v_floor : float
+        Floor of V for β ≤ 0 (0: none).
+    """
+
+    def __init__(self, V, beta, fixed, reg, normalize_atoms, pool, v_floor):
+        self.V, self.beta, self.fixed, self.reg = V, beta, fixed, reg
+        self.normalize_atoms, self.pool, self.v_floor = normalize_atoms, pool, v_floor
+        self.free = np.flatnonzero(~fixed)
+        assert not self.free.size or not fixed[self.free[0]:].any(), "fixed atoms come first"
+        self.update_H = self.free.size > 0
+        self.free_idx = None if self.free.size == fixed.shape[0] else self.free
+        self.block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
+        self.evaluated: dict[int, float] = {}  # iteration -> divergence of its factors
+
+    def objective(self, W: np.ndarray, H: np.ndarray, n_iter: int) -> tuple[float, float]:
+        """Return the divergence and the objective of ``W @ H`` (recorded for ``n_iter``)."""
+        d = divergence_blocked(self.V, W, H, self.beta, pool=self.pool, n_parts=N_PARTS,
+                               block_rows=256, v_floor=self.v_floor)
+        self.evaluated[n_iter] = d
+        return d, d + penalties(W, H, self.fixed, self.reg)
+
+    def step(self, W: np.ndarray, H: np.ndarray, exponent: float) -> None:
+        """Update W, then the free atoms of H, in place, with MU exponent ``exponent``."""
+        reg = self.reg
+        s = MUSettings(beta=self.beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
+                       block_rows=self.block_rows, v_floor=self.v_floor)
+        acc = mu_pass(self.V, W, H, s, update_W=True, update_H=self.update_H,
+                      free=self.free_idx, pool=self.pool, n_parts=N_PARTS)
+        if self.update_H:
+            _update_H(H, self.free, acc[0], acc[1], self.beta, exponent, reg,
+                      self.normalize_atoms)
+
+
+def _adaptive_step(mu: _MUSteps, W: np.ndarray, H: np.ndarray, n_iter: int, gamma: float,
+                   omega: float, last_obj: float) -> tuple[float, float, float]:
+    """One over-relaxed step (Badeau et al.), undone for a plain one if the objective grows.
+
+    Returns
+    -------
+    div, obj : float
+        Divergence and objective after the step.
+    omega : float
+        The over-relaxation factor for the next step.
+    """
+    W_prev, H_prev = W.copy(), H.copy()
+    mu.step(W, H, gamma * omega)
+    div, obj = mu.objective(W, H, n_iter)
+    if obj > last_obj and omega > 1:
+        W[...] = W_prev
+        H[...] = H_prev
+        mu.step(W, H, gamma)
+        div, obj = mu.objective(W, H, n_iter)
+        return div, obj, 1.0
+    return div, obj, min(omega * _OMEGA_GROWTH, _OMEGA_MAX)
+
+
 def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_every,
             callback, pool, n_threads, adaptive, v_floor):
     """Multiplicative updates (``adaptive`` = Badeau et al. over-relaxation)."""
     gamma = mu_exponent(beta)
-    free = np.flatnonzero(~fixed)
-    assert not free.size or not fixed[free[0]:].any(), "fixed atoms come first"
-    update_H = free.size > 0
-    free_idx = None if free.size == H.shape[0] else free
-    block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
-
-    evaluated = {}  # iteration -> divergence of the factors at that iteration
-
-    def objective(W_, H_):
-        d = divergence_blocked(V, W_, H_, beta, pool=pool, n_parts=N_PARTS, block_rows=256,
-                               v_floor=v_floor)
-        evaluated[n_iter] = d
-        return d, d + penalties(W_, H_, fixed, reg)
-
-    def step(W_, H_, exponent):
-        s = MUSettings(beta=beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
-                       block_rows=block_rows, v_floor=v_floor)
-        acc = mu_pass(V, W_, H_, s, update_W=True, update_H=update_H, free=free_idx,
-                      pool=pool, n_parts=N_PARTS)
-        if update_H:
-            _update_H(H_, free, acc[0], acc[1], beta, exponent, reg, normalize_atoms)
-
+    mu = _MUSteps(V, beta, fixed, reg, normalize_atoms, pool, v_floor)
     n_iter = 0
-    div0, obj0 = objective(W, H)
+    div0, obj0 = mu.objective(W, H, n_iter)
     error_at_init = np.sqrt(2 * max(div0, 0.0))
     previous_error = error_at_init
     losses, its = [obj0], [0]
     converged = False
-    omega, omega_growth, omega_max = 1.0, 1.2, 4.0
+    omega = 1.0
     last_obj = obj0
     for n_iter in range(1, max_iter + 1):
         loss_now = None
         if adaptive:
-            W_prev, H_prev = W.copy(), H.copy()
-            step(W, H, gamma * omega)
-            div, obj = objective(W, H)
-            if obj > last_obj and omega > 1:
-                W[...] = W_prev
-                H[...] = H_prev
-                omega = 1.0
-                step(W, H, gamma)
-                div, obj = objective(W, H)
-            else:
-                omega = min(omega * omega_growth, omega_max)
+            div, obj, omega = _adaptive_step(mu, W, H, n_iter, gamma, omega, last_obj)
             last_obj = obj
         else:
-            step(W, H, gamma)
+            mu.step(W, H, gamma)
         check = n_iter % check_every == 0 or n_iter == max_iter
         if check:
             if not adaptive:
-                div, obj = objective(W, H)
+                div, obj = mu.objective(W, H, n_iter)
             losses.append(obj)
             its.append(n_iter)
             loss_now = obj
@@ -616,16 +696,13 @@ def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_
         # scikit-learn's stopping rule, every 10 iterations
         if tol > 0 and n_iter % 10 == 0:
             if not check and not adaptive:
-                div, _ = objective(W, H)
+                div, _ = mu.objective(W, H, n_iter)
             error = np.sqrt(2 * max(div, 0.0))
-            if error_at_init > 0 and (previous_error - error) / error_at_init < tol:
-                converged = True
-                break
-            if error_at_init == 0:
+            if error_at_init == 0 or (previous_error - error) / error_at_init < tol:
                 converged = True
                 break
             previous_error = error
     if converged and its[-1] != n_iter:
-        losses.append(objective(W, H)[1])
+        losses.append(mu.objective(W, H, n_iter)[1])
         its.append(n_iter)
-    return W, H, n_iter, losses, its, converged, evaluated.get(n_iter)
+    return W, H, n_iter, losses, its, converged, mu.evaluated.get(n_iter)

@@ -84,8 +84,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_int as _check_int
-from ._checks import check_real as _check_real
+from ._checks import check_callable, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float
 from .exceptions import ParameterError
@@ -165,6 +164,53 @@ def _check_block(block, n_bins: int | None, dtype, index: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _check_atoms(
+    n_components, fixed_atoms, H_init
+) -> tuple[np.ndarray | None, np.ndarray | None, int, int | None]:
+    """Check the atoms given to :class:`OnlineNMF` and settle the number of atoms.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Total number of atoms k; default the fixed atoms', else the rows of ``H_init``.
+    fixed_atoms : array-like [shape=(k_fixed, n_bins)] or None
+    H_init : array-like [shape=(k, n_bins)] or None
+
+    Returns
+    -------
+    Hfix : np.ndarray [shape=(k_fixed, n_bins)] or None
+    H_init : np.ndarray [shape=(k, n_bins)] or None
+    k : int
+    n_bins : int or None
+        The bins of the atoms given (None: known from the first block).
+    """
+    Hfix = None if fixed_atoms is None else check_nonnegative_matrix(fixed_atoms, "fixed_atoms")
+    k_fixed = 0 if Hfix is None else Hfix.shape[0]
+    H0 = None if H_init is None else check_nonnegative_matrix(H_init, "H_init")
+    if n_components is None:
+        if k_fixed:
+            n_components = k_fixed
+        elif H0 is not None:
+            n_components = H0.shape[0]
+        else:
+            raise ParameterError("n_components is required without fixed_atoms or H_init")
+    k = check_int(n_components, "n_components", 1)
+    if k < k_fixed:
+        raise ParameterError(
+            f"n_components={k} is smaller than the {k_fixed} fixed atoms; "
+            "n_components counts fixed and free atoms"
+        )
+    n_bins = None
+    for M, name in ((Hfix, "fixed_atoms"), (H0, "H_init")):
+        if M is not None:
+            if n_bins is not None and M.shape[1] != n_bins:
+                raise ParameterError(f"{name} has {M.shape[1]} bins but fixed_atoms have {n_bins}")
+            n_bins = M.shape[1]
+    if H0 is not None and H0.shape[0] != k:
+        raise fail("H_init", f"an array of shape ({k}, n_bins)", H0.shape)
+    return Hfix, H0, k, n_bins
+
+
 class OnlineNMF:
     """State of an online β-NMF: atoms and accumulated statistics.
 
@@ -222,55 +268,22 @@ class OnlineNMF:
         n_threads: int | None = None,
     ):
         self.beta = beta_loss_to_float(beta)
-        self.n_inner = _check_int(n_inner, "n_inner", 1)
-        forget = _check_real(forget, "forget")
-        if not 0 < forget <= 1:
-            raise ParameterError(f"forget must be in (0, 1], got {forget}")
-        self.forget = forget
-        self.forget_frames = _check_int(forget_frames, "forget_frames", 1)
+        self.n_inner = check_int(n_inner, "n_inner", 1)
+        self.forget = check_real(forget, "forget", 0.0, 1.0, strict=True)
+        self.forget_frames = check_int(forget_frames, "forget_frames", 1)
         if not isinstance(normalize_atoms, (bool, np.bool_)):
-            raise ParameterError(f"normalize_atoms must be True or False, got {normalize_atoms!r}")
+            raise fail("normalize_atoms", "True or False", normalize_atoms)
         self.normalize_atoms = bool(normalize_atoms)
-        self.eps = None if eps is None else _check_real(eps, "eps")
+        self.eps = None if eps is None else check_real(eps, "eps")
         if n_threads is None:
             n_threads = default_n_threads()
-        self.n_threads = _check_int(n_threads, "n_threads", 1)
+        self.n_threads = check_int(n_threads, "n_threads", 1)
         self._rng = check_random_state(random_state)
         self.gamma = mu_exponent(self.beta)
-
-        self._Hfix = None
-        k_fixed = 0
-        if fixed_atoms is not None:
-            self._Hfix = check_nonnegative_matrix(fixed_atoms, "fixed_atoms")
-            k_fixed = self._Hfix.shape[0]
-        self._H_init = None
-        if H_init is not None:
-            self._H_init = check_nonnegative_matrix(H_init, "H_init")
-        if n_components is None:
-            if k_fixed:
-                n_components = k_fixed
-            elif self._H_init is not None:
-                n_components = self._H_init.shape[0]
-            else:
-                raise ParameterError("n_components is required without fixed_atoms or H_init")
-        self.n_components = _check_int(n_components, "n_components", 1)
-        if self.n_components < k_fixed:
-            raise ParameterError(
-                f"n_components={self.n_components} is smaller than the {k_fixed} fixed atoms; "
-                "n_components counts fixed and free atoms"
-            )
-        n_bins = None
-        for M, name in ((self._Hfix, "fixed_atoms"), (self._H_init, "H_init")):
-            if M is not None:
-                if n_bins is not None and M.shape[1] != n_bins:
-                    raise ParameterError(
-                        f"{name} has {M.shape[1]} bins but fixed_atoms have {n_bins}"
-                    )
-                n_bins = M.shape[1]
-        if self._H_init is not None and self._H_init.shape[0] != self.n_components:
-            raise ParameterError(
-                f"H_init must have shape ({self.n_components}, n_bins), got {self._H_init.shape}"
-            )
+        self._Hfix, self._H_init, self.n_components, n_bins = _check_atoms(
+            n_components, fixed_atoms, H_init
+        )
+        k_fixed = 0 if self._Hfix is None else self._Hfix.shape[0]
         self.fixed = np.zeros(self.n_components, dtype=bool)
         self.fixed[:k_fixed] = True
         self._free = np.flatnonzero(~self.fixed)
@@ -469,9 +482,9 @@ def _pass_iterator(blocks, passes: int) -> Callable[[], Iterator]:
     try:
         first = iter(blocks)
     except TypeError:
-        raise ParameterError(
-            "blocks must be an iterable of 2-D arrays (a list, a generator) or a callable "
-            f"returning one, got {type(blocks).__name__}"
+        raise fail(
+            "blocks", "an iterable of 2-D arrays (a list, a generator) or a callable "
+            "returning one", type(blocks).__name__,
         ) from None
     if first is blocks and passes > 1:  # an iterator (e.g. a generator): one pass only
         raise ParameterError(
@@ -570,9 +583,8 @@ def online_nmf(
     >>> res.H.shape, res.n_batches, res.n_frames_seen
     ((3, 40), 30, 3000)
     """
-    passes = _check_int(passes, "passes", 1)
-    if callback is not None and not callable(callback):
-        raise ParameterError(f"callback must be callable, got {callback!r}")
+    passes = check_int(passes, "passes", 1)
+    check_callable(callback, "callback", "callable(n_batches, loss)")
     state = OnlineNMF(
         n_components, beta=beta, H_init=H_init, fixed_atoms=fixed_atoms, n_inner=n_inner,
         forget=forget, forget_frames=forget_frames, normalize_atoms=normalize_atoms, eps=eps,
@@ -653,12 +665,12 @@ def transform_blocks(
     """
     beta_f = beta_loss_to_float(beta)
     H = check_nonnegative_matrix(H, "H")
-    max_iter = _check_int(max_iter, "max_iter", 1)
-    tol = _check_real(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter", 1)
+    tol = check_real(tol, "tol")
     if eps is not None:
-        eps = _check_real(eps, "eps")
+        eps = check_real(eps, "eps")
     if n_threads is not None:
-        n_threads = _check_int(n_threads, "n_threads", 1)
+        n_threads = check_int(n_threads, "n_threads", 1)
     if isinstance(blocks, np.ndarray) and blocks.ndim == 2:
         raise ParameterError(
             "blocks is a single 2-D array; pass an iterable of 2-D blocks, e.g. "

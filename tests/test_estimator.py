@@ -34,7 +34,7 @@ def test_inverse_transform(lowrank):
     est = BetaNMF(3, random_state=0, max_iter=20)
     W = est.fit_transform(lowrank)
     np.testing.assert_allclose(est.inverse_transform(W), W @ est.components_)
-    with pytest.raises(ParameterError, match="activations"):
+    with pytest.raises(ParameterError, match=r"^X must be activations of shape \(n_samples, 3\)"):
         est.inverse_transform(np.ones((2, 5)))
 
 

@@ -268,7 +268,7 @@ def test_memory_does_not_grow_with_the_stream(rng):
         (dict(n_components=0), "n_components"),
         (dict(n_components=None), "n_components is required"),
         (dict(n_components=2, forget=0.0), "forget"),
-        (dict(n_components=2, forget=1.5), "forget"),
+        (dict(n_components=2, forget=1.5), r"^forget must be a number in \(0, 1\], got 1.5$"),
         (dict(n_components=2, forget="x"), "forget"),
         (dict(n_components=2, forget_frames=0), "forget_frames"),
         (dict(n_components=2, n_inner=0), "n_inner"),
@@ -281,7 +281,8 @@ def test_memory_does_not_grow_with_the_stream(rng):
         (dict(n_components=2, callback=3), "callback"),
         (dict(n_components=1, fixed_atoms=np.ones((2, 6))), "smaller than"),
         (dict(n_components=3, fixed_atoms=np.ones((2, 5))), "bins"),
-        (dict(n_components=3, H_init=np.ones((2, 6))), "H_init must have shape"),
+        (dict(n_components=3, H_init=np.ones((2, 6))),
+         r"^H_init must be an array of shape \(3, n_bins\), got \(2, 6\)$"),
         (dict(n_components=2, H_init=-np.ones((2, 6))), "Negative"),
     ],
 )
