@@ -922,7 +922,6 @@ def learn_dictionary(
     """
     from nmfsep.divergence import beta_loss_to_float
     from nmfsep.io import check_name
-    from nmfsep.nmf import nmf
 
     check_name(name)
     clips, clip_names = _check_clip_list(clips, clip_names)
@@ -946,10 +945,62 @@ def learn_dictionary(
     _check_audible(mean, name, "clips")
     V = V / np.float32(mean)
 
+    atoms, training = _fit_atoms(
+        V, n_components, beta=beta_f, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
+        l1_ratio=l1_ratio, normalize_atoms=normalize_atoms, random_state=random_state,
+        callback=callback,
+    )
+    return Dictionary(
+        context_frames=context_frames,
+        atoms=atoms,
+        labels=(name,) * n_components,
+        sr=target_sr,
+        stft=config,
+        power=float(power),
+        beta=beta_f,
+        normalization="l2",
+        clips=_clip_records(clip_names, durations),
+        training=training,
+    )
+
+
+def _fit_atoms(
+    V: np.ndarray,
+    n_components: int,
+    *,
+    beta: float,
+    max_iter: int,
+    tol: float,
+    alpha_W: float,
+    l1_ratio: float,
+    normalize_atoms: bool,
+    random_state: int | None,
+    callback: Callable[[int, float | None], None] | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Learn atoms from a training spectrogram with blind β-NMF (multiplicative updates).
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_frames, n_features)], non-negative
+        The training spectrogram, scaled to mean 1.
+    n_components : int
+        Number of atoms k.
+    beta, max_iter, tol, alpha_W, l1_ratio, normalize_atoms, random_state, callback
+        As :func:`learn_dictionary` (``beta`` as a float).
+
+    Returns
+    -------
+    atoms : np.ndarray [shape=(k, n_features)], float32
+        Unit L2 norm (:func:`unit_atoms`).
+    training : dict
+        How they were learned: frames, iterations, convergence, loss, settings.
+    """
+    from nmfsep.nmf import nmf
+
     result = nmf(
         V,
         n_components,
-        beta=beta_f,
+        beta=beta,
         solver="mu",
         max_iter=max_iter,
         tol=tol,
@@ -962,7 +1013,7 @@ def learn_dictionary(
         warn=False,
     )
     training = {
-        "n_frames": int(n_frames),
+        "n_frames": int(V.shape[0]),
         "n_iter": int(result.n_iter),
         "converged": bool(result.converged),
         "loss": float(result.loss),
@@ -974,18 +1025,7 @@ def learn_dictionary(
         "random_state": random_state if random_state is None or is_int(random_state) else None,
         "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
-    return Dictionary(
-        context_frames=context_frames,
-        atoms=unit_atoms(result.H),
-        labels=(name,) * n_components,
-        sr=target_sr,
-        stft=config,
-        power=float(power),
-        beta=beta_f,
-        normalization="l2",
-        clips=_clip_records(clip_names, durations),
-        training=training,
-    )
+    return unit_atoms(result.H), training
 
 
 def _check_stft(stft: object) -> None:
@@ -1266,19 +1306,7 @@ def learn_dictionary_online(
         passes=passes,
         random_state=random_state,
     )
-    losses = result.loss_history
-    training = {
-        "algorithm": "online",
-        "n_frames": int(n_frames),
-        "n_frames_seen": int(result.n_frames_seen),
-        "n_batches": int(result.n_batches),
-        "passes": int(result.n_passes),
-        "block_seconds": block_seconds,
-        "loss": float(losses[-1]) if losses.size else None,
-        "normalize_atoms": False,
-        "random_state": random_state,
-        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
-    }
+    training = _online_training(result, n_frames, block_seconds, random_state)
     reader.finish()
     return Dictionary(
         atoms=unit_atoms(result.H),
@@ -1291,6 +1319,41 @@ def learn_dictionary_online(
         clips=_clip_records([p.name for p in paths], durations),
         training=training,
     )
+
+
+def _online_training(
+    result: Any, n_frames: int, block_seconds: float, random_state: int | None
+) -> dict[str, Any]:
+    """How :func:`learn_dictionary_online` learned its atoms (its ``training`` record).
+
+    Parameters
+    ----------
+    result : nmfsep.online.OnlineNMFResult
+        What the online NMF returned.
+    n_frames : int
+        STFT frames of all the files.
+    block_seconds : float
+        Seconds of audio per block.
+    random_state : int or None
+        The seed.
+
+    Returns
+    -------
+    dict
+    """
+    losses = result.loss_history
+    return {
+        "algorithm": "online",
+        "n_frames": int(n_frames),
+        "n_frames_seen": int(result.n_frames_seen),
+        "n_batches": int(result.n_batches),
+        "passes": int(result.n_passes),
+        "block_seconds": block_seconds,
+        "loss": float(losses[-1]) if losses.size else None,
+        "normalize_atoms": False,
+        "random_state": random_state,
+        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
+    }
 
 
 def _check_paths(paths: object) -> list[Path]:
