@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nmfsep._checks import fail, is_int
 from nmfsep.exceptions import NmfsepError, ParameterError
 
 __all__ = ["BatchResult", "separate_batch", "expand_inputs", "AUDIO_EXTENSIONS"]
@@ -410,35 +411,12 @@ def separate_batch(
         impossible combination of options, bad ``n_jobs``), before any file is
         touched; or when the Dask scheduler cannot be reached.
     """
-    import joblib
-
-    from nmfsep import io
-    from nmfsep.plan import load_dictionaries, stem_names
-
     start = time.perf_counter()
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
-                               or n_jobs == 0 or n_jobs < -1):
-        raise ParameterError(f"n_jobs must be None, -1 or an int >= 1, got {n_jobs!r}")
+    if n_jobs is not None and not (is_int(n_jobs) and (n_jobs >= 1 or n_jobs == -1)):
+        raise fail("n_jobs", "None, -1 or an int >= 1", n_jobs)
     if "callback" in separate_kwargs:  # pragma: no cover - swallowed by the signature
         raise ParameterError("callback is the batch's progress callback")
-
-    # --- settings that hold for every file: checked once -----------------------------
-    kwargs = dict(separate_kwargs)
-    if stream and not kwargs.get("dictionaries"):
-        raise ParameterError(
-            "stream=True needs dictionaries (supervised or semi-supervised separation)"
-        )
-    _check_kwargs(kwargs, stream)
-    if "dictionaries" in kwargs:
-        kwargs["dictionaries"] = tuple(load_dictionaries(kwargs["dictionaries"]))
-    names = stem_names(
-        n_components=kwargs.get("n_components"),
-        n_sources=kwargs.get("n_sources"),
-        dictionaries=kwargs.get("dictionaries", ()),
-        n_free=kwargs.get("n_free", 0),
-    )
-    for name in names:
-        io.check_name(name)
+    kwargs, names = _common_settings(separate_kwargs, stream)
 
     out = Path(out_dir)
     result = BatchResult(out_dir=str(out))
@@ -456,8 +434,97 @@ def separate_batch(
 
     for i, problem in enumerate(problems):
         report("failed", problem, len(files) + i)
+    tasks = _plan_tasks(files, out, names, kwargs, force=force, stream=stream, report=report)
 
-    # --- per file: name, duplicates, existing outputs ---------------------------------
+    if scheduler is not None:
+        client, own_client = _connect(scheduler)
+        try:
+            config, n, tasks = _dask_backend(result, scheduler, client, tasks)
+            _run_tasks(tasks, config, n, report)
+        finally:
+            if own_client:
+                client.close()
+    else:
+        config, n, tasks = _local_backend(result, n_jobs, tasks)
+        _run_tasks(tasks, config, n, report)
+
+    result._rows.sort(key=lambda row: row[0])
+    for _, status, record in result._rows:
+        {"done": result.done, "skipped": result.skipped, "failed": result.failed}[status].append(
+            record
+        )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _common_settings(
+    separate_kwargs: dict[str, Any], stream: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """Check the settings that hold for every file, once; load the dictionaries.
+
+    Returns
+    -------
+    kwargs : dict
+        ``separate_kwargs`` with ``dictionaries`` loaded.
+    names : list of str
+        The stem names every file gets (each a safe file name).
+    """
+    from nmfsep import io
+    from nmfsep.plan import load_dictionaries, stem_names
+
+    kwargs = dict(separate_kwargs)
+    if stream and not kwargs.get("dictionaries"):
+        raise ParameterError(
+            "stream=True needs dictionaries (supervised or semi-supervised separation)"
+        )
+    _check_kwargs(kwargs, stream)
+    if "dictionaries" in kwargs:
+        kwargs["dictionaries"] = tuple(load_dictionaries(kwargs["dictionaries"]))
+    names = stem_names(
+        n_components=kwargs.get("n_components"),
+        n_sources=kwargs.get("n_sources"),
+        dictionaries=kwargs.get("dictionaries", ()),
+        n_free=kwargs.get("n_free", 0),
+    )
+    for name in names:
+        io.check_name(name)
+    return kwargs, names
+
+
+def _plan_tasks(
+    files: list[Path],
+    out: Path,
+    names: Sequence[str],
+    kwargs: dict[str, Any],
+    *,
+    force: bool,
+    stream: bool,
+    report: Callable[[str, dict[str, Any], int], None],
+) -> list[_Task]:
+    """One task per file to run; report the others (unsafe or duplicate name, done already).
+
+    Parameters
+    ----------
+    files : list of Path
+        The expanded inputs, in input order (their index is their order).
+    out : Path
+        Output root.
+    names : sequence of str
+        The stems every file writes.
+    kwargs : dict
+        The per-file function's keyword arguments.
+    force, stream : bool
+        As :func:`separate_batch`.
+    report : callable(status, record, order)
+        Records a file that is not run ("failed" or "skipped").
+
+    Returns
+    -------
+    list of _Task
+        With one thread each (the backend sets the threads).
+    """
+    from nmfsep import io
+
     tasks: list[_Task] = []
     owners: dict[str, Path] = {}
     for i, f in enumerate(files):
@@ -485,71 +552,102 @@ def separate_batch(
             continue
         tasks.append(_Task(index=i, path=str(f), out_dir=str(out), force=force, stream=stream,
                            n_threads=1, kwargs=kwargs))
+    return tasks
 
-    # --- run -------------------------------------------------------------------------
-    client = None
-    own_client = False
-    if scheduler is not None:
-        result.backend = "dask"
-        client, own_client = _connect(scheduler)
-        result.scheduler = scheduler if isinstance(scheduler, str) else client.scheduler.address
-        n_workers_threads = sum(
-            w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()
-        )
-        result.n_jobs = max(1, n_workers_threads)
-        # the workers may run elsewhere: send absolute paths
-        tasks = [
-            _Task(t.index, os.path.abspath(t.path), os.path.abspath(t.out_dir), t.force,
-                  t.stream, 1, t.kwargs)
-            for t in tasks
-        ]
-        config = joblib.parallel_config(backend="dask", client=client)
-        n = -1
-    else:
-        cores = _local_cores()
-        n = cores if n_jobs in (None, -1) else int(n_jobs)
-        n = max(1, min(n, len(tasks))) if tasks else 1
-        threads = max(1, cores // n)
-        tasks = [_Task(t.index, t.path, t.out_dir, t.force, t.stream, threads, t.kwargs)
-                 for t in tasks]
-        result.n_jobs = n
-        result.backend = "loky" if n > 1 else "sequential"
-        config = joblib.parallel_config(backend="loky", inner_max_num_threads=threads) \
-            if n > 1 else joblib.parallel_config(backend="sequential")
 
+def _dask_backend(
+    result: BatchResult, scheduler: Any, client: Any, tasks: list[_Task]
+) -> tuple[Any, int, list[_Task]]:
+    """Run on a Dask cluster: joblib's dask backend, absolute paths, one thread a task.
+
+    Sets ``result.backend``, ``result.scheduler`` and ``result.n_jobs`` (the workers'
+    threads).
+
+    Returns
+    -------
+    config : joblib.parallel_config
+    n_jobs : int
+        -1 (the cluster decides).
+    tasks : list of _Task
+        With absolute paths (the workers may run elsewhere).
+    """
+    import joblib
+
+    result.backend = "dask"
+    result.scheduler = scheduler if isinstance(scheduler, str) else client.scheduler.address
+    n_workers_threads = sum(
+        w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()
+    )
+    result.n_jobs = max(1, n_workers_threads)
+    tasks = [
+        _Task(t.index, os.path.abspath(t.path), os.path.abspath(t.out_dir), t.force,
+              t.stream, 1, t.kwargs)
+        for t in tasks
+    ]
+    return joblib.parallel_config(backend="dask", client=client), -1, tasks
+
+
+def _local_backend(
+    result: BatchResult, n_jobs: int | None, tasks: list[_Task]
+) -> tuple[Any, int, list[_Task]]:
+    """Run on this machine: ``n_jobs`` loky processes (sequential for one), cores shared.
+
+    Sets ``result.backend`` and ``result.n_jobs``.
+
+    Returns
+    -------
+    config : joblib.parallel_config
+    n_jobs : int
+        Processes, at most one per task.
+    tasks : list of _Task
+        Each with ``cores // n_jobs`` threads.
+    """
+    import joblib
+
+    cores = _local_cores()
+    n = cores if n_jobs in (None, -1) else int(n_jobs)
+    n = max(1, min(n, len(tasks))) if tasks else 1
+    threads = max(1, cores // n)
+    tasks = [_Task(t.index, t.path, t.out_dir, t.force, t.stream, threads, t.kwargs)
+             for t in tasks]
+    result.n_jobs = n
+    result.backend = "loky" if n > 1 else "sequential"
+    config = joblib.parallel_config(backend="loky", inner_max_num_threads=threads) \
+        if n > 1 else joblib.parallel_config(backend="sequential")
+    return config, n, tasks
+
+
+def _run_tasks(
+    tasks: list[_Task], config: Any, n: int, report: Callable[[str, dict[str, Any], int], None]
+) -> None:
+    """Run the tasks under ``config`` and report each outcome as it comes.
+
+    A worker that dies takes its unfinished files with it: they are reported as
+    failed, with a reason that says to rerun the batch.
+    """
+    import joblib
+
+    if not tasks:
+        return
     pending = {t.index: t for t in tasks}
-    try:
-        if tasks:
-            with config:
-                outcomes = joblib.Parallel(n_jobs=n, return_as="generator_unordered")(
-                    joblib.delayed(_separate_one)(t) for t in tasks
-                )
-                try:
-                    for outcome in outcomes:
-                        pending.pop(outcome["index"], None)
-                        report(outcome["status"], outcome["record"], outcome["index"])
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as exc:  # a worker died (TerminatedWorkerError, KilledWorker)
-                    for t in sorted(pending.values(), key=lambda t: t.index):
-                        report("failed", {
-                            "input": t.path, "error_type": type(exc).__name__,
-                            "reason": f"{t.path}: the worker running it stopped "
-                                      f"({type(exc).__name__}: {exc}); rerun the batch to "
-                                      "retry the files that are missing",
-                        }, t.index)
-                    pending.clear()
-    finally:
-        if own_client and client is not None:
-            client.close()
-
-    result._rows.sort(key=lambda row: row[0])
-    for _, status, record in result._rows:
-        {"done": result.done, "skipped": result.skipped, "failed": result.failed}[status].append(
-            record
+    with config:
+        outcomes = joblib.Parallel(n_jobs=n, return_as="generator_unordered")(
+            joblib.delayed(_separate_one)(t) for t in tasks
         )
-    result.seconds = time.perf_counter() - start
-    return result
+        try:
+            for outcome in outcomes:
+                pending.pop(outcome["index"], None)
+                report(outcome["status"], outcome["record"], outcome["index"])
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a worker died (TerminatedWorkerError, KilledWorker)
+            for t in sorted(pending.values(), key=lambda t: t.index):
+                report("failed", {
+                    "input": t.path, "error_type": type(exc).__name__,
+                    "reason": f"{t.path}: the worker running it stopped "
+                              f"({type(exc).__name__}: {exc}); rerun the batch to "
+                              "retry the files that are missing",
+                }, t.index)
 
 
 def _connect(scheduler: Any) -> tuple[Any, bool]:

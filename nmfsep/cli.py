@@ -5,7 +5,8 @@ Commands: ``separate``, ``learn``, ``info``, ``plot``, ``eval``, ``rank``,
 no separation logic: every command calls one library function
 (:func:`nmfsep.files.separate_file`, or for ``separate`` with folders, glob
 patterns, ``--jobs`` or ``--scheduler`` :func:`nmfsep.batch.separate_batch`, with
-``--stream`` :func:`nmfsep.stream.separate_stream`; :func:`nmfsep.dictionary.learn_dictionary`,
+``--stream`` :func:`nmfsep.stream.separate_stream`;
+:func:`nmfsep.dictionary.learn_dictionary_files`,
 :func:`nmfsep.plots.plot_file`, :func:`nmfsep.evaluate.evaluate_files`,
 :func:`nmfsep.rank.rank_sweep_audio`, :func:`nmfsep.report.report_from_model` or a
 loader) and turns the result into lines or a table on stdout (or JSON with
@@ -67,7 +68,7 @@ def _debug() -> bool:
 
 
 def _version() -> str:
-    from nmfsep import __version__
+    from nmfsep._version import __version__
 
     return __version__
 
@@ -383,6 +384,52 @@ def _beta_callback(value: str | None) -> str | float | None:
     return None if value is None else _parse_beta(value)
 
 
+# --------------------------------------------------------------------------- shared options
+
+# Options that several commands declare, defined once. Where the help must say what
+# the command writes or prints, a small function builds the option with that part.
+
+
+def _beta_option(default_note: str = "") -> Any:
+    """``--beta``; ``default_note`` replaces the shown default (e.g. when it depends)."""
+    return typer.Option(
+        "--beta",
+        metavar="kl|is|frobenius|β",
+        help=_BETA_HELP + default_note,
+        callback=_beta_callback,
+        show_default=not default_note,
+    )
+
+
+def _force_option(what: str) -> Any:
+    """``--force``/``-f``: overwrite ``what`` (the command's outputs)."""
+    return typer.Option("--force", "-f", help=f"Overwrite {what}.")
+
+
+def _json_option(what: str) -> Any:
+    """``--json``: print ``what`` as JSON on stdout."""
+    return typer.Option("--json", help=f"Print {what} as JSON on stdout.")
+
+
+def _quiet_option(what: str) -> Any:
+    """``--quiet``/``-q``: no progress bar, and ``what``."""
+    return typer.Option("--quiet", "-q", help=f"No progress bar; {what}.")
+
+
+_Beta = Annotated[str, _beta_option()]
+_MaxIter = Annotated[
+    int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations per run.")
+]
+_Tol = Annotated[
+    float,
+    typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+]
+_Seed = Annotated[
+    int,
+    typer.Option("--seed", min=0, help="Random seed; the same seed gives the same output."),
+]
+
+
 # --------------------------------------------------------------------------- app callback
 
 
@@ -605,18 +652,9 @@ def separate(
             file_okay=False,
         ),
     ] = Path("separated"),
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite existing output files.")
-    ] = False,
+    force: Annotated[bool, _force_option("existing output files")] = False,
     beta: Annotated[
-        str | None,
-        typer.Option(
-            "--beta",
-            metavar="kl|is|frobenius|β",
-            help=_BETA_HELP + " Default: the dictionaries' β with --dict, else kl.",
-            callback=_beta_callback,
-            show_default=False,
-        ),
+        str | None, _beta_option(" Default: the dictionaries' β with --dict, else kl.")
     ] = None,
     mask: Annotated[
         Literal["soft", "binary"],
@@ -645,17 +683,9 @@ def separate(
             "activations (components that play together), or combined.",
         ),
     ] = _GROUPING,
-    max_iter: Annotated[
-        int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations.")
-    ] = 200,
-    tol: Annotated[
-        float,
-        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
-    ] = 1e-4,
-    seed: Annotated[
-        int,
-        typer.Option("--seed", min=0, help="Random seed; the same seed gives the same stems."),
-    ] = 0,
+    max_iter: _MaxIter = 200,
+    tol: _Tol = 1e-4,
+    seed: _Seed = 0,
     save_model: Annotated[
         bool,
         typer.Option(
@@ -674,19 +704,13 @@ def separate(
     ] = False,
     as_json: Annotated[
         bool,
-        typer.Option(
-            "--json",
-            help="Print a JSON list of per-mixture summaries on stdout (a batch: its report, "
-            "with ok, counts and the done, skipped and failed files).",
+        _json_option(
+            "a list of per-mixture summaries (a batch: its report, with ok, counts and the "
+            "done, skipped and failed files)"
         ),
     ] = False,
     quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No progress bar and no summary lines (errors and warnings are still shown).",
-        ),
+        bool, _quiet_option("no summary lines (errors and warnings are still shown)")
     ] = False,
     jobs: Annotated[
         int | None,
@@ -776,10 +800,126 @@ def separate(
     )
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
     console = _stderr_console()
+    loaded_dicts = _load_dictionaries(
+        ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
+    )
+    kwargs = _separate_kwargs(
+        stream=stream,
+        n_components=n_components,
+        n_sources=n_sources,
+        dictionaries=loaded_dicts,
+        n_free=n_free,
+        beta=beta,
+        mask=mask,
+        mask_power=mask_power,
+        grouping=grouping,
+        max_iter=max_iter,
+        tol=tol,
+        seed=seed,
+        save_model=save_model,
+        report=report,
+        block_seconds=block_seconds,
+    )
+    if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
+        _separate_batch(
+            console,
+            mixtures,
+            out_dir,
+            jobs=jobs,
+            scheduler=scheduler,
+            recursive=recursive,
+            force=force,
+            stream=stream,
+            as_json=as_json,
+            quiet=quiet,
+            kwargs=kwargs,
+        )
+    else:
+        _separate_files(
+            console,
+            mixtures,
+            out_dir,
+            force=force,
+            stream=stream,
+            max_iter=max_iter,
+            as_json=as_json,
+            quiet=quiet,
+            kwargs=kwargs,
+        )
+
+
+def _separate_kwargs(
+    *,
+    stream: bool,
+    n_components: int | None,
+    n_sources: int | None,
+    dictionaries: tuple[Any, ...],
+    n_free: int,
+    beta: str | float | None,
+    mask: str,
+    mask_power: float | None,
+    grouping: str,
+    max_iter: int,
+    tol: float,
+    seed: int,
+    save_model: bool,
+    report: bool,
+    block_seconds: float,
+) -> dict[str, Any]:
+    """Return the library's keyword arguments for the options of ``separate``.
+
+    Those of :func:`nmfsep.files.separate_file`, or with ``stream`` those of
+    :func:`nmfsep.stream.separate_stream` (supervised or semi-supervised only).
+    """
+    if stream:  # separate_stream's arguments: supervised or semi-supervised only
+        kwargs: dict[str, Any] = {
+            "dictionaries": dictionaries,
+            "n_free": n_free,
+            "block_seconds": block_seconds,
+            "beta": beta,
+            "mask": mask,
+            "max_iter": max_iter,
+            "tol": tol,
+            "random_state": seed,
+        }
+        if mask_power is not None:
+            kwargs["mask_power"] = mask_power
+    else:
+        kwargs = {
+            "n_components": n_components,
+            "n_sources": n_sources,
+            "dictionaries": dictionaries,
+            "n_free": n_free,
+            "beta": beta,
+            "mask": mask,
+            "mask_power": mask_power,
+            "grouping": grouping,
+            "max_iter": max_iter,
+            "tol": tol,
+            "random_state": seed,
+            "save_model": save_model,
+            "report": report,
+        }
+    return kwargs
+
+
+def _load_dictionaries(
+    ctx: typer.Context,
+    console,
+    dict_paths: list[Path],
+    *,
+    n_components: int | None,
+    n_sources: int | None,
+    n_free: int,
+) -> tuple[Any, ...]:
+    """Load the dictionaries once and check the combination of options before any mixture.
+
+    A bad dictionary is one error, not one per file; an impossible combination of
+    options (:func:`nmfsep.plan.stem_names`) is a usage error.
+    """
     try:
         from nmfsep.dictionary import Dictionary
         from nmfsep.exceptions import ParameterError
-        from nmfsep.files import separate_file
         from nmfsep.plan import stem_names
     except ImportError as exc:  # pragma: no cover - broken installation
         if _debug():
@@ -787,9 +927,6 @@ def separate(
         raise _fail(
             console, f"cannot import the separation code ({exc}); reinstall nmfsep"
         ) from None
-
-    # Load the dictionaries once (not once per mixture) and check the combination of
-    # options before any mixture is read: a bad dictionary is one error, not one per file.
     try:
         loaded_dicts = tuple(Dictionary.load(path) for path in dict_paths)
         stem_names(
@@ -806,117 +943,122 @@ def separate(
         if _debug():
             raise
         raise _fail(console, _describe(exc)) from None
+    return loaded_dicts
 
-    kwargs: dict[str, Any] = {
-        "n_components": n_components,
-        "n_sources": n_sources,
-        "dictionaries": loaded_dicts,
-        "n_free": n_free,
-        "beta": beta,
-        "mask": mask,
-        "mask_power": mask_power,
-        "grouping": grouping,
-        "max_iter": max_iter,
-        "tol": tol,
-        "random_state": seed,
-    }
-    if stream:  # separate_stream's arguments: supervised or semi-supervised only
-        kwargs = {
-            "dictionaries": loaded_dicts,
-            "n_free": n_free,
-            "block_seconds": block_seconds,
-            "beta": beta,
-            "mask": mask,
-            "max_iter": max_iter,
-            "tol": tol,
-            "random_state": seed,
-        }
-        if mask_power is not None:
-            kwargs["mask_power"] = mask_power
-    else:
-        kwargs.update(save_model=save_model, report=report)
-    if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
-        _separate_batch(
-            console,
-            mixtures,
-            out_dir,
-            jobs=jobs,
-            scheduler=scheduler,
-            recursive=recursive,
-            force=force,
-            stream=stream,
-            as_json=as_json,
-            quiet=quiet,
-            kwargs=kwargs,
-        )
-        return
+
+def _separate_files(
+    console,
+    mixtures: list[Path],
+    out_dir: Path,
+    *,
+    force: bool,
+    stream: bool,
+    max_iter: int,
+    as_json: bool,
+    quiet: bool,
+    kwargs: dict[str, Any],
+) -> None:
+    """``separate`` for files named one by one: in turn, a summary line each, exit 1 on failures.
+
+    Two mixtures of the same name would write the same folder: the second fails.
+    """
     if stream:
         from nmfsep.stream import separate_stream
 
         separate_one: Callable[..., dict[str, Any]] = separate_stream
     else:
+        from nmfsep.files import separate_file
+
         separate_one = separate_file
-    user_errors = _user_errors()
     summaries: list[dict[str, Any]] = []
     n_failed = 0
     seen_names: dict[str, Path] = {}
     with _progress(console, enabled=_show_progress(quiet)) as progress:
         files_task = progress.add_task("files", total=len(mixtures), visible=len(mixtures) > 1)
         iter_task = progress.add_task("NMF", total=max_iter)
-        callback = _iteration_callback(progress, iter_task) if not progress.disable else None
-        if stream and not progress.disable:
-
-            def callback(done: int, total: int) -> None:
-                progress.update(iter_task, completed=done, total=total)
-
+        callback = _file_progress_callback(progress, iter_task, stream=stream)
         for mixture in mixtures:
             what = "blocks" if stream else "NMF"
             progress.reset(iter_task, total=max_iter, description=f"{what} {mixture.name}")
             name = mixture.stem
             if name in seen_names:
-                n_failed += 1
                 message = (
                     f"{mixture}: same name as {seen_names[name]}, its stems would go to the "
                     f"same folder {out_dir / name}; rename one or run them with different -o"
                 )
                 _say(progress.console, "error", message)
-                summaries.append({"input": str(mixture), "error": message})
-                progress.advance(files_task)
-                continue
-            seen_names[name] = mixture
-            start = time.perf_counter()
-            try:
-                with _captured_warnings() as caught:
-                    summary = separate_one(
-                        mixture, out_dir, force=force, callback=callback, **kwargs
-                    )
-            except user_errors as exc:
-                if _debug():
-                    raise
-                n_failed += 1
-                message = _with_path(mixture, _describe(exc))
-                for text in _warning_messages(caught):
-                    _say(progress.console, "warning", _with_path(mixture, text))
-                _say(progress.console, "error", message)
-                summaries.append({"input": str(mixture), "error": message})
-                progress.advance(files_task)
-                continue
-            summary = dict(summary or {})
-            summary.setdefault("input", str(mixture))
-            summary.setdefault("seconds", round(time.perf_counter() - start, 3))
-            messages = _warning_messages(caught, summary.get("warnings"))
-            summary["warnings"] = messages
-            for text in messages:
-                _say(progress.console, "warning", _with_path(mixture, text))
+                summary, ok = {"input": str(mixture), "error": message}, False
+            else:
+                seen_names[name] = mixture
+                summary, ok = _separate_listed(
+                    progress.console, separate_one, mixture, out_dir, force=force,
+                    callback=callback, kwargs=kwargs,
+                )
+                if ok and not as_json and not quiet:
+                    progress.console.file.flush()
+                    typer.echo(_summary_line(mixture, summary))
+            n_failed += not ok
             summaries.append(summary)
-            if not as_json and not quiet:
-                progress.console.file.flush()
-                typer.echo(_summary_line(mixture, summary))
             progress.advance(files_task)
     if as_json:
         _print_json(summaries)
     if n_failed:
         raise typer.Exit(1)
+
+
+def _file_progress_callback(progress, task, *, stream: bool) -> Callable[..., None] | None:
+    """Return the per-file progress callback: NMF iterations, or with ``stream`` blocks."""
+    if progress.disable:
+        return None
+    if not stream:
+        return _iteration_callback(progress, task)
+
+    def callback(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return callback
+
+
+def _separate_listed(
+    console,
+    separate_one: Callable[..., dict[str, Any]],
+    mixture: Path,
+    out_dir: Path,
+    *,
+    force: bool,
+    callback: Callable[..., None] | None,
+    kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
+    """Separate one mixture; report its warnings, or its error, on ``console``.
+
+    Returns
+    -------
+    summary : dict
+        The library's summary with ``input``, ``seconds`` and ``warnings``; for a
+        failure ``{"input", "error"}``.
+    ok : bool
+        False for a failure.
+    """
+    start = time.perf_counter()
+    try:
+        with _captured_warnings() as caught:
+            summary = separate_one(mixture, out_dir, force=force, callback=callback, **kwargs)
+    except _user_errors() as exc:
+        if _debug():
+            raise
+        message = _with_path(mixture, _describe(exc))
+        for text in _warning_messages(caught):
+            _say(console, "warning", _with_path(mixture, text))
+        _say(console, "error", message)
+        return {"input": str(mixture), "error": message}, False
+    summary = dict(summary or {})
+    summary.setdefault("input", str(mixture))
+    summary.setdefault("seconds", round(time.perf_counter() - start, 3))
+    messages = _warning_messages(caught, summary.get("warnings"))
+    summary["warnings"] = messages
+    for text in messages:
+        _say(console, "warning", _with_path(mixture, text))
+    return summary, True
 
 
 def _separate_batch(
@@ -1030,32 +1172,13 @@ def learn(
             dir_okay=False,
         ),
     ],
-    beta: Annotated[
-        str,
-        typer.Option(
-            "--beta", metavar="kl|is|frobenius|β", help=_BETA_HELP, callback=_beta_callback
-        ),
-    ] = "kl",
-    max_iter: Annotated[
-        int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations.")
-    ] = 200,
-    tol: Annotated[
-        float,
-        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
-    ] = 1e-4,
-    seed: Annotated[
-        int,
-        typer.Option("--seed", min=0, help="Random seed; the same seed gives the same atoms."),
-    ] = 0,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite the dictionary file if it exists.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print what was learned as JSON on stdout.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
-    ] = False,
+    beta: _Beta = "kl",
+    max_iter: _MaxIter = 200,
+    tol: _Tol = 1e-4,
+    seed: _Seed = 0,
+    force: Annotated[bool, _force_option("the dictionary file if it exists")] = False,
+    as_json: Annotated[bool, _json_option("what was learned")] = False,
+    quiet: Annotated[bool, _quiet_option("no summary line")] = False,
     online: Annotated[
         bool,
         typer.Option(
@@ -1098,99 +1221,89 @@ def learn(
         io.check_name(name)
     except _user_errors() as exc:
         raise typer.BadParameter(_describe(exc), param_hint="'-n' / '--name'") from None
-    try:
-        if output.is_dir():
-            raise _fail(
-                console,
-                f"{output}: is a folder; give a file name such as {output / (name + '.npz')}",
-            )
-        if (output.exists() or output.is_symlink()) and not force:
-            raise _fail(console, f"{output}: exists; pass --force to overwrite")
-
-        from nmfsep.dictionary import (
-            DEFAULT_CONTEXT_FRAMES,
-            learn_dictionary,
-            learn_dictionary_online,
+    _check_output(console, output, force=force, example=name + ".npz")
+    if online and context not in (None, 1):
+        raise _fail(
+            console,
+            f"--context {context} does not apply with --online (online learning learns "
+            "single frames); drop --context or --online",
         )
-
-        if online and context not in (None, 1):
-            raise _fail(
-                console,
-                f"--context {context} does not apply with --online (online learning learns "
-                "single frames); drop --context or --online",
-            )
-        if online:
-            with _progress(console, enabled=_show_progress(quiet)) as progress:
-                task = progress.add_task(f"learning {name} (audio s)", total=None)
-
-                def seconds_callback(done: float, total: float) -> None:
-                    progress.update(task, completed=round(done, 1), total=round(total, 1))
-
-                with _captured_warnings() as caught:
-                    dictionary = learn_dictionary_online(
-                        clips,
-                        name,
-                        n_components,
-                        beta=beta,
-                        block_seconds=block_seconds,
-                        passes=passes,
-                        random_state=seed,
-                        callback=None if progress.disable else seconds_callback,
-                    )
-                for text in _warning_messages(caught):
-                    _say(progress.console, "warning", text)
-            written = dictionary.save(output, force=force)
-            total = sum(float(c["duration"]) for c in dictionary.clips)
-            info = _dictionary_info(dictionary, written)
-            if as_json:
-                _print_json(info)
-            elif not quiet:
-                typer.echo(
-                    f"{written}: {info.get('k')} atoms for {name!r} learned online from "
-                    f"{len(clips)} clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at "
-                    f"{info.get('sr')} Hz"
-                )
-            return
-
-        with _progress(console, enabled=_show_progress(quiet)) as progress:
-            loaded = []
-            load_task = progress.add_task("loading clips", total=len(clips))
-            for clip in clips:
-                loaded.append(io.load(clip))
-                progress.advance(load_task)
-            iter_task = progress.add_task(f"learning {name}", total=max_iter)
-            callback = _iteration_callback(progress, iter_task) if not progress.disable else None
-            with _captured_warnings() as caught:
-                dictionary = learn_dictionary(
-                    loaded,
-                    name,
-                    n_components,
-                    beta=beta,
-                    max_iter=max_iter,
-                    tol=tol,
-                    random_state=seed,
-                    callback=callback,
-                    clip_names=[clip.name for clip in clips],
-                    context_frames=DEFAULT_CONTEXT_FRAMES if context is None else context,
-                )
-            for text in _warning_messages(caught):
-                _say(progress.console, "warning", text)
+    with _errors_as_exit(console):
+        dictionary = _learn_with_progress(
+            console,
+            clips,
+            name,
+            n_components,
+            quiet=quiet,
+            online=online,
+            beta=beta,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=seed,
+            context_frames=context,
+            block_seconds=block_seconds,
+            passes=passes,
+        )
         written = dictionary.save(output, force=force)
-    except typer.Exit:
-        raise
-    except _user_errors() as exc:
-        if _debug():
-            raise
-        raise _fail(console, _describe(exc)) from None
     info = _dictionary_info(dictionary, written)
     if as_json:
         _print_json(info)
     elif not quiet:
-        total = sum(float(y.shape[-1]) / sr for y, sr in loaded)
-        typer.echo(
-            f"{written}: {info.get('k')} atoms for {name!r} learned from {len(clips)} "
-            f"clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at {info.get('sr')} Hz"
-        )
+        typer.echo(_learned_line(info, name, online=online))
+
+
+def _learn_with_progress(
+    console, clips: list[Path], name: str, n_components: int, *, quiet: bool, online: bool,
+    **kwargs: Any,
+) -> Any:
+    """Run :func:`nmfsep.dictionary.learn_dictionary_files` under a progress display.
+
+    Its warnings are reported as ``warning: ...`` lines; ``kwargs`` are passed on.
+    """
+    from nmfsep.dictionary import learn_dictionary_files
+
+    with _progress(console, enabled=_show_progress(quiet)) as progress:
+        if online:
+            task = progress.add_task(f"learning {name} (audio s)", total=None)
+
+            def seconds_callback(done: float, total: float) -> None:
+                progress.update(task, completed=round(done, 1), total=round(total, 1))
+
+            callbacks: dict[str, Any] = {"callback": seconds_callback}
+        else:
+            load_task = progress.add_task("loading clips", total=len(clips))
+            iter_task = progress.add_task(f"learning {name}", total=kwargs["max_iter"])
+
+            def load_callback(done: int, total: int) -> None:
+                progress.update(load_task, completed=done)
+
+            callbacks = {
+                "callback": _iteration_callback(progress, iter_task),
+                "load_callback": load_callback,
+            }
+        with _captured_warnings() as caught:
+            dictionary = learn_dictionary_files(
+                clips,
+                name,
+                n_components,
+                online=online,
+                **kwargs,
+                **({} if progress.disable else callbacks),
+            )
+        for text in _warning_messages(caught):
+            _say(progress.console, "warning", text)
+    return dictionary
+
+
+def _learned_line(info: dict[str, Any], name: str, *, online: bool) -> str:
+    """``piano.npz: 16 atoms for 'piano' learned from 2 clips (3.0 s) at 22050 Hz``."""
+    clips = info["clips"]
+    total = sum(float(c["duration"]) for c in clips)
+    how = "learned online" if online else "learned"
+    return (
+        f"{info['path']}: {info.get('k')} atoms for {name!r} {how} from {len(clips)} "
+        f"clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at {info.get('sr')} Hz"
+    )
 
 
 # --------------------------------------------------------------------------- info
@@ -1355,7 +1468,7 @@ def info(
             show_default=False,
         ),
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the information as JSON.")] = False,
+    as_json: Annotated[bool, _json_option("the information")] = False,
 ) -> None:
     """Show what a dictionary or saved model holds.
 
@@ -1425,9 +1538,7 @@ def plot_command(
             "--linear", help="Linear frequency axis (default: logarithmic, with note names)."
         ),
     ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite the figure if it exists.")
-    ] = False,
+    force: Annotated[bool, _force_option("the figure if it exists")] = False,
 ) -> None:
     """Draw the atoms of a dictionary, or a separation (atoms, activations, masks).
 
@@ -1501,9 +1612,7 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the scores as JSON instead of a table.")
-    ] = False,
+    as_json: Annotated[bool, _json_option("the scores (instead of a table)")] = False,
     csv_path: Annotated[
         Path | None,
         typer.Option(
@@ -1513,9 +1622,7 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite the --csv file if it exists.")
-    ] = False,
+    force: Annotated[bool, _force_option("the --csv file if it exists")] = False,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 
@@ -1587,19 +1694,9 @@ def rank_command(
             callback=_seeds_callback,
         ),
     ] = _RANK_SEEDS,
-    beta: Annotated[
-        str,
-        typer.Option(
-            "--beta", metavar="kl|is|frobenius|β", help=_BETA_HELP, callback=_beta_callback
-        ),
-    ] = "kl",
-    max_iter: Annotated[
-        int, typer.Option("--max-iter", min=1, help="Maximum NMF iterations per run.")
-    ] = _RANK_MAX_ITER,
-    tol: Annotated[
-        float,
-        typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
-    ] = 1e-4,
+    beta: _Beta = "kl",
+    max_iter: _MaxIter = _RANK_MAX_ITER,
+    tol: _Tol = 1e-4,
     seconds: Annotated[
         float | None,
         typer.Option(
@@ -1640,18 +1737,9 @@ def rank_command(
             show_default=False,
         ),
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite the --plot figure if it exists.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print every run and the suggestion as JSON.")
-    ] = False,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="No progress bar; print only the suggested k (for scripts)."
-        ),
-    ] = False,
+    force: Annotated[bool, _force_option("the --plot figure if it exists")] = False,
+    as_json: Annotated[bool, _json_option("every run and the suggestion")] = False,
+    quiet: Annotated[bool, _quiet_option("print only the suggested k (for scripts)")] = False,
 ) -> None:
     """Suggest a number of components k: NMF error and atom stability for several k.
 
@@ -1781,10 +1869,7 @@ def report_command(
         ),
     ] = "auto",
     force: Annotated[
-        bool,
-        typer.Option(
-            "--force", "-f", help="Overwrite report.html (and a mixture.wav that does not fit)."
-        ),
+        bool, _force_option("report.html (and a mixture.wav that does not fit)")
     ] = False,
 ) -> None:
     """Write an HTML report of a saved separation: players, figures, settings, scores.
@@ -1847,12 +1932,6 @@ def version_command(
             typer.echo(f"{package} {dist_version(package)}")
         except PackageNotFoundError:
             typer.echo(f"{package} not installed")
-    try:
-        import soundfile
-
-        typer.echo(f"libsndfile {soundfile.__libsndfile_version__}")
-    except (ImportError, OSError, AttributeError):
-        typer.echo("libsndfile not found")
 
 
 # --------------------------------------------------------------------------- entry point

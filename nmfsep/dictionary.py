@@ -24,22 +24,31 @@ File format (version 1), an ``.npz`` archive read with ``allow_pickle=False``:
 :func:`learn_dictionary` touches no audio file: the caller loads clips (see
 :mod:`nmfsep.io`). :func:`learn_dictionary_online` reads files itself, block by
 block, so that hours of training audio fit in bounded memory.
+:func:`learn_dictionary_files` learns from files either way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nmfsep._checks import check_rate
-from nmfsep._checks import is_int as _is_int
-from nmfsep._checks import is_real as _is_real
+from nmfsep._checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_rate,
+    check_real,
+    fail,
+    is_int,
+    is_real,
+)
 from nmfsep._npz import atomic_savez, jsonable, parse_meta, read_npz
 from nmfsep._version import __version__
 from nmfsep.exceptions import DictionaryError, ParameterError
@@ -51,6 +60,7 @@ __all__ = [
     "combine",
     "learn_dictionary",
     "learn_dictionary_online",
+    "learn_dictionary_files",
     "fit_mismatch",
     "default_power",
     "DEFAULT_ATOMS_PER_SOURCE",
@@ -73,6 +83,9 @@ DEFAULT_ATOMS_PER_SOURCE = 48
 #: drums + bass, where single-frame spectra of different instruments look alike;
 #: five frames did no better.
 DEFAULT_CONTEXT_FRAMES = 3
+
+#: Most frames an atom may span (a bound on what a dictionary file may declare).
+MAX_CONTEXT_FRAMES = 64
 
 #: Dictionaries are learned, by default, with a window this many times longer than
 #: :meth:`STFTConfig.for_sample_rate` (about 186 ms): finer frequency resolution
@@ -146,6 +159,103 @@ def default_power(beta: float) -> float:
     return 2.0 if float(beta) <= 0 else 1.0
 
 
+def _check_context_frames(value: object) -> int:
+    """Return the frames each atom spans, or raise if it is not an int from 1 to 64.
+
+    Parameters
+    ----------
+    value : object
+        ``context_frames`` (:data:`MAX_CONTEXT_FRAMES` at most).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ParameterError
+        ``"context_frames must be an int from 1 to 64, got ..."``.
+    """
+    return check_int(value, "context_frames", 1, MAX_CONTEXT_FRAMES)
+
+
+def _check_power(power: object) -> float:
+    """Return a spectrogram power (a finite number > 0, 1 or 2 in practice) as a float."""
+    return check_real(power, "power", 0.0, strict=True)
+
+
+def _checked_atoms(atoms: object, stft: STFTConfig, context_frames: int) -> np.ndarray:
+    """Check atoms against the STFT and the context; return a read-only float32 copy.
+
+    Parameters
+    ----------
+    atoms : array-like [shape=(k, context_frames * n_bins)]
+        Non-negative, finite real numbers.
+    stft : STFTConfig
+        Gives ``n_bins``.
+    context_frames : int
+        Frames each atom spans.
+
+    Returns
+    -------
+    np.ndarray [shape=(k, context_frames * n_bins)], float32, C-ordered, read-only
+    """
+    atoms = np.asarray(atoms)
+    if atoms.ndim != 2 or atoms.shape[0] < 1:
+        raise ParameterError(f"atoms must have shape (k, n_bins) with k >= 1, got {atoms.shape}")
+    if atoms.dtype.kind not in "fiu":
+        raise ParameterError(f"atoms must be real numbers, got dtype {atoms.dtype}")
+    if atoms.shape[1] != context_frames * stft.n_bins:
+        raise ParameterError(
+            f"atoms have {atoms.shape[1]} columns but n_fft={stft.n_fft} gives "
+            f"{stft.n_bins} bins x context_frames={context_frames} = "
+            f"{context_frames * stft.n_bins}"
+        )
+    atoms = np.array(atoms, dtype=np.float32, copy=True, order="C")
+    if not np.isfinite(atoms).all():
+        raise ParameterError("atoms contain NaN or Inf values")
+    if (atoms < 0).any():
+        raise ParameterError(f"atoms must be non-negative, got a minimum of {atoms.min()}")
+    atoms.flags.writeable = False
+    return atoms
+
+
+def _checked_labels(labels: object, k: int) -> tuple[str, ...]:
+    """Check one safe file name per atom; return them as a tuple of str.
+
+    Parameters
+    ----------
+    labels : sequence of str [length k]
+    k : int
+        Number of atoms.
+
+    Returns
+    -------
+    tuple of str [length k]
+    """
+    from nmfsep.io import check_name
+
+    if isinstance(labels, str) or not isinstance(labels, Sequence | np.ndarray):
+        raise fail("labels", "a sequence of strings", labels)
+    labels = tuple(labels)
+    if len(labels) != k:
+        raise ParameterError(f"{len(labels)} labels for {k} atoms; give one label per atom")
+    for label in labels:
+        check_name(label)
+    return tuple(str(label) for label in labels)
+
+
+def _checked_clip(clip: object) -> dict[str, Any]:
+    """Check one training clip ``{"name": str, "duration": seconds >= 0}``; return a copy."""
+    if not isinstance(clip, Mapping) or set(clip) != {"name", "duration"}:
+        raise fail("each clip", "a mapping with keys 'name' and 'duration'", clip)
+    if not isinstance(clip["name"], str):
+        raise fail("clip name", "a string", clip["name"])
+    if not is_real(clip["duration"]) or float(clip["duration"]) < 0:
+        raise fail("clip duration", "a number of seconds >= 0", clip["duration"])
+    return {"name": clip["name"], "duration": float(clip["duration"])}
+
+
 @dataclass(frozen=True, eq=False)
 class Dictionary:
     """Labelled spectral atoms and the settings they were learned with.
@@ -201,76 +311,24 @@ class Dictionary:
     context_frames: int = 1
 
     def __post_init__(self) -> None:
-        from nmfsep.io import check_name
-
         if not isinstance(self.stft, STFTConfig):
             raise ParameterError(f"stft must be an STFTConfig, got {type(self.stft).__name__}")
-        atoms = np.asarray(self.atoms)
-        if atoms.ndim != 2 or atoms.shape[0] < 1:
-            raise ParameterError(
-                f"atoms must have shape (k, n_bins) with k >= 1, got {atoms.shape}"
-            )
-        if atoms.dtype.kind not in "fiu":
-            raise ParameterError(f"atoms must be real numbers, got dtype {atoms.dtype}")
-        if not _is_int(self.context_frames) or self.context_frames < 1:
-            raise ParameterError(
-                f"context_frames must be an int >= 1, got {self.context_frames!r}"
-            )
-        object.__setattr__(self, "context_frames", int(self.context_frames))
-        if atoms.shape[1] != self.context_frames * self.stft.n_bins:
-            raise ParameterError(
-                f"atoms have {atoms.shape[1]} columns but n_fft={self.stft.n_fft} gives "
-                f"{self.stft.n_bins} bins x context_frames={self.context_frames} = "
-                f"{self.context_frames * self.stft.n_bins}"
-            )
-        atoms = np.array(atoms, dtype=np.float32, copy=True, order="C")
-        if not np.isfinite(atoms).all():
-            raise ParameterError("atoms contain NaN or Inf values")
-        if (atoms < 0).any():
-            raise ParameterError(f"atoms must be non-negative, got a minimum of {atoms.min()}")
-        atoms.flags.writeable = False
+        context = _check_context_frames(self.context_frames)
+        object.__setattr__(self, "context_frames", context)
+        atoms = _checked_atoms(self.atoms, self.stft, context)
         object.__setattr__(self, "atoms", atoms)
-
-        if isinstance(self.labels, str) or not isinstance(self.labels, Sequence | np.ndarray):
-            raise ParameterError(f"labels must be a sequence of strings, got {self.labels!r}")
-        labels = tuple(self.labels)
-        if len(labels) != atoms.shape[0]:
-            raise ParameterError(
-                f"{len(labels)} labels for {atoms.shape[0]} atoms; give one label per atom"
-            )
-        for label in labels:
-            check_name(label)
-        object.__setattr__(self, "labels", tuple(str(label) for label in labels))
-
+        object.__setattr__(self, "labels", _checked_labels(self.labels, atoms.shape[0]))
         object.__setattr__(self, "sr", check_rate(self.sr, "sr"))
-        if not _is_real(self.power) or float(self.power) <= 0:
-            raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {self.power!r}")
-        object.__setattr__(self, "power", float(self.power))
-        if not _is_real(self.beta):
-            raise ParameterError(f"beta must be a finite number, got {self.beta!r}")
+        object.__setattr__(self, "power", _check_power(self.power))
+        if not is_real(self.beta):
+            raise fail("beta", "a finite number", self.beta)
         object.__setattr__(self, "beta", float(self.beta))
-        if self.normalization not in _NORMALIZATIONS:
-            raise ParameterError(
-                f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}"
-            )
-        clips = []
-        for clip in self.clips:
-            if not isinstance(clip, Mapping) or set(clip) != {"name", "duration"}:
-                raise ParameterError(
-                    f"each clip must be a mapping with keys 'name' and 'duration', got {clip!r}"
-                )
-            if not isinstance(clip["name"], str):
-                raise ParameterError(f"clip name must be a string, got {clip['name']!r}")
-            if not _is_real(clip["duration"]) or float(clip["duration"]) < 0:
-                raise ParameterError(
-                    f"clip duration must be a number of seconds >= 0, got {clip['duration']!r}"
-                )
-            clips.append({"name": clip["name"], "duration": float(clip["duration"])})
-        object.__setattr__(self, "clips", tuple(clips))
+        check_choice(self.normalization, "normalization", _NORMALIZATIONS)
+        object.__setattr__(self, "clips", tuple(_checked_clip(clip) for clip in self.clips))
         if not isinstance(self.nmfsep_version, str):
-            raise ParameterError(f"nmfsep_version must be a string, got {self.nmfsep_version!r}")
+            raise fail("nmfsep_version", "a string", self.nmfsep_version)
         if not isinstance(self.training, Mapping):
-            raise ParameterError(f"training must be a mapping, got {self.training!r}")
+            raise fail("training", "a mapping", self.training)
         object.__setattr__(self, "training", dict(self.training))
 
     # ------------------------------------------------------------------ views
@@ -408,131 +466,206 @@ class Dictionary:
         """
         p = Path(path)
         arrays = read_npz(p, ("atoms", "labels", "meta"), what="dictionary")
-        meta = parse_meta(p, arrays["meta"], what="dictionary")
-        if meta.get("kind", "dictionary") != "dictionary":
-            raise DictionaryError(
-                f"{p}: is an nmfsep {meta.get('kind')!s} file, not a dictionary; "
-                "give a file written by `nmfsep learn`"
-            )
-        missing = [name for name in _META_FIELDS if name not in meta]
-        if missing:
-            raise DictionaryError(f"{p}: metadata lacks {missing}; learn the dictionary again")
-        if meta["format_version"] != FORMAT_VERSION or not _is_int(meta["format_version"]):
-            raise DictionaryError(
-                f"{p}: format_version {meta['format_version']!r} is not supported (this nmfsep "
-                f"reads version {FORMAT_VERSION}); upgrade nmfsep or learn the dictionary again"
-            )
-
-        atoms = arrays["atoms"]
-        if atoms.dtype != np.float32:
-            raise DictionaryError(f"{p}: atoms have dtype {atoms.dtype}, expected float32")
-        if atoms.ndim != 2 or atoms.shape[0] < 1 or atoms.shape[1] < 1:
-            raise DictionaryError(
-                f"{p}: atoms have shape {atoms.shape}, expected (k, n_bins) with k >= 1"
-            )
-        if not np.isfinite(atoms).all():
-            raise DictionaryError(f"{p}: atoms contain NaN or Inf values; the file is corrupt")
-        if (atoms < 0).any():
-            raise DictionaryError(f"{p}: atoms contain negative values; the file is corrupt")
-        labels = arrays["labels"]
-        if labels.dtype.kind != "U" or labels.ndim != 1:
-            raise DictionaryError(
-                f"{p}: labels must be a 1-D array of strings, got dtype {labels.dtype} "
-                f"and shape {labels.shape}"
-            )
-        if labels.shape[0] != atoms.shape[0]:
-            raise DictionaryError(
-                f"{p}: {labels.shape[0]} labels for {atoms.shape[0]} atoms; the file is corrupt"
-            )
-        from nmfsep.io import check_name
-
-        for label in labels.tolist():
-            try:
-                check_name(label)
-            except ParameterError as exc:
-                raise DictionaryError(f"{p}: unsafe source label: {exc}") from None
-
+        meta = _read_meta(p, arrays["meta"])
+        atoms, labels = _read_rows(p, arrays["atoms"], arrays["labels"])
         try:
             stft = STFTConfig.from_dict({k: meta[k] for k in _STFT_FIELDS})
         except ParameterError as exc:
             raise DictionaryError(f"{p}: invalid STFT settings in metadata: {exc}") from None
-        context = meta.get("context_frames", 1)
-        if not _is_int(context) or not 1 <= context <= 64:
-            raise DictionaryError(
-                f"{p}: context_frames must be an int from 1 to 64, got {context!r:.50}"
-            )
-        if atoms.shape[1] != stft.n_bins:
-            raise DictionaryError(
-                f"{p}: atoms have {atoms.shape[1]} bins but n_fft={stft.n_fft} gives "
-                f"{stft.n_bins}; the file is corrupt"
-            )
-        if atoms.shape[0] % context:
-            raise DictionaryError(
-                f"{p}: {atoms.shape[0]} rows of atoms are not whole atoms of "
-                f"context_frames={context} rows each; the file is corrupt"
-            )
-        # rows -> atoms of `context` frames; every frame of an atom has the atom's label
-        atoms = atoms.reshape(-1, context * stft.n_bins)
-        row_labels = labels.tolist()
-        labels = np.array(row_labels[::context])
-        if [lab for lab in labels.tolist() for _ in range(context)] != row_labels:
-            raise DictionaryError(
-                f"{p}: the {context} rows of an atom (context_frames={context}) must share "
-                "one label; the file is corrupt"
-            )
-        sr = meta["sample_rate"]
-        if not _is_int(sr) or sr <= 0:
-            raise DictionaryError(f"{p}: sample_rate must be a positive int, got {sr!r}")
-        for name in ("power", "beta"):
-            if not _is_real(meta[name]):
-                raise DictionaryError(f"{p}: {name} must be a finite number, got {meta[name]!r}")
-        if meta["power"] <= 0:
-            raise DictionaryError(f"{p}: power must be > 0, got {meta['power']!r}")
-        if meta["normalization"] not in _NORMALIZATIONS:
-            raise DictionaryError(
-                f"{p}: normalization must be one of {_NORMALIZATIONS}, "
-                f"got {meta['normalization']!r}"
-            )
-        if meta["normalization"] == "l2":
-            norms = np.linalg.norm(atoms.astype(np.float64), axis=1)
-            if not np.allclose(norms, 1.0, atol=1e-3):
-                raise DictionaryError(
-                    f"{p}: metadata says the atoms have unit norm but they do not; "
-                    "the file is corrupt"
-                )
-        if not isinstance(meta["nmfsep_version"], str):
-            raise DictionaryError(f"{p}: nmfsep_version must be a string")
-        clips = meta["clips"]
-        if not isinstance(clips, list) or not all(
-            isinstance(c, dict)
-            and set(c) == {"name", "duration"}
-            and isinstance(c["name"], str)
-            and _is_real(c["duration"])
-            and c["duration"] >= 0
-            for c in clips
-        ):
-            raise DictionaryError(
-                f"{p}: clips must be a list of {{name, duration}} objects, got {clips!r:.200}"
-            )
-        training = meta.get("training", {})
-        if not isinstance(training, dict):
-            raise DictionaryError(f"{p}: training must be a JSON object, got {training!r:.200}")
+        atoms, labels, context = _atoms_of_rows(p, atoms, labels, stft, meta)
+        _check_meta_values(p, meta, atoms)
         try:
             return cls(
                 atoms=atoms,
-                labels=tuple(labels.tolist()),
-                sr=sr,
+                labels=labels,
+                sr=meta["sample_rate"],
                 stft=stft,
                 power=meta["power"],
                 beta=meta["beta"],
                 normalization=meta["normalization"],
-                clips=tuple(clips),
+                clips=tuple(meta["clips"]),
                 nmfsep_version=meta["nmfsep_version"],
-                training=training,
+                training=meta.get("training", {}),
                 context_frames=context,
             )
         except ParameterError as exc:  # pragma: no cover - every field is checked above
             raise DictionaryError(f"{p}: {exc}") from None
+
+
+def _read_meta(p: Path, raw: np.ndarray) -> dict[str, Any]:
+    """Parse a dictionary file's metadata; check its kind, fields and format version.
+
+    Parameters
+    ----------
+    p : Path
+        The file, for the messages.
+    raw : np.ndarray [shape=()]
+        The ``meta`` member (a JSON string).
+
+    Returns
+    -------
+    dict
+        The metadata, holding every field of ``_META_FIELDS``.
+    """
+    meta = parse_meta(p, raw, what="dictionary")
+    if meta.get("kind", "dictionary") != "dictionary":
+        raise DictionaryError(
+            f"{p}: is an nmfsep {meta.get('kind')!s} file, not a dictionary; "
+            "give a file written by `nmfsep learn`"
+        )
+    missing = [name for name in _META_FIELDS if name not in meta]
+    if missing:
+        raise DictionaryError(f"{p}: metadata lacks {missing}; learn the dictionary again")
+    if meta["format_version"] != FORMAT_VERSION or not is_int(meta["format_version"]):
+        raise DictionaryError(
+            f"{p}: format_version {meta['format_version']!r} is not supported (this nmfsep "
+            f"reads version {FORMAT_VERSION}); upgrade nmfsep or learn the dictionary again"
+        )
+    return meta
+
+
+def _read_rows(p: Path, atoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Check the stored rows (one per frame of every atom) and their labels.
+
+    Parameters
+    ----------
+    p : Path
+        The file, for the messages.
+    atoms : np.ndarray [shape=(rows, n_bins)]
+        Must be float32, finite and non-negative.
+    labels : np.ndarray [shape=(rows,)]
+        Unicode strings, each a safe file name.
+
+    Returns
+    -------
+    atoms : np.ndarray [shape=(rows, n_bins)], float32
+    labels : list of str [length rows]
+    """
+    from nmfsep.io import check_name
+
+    if atoms.dtype != np.float32:
+        raise DictionaryError(f"{p}: atoms have dtype {atoms.dtype}, expected float32")
+    if atoms.ndim != 2 or atoms.shape[0] < 1 or atoms.shape[1] < 1:
+        raise DictionaryError(
+            f"{p}: atoms have shape {atoms.shape}, expected (k, n_bins) with k >= 1"
+        )
+    if not np.isfinite(atoms).all():
+        raise DictionaryError(f"{p}: atoms contain NaN or Inf values; the file is corrupt")
+    if (atoms < 0).any():
+        raise DictionaryError(f"{p}: atoms contain negative values; the file is corrupt")
+    if labels.dtype.kind != "U" or labels.ndim != 1:
+        raise DictionaryError(
+            f"{p}: labels must be a 1-D array of strings, got dtype {labels.dtype} "
+            f"and shape {labels.shape}"
+        )
+    if labels.shape[0] != atoms.shape[0]:
+        raise DictionaryError(
+            f"{p}: {labels.shape[0]} labels for {atoms.shape[0]} atoms; the file is corrupt"
+        )
+    for label in labels.tolist():
+        try:
+            check_name(label)
+        except ParameterError as exc:
+            raise DictionaryError(f"{p}: unsafe source label: {exc}") from None
+    return atoms, labels.tolist()
+
+
+def _atoms_of_rows(
+    p: Path, rows: np.ndarray, row_labels: list[str], stft: STFTConfig, meta: dict[str, Any]
+) -> tuple[np.ndarray, tuple[str, ...], int]:
+    """Join the stored rows into atoms of ``context_frames`` frames each.
+
+    Parameters
+    ----------
+    p : Path
+        The file, for the messages.
+    rows : np.ndarray [shape=(k * context_frames, n_bins)]
+    row_labels : list of str [length k * context_frames]
+        The frames of an atom share its label.
+    stft : STFTConfig
+        Gives ``n_bins``.
+    meta : dict
+        The metadata (``context_frames``, 1 when absent).
+
+    Returns
+    -------
+    atoms : np.ndarray [shape=(k, context_frames * n_bins)]
+    labels : tuple of str [length k]
+    context_frames : int
+    """
+    context = meta.get("context_frames", 1)
+    try:
+        context = _check_context_frames(context)
+    except ParameterError as exc:
+        raise DictionaryError(f"{p}: {str(exc):.200}") from None
+    if rows.shape[1] != stft.n_bins:
+        raise DictionaryError(
+            f"{p}: atoms have {rows.shape[1]} bins but n_fft={stft.n_fft} gives "
+            f"{stft.n_bins}; the file is corrupt"
+        )
+    if rows.shape[0] % context:
+        raise DictionaryError(
+            f"{p}: {rows.shape[0]} rows of atoms are not whole atoms of "
+            f"context_frames={context} rows each; the file is corrupt"
+        )
+    labels = tuple(row_labels[::context])
+    if [lab for lab in labels for _ in range(context)] != row_labels:
+        raise DictionaryError(
+            f"{p}: the {context} rows of an atom (context_frames={context}) must share "
+            "one label; the file is corrupt"
+        )
+    return rows.reshape(-1, context * stft.n_bins), labels, context
+
+
+def _check_meta_values(p: Path, meta: dict[str, Any], atoms: np.ndarray) -> None:
+    """Check the values of a dictionary file's metadata (the atoms for ``normalization``).
+
+    Parameters
+    ----------
+    p : Path
+        The file, for the messages.
+    meta : dict
+        The metadata.
+    atoms : np.ndarray [shape=(k, context_frames * n_bins)]
+        Unit-norm rows when the metadata says ``normalization="l2"``.
+    """
+    sr = meta["sample_rate"]
+    if not is_int(sr) or sr <= 0:
+        raise DictionaryError(f"{p}: sample_rate must be a positive int, got {sr!r}")
+    for name in ("power", "beta"):
+        if not is_real(meta[name]):
+            raise DictionaryError(f"{p}: {name} must be a finite number, got {meta[name]!r}")
+    if meta["power"] <= 0:
+        raise DictionaryError(f"{p}: power must be > 0, got {meta['power']!r}")
+    if meta["normalization"] not in _NORMALIZATIONS:
+        raise DictionaryError(
+            f"{p}: normalization must be one of {_NORMALIZATIONS}, "
+            f"got {meta['normalization']!r}"
+        )
+    if meta["normalization"] == "l2":
+        norms = np.linalg.norm(atoms.astype(np.float64), axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            raise DictionaryError(
+                f"{p}: metadata says the atoms have unit norm but they do not; "
+                "the file is corrupt"
+            )
+    if not isinstance(meta["nmfsep_version"], str):
+        raise DictionaryError(f"{p}: nmfsep_version must be a string")
+    clips = meta["clips"]
+    if not isinstance(clips, list) or not all(
+        isinstance(c, dict)
+        and set(c) == {"name", "duration"}
+        and isinstance(c["name"], str)
+        and is_real(c["duration"])
+        and c["duration"] >= 0
+        for c in clips
+    ):
+        raise DictionaryError(
+            f"{p}: clips must be a list of {{name, duration}} objects, got {clips!r:.200}"
+        )
+    training = meta.get("training", {})
+    if not isinstance(training, dict):
+        raise DictionaryError(f"{p}: training must be a JSON object, got {training!r:.200}")
 
 
 # ---------------------------------------------------------------------- combining
@@ -787,86 +920,87 @@ def learn_dictionary(
     combine : joins the dictionaries of several sources.
     nmfsep.separate.separate : uses them.
     """
-    from nmfsep.context import stack_frames
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.io import check_name, resample
-    from nmfsep.nmf import nmf
-    from nmfsep.spectral import model_spectrogram
-    from nmfsep.spectral import stft as compute_stft
+    from nmfsep.io import check_name
 
     check_name(name)
-    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[0], np.ndarray):
-        raise ParameterError("clips must be a sequence of (y, sr) pairs, e.g. [(y, sr)]")
-    clips = list(clips)
-    if not clips:
-        raise ParameterError("no training clips given; give at least one clip of the source")
-    if clip_names is None:
-        clip_names = [f"clip_{i + 1}" for i in range(len(clips))]
-    clip_names = list(clip_names)
-    if len(clip_names) != len(clips) or not all(isinstance(c, str) for c in clip_names):
-        raise ParameterError(f"give one clip name (a string) per clip, got {clip_names!r}")
-    if not _is_int(n_components) or n_components < 1:
-        raise ParameterError(f"n_components must be an int >= 1, got {n_components!r}")
+    clips, clip_names = _check_clip_list(clips, clip_names)
+    n_components = check_int(n_components, "n_components", 1)
     beta_f = beta_loss_to_float(beta)
     if power is None:
         power = default_power(beta_f)
-    if not _is_real(power) or float(power) <= 0:
-        raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
-    if stft is not None and not isinstance(stft, STFTConfig):
-        raise ParameterError(f"stft must be an STFTConfig or None, got {type(stft).__name__}")
+    _check_power(power)
+    _check_stft(stft)
     if normalize_atoms is None:
-        normalize_atoms = _is_real(alpha_W) and float(alpha_W) > 0
-    if not _is_int(context_frames) or not 1 <= context_frames <= 64:
-        raise ParameterError(f"context_frames must be an int from 1 to 64, got {context_frames!r}")
-
-    checked: list[tuple[np.ndarray, int]] = []
-    for i, pair in enumerate(clips):
-        if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise ParameterError(f"clip {i + 1} must be a (y, sr) pair, got {type(pair).__name__}")
-        y, clip_sr = pair
-        if not _is_real(clip_sr) or clip_sr <= 0 or not float(clip_sr).is_integer():
-            raise ParameterError(
-                f"clip {i + 1}: sample rate must be a positive whole number of Hz, got {clip_sr!r}"
-            )
-        checked.append((_check_clip(y, i + 1), int(clip_sr)))
-    target_sr = checked[0][1] if sr is None else sr
-    target_sr = check_rate(target_sr, "sr")
+        normalize_atoms = is_real(alpha_W) and float(alpha_W) > 0
+    context_frames = _check_context_frames(context_frames)
+    checked = _check_clip_pairs(clips)
+    target_sr = check_rate(checked[0][1] if sr is None else sr, "sr")
     config = default_learning_stft(target_sr) if stft is None else stft
 
-    spectrograms = []
-    durations = []
-    for y, clip_sr in checked:
-        durations.append(y.shape[1] / clip_sr)
-        y_r = resample(y, clip_sr, target_sr) if clip_sr != target_sr else y
-        if y_r.shape[1] == 0:
-            continue
-        X = compute_stft(y_r, config)
-        peak = float(np.abs(X).max())
-        if peak > 0:
-            X = X / peak  # relative levels within a clip; V is rescaled below anyway
-        # frames are stacked within a clip, never across two clips
-        spectrograms.append(stack_frames(model_spectrogram(X, power), context_frames))
-    if not spectrograms:
-        raise ParameterError("the training clips hold no audio; give clips of the source playing")
-    V = np.concatenate(spectrograms, axis=0)
+    V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames)
     n_frames = V.shape[0]
-    if n_components > n_frames:
-        raise ParameterError(
-            f"n_components={n_components} is more than the {n_frames} STFT frames of the "
-            f"training audio ({sum(durations):.2f} s); use fewer atoms or longer clips"
-        )
+    _check_enough_frames(n_components, n_frames, sum(durations), "clips")
     mean = float(V.mean(dtype=np.float64))
-    if not mean > 0:
-        raise ParameterError(
-            f"the training audio of {name!r} is silent (all samples are zero); "
-            "give clips in which the source plays"
-        )
+    _check_audible(mean, name, "clips")
     V = V / np.float32(mean)
+
+    atoms, training = _fit_atoms(
+        V, n_components, beta=beta_f, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
+        l1_ratio=l1_ratio, normalize_atoms=normalize_atoms, random_state=random_state,
+        callback=callback,
+    )
+    return Dictionary(
+        context_frames=context_frames,
+        atoms=atoms,
+        labels=(name,) * n_components,
+        sr=target_sr,
+        stft=config,
+        power=float(power),
+        beta=beta_f,
+        normalization="l2",
+        clips=_clip_records(clip_names, durations),
+        training=training,
+    )
+
+
+def _fit_atoms(
+    V: np.ndarray,
+    n_components: int,
+    *,
+    beta: float,
+    max_iter: int,
+    tol: float,
+    alpha_W: float,
+    l1_ratio: float,
+    normalize_atoms: bool,
+    random_state: int | None,
+    callback: Callable[[int, float | None], None] | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Learn atoms from a training spectrogram with blind β-NMF (multiplicative updates).
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_frames, n_features)], non-negative
+        The training spectrogram, scaled to mean 1.
+    n_components : int
+        Number of atoms k.
+    beta, max_iter, tol, alpha_W, l1_ratio, normalize_atoms, random_state, callback
+        As :func:`learn_dictionary` (``beta`` as a float).
+
+    Returns
+    -------
+    atoms : np.ndarray [shape=(k, n_features)], float32
+        Unit L2 norm (:func:`unit_atoms`).
+    training : dict
+        How they were learned: frames, iterations, convergence, loss, settings.
+    """
+    from nmfsep.nmf import nmf
 
     result = nmf(
         V,
-        int(n_components),
-        beta=beta_f,
+        n_components,
+        beta=beta,
         solver="mu",
         max_iter=max_iter,
         tol=tol,
@@ -878,9 +1012,8 @@ def learn_dictionary(
         callback=callback,
         warn=False,
     )
-    atoms = unit_atoms(result.H)
     training = {
-        "n_frames": int(n_frames),
+        "n_frames": int(V.shape[0]),
         "n_iter": int(result.n_iter),
         "converged": bool(result.converged),
         "loss": float(result.loss),
@@ -889,23 +1022,137 @@ def learn_dictionary(
         "alpha_W": float(alpha_W),
         "l1_ratio": float(l1_ratio),
         "normalize_atoms": bool(normalize_atoms),
-        "random_state": random_state if random_state is None or _is_int(random_state) else None,
+        "random_state": random_state if random_state is None or is_int(random_state) else None,
         "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
-    return Dictionary(
-        context_frames=int(context_frames),
-        atoms=atoms,
-        labels=(name,) * int(n_components),
-        sr=target_sr,
-        stft=config,
-        power=float(power),
-        beta=beta_f,
-        normalization="l2",
-        clips=tuple(
-            {"name": n, "duration": round(float(d), 6)}
-            for n, d in zip(clip_names, durations, strict=True)
-        ),
-        training=training,
+    return unit_atoms(result.H), training
+
+
+def _check_stft(stft: object) -> None:
+    """Refuse STFT settings that are neither an STFTConfig nor None."""
+    if stft is not None and not isinstance(stft, STFTConfig):
+        raise ParameterError(f"stft must be an STFTConfig or None, got {type(stft).__name__}")
+
+
+def _check_clip_list(
+    clips: Sequence[tuple[np.ndarray, int]], clip_names: Sequence[str] | None
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """Check that there are clips and one name per clip (default ``clip_1``, ...).
+
+    Returns
+    -------
+    clips : list of (y, sr)
+        The clips, not checked one by one yet (:func:`_check_clip_pairs`).
+    clip_names : list of str
+    """
+    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[0], np.ndarray):
+        raise ParameterError("clips must be a sequence of (y, sr) pairs, e.g. [(y, sr)]")
+    clips = list(clips)
+    if not clips:
+        raise ParameterError("no training clips given; give at least one clip of the source")
+    if clip_names is None:
+        clip_names = [f"clip_{i + 1}" for i in range(len(clips))]
+    clip_names = list(clip_names)
+    if len(clip_names) != len(clips) or not all(isinstance(c, str) for c in clip_names):
+        raise ParameterError(f"give one clip name (a string) per clip, got {clip_names!r}")
+    return clips, clip_names
+
+
+def _check_clip_pairs(clips: list[Any]) -> list[tuple[np.ndarray, int]]:
+    """Check every ``(y, sr)`` pair: audio ``(n_channels, n_samples)`` and a whole rate.
+
+    Returns
+    -------
+    list of (np.ndarray [shape=(n_channels, n_samples)] float32 or float64, int)
+    """
+    checked: list[tuple[np.ndarray, int]] = []
+    for i, pair in enumerate(clips):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ParameterError(f"clip {i + 1} must be a (y, sr) pair, got {type(pair).__name__}")
+        y, clip_sr = pair
+        clip_sr = check_rate(clip_sr, f"clip {i + 1}: sample rate")
+        checked.append((_check_clip(y, i + 1), clip_sr))
+    return checked
+
+
+def _training_spectrogram(
+    clips: list[tuple[np.ndarray, int]],
+    sr: int,
+    config: STFTConfig,
+    power: float,
+    context_frames: int,
+) -> tuple[np.ndarray, list[float]]:
+    """Compute the spectrogram dictionaries are learned on, clip after clip.
+
+    Every clip is resampled to ``sr``, its STFT scaled by its peak (relative levels
+    within a clip), and its frames stacked with their neighbours (within the clip,
+    never across two clips).
+
+    Parameters
+    ----------
+    clips : list of (y, clip_sr)
+        Checked audio ``(n_channels, n_samples)`` and its rate in Hz.
+    sr : int
+        Rate to learn at.
+    config : STFTConfig
+        STFT settings.
+    power : float
+        Spectrogram power.
+    context_frames : int
+        Frames each row spans.
+
+    Returns
+    -------
+    V : np.ndarray [shape=(n_frames, context_frames * n_bins)]
+        Not yet scaled by its mean.
+    durations : list of float
+        Seconds of every clip (at its own rate).
+    """
+    from nmfsep.context import stack_frames
+    from nmfsep.io import resample
+    from nmfsep.spectral import model_spectrogram
+    from nmfsep.spectral import stft as compute_stft
+
+    spectrograms = []
+    durations = []
+    for y, clip_sr in clips:
+        durations.append(y.shape[1] / clip_sr)
+        y_r = resample(y, clip_sr, sr) if clip_sr != sr else y
+        if y_r.shape[1] == 0:
+            continue
+        X = compute_stft(y_r, config)
+        peak = float(np.abs(X).max())
+        if peak > 0:
+            X = X / peak  # relative levels within a clip; V is rescaled by its mean anyway
+        spectrograms.append(stack_frames(model_spectrogram(X, power), context_frames))
+    if not spectrograms:
+        raise ParameterError("the training clips hold no audio; give clips of the source playing")
+    return np.concatenate(spectrograms, axis=0), durations
+
+
+def _check_enough_frames(n_components: int, n_frames: int, seconds: float, what: str) -> None:
+    """Refuse more atoms than the training audio (``what``: clips or files) has frames."""
+    if n_components > n_frames:
+        raise ParameterError(
+            f"n_components={n_components} is more than the {n_frames} STFT frames of the "
+            f"training audio ({seconds:.2f} s); use fewer atoms or longer {what}"
+        )
+
+
+def _check_audible(mean: float, name: str, what: str) -> None:
+    """Refuse training audio (``what``: clips or files) whose spectrogram's mean is 0."""
+    if not mean > 0:
+        raise ParameterError(
+            f"the training audio of {name!r} is silent (all samples are zero); "
+            f"give {what} in which the source plays"
+        )
+
+
+def _clip_records(names: Sequence[str], durations: Sequence[float]) -> tuple[dict, ...]:
+    """``({"name", "duration"}, ...)`` of the training clips, durations rounded to 1 µs."""
+    return tuple(
+        {"name": n, "duration": round(float(d), 6)}
+        for n, d in zip(names, durations, strict=True)
     )
 
 
@@ -1023,12 +1270,94 @@ def learn_dictionary_online(
         For a missing, empty or undecodable file (the message names it).
     """
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.io import audio_info, check_name, open_blocks, read_blocks
+    from nmfsep.io import audio_info, check_name
     from nmfsep.online import online_nmf
-    from nmfsep.spectral import FrameGrid, model_spectrogram
-    from nmfsep.spectral import stft as compute_stft
 
     check_name(name)
+    paths = _check_paths(paths)
+    n_components = check_int(n_components, "n_components", 1)
+    block_seconds = check_real(block_seconds, "block_seconds", 0.0, strict=True)
+    passes = check_int(passes, "passes", 1)
+    if random_state is not None and not is_int(random_state):
+        raise fail("random_state", "an int or None", random_state)
+    check_callable(callback, "callback", "callable(seconds_done, seconds_total)")
+    beta_f = beta_loss_to_float(beta)
+    power = _check_power(default_power(beta_f) if power is None else power)
+    _check_stft(stft)
+
+    infos = [audio_info(p) for p in paths]  # missing / empty / undecodable -> one line
+    target_sr = check_rate(infos[0]["samplerate"] if sr is None else sr, "sr")
+    config = default_learning_stft(target_sr) if stft is None else stft
+    durations = [info["frames"] / info["samplerate"] for info in infos]
+    total_seconds = float(sum(durations))
+    files = list(zip(paths, infos, durations, strict=True))
+    reader = _BlockReader(config, target_sr, block_seconds, callback,
+                          total=total_seconds * (passes + 1))
+
+    # pass 1: every file's peak and the global mean of the normalised spectrogram
+    peaks, n_frames, mean = _measure_levels(reader, files, power, config.n_bins)
+    _check_enough_frames(n_components, n_frames, total_seconds, "files")
+    _check_audible(mean, name, "files")
+    # passes 2...: the online NMF over the normalised blocks
+    result = online_nmf(
+        partial(_scaled_blocks, reader, files, peaks, power, mean),
+        n_components,
+        beta=beta_f,
+        passes=passes,
+        random_state=random_state,
+    )
+    training = _online_training(result, n_frames, block_seconds, random_state)
+    reader.finish()
+    return Dictionary(
+        atoms=unit_atoms(result.H),
+        labels=(name,) * n_components,
+        sr=target_sr,
+        stft=config,
+        power=power,
+        beta=beta_f,
+        normalization="l2",
+        clips=_clip_records([p.name for p in paths], durations),
+        training=training,
+    )
+
+
+def _online_training(
+    result: Any, n_frames: int, block_seconds: float, random_state: int | None
+) -> dict[str, Any]:
+    """How :func:`learn_dictionary_online` learned its atoms (its ``training`` record).
+
+    Parameters
+    ----------
+    result : nmfsep.online.OnlineNMFResult
+        What the online NMF returned.
+    n_frames : int
+        STFT frames of all the files.
+    block_seconds : float
+        Seconds of audio per block.
+    random_state : int or None
+        The seed.
+
+    Returns
+    -------
+    dict
+    """
+    losses = result.loss_history
+    return {
+        "algorithm": "online",
+        "n_frames": int(n_frames),
+        "n_frames_seen": int(result.n_frames_seen),
+        "n_batches": int(result.n_batches),
+        "passes": int(result.n_passes),
+        "block_seconds": block_seconds,
+        "loss": float(losses[-1]) if losses.size else None,
+        "normalize_atoms": False,
+        "random_state": random_state,
+        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
+    }
+
+
+def _check_paths(paths: object) -> list[Path]:
+    """Return one path or a sequence of paths as a non-empty list of Paths."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if not isinstance(paths, Sequence):
@@ -1038,63 +1367,109 @@ def learn_dictionary_online(
     paths = [Path(p) for p in paths]
     if not paths:
         raise ParameterError("no training files given; give at least one file of the source")
-    if not _is_int(n_components) or n_components < 1:
-        raise ParameterError(f"n_components must be an int >= 1, got {n_components!r}")
-    if not _is_real(block_seconds) or float(block_seconds) <= 0:
-        raise ParameterError(
-            f"block_seconds must be a finite number of seconds > 0, got {block_seconds!r}"
+    return paths
+
+
+class _BlockReader:
+    """Reads files block by block on the whole-file STFT hop grid, and reports progress.
+
+    Parameters
+    ----------
+    config : STFTConfig
+        STFT settings of the dictionary.
+    sr : int
+        Rate the files are read at (resampled on the fly).
+    block_seconds : float
+        Seconds of audio per block (at least one frame).
+    callback : callable(seconds_done, seconds_total) or None
+        Called after every block.
+    total : float
+        ``seconds_total`` of the callback: seconds of audio over all passes.
+    """
+
+    def __init__(
+        self,
+        config: STFTConfig,
+        sr: int,
+        block_seconds: float,
+        callback: Callable[[float, float], None] | None,
+        total: float,
+    ) -> None:
+        from nmfsep.spectral import FrameGrid
+
+        self.grid = FrameGrid.of(config)
+        self.frames_config = STFTConfig(
+            n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length,
+            window=config.window, center=False,
         )
-    if not _is_int(passes) or passes < 1:
-        raise ParameterError(f"passes must be an int >= 1, got {passes!r}")
-    if random_state is not None and not _is_int(random_state):
-        raise ParameterError(f"random_state must be an int or None, got {random_state!r}")
-    if callback is not None and not callable(callback):
-        raise ParameterError("callback must be callable(seconds_done, seconds_total)")
-    beta_f = beta_loss_to_float(beta)
-    if power is None:
-        power = default_power(beta_f)
-    if not _is_real(power) or float(power) <= 0:
-        raise ParameterError(f"power must be a finite number > 0 (1 or 2), got {power!r}")
-    power = float(power)
-    if stft is not None and not isinstance(stft, STFTConfig):
-        raise ParameterError(f"stft must be an STFTConfig or None, got {type(stft).__name__}")
+        self.sr = sr
+        self.frames_per_block = max(1, int(round(min(block_seconds, 1e9) * sr / self.grid.hop)))
+        self.frame_seconds = self.grid.hop / sr
+        self.callback = callback
+        self.done = 0.0
+        self.total = total
 
-    infos = [audio_info(p) for p in paths]  # missing / empty / undecodable -> one line
-    target_sr = check_rate(infos[0]["samplerate"] if sr is None else sr, "sr")
-    config = default_learning_stft(target_sr) if stft is None else stft
-    grid = FrameGrid.of(config)
-    cfg_frames = STFTConfig(n_fft=config.n_fft, hop_length=config.hop_length,
-                            win_length=config.win_length, window=config.window, center=False)
-    n_bins = config.n_bins
-    fpb = max(1, int(round(min(float(block_seconds), 1e9) * target_sr / grid.hop)))
-    durations = [info["frames"] / info["samplerate"] for info in infos]
-    total_seconds = float(sum(durations))
-    progress = {"done": 0.0, "total": total_seconds * (passes + 1)}
-    frame_seconds = grid.hop / target_sr
+    def read(self, path: Path, info: dict[str, Any], seconds: float) -> Iterator[tuple[int, Any]]:
+        """Yield ``(n_frames, X)`` per block of one file: X ``(n_channels, n_bins, n_frames)``.
 
-    def file_blocks(path: Path, info: dict[str, Any], seconds: float):
-        """Yield ``(n_frames, X)`` per block of one file; advance the progress."""
-        base, done = progress["done"], 0.0
+        Progress advances by the block's seconds, and by the file's ``seconds`` in all
+        once it is read.
+        """
+        from nmfsep.io import open_blocks, read_blocks
+        from nmfsep.spectral import stft as compute_stft
+
+        base, done = self.done, 0.0
         if info["frames"] == 0:
             return
-        with open_blocks(path, sr=target_sr) as reader:
-            for t0, t1, seg in read_blocks(reader, grid, fpb):
-                X = compute_stft(seg, cfg_frames)
+        with open_blocks(path, sr=self.sr) as reader:
+            for t0, t1, seg in read_blocks(reader, self.grid, self.frames_per_block):
+                X = compute_stft(seg, self.frames_config)
                 yield t1 - t0, X
-                done = min(done + (t1 - t0) * frame_seconds, seconds)
-                progress["done"] = base + done
-                if callback is not None:
-                    callback(progress["done"], progress["total"])
-        progress["done"] = base + seconds
+                done = min(done + (t1 - t0) * self.frame_seconds, seconds)
+                self.done = base + done
+                if self.callback is not None:
+                    self.callback(self.done, self.total)
+        self.done = base + seconds
 
-    # --- pass 1: every file's peak and the global mean of the normalised spectrogram ----
+    def finish(self) -> None:
+        """Report the whole work done, if the last call of the callback did not."""
+        if self.callback is not None and self.done < self.total:
+            self.callback(self.total, self.total)
+
+
+def _measure_levels(
+    reader: _BlockReader, files: list[tuple[Path, dict[str, Any], float]], power: float,
+    n_bins: int,
+) -> tuple[list[float], int, float]:
+    """First pass over the files: what :func:`learn_dictionary` scales the spectrogram by.
+
+    Parameters
+    ----------
+    reader : _BlockReader
+    files : list of (path, info, seconds)
+    power : float
+        Spectrogram power.
+    n_bins : int
+        Frequency bins of a frame.
+
+    Returns
+    -------
+    peaks : list of float
+        Every file's peak STFT magnitude (0 for a silent file).
+    n_frames : int
+        STFT frames of all the files.
+    mean : float
+        Mean of the spectrogram of all the files, each scaled by its peak.
+    """
+    from nmfsep.spectral import model_spectrogram
+
     peaks: list[float] = []
     total = 0.0
     n_frames = 0
-    for path, info, seconds in zip(paths, infos, durations, strict=True):
+    for path, info, seconds in files:
         peak = 0.0
         file_sum = 0.0
-        for nb, X in file_blocks(path, info, seconds):
+        for nb, X in reader.read(path, info, seconds):
             n_frames += nb
             peak = max(peak, float(np.abs(X).max()))
             file_sum += float(model_spectrogram(X, power).sum(dtype=np.float64))
@@ -1103,66 +1478,128 @@ def learn_dictionary_online(
             total += file_sum / peak**power  # V is homogeneous of degree `power` in X
     if n_frames == 0:
         raise ParameterError("the training files hold no audio; give files of the source playing")
-    if n_components > n_frames:
-        raise ParameterError(
-            f"n_components={n_components} is more than the {n_frames} STFT frames of the "
-            f"training audio ({total_seconds:.2f} s); use fewer atoms or longer files"
-        )
-    mean = total / (n_frames * n_bins)
-    if not mean > 0:
-        raise ParameterError(
-            f"the training audio of {name!r} is silent (all samples are zero); "
-            "give files in which the source plays"
-        )
+    return peaks, n_frames, total / (n_frames * n_bins)
 
-    # --- passes 2...: the online NMF over the normalised blocks ---------------------------
-    def blocks():
-        for path, info, seconds, peak in zip(paths, infos, durations, peaks, strict=True):
-            if not peak > 0:  # a silent file: zeros carry nothing (it still counts in mean)
-                for _ in file_blocks(path, info, seconds):
-                    pass
-                continue
-            scale = np.float32(1.0 / (peak**power * mean))
-            for _, X in file_blocks(path, info, seconds):
-                V = model_spectrogram(X, power)
-                del X
-                V *= scale
-                yield V
 
-    result = online_nmf(
-        blocks,
-        int(n_components),
-        beta=beta_f,
-        passes=int(passes),
-        random_state=random_state,
-    )
-    atoms = unit_atoms(result.H)
-    losses = result.loss_history
-    training = {
-        "algorithm": "online",
-        "n_frames": int(n_frames),
-        "n_frames_seen": int(result.n_frames_seen),
-        "n_batches": int(result.n_batches),
-        "passes": int(result.n_passes),
-        "block_seconds": float(block_seconds),
-        "loss": float(losses[-1]) if losses.size else None,
-        "normalize_atoms": False,
-        "random_state": random_state,
-        "dead_atoms": int(np.sum(~result.H.any(axis=1))),
-    }
-    if callback is not None and progress["done"] < progress["total"]:
-        callback(progress["total"], progress["total"])
-    return Dictionary(
-        atoms=atoms,
-        labels=(name,) * int(n_components),
-        sr=target_sr,
-        stft=config,
-        power=power,
-        beta=beta_f,
-        normalization="l2",
-        clips=tuple(
-            {"name": p.name, "duration": round(float(d), 6)}
-            for p, d in zip(paths, durations, strict=True)
-        ),
-        training=training,
+def _scaled_blocks(
+    reader: _BlockReader,
+    files: list[tuple[Path, dict[str, Any], float]],
+    peaks: list[float],
+    power: float,
+    mean: float,
+) -> Iterator[np.ndarray]:
+    """Yield the spectrogram ``V (n_frames, n_bins)`` of every block, scaled as in batch.
+
+    A silent file is read (for the progress) but yields nothing: zeros carry nothing
+    (they still count in ``mean``).
+    """
+    from nmfsep.spectral import model_spectrogram
+
+    for (path, info, seconds), peak in zip(files, peaks, strict=True):
+        if not peak > 0:
+            for _ in reader.read(path, info, seconds):
+                pass
+            continue
+        scale = np.float32(1.0 / (peak**power * mean))
+        for _, X in reader.read(path, info, seconds):
+            V = model_spectrogram(X, power)
+            del X
+            V *= scale
+            yield V
+
+
+# ---------------------------------------------------------------------- from files
+
+
+def learn_dictionary_files(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    name: str,
+    n_components: int,
+    *,
+    online: bool = False,
+    sr: int | None = None,
+    stft: STFTConfig | None = None,
+    beta: str | float = DEFAULT_BETA,
+    power: float | None = None,
+    max_iter: int = 200,
+    tol: float = 1e-4,
+    random_state: int | None = 0,
+    context_frames: int | None = None,
+    block_seconds: float = DEFAULT_ONLINE_BLOCK_SECONDS,
+    passes: int = 1,
+    callback: Callable[..., None] | None = None,
+    load_callback: Callable[[int, int], None] | None = None,
+) -> Dictionary:
+    """Learn the spectral atoms of one source from audio files.
+
+    Without ``online``, the files are loaded whole (:func:`nmfsep.io.load`, each at
+    its own rate) and passed to :func:`learn_dictionary`, named after their file
+    names; with ``online``, they are streamed block by block through
+    :func:`learn_dictionary_online`, in bounded memory.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Audio files of the source alone (anything libsndfile reads).
+    name : str
+        Source name, the label of every atom (a safe file name).
+    n_components : int
+        Number of atoms k.
+    online : bool
+        Stream the files (online NMF); ``max_iter``, ``tol`` and ``load_callback``
+        do not apply, ``block_seconds`` and ``passes`` do.
+    sr, stft, beta, power, random_state
+        As :func:`learn_dictionary`.
+    max_iter, tol : int, float
+        Stopping rules of the batch NMF (not ``online``).
+    context_frames : int or None
+        Frames each atom spans; None: :data:`DEFAULT_CONTEXT_FRAMES`, or 1 when
+        ``online`` (which learns single frames only: any other value is refused).
+    block_seconds, passes : float, int
+        As :func:`learn_dictionary_online` (``online`` only).
+    callback : callable, optional
+        Progress of the learning: ``callback(iteration, loss or None)`` of the NMF,
+        or with ``online`` ``callback(seconds_done, seconds_total)``.
+    load_callback : callable(n_loaded, n_files), optional
+        Called after every file is loaded (not ``online``).
+
+    Returns
+    -------
+    Dictionary
+        As :func:`learn_dictionary` or :func:`learn_dictionary_online`; ``clips``
+        holds every file's name and duration.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`learn_dictionary` or :func:`learn_dictionary_online`, or for
+        ``context_frames`` other than 1 with ``online``.
+    AudioFormatError
+        For a missing, empty or undecodable file (the message names it).
+    """
+    if online:
+        if context_frames not in (None, 1):
+            raise ParameterError(
+                f"context_frames={context_frames!r} does not apply with online=True (online "
+                "learning learns single frames); pass context_frames=1 or None"
+            )
+        return learn_dictionary_online(
+            paths, name, n_components, sr=sr, stft=stft, beta=beta, power=power,
+            block_seconds=block_seconds, passes=passes, random_state=random_state,
+            callback=callback,
+        )
+    from nmfsep import io
+
+    paths = _check_paths(paths)
+    check_callable(load_callback, "load_callback", "callable(n_loaded, n_files)")
+    loaded = []
+    for path in paths:
+        loaded.append(io.load(path))
+        if load_callback is not None:
+            load_callback(len(loaded), len(paths))
+    return learn_dictionary(
+        loaded, name, n_components, sr=sr, stft=stft, beta=beta, power=power,
+        max_iter=max_iter, tol=tol, random_state=random_state, callback=callback,
+        clip_names=[path.name for path in paths],
+        context_frames=DEFAULT_CONTEXT_FRAMES if context_frames is None else context_frames,
     )

@@ -183,14 +183,19 @@ def test_eval_and_report_defaults_are_the_library_defaults():
 
 
 def test_learn_defaults_are_the_library_defaults():
-    from nmfsep.dictionary import learn_dictionary
+    from nmfsep.dictionary import learn_dictionary, learn_dictionary_files
 
-    lib = {n: p.default for n, p in inspect.signature(learn_dictionary).parameters.items()}
     cli = _cli_defaults("learn")
-    assert _parse_beta(cli["beta"]) == _parse_beta(lib["beta"])
-    assert cli["max_iter"] == lib["max_iter"]
-    assert cli["tol"] == lib["tol"]
-    assert cli["seed"] == lib["random_state"]
+    for function in (learn_dictionary, learn_dictionary_files):
+        lib = {n: p.default for n, p in inspect.signature(function).parameters.items()}
+        assert _parse_beta(cli["beta"]) == _parse_beta(lib["beta"])
+        assert cli["max_iter"] == lib["max_iter"]
+        assert cli["tol"] == lib["tol"]
+        assert cli["seed"] == lib["random_state"]
+    lib = inspect.signature(learn_dictionary_files).parameters
+    assert cli["block_seconds"] == lib["block_seconds"].default
+    assert cli["passes"] == lib["passes"].default
+    assert cli["online"] is lib["online"].default
 
 
 @pytest.mark.parametrize(

@@ -666,3 +666,26 @@ def test_online_default_stft_is_learn_dictionarys(two_sources) -> None:
     d = learn_dictionary_online([two_sources["low"]], "low", 3, block_seconds=1.0)
     batch = learn_dictionary([(two_sources["low_y"], SR)], "low", 3, max_iter=5, context_frames=1)
     assert d.stft == batch.stft == default_learning_stft(SR)
+
+
+# --------------------------------------------------------------------------- from files
+
+
+def test_learn_dictionary_files_loads_or_streams(two_sources) -> None:
+    from nmfsep import io
+    from nmfsep.dictionary import learn_dictionary_files, learn_dictionary_online
+
+    path = two_sources["low"]
+    loaded = []
+    d = learn_dictionary_files([path], "low", 3, stft=CFG, max_iter=10, context_frames=1,
+                               load_callback=lambda done, total: loaded.append((done, total)))
+    assert loaded == [(1, 1)]
+    same = learn_dictionary([io.load(path)], "low", 3, stft=CFG, max_iter=10, context_frames=1,
+                            clip_names=[path.name])
+    assert d == same  # bit for bit
+    online = learn_dictionary_files(path, "low", 3, stft=CFG, online=True)
+    assert online == learn_dictionary_online([path], "low", 3, stft=CFG)
+    with pytest.raises(ParameterError, match="context_frames=3 does not apply"):
+        learn_dictionary_files([path], "low", 3, online=True, context_frames=3)
+    with pytest.raises(ParameterError, match="no training files"):
+        learn_dictionary_files([], "low", 3)
