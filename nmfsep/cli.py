@@ -1932,6 +1932,9 @@ def version_command(
             typer.echo(f"{package} {dist_version(package)}")
         except PackageNotFoundError:
             typer.echo(f"{package} not installed")
+    from nmfsep.io import libsndfile_version
+
+    typer.echo(f"libsndfile {libsndfile_version() or 'not found'}")
 
 
 # --------------------------------------------------------------------------- entry point

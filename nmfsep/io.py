@@ -31,6 +31,7 @@ __all__ = [
     "atomic_output",
     "check_name",
     "audio_info",
+    "libsndfile_version",
     "OutputFiles",
     "output_files",
     "REPORT_NAME",
@@ -572,6 +573,21 @@ def output_files(
         report=f / REPORT_NAME if report else None,
         mixture=f / f"{mix}.wav" if report else None,
     )
+
+
+def libsndfile_version() -> str | None:
+    """Return the version of the libsndfile that reads and writes audio, or None if absent.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"1.2.2"`` (for bug reports: ``nmfsep version --full``, the report).
+    """
+    try:
+        import soundfile
+    except (ImportError, OSError):
+        return None
+    return str(soundfile.__libsndfile_version__)
 
 
 def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
