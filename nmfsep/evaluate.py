@@ -74,11 +74,13 @@ __all__ = [
     "oracle_separation",
     "ORACLE_KINDS",
     "METRICS",
+    "METRIC_LABELS",
 ]
 
 #: The metrics of a :class:`StemScore`, in table order.
 METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri")
-_METRIC_LABELS = {
+#: How each metric is named in tables.
+METRIC_LABELS = {
     "sdr": "SDR",
     "sir": "SIR",
     "sar": "SAR",
@@ -808,7 +810,7 @@ def _num(x: float) -> str:
 
 
 def _table(stems: Sequence[StemScore], means: Mapping[str, float]) -> str:
-    header = ["estimate", "reference", *(_METRIC_LABELS[m] for m in METRICS), "note"]
+    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in METRICS), "note"]
     rows = [
         [
             s.name or "-",

@@ -59,6 +59,9 @@ __all__ = [
     "check_figure_path",
     "save_figure",
     "plot_file",
+    "use_headless_backend",
+    "png_base64",
+    "spectrogram_strip",
 ]
 
 #: Figure file suffixes that :func:`save_figure` writes, and their matplotlib format.
@@ -1412,6 +1415,78 @@ def save_figure(
         plt.close(fig)
 
 
+# ---------------------------------------------------------------------- for reports
+
+
+def use_headless_backend() -> None:
+    """Select matplotlib's Agg backend (no window), unless pyplot is already loaded.
+
+    Called before drawing figures that are only written to files or strings, so no
+    display is needed; a program that already uses pyplot keeps its backend.
+    """
+    if "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
+def png_base64(fig: Figure, *, dpi: float) -> str:
+    """Render a figure as PNG, return it base64-encoded (ASCII), and close the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; closed in every case.
+    dpi : float
+        Resolution.
+
+    Returns
+    -------
+    str
+        The PNG bytes in base64, for a ``data:image/png;base64,`` URI. No date or
+        software is stored, so the same figure gives the same string.
+    """
+    import base64
+    import io as _stdio
+
+    try:
+        buf = _stdio.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+    finally:
+        _plt().close(fig)
+
+
+def spectrogram_strip(X: np.ndarray, sr: float, stft: Any, duration: float) -> Figure:
+    """Return a short, wide figure of one spectrogram (a report's thumbnail).
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+        The STFT, as :func:`nmfsep.spectral.stft` returns it.
+    sr : float
+        Sample rate in Hz.
+    stft : object
+        Its settings (``hop_length`` and ``n_fft`` attributes).
+    duration : float
+        Length of the audio in seconds (the x range).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        7.6 x 1.9 inches, at most 700 columns, small axis labels.
+    """
+    fig = _plt().figure(figsize=(7.6, 1.9), layout="constrained")
+    ax = fig.add_subplot()
+    plot_spectrogram(
+        X, sr, stft.hop_length, ax=ax, n_fft=stft.n_fft, duration=duration, max_frames=700, title=""
+    )
+    ax.set_xlabel("time (s)", fontsize="small")
+    ax.set_ylabel("Hz", fontsize="small")
+    ax.tick_params(labelsize="small")
+    return fig
+
+
 def plot_file(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -1453,17 +1528,14 @@ def plot_file(
     out, _ = check_figure_path(output)
     _check_freq_scale(freq_scale)
     if out.exists() and not force and not out.is_dir():
-        raise OutputError(f"{out}: exists; pass --force to overwrite")
+        raise OutputError(f"{out}: exists; pass force=True to overwrite")
     from nmfsep._npz import parse_meta, read_npz
     from nmfsep.dictionary import Dictionary
 
     src = Path(source)
     meta = parse_meta(src, read_npz(src, ("meta",), what="dictionary or model")["meta"],
                       what="dictionary or model")
-    if "matplotlib.pyplot" not in sys.modules:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    use_headless_backend()
     if meta.get("kind") == "model":
         from nmfsep.model import load_model
 
