@@ -348,7 +348,18 @@ def _stft_text(d: Mapping[str, Any] | None) -> str:
     )
 
 
+def _dictionaries_text(dicts: list[Any]) -> str:
+    """Describe the dictionaries: ``"piano (16 atoms, 22050 Hz); flute (8 atoms, 22050 Hz)"``."""
+    return "; ".join(
+        f"{', '.join(map(str, d.get('names', [])))} ({d.get('n_atoms')} atoms, "
+        f"{d.get('sr')} Hz)"
+        for d in dicts
+        if isinstance(d, Mapping)
+    )
+
+
 def _parameter_rows(model: Any) -> list[tuple[str, str]]:
+    """Return the rows of the parameters table: ``(label, text)``."""
     s = dict(getattr(model, "settings", None) or {})
     stft = model.stft.to_dict() if hasattr(model.stft, "to_dict") else s.get("stft")
     k = int(np.shape(model.H)[0])
@@ -362,17 +373,7 @@ def _parameter_rows(model: Any) -> list[tuple[str, str]]:
         rows.append(("free atoms", str(s["n_free"])))
     dicts = s.get("dictionaries") or []
     if dicts:
-        rows.append(
-            (
-                "dictionaries",
-                "; ".join(
-                    f"{', '.join(map(str, d.get('names', [])))} ({d.get('n_atoms')} atoms, "
-                    f"{d.get('sr')} Hz)"
-                    for d in dicts
-                    if isinstance(d, Mapping)
-                ),
-            )
-        )
+        rows.append(("dictionaries", _dictionaries_text(dicts)))
     rows += [
         ("β (divergence)", _beta_name(s.get("beta"))),
         ("spectrogram power", str(s.get("power", "–"))),
@@ -462,22 +463,9 @@ def _audio_row(a: _Audio, spec_b64: str | None, css: str = "") -> str:
     return f"<tr{cls}>{name_cell}{player}{spec}</tr>"
 
 
-def _page(
-    *,
-    title: str,
-    subtitle: str,
-    warnings_list: list[str],
-    mixture: _Audio,
-    stems: list[_Audio],
-    spectrograms: dict[str, str],
-    overview: str,
-    metrics_html: str | None,
-    parameters: list[tuple[str, str]],
-    settings_json: str,
-    versions: list[tuple[str, str]],
-) -> str:
-
-    out = [
+def _head(title: str, subtitle: str) -> list[str]:
+    """Return the lines of the page up to its subtitle: doctype, head (CSP, CSS), title."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
@@ -493,6 +481,24 @@ def _page(
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(subtitle)}</p>',
     ]
+
+
+def _page(
+    *,
+    title: str,
+    subtitle: str,
+    warnings_list: list[str],
+    mixture: _Audio,
+    stems: list[_Audio],
+    spectrograms: dict[str, str],
+    overview: str,
+    metrics_html: str | None,
+    parameters: list[tuple[str, str]],
+    settings_json: str,
+    versions: list[tuple[str, str]],
+) -> str:
+
+    out = _head(title, subtitle)
     if warnings_list:
         out.append(
             '<div class="warnings"><strong>Warnings</strong><ul>'
