@@ -37,10 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nmfsep._checks import check_choice, check_int
+from nmfsep._checks import check_choice, check_int, check_real
 from nmfsep._checks import check_sr as _check_sr
 from nmfsep._checks import is_int as _is_int
-from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import OutputError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,17 +114,11 @@ def _check_array(x: object, name: str, ndim: int, shape_doc: str) -> np.ndarray:
 
 
 def _check_freq_scale(freq_scale: object) -> str:
-    if freq_scale not in _FREQ_SCALES:
-        raise ParameterError(f"freq_scale must be 'log' or 'linear', got {freq_scale!r}")
-    return str(freq_scale)
+    return str(check_choice(freq_scale, "freq_scale", _FREQ_SCALES))
 
 
 def _check_duration(duration: object) -> float | None:
-    if duration is None:
-        return None
-    if not _is_real(duration) or not float(duration) > 0:
-        raise ParameterError(f"duration must be a number of seconds > 0, got {duration!r}")
-    return float(duration)
+    return check_real(duration, "duration", 0.0, strict=True, none_ok=True)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -322,8 +315,7 @@ def _limit(
     """Keep at most ``max_atoms`` components, taking them round-robin over the sources."""
     if max_atoms is None or max_atoms >= len(order):
         return order, spans
-    if not _is_int(max_atoms) or max_atoms < 1:
-        raise ParameterError(f"max_atoms must be None or an int >= 1, got {max_atoms!r}")
+    check_int(max_atoms, "max_atoms", 1, none_ok=True)
     quota = [0] * len(spans)
     left = int(max_atoms)
     while left:
