@@ -1270,8 +1270,7 @@ def evaluate_files(
     """
     ref_names = _stem_names(reference_paths, "reference_paths")
     est_names = _stem_names(estimate_paths, "estimate_paths")
-    if match not in ("name", "permutation"):
-        raise ParameterError(f"match must be 'name' or 'permutation', got {match!r}")
+    check_choice(match, "match", ("name", "permutation"))
     if match == "name" and set(ref_names) != set(est_names):
         only_est = [n for n in est_names if n not in ref_names]
         only_ref = [n for n in ref_names if n not in est_names]

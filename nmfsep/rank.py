@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nmfsep._checks import check_int, check_real, check_sr
+from nmfsep._checks import check_int, check_real, check_sr, fail
 from nmfsep._checks import is_int as _is_int
 from nmfsep.exceptions import ParameterError
 
@@ -557,7 +557,7 @@ def _check_ks(ks: object, max_k: int) -> list[int]:
     if _is_int(ks):
         ks = [ks]
     if isinstance(ks, str | bytes) or not isinstance(ks, Sequence | np.ndarray):
-        raise ParameterError(f"ks must be a list of ints, got {ks!r}")
+        raise fail("ks", "a list of ints", ks)
     if len(ks) == 0:
         raise ParameterError("ks is empty; give at least one number of components, e.g. 2 4 8")
     out = []
@@ -576,7 +576,7 @@ def _check_seeds(seeds: object) -> list[int]:
     if _is_int(seeds):
         seeds = [seeds]
     if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence | np.ndarray):
-        raise ParameterError(f"seeds must be a list of ints, got {seeds!r}")
+        raise fail("seeds", "a list of ints", seeds)
     if len(seeds) == 0:
         raise ParameterError("seeds is empty; give at least one seed (3 to measure stability)")
     out = []
