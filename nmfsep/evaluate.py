@@ -56,8 +56,8 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
+from nmfsep._checks import check_choice, check_real, fail
 from nmfsep._checks import check_rate as _check_rate
-from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -74,11 +74,13 @@ __all__ = [
     "oracle_separation",
     "ORACLE_KINDS",
     "METRICS",
+    "METRIC_LABELS",
 ]
 
 #: The metrics of a :class:`StemScore`, in table order.
 METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri")
-_METRIC_LABELS = {
+#: How each metric is named in tables.
+METRIC_LABELS = {
     "sdr": "SDR",
     "sir": "SIR",
     "sar": "SAR",
@@ -290,6 +292,49 @@ def bss_eval(
     >>> scores["estimate"].tolist()
     [1, 0]
     """
+    R, E, names, estimate_names = _bss_inputs(references, estimates, permute, names,
+                                              estimate_names)
+    sep = _mir_eval_separation()
+    silent_ref = ~np.any(R != 0, axis=1)
+    silent_est = ~np.any(E != 0, axis=1)
+    pair_sdr = None
+    if permute:
+        match, pair_sdr = _match_by_sdr(sep, R, E, silent_ref, silent_est)
+    else:
+        match = np.arange(R.shape[0], dtype=np.intp)
+    status, unmatched = _statuses(match, silent_ref, silent_est, names, estimate_names)
+    sdr, sir, sar = _scores(sep, R, E, match, status, silent_ref, silent_est)
+    out: dict[str, Any] = {
+        "sdr": sdr,
+        "sir": sir,
+        "sar": sar,
+        "estimate": match,
+        "status": status,
+        "unmatched": unmatched,
+    }
+    if pair_sdr is not None:
+        out["pair_sdr"] = pair_sdr
+    return out
+
+
+def _bss_inputs(
+    references: Any,
+    estimates: Any,
+    permute: bool,
+    names: Sequence[str] | None,
+    estimate_names: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Check the arguments of :func:`bss_eval`; return mono sources and their names.
+
+    Returns
+    -------
+    R : np.ndarray [shape=(n_sources, n_samples)]
+        The references, downmixed to mono.
+    E : np.ndarray [shape=(n_estimates, n_samples)]
+        The estimates, downmixed to mono.
+    names, estimate_names : list of str
+        One per reference, one per estimate (defaults filled in).
+    """
     R = _mono(_check_sources(references, "references"))
     E = _mono(_check_sources(estimates, "estimates"))
     n_src, n_est = R.shape[0], E.shape[0]
@@ -315,26 +360,63 @@ def bss_eval(
         raise ParameterError(
             f"estimate_names has {len(estimate_names)} entries for {n_est} estimates"
         )
-    sep = _mir_eval_separation()
+    return R, E, names, estimate_names
 
-    silent_ref = ~np.any(R != 0, axis=1)
-    silent_est = ~np.any(E != 0, axis=1)
 
-    pair_sdr = None
-    if permute:
-        from scipy.optimize import linear_sum_assignment
+def _match_by_sdr(
+    sep: Any, R: np.ndarray, E: np.ndarray, silent_ref: np.ndarray, silent_est: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assign estimates to references for the largest total SDR (Hungarian method).
 
-        pair_sdr = np.full((n_est, n_src), np.nan)
-        for i in np.flatnonzero(~silent_est):
-            for j in np.flatnonzero(~silent_ref):
-                pair_sdr[i, j] = _pair_sdr(sep, R[j], E[i])
-        score = np.nan_to_num(pair_sdr, nan=_PAIR_FLOOR, posinf=_PAIR_CEIL, neginf=_PAIR_FLOOR)
-        rows, cols = linear_sum_assignment(np.clip(score, _PAIR_FLOOR, _PAIR_CEIL), maximize=True)
-        match = np.full(n_src, -1, dtype=np.intp)
-        match[cols] = rows
-    else:
-        match = np.arange(n_src, dtype=np.intp)
+    Parameters
+    ----------
+    sep : module
+        ``mir_eval.separation``.
+    R : np.ndarray [shape=(n_sources, n_samples)]
+    E : np.ndarray [shape=(n_estimates, n_samples)]
+    silent_ref : np.ndarray [shape=(n_sources,)], bool
+    silent_est : np.ndarray [shape=(n_estimates,)], bool
 
+    Returns
+    -------
+    match : np.ndarray [shape=(n_sources,)], intp
+        The estimate of each reference, -1 if none.
+    pair_sdr : np.ndarray [shape=(n_estimates, n_sources)]
+        The pairwise SDRs, NaN for silent pairs.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n_src, n_est = R.shape[0], E.shape[0]
+    pair_sdr = np.full((n_est, n_src), np.nan)
+    for i in np.flatnonzero(~silent_est):
+        for j in np.flatnonzero(~silent_ref):
+            pair_sdr[i, j] = _pair_sdr(sep, R[j], E[i])
+    score = np.nan_to_num(pair_sdr, nan=_PAIR_FLOOR, posinf=_PAIR_CEIL, neginf=_PAIR_FLOOR)
+    rows, cols = linear_sum_assignment(np.clip(score, _PAIR_FLOOR, _PAIR_CEIL), maximize=True)
+    match = np.full(n_src, -1, dtype=np.intp)
+    match[cols] = rows
+    return match, pair_sdr
+
+
+def _statuses(
+    match: np.ndarray,
+    silent_ref: np.ndarray,
+    silent_est: np.ndarray,
+    names: list[str],
+    estimate_names: list[str],
+) -> tuple[list[str], list[int]]:
+    """Say, per reference, whether it can be scored; warn for every one that cannot.
+
+    The warnings point at the caller of :func:`bss_eval`.
+
+    Returns
+    -------
+    status : list of str [length n_sources]
+        ``"ok"``, ``"silent reference"``, ``"no estimate"`` or ``"silent estimate"``.
+    unmatched : list of int
+        The estimates matched to no reference.
+    """
+    n_src, n_est = len(match), len(silent_est)
     status: list[str] = []
     for j in range(n_src):
         i = match[j]
@@ -342,16 +424,21 @@ def bss_eval(
             status.append("silent reference")
             _warn(
                 f"{names[j]} is silent (all zeros): its SDR/SIR/SAR are undefined and "
-                "reported as NaN"
+                "reported as NaN",
+                stacklevel=4,
             )
         elif i < 0:
             status.append("no estimate")
-            _warn(f"{names[j]} has no matching estimate: its metrics are reported as NaN")
+            _warn(
+                f"{names[j]} has no matching estimate: its metrics are reported as NaN",
+                stacklevel=4,
+            )
         elif silent_est[i]:
             status.append("silent estimate")
             _warn(
                 f"the estimate of {names[j]} is silent (all zeros): its SDR/SIR/SAR are "
-                "undefined and reported as NaN"
+                "undefined and reported as NaN",
+                stacklevel=4,
             )
         else:
             status.append("ok")
@@ -360,10 +447,31 @@ def bss_eval(
         listed = ", ".join(estimate_names[i] for i in unmatched)
         _warn(
             f"{listed} match(es) no reference ({n_est} estimates for {n_src} "
-            "references) and is not scored"
+            "references) and is not scored",
+            stacklevel=4,
         )
+    return status, unmatched
 
-    # Evaluate against the non-silent references only (mir_eval refuses silent ones).
+
+def _scores(
+    sep: Any,
+    R: np.ndarray,
+    E: np.ndarray,
+    match: np.ndarray,
+    status: list[str],
+    silent_ref: np.ndarray,
+    silent_est: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute SDR, SIR and SAR per reference, NaN where ``status`` is not ``"ok"``.
+
+    Evaluates against the non-silent references only (mir_eval refuses silent ones).
+
+    Returns
+    -------
+    sdr, sir, sar : np.ndarray [shape=(n_sources,)]
+        In dB.
+    """
+    n_src = R.shape[0]
     ref_rows = np.flatnonzero(~silent_ref)
     est_rows = np.flatnonzero(~silent_est)
     ref_pos = {int(j): n for n, j in enumerate(ref_rows)}
@@ -377,17 +485,7 @@ def bss_eval(
     for j in range(n_src):
         if status[j] == "ok":
             sdr[j], sir[j], sar[j] = found[ref_pos[j]]
-    out: dict[str, Any] = {
-        "sdr": sdr,
-        "sir": sir,
-        "sar": sar,
-        "estimate": match,
-        "status": status,
-        "unmatched": unmatched,
-    }
-    if pair_sdr is not None:
-        out["pair_sdr"] = pair_sdr
-    return out
+    return sdr, sir, sar
 
 
 # --------------------------------------------------------------------------- SI-SDR
@@ -808,7 +906,7 @@ def _num(x: float) -> str:
 
 
 def _table(stems: Sequence[StemScore], means: Mapping[str, float]) -> str:
-    header = ["estimate", "reference", *(_METRIC_LABELS[m] for m in METRICS), "note"]
+    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in METRICS), "note"]
     rows = [
         [
             s.name or "-",
@@ -907,12 +1005,9 @@ def evaluate_separation(
     -----
     All metrics are computed on mono downmixes (see the module documentation).
     """
-    if match not in ("name", "permutation"):
-        raise ParameterError(f"match must be 'name' or 'permutation', got {match!r}")
+    check_choice(match, "match", ("name", "permutation"))
     if oracle is not None and oracle not in ORACLE_KINDS:
-        raise ParameterError(
-            f"oracle must be one of {sorted(ORACLE_KINDS)} or None, got {oracle!r}"
-        )
+        raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
     sr = _check_rate(sr, "sr")
     sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
     sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
@@ -923,24 +1018,8 @@ def evaluate_separation(
     ref_names = list(refs)
     est_names = list(ests)
     if match == "name" and set(ref_names) != set(est_names):
-        only_est = [n for n in est_names if n not in refs]
-        only_ref = [n for n in ref_names if n not in ests]
-        raise ParameterError(
-            f"estimates {only_est} have no reference of the same name and references "
-            f"{only_ref} no estimate (references: {', '.join(ref_names)}; estimates: "
-            f"{', '.join(est_names)}); rename them so the names agree or match by permutation"
-        )
-
-    # References: common length (the longest).
-    n_samples = max(y.shape[1] for y in refs.values())
-    for name, y in refs.items():
-        if y.shape[1] != n_samples:
-            refs[name] = np.pad(y, ((0, 0), (0, n_samples - y.shape[1])))
-            _warn(
-                f"reference {name!r}: has {y.shape[1]} samples, the longest reference "
-                f"{n_samples}; zero-padded",
-                messages,
-            )
+        raise _names_disagree(ref_names, est_names)
+    n_samples = _pad_references(refs, messages)
     channels = {y.shape[0] for y in refs.values()}
     common_channels = channels.pop() if len(channels) == 1 else None
 
@@ -970,6 +1049,77 @@ def evaluate_separation(
     order = ref_names if match == "name" else est_names
     R = np.stack([_mono(refs[n]) for n in ref_names])
     E = np.stack([_mono(ests[n]) for n in order])
+    scores = _bss_eval_recorded(R, E, match, ref_names, order, messages)
+    stems = _stem_scores(scores, R, E, ref_names, est_names, order,
+                         None if mix is None else _mono(mix))
+    oracle_result = None
+    if oracle is not None:
+        oracle_result = _oracle_result(refs, mix, common_channels, config, oracle, sr)
+    return EvaluationResult(
+        stems=tuple(stems),
+        match=match,
+        sr=sr,
+        n_samples=n_samples,
+        warnings=tuple(messages),
+        oracle=oracle_result,
+        oracle_kind=oracle,
+    )
+
+
+def _names_disagree(ref_names: list[str], est_names: list[str]) -> ParameterError:
+    """Return the error for ``match="name"`` when the two sets of names differ."""
+    only_est = [n for n in est_names if n not in ref_names]
+    only_ref = [n for n in ref_names if n not in est_names]
+    return ParameterError(
+        f"estimates {only_est} have no reference of the same name and references "
+        f"{only_ref} no estimate (references: {', '.join(ref_names)}; estimates: "
+        f"{', '.join(est_names)}); rename them so the names agree or match by permutation"
+    )
+
+
+def _pad_references(refs: dict[str, np.ndarray], messages: list[str]) -> int:
+    """Zero-pad every reference (in place in ``refs``) to the longest; return its length.
+
+    ``refs`` maps names to ``(n_channels, n_samples)`` arrays; a warning is recorded in
+    ``messages`` (and emitted at the caller of :func:`evaluate_separation`) per padding.
+    """
+    n_samples = max(y.shape[1] for y in refs.values())
+    for name, y in refs.items():
+        if y.shape[1] != n_samples:
+            refs[name] = np.pad(y, ((0, 0), (0, n_samples - y.shape[1])))
+            _warn(
+                f"reference {name!r}: has {y.shape[1]} samples, the longest reference "
+                f"{n_samples}; zero-padded",
+                messages,
+                stacklevel=4,
+            )
+    return n_samples
+
+
+def _bss_eval_recorded(
+    R: np.ndarray, E: np.ndarray, match: str, ref_names: list[str], order: list[str],
+    messages: list[str],
+) -> dict[str, Any]:
+    """Run :func:`bss_eval` on mono sources, recording its warnings in ``messages``.
+
+    Parameters
+    ----------
+    R : np.ndarray [shape=(n_sources, n_samples)]
+        References, in the order of ``ref_names``.
+    E : np.ndarray [shape=(n_estimates, n_samples)]
+        Estimates, in the order of ``order``.
+    match : {"name", "permutation"}
+    ref_names, order : list of str
+        Names of the rows of ``R`` and ``E``.
+    messages : list of str
+        Receives the EvaluationWarnings, which are emitted again at the caller of
+        :func:`evaluate_separation`, as are other warnings.
+
+    Returns
+    -------
+    dict
+        As :func:`bss_eval` returns it.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvaluationWarning)
         scores = bss_eval(
@@ -981,11 +1131,41 @@ def evaluate_separation(
         )
     for w in caught:  # pass them on, recording ours in the result
         if issubclass(w.category, EvaluationWarning):
-            _warn(str(w.message), messages)
+            _warn(str(w.message), messages, stacklevel=4)
         else:
-            warnings.warn(w.message, w.category, stacklevel=2)
+            warnings.warn(w.message, w.category, stacklevel=3)
+    return scores
 
-    mix_mono = None if mix is None else _mono(mix)
+
+def _stem_scores(
+    scores: dict[str, Any],
+    R: np.ndarray,
+    E: np.ndarray,
+    ref_names: list[str],
+    est_names: list[str],
+    order: list[str],
+    mix_mono: np.ndarray | None,
+) -> list[StemScore]:
+    """Turn the scores of :func:`bss_eval` into one :class:`StemScore` per estimate.
+
+    Parameters
+    ----------
+    scores : dict
+        From :func:`bss_eval` on ``R`` and ``E``.
+    R : np.ndarray [shape=(n_sources, n_samples)]
+    E : np.ndarray [shape=(n_estimates, n_samples)]
+        Mono references and estimates; rows named by ``ref_names`` and ``order``.
+    ref_names, est_names, order : list of str
+        Reference names, estimate names as given, estimate names in the rows of ``E``.
+    mix_mono : np.ndarray [shape=(n_samples,)] or None
+        The mono mixture, for SI-SDRi.
+
+    Returns
+    -------
+    list of StemScore
+        One per estimate in the order of ``est_names`` (``"unmatched"`` ones
+        included), then one per reference that got no estimate.
+    """
     by_estimate: dict[str, StemScore] = {}
     missing_refs: list[StemScore] = []
     for j, ref_name in enumerate(ref_names):
@@ -1010,31 +1190,28 @@ def evaluate_separation(
             si_sdri=s_sisdri,
             status=status,
         )
-    stems = [
+    return [
         by_estimate.get(n, StemScore(name=n, reference=None, status="unmatched")) for n in est_names
     ] + missing_refs
 
-    oracle_result = None
-    if oracle is not None:
-        if common_channels is None:
-            raise ParameterError(
-                "the oracle needs references with the same number of channels, got "
-                f"{sorted(y.shape[0] for y in refs.values())}"
-            )
-        mix_oracle = mix if mix is not None else np.sum(list(refs.values()), axis=0)
-        stems_oracle = oracle_separation(refs, mix_oracle, config, kind=oracle, sr=sr)
-        oracle_result = evaluate_separation(
-            refs, stems_oracle, sr=sr, mixture=mix_oracle, match="name"
+
+def _oracle_result(
+    refs: dict[str, np.ndarray], mix: np.ndarray | None, common_channels: int | None,
+    config: Any, oracle: str, sr: int,
+) -> EvaluationResult:
+    """Evaluate the oracle masks of kind ``oracle`` on the same references.
+
+    ``mix`` is the fitted mixture (None: the sum of the references); the references
+    must share their number of channels (``common_channels``).
+    """
+    if common_channels is None:
+        raise ParameterError(
+            "the oracle needs references with the same number of channels, got "
+            f"{sorted(y.shape[0] for y in refs.values())}"
         )
-    return EvaluationResult(
-        stems=tuple(stems),
-        match=match,
-        sr=sr,
-        n_samples=n_samples,
-        warnings=tuple(messages),
-        oracle=oracle_result,
-        oracle_kind=oracle,
-    )
+    mix_oracle = mix if mix is not None else np.sum(list(refs.values()), axis=0)
+    stems_oracle = oracle_separation(refs, mix_oracle, config, kind=oracle, sr=sr)
+    return evaluate_separation(refs, stems_oracle, sr=sr, mixture=mix_oracle, match="name")
 
 
 def _stem_names(paths: Sequence[str | os.PathLike[str]], what: str) -> list[str]:
@@ -1093,8 +1270,7 @@ def evaluate_files(
     """
     ref_names = _stem_names(reference_paths, "reference_paths")
     est_names = _stem_names(estimate_paths, "estimate_paths")
-    if match not in ("name", "permutation"):
-        raise ParameterError(f"match must be 'name' or 'permutation', got {match!r}")
+    check_choice(match, "match", ("name", "permutation"))
     if match == "name" and set(ref_names) != set(est_names):
         only_est = [n for n in est_names if n not in ref_names]
         only_ref = [n for n in ref_names if n not in est_names]
@@ -1144,12 +1320,10 @@ def evaluate_files(
 
 def _check_kind_power(kind: str, power: float | None) -> tuple[str, float]:
     if kind not in ORACLE_KINDS:
-        raise ParameterError(f"kind must be one of {sorted(ORACLE_KINDS)}, got {kind!r}")
+        raise fail("kind", f"one of {sorted(ORACLE_KINDS)}", kind)
     if power is None:
         return kind, ORACLE_KINDS[kind] or 1.0
-    if not _is_real(power) or float(power) <= 0:
-        raise ParameterError(f"power must be a finite number > 0, got {power!r}")
-    return kind, float(power)
+    return kind, check_real(power, "power", 0.0, strict=True)
 
 
 def oracle_masks(

@@ -30,16 +30,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nmfsep._checks import check_int
+from nmfsep._checks import check_choice, check_int, check_real
 from nmfsep._checks import check_sr as _check_sr
 from nmfsep._checks import is_int as _is_int
-from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import OutputError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +59,9 @@ __all__ = [
     "check_figure_path",
     "save_figure",
     "plot_file",
+    "use_headless_backend",
+    "png_base64",
+    "spectrogram_strip",
 ]
 
 #: Figure file suffixes that :func:`save_figure` writes, and their matplotlib format.
@@ -111,17 +114,11 @@ def _check_array(x: object, name: str, ndim: int, shape_doc: str) -> np.ndarray:
 
 
 def _check_freq_scale(freq_scale: object) -> str:
-    if freq_scale not in _FREQ_SCALES:
-        raise ParameterError(f"freq_scale must be 'log' or 'linear', got {freq_scale!r}")
-    return str(freq_scale)
+    return str(check_choice(freq_scale, "freq_scale", _FREQ_SCALES))
 
 
 def _check_duration(duration: object) -> float | None:
-    if duration is None:
-        return None
-    if not _is_real(duration) or not float(duration) > 0:
-        raise ParameterError(f"duration must be a number of seconds > 0, got {duration!r}")
-    return float(duration)
+    return check_real(duration, "duration", 0.0, strict=True, none_ok=True)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -318,8 +315,7 @@ def _limit(
     """Keep at most ``max_atoms`` components, taking them round-robin over the sources."""
     if max_atoms is None or max_atoms >= len(order):
         return order, spans
-    if not _is_int(max_atoms) or max_atoms < 1:
-        raise ParameterError(f"max_atoms must be None or an int >= 1, got {max_atoms!r}")
+    check_int(max_atoms, "max_atoms", 1, none_ok=True)
     quota = [0] * len(spans)
     left = int(max_atoms)
     while left:
@@ -551,8 +547,7 @@ def plot_atoms(
     H = _check_array(H, "H", 2, "(k, n_bins)")
     sr = _check_sr(sr)
     freq_scale = _check_freq_scale(freq_scale)
-    if style not in ("image", "lines"):
-        raise ParameterError(f"style must be 'image' or 'lines', got {style!r}")
+    check_choice(style, "style", ("image", "lines"))
     k, n_bins = H.shape
     n_fft = _check_n_fft(n_fft, n_bins)
     order, spans = _limit(*_layout(k, labels, groups), max_atoms)
@@ -567,36 +562,9 @@ def plot_atoms(
         data, vmin, vmax = _normalize_rows(rows), 0.0, 1.0
     f_edges = _freq_edges(n_bins, sr, n_fft)
     if style == "image":
-        import librosa.display
-
-        x_axis = "log" if freq_scale == "log" else "linear"
-        for name, start, stop in spans:
-            cmap = "magma" if name is None else _ramp(colors[name], str(name))
-            librosa.display.specshow(
-                data[start:stop],
-                x_axis=x_axis,
-                x_coords=f_edges,
-                y_coords=np.arange(start, stop + 1) - 0.5,
-                sr=sr,
-                n_fft=n_fft,
-                cmap=cmap,
-                vmin=vmin,
-                vmax=vmax,
-                ax=ax,
-            )
+        _draw_atom_images(ax, data, spans, colors, f_edges, sr, n_fft, freq_scale, (vmin, vmax))
     else:
-        freqs = np.arange(n_bins) * (sr / n_fft)
-        height = (data - vmin) / (vmax - vmin)
-        for name, start, stop in spans:
-            color = "black" if name is None else colors[name]
-            for r in range(start, stop):
-                ax.plot(
-                    freqs,
-                    r + 0.45 - 0.9 * height[r],
-                    color=color,
-                    linewidth=0.8,
-                    label=str(name) if (r == start and name is not None) else "_nolegend_",
-                )
+        _draw_atom_lines(ax, data, spans, colors, sr, n_fft, (vmin, vmax))
     _set_freq_axis(ax, "x", freq_scale, sr)
     _decorate_sources(ax, spans, colors, what="atom")
     if legend and names[0] is not None and len(spans) <= _MAX_LEGEND:
@@ -609,6 +577,74 @@ def plot_atoms(
         title = f"Spectral atoms H ({shown}; {scale})"
     ax.set_title(title, fontsize="medium")
     return ax
+
+
+def _draw_atom_images(
+    ax: Axes, data: np.ndarray, spans: list[tuple[str | None, int, int]], colors: Any,
+    f_edges: np.ndarray, sr: float, n_fft: int, freq_scale: str, limits: tuple[float, float],
+) -> None:
+    """Draw atoms as images, one colour ramp per source (``style="image"``).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    data : np.ndarray [shape=(n_shown, n_bins)]
+        The atoms shown, scaled (dB or normalized), in display order.
+    spans : list of (name, start, stop)
+        Rows of ``data`` per source.
+    colors : dict
+        Colour per source name.
+    f_edges : np.ndarray [shape=(n_bins + 1,)]
+        Frequency bin edges in Hz.
+    sr, n_fft, freq_scale
+        As in :func:`plot_atoms`.
+    limits : (float, float)
+        ``vmin, vmax`` of the colour scale.
+    """
+    import librosa.display
+
+    vmin, vmax = limits
+    x_axis = "log" if freq_scale == "log" else "linear"
+    for name, start, stop in spans:
+        cmap = "magma" if name is None else _ramp(colors[name], str(name))
+        librosa.display.specshow(
+            data[start:stop],
+            x_axis=x_axis,
+            x_coords=f_edges,
+            y_coords=np.arange(start, stop + 1) - 0.5,
+            sr=sr,
+            n_fft=n_fft,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            ax=ax,
+        )
+
+
+def _draw_atom_lines(
+    ax: Axes, data: np.ndarray, spans: list[tuple[str | None, int, int]], colors: Any,
+    sr: float, n_fft: int, limits: tuple[float, float],
+) -> None:
+    """Draw atoms as stacked lines, one colour per source (``style="lines"``).
+
+    Parameters are those of :func:`_draw_atom_images`; atom ``r`` is drawn around
+    ``y = r``, its top at ``r - 0.45``.
+    """
+    vmin, vmax = limits
+    n_bins = data.shape[1]
+    freqs = np.arange(n_bins) * (sr / n_fft)
+    height = (data - vmin) / (vmax - vmin)
+    for name, start, stop in spans:
+        color = "black" if name is None else colors[name]
+        for r in range(start, stop):
+            ax.plot(
+                freqs,
+                r + 0.45 - 0.9 * height[r],
+                color=color,
+                linewidth=0.8,
+                label=str(name) if (r == start and name is not None) else "_nolegend_",
+            )
 
 
 def plot_activations(
@@ -1148,38 +1184,13 @@ def separation_figure(
         raise ParameterError(f"W has {W.shape[1]} components but H has {H.shape[0]}")
     freq_scale = _check_freq_scale(freq_scale)
     groups = dict(getattr(model, "groups", None) or {})
-    sr = _check_sr(model.sr)
-    stft = model.stft
-    a_sr = _check_sr(getattr(model, "analysis_sr", None) or settings.get("analysis_sr") or sr)
-    a_stft = _stft_of(model, "analysis_stft", settings) or stft
-    k, n_bins_a = H.shape
-    a_n_fft = a_stft.n_fft if a_stft.n_fft // 2 + 1 == n_bins_a else None
-    a_n_fft = _check_n_fft(a_n_fft, n_bins_a)
-    duration = None
-    stems = getattr(model, "stems", None)
-    if isinstance(stems, Mapping) and stems:
-        n_samples = np.shape(next(iter(stems.values())))[-1]
-        duration = n_samples / sr if n_samples else None
-
-    # masks: an array on the (sr, stft) grid, or a method giving them on the analysis grid
-    masks = getattr(model, "masks", None)
-    m_sr, m_hop = sr, stft.hop_length
-    if callable(masks):
-        masks = masks()
-        m_sr, m_hop = a_sr, a_stft.hop_length
-    elif masks is not None:
-        masks = np.asarray(masks)
-        if masks.ndim == 3 and masks.shape[2] != stft.n_bins and masks.shape[2] == n_bins_a:
-            m_sr, m_hop = a_sr, a_stft.hop_length
-    if masks is not None:
-        masks = _check_array(masks, "masks", 3, "(n_groups, n_frames, n_bins)")
+    grid = _grids_of(model, settings, H.shape[1])
+    duration = _clip_duration(model, grid.sr)
+    masks, m_sr, m_hop = _masks_of(model, grid, H.shape[1])
     names = list(groups) if groups else [f"group {g + 1}" for g in range(
         0 if masks is None else masks.shape[0])]
     if masks is not None and masks.shape[0] != len(names):
         raise ParameterError(f"{masks.shape[0]} masks for {len(names)} groups")
-    if not groups:
-        groups = None  # type: ignore[assignment]
-
     if mixture is None:
         for attr in ("mixture", "X", "V"):
             if getattr(model, attr, None) is not None:
@@ -1187,6 +1198,7 @@ def separation_figure(
                 break
 
     # ---- layout
+    k = H.shape[0]
     G = 0 if masks is None else masks.shape[0]
     mask_panels = G if G <= max_mask_panels else (1 if G else 0)
     ncols_m = 1 if mask_panels <= 1 else (2 if mask_panels in (2, 4) else 3)
@@ -1197,9 +1209,109 @@ def separation_figure(
     gs = fig.add_gridspec(len(heights), 6, height_ratios=heights)
 
     ax_spec = fig.add_subplot(gs[0, 0:4], label="spectrogram")
+    _draw_mixture(ax_spec, mixture, W, H, grid, settings, freq_scale, duration)
+    ax_loss = fig.add_subplot(gs[0, 4:6], label="loss")
+    loss = getattr(model, "loss_history", None)
+    plot_loss([] if loss is None else loss, getattr(model, "loss_iterations", None), ax=ax_loss)
+    _draw_components(fig, gs, ax_spec, W, H, grid, groups or None, freq_scale, duration)
+    if mask_panels and masks is not None:
+        m_n_fft = grid.stft.n_fft if masks.shape[2] == grid.stft.n_bins and m_sr == grid.sr else (
+            grid.a_n_fft if masks.shape[2] == H.shape[1] else None)
+        _draw_masks(fig, gs, ax_spec, masks, names, (m_sr, m_hop, m_n_fft), ncols_m,
+                    max_mask_panels, freq_scale, duration)
+    fig.suptitle(_separation_title(settings, k, names, grid.sr), fontsize="large")
+    return fig
+
+
+@dataclass(frozen=True)
+class _Grids:
+    """The time-frequency grids of a separation: output (``sr``, ``stft``) and analysis."""
+
+    sr: float
+    stft: Any
+    a_sr: float
+    a_stft: Any
+    a_n_fft: int
+
+
+def _grids_of(model: Any, settings: Mapping[str, Any], n_bins_a: int) -> _Grids:
+    """Read the output and analysis grids of ``model`` (W and H are on the analysis grid).
+
+    ``n_bins_a`` is the number of bins of ``H``; the analysis ``n_fft`` is inferred
+    from it when the analysis STFT does not match it.
+    """
+    sr = _check_sr(model.sr)
+    stft = model.stft
+    a_sr = _check_sr(getattr(model, "analysis_sr", None) or settings.get("analysis_sr") or sr)
+    a_stft = _stft_of(model, "analysis_stft", settings) or stft
+    a_n_fft = a_stft.n_fft if a_stft.n_fft // 2 + 1 == n_bins_a else None
+    return _Grids(sr, stft, a_sr, a_stft, _check_n_fft(a_n_fft, n_bins_a))
+
+
+def _clip_duration(model: Any, sr: float) -> float | None:
+    """Length in seconds of ``model.stems`` (None without stems)."""
+    stems = getattr(model, "stems", None)
+    if isinstance(stems, Mapping) and stems:
+        n_samples = np.shape(next(iter(stems.values())))[-1]
+        return n_samples / sr if n_samples else None
+    return None
+
+
+def _masks_of(
+    model: Any, grid: _Grids, n_bins_a: int
+) -> tuple[np.ndarray | None, float, int]:
+    """Return the masks of ``model`` and their grid.
+
+    ``model.masks`` is an array on the ``(sr, stft)`` grid (or the analysis grid when
+    its bins say so), or a method giving them on the analysis grid.
+
+    Returns
+    -------
+    masks : np.ndarray [shape=(n_groups, n_frames, n_bins)] or None
+    m_sr : float
+        Their sample rate.
+    m_hop : int
+        Their hop length.
+    """
+    masks = getattr(model, "masks", None)
+    m_sr, m_hop = grid.sr, grid.stft.hop_length
+    if callable(masks):
+        masks = masks()
+        m_sr, m_hop = grid.a_sr, grid.a_stft.hop_length
+    elif masks is not None:
+        masks = np.asarray(masks)
+        if masks.ndim == 3 and masks.shape[2] != grid.stft.n_bins and masks.shape[2] == n_bins_a:
+            m_sr, m_hop = grid.a_sr, grid.a_stft.hop_length
+    if masks is not None:
+        masks = _check_array(masks, "masks", 3, "(n_groups, n_frames, n_bins)")
+    return masks, m_sr, m_hop
+
+
+def _draw_mixture(
+    ax: Axes, mixture: Any, W: np.ndarray, H: np.ndarray, grid: _Grids,
+    settings: Mapping[str, Any], freq_scale: str, duration: float | None,
+) -> None:
+    """Draw the mixture's spectrogram, or without one the model ``W @ H``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    mixture : np.ndarray or None
+        Complex STFT (n_channels, n_bins, n_frames) or V (n_frames, n_bins).
+    W : np.ndarray [shape=(n_frames, k)]
+    H : np.ndarray [shape=(k, n_bins)]
+    grid : _Grids
+    settings : Mapping
+        The model's settings; ``settings["power"]`` is the exponent of a real
+        spectrogram and of ``W @ H``.
+    freq_scale, duration
+        As in :func:`plot_spectrogram`.
+    """
     if mixture is not None:
         V = _as_spectrogram(mixture)
-        plot_spectrogram(V, sr, stft.hop_length, ax=ax_spec, freq_scale=freq_scale,
+        stft = grid.stft
+        plot_spectrogram(V, grid.sr, stft.hop_length, ax=ax, freq_scale=freq_scale,
                          n_fft=stft.n_fft if V.shape[1] == stft.n_bins else None,
                          power=1.0 if np.iscomplexobj(mixture) else float(
                              settings.get("power", 1.0) or 1.0),
@@ -1208,47 +1320,73 @@ def separation_figure(
         # block means of W times H = block means of W @ H: no (n_frames, n_bins) temporary
         pooled, frame_edges = _pool_frames(W, _MAX_FRAMES)
         WH = np.asarray(pooled, dtype=np.float64) @ H.astype(np.float64)
-        _draw_spectrogram(ax_spec, WH, frame_edges, a_sr, a_stft.hop_length, a_n_fft, db=True,
-                          power=float(settings.get("power", 1.0) or 1.0), top_db=80.0,
+        _draw_spectrogram(ax, WH, frame_edges, grid.a_sr, grid.a_stft.hop_length, grid.a_n_fft,
+                          db=True, power=float(settings.get("power", 1.0) or 1.0), top_db=80.0,
                           freq_scale=freq_scale, duration=duration, colorbar=True,
                           title="NMF model W·H (the mixture as the model sees it)")
 
-    ax_loss = fig.add_subplot(gs[0, 4:6], label="loss")
-    loss = getattr(model, "loss_history", None)
-    plot_loss([] if loss is None else loss, getattr(model, "loss_iterations", None), ax=ax_loss)
 
+def _draw_components(
+    fig: Figure, gs: Any, ax_spec: Axes, W: np.ndarray, H: np.ndarray, grid: _Grids,
+    groups: Mapping[str, Any] | None, freq_scale: str, duration: float | None,
+) -> None:
+    """Draw the atoms next to their activations (row 1 of :func:`separation_figure`)."""
     ax_atoms = fig.add_subplot(gs[1, 0:2], label="atoms")
     ax_act = fig.add_subplot(gs[1, 2:6], sharey=ax_atoms, label="activations", sharex=ax_spec)
-    plot_atoms(H, a_sr, a_n_fft, ax=ax_atoms, freq_scale=freq_scale, groups=groups, legend=False,
-               title=f"Atoms H (k={k})")
-    plot_activations(W, a_sr, a_stft.hop_length, ax=ax_act, groups=groups, duration=duration,
-                     legend=True, title="Activations W (rows scaled to their max)")
+    plot_atoms(H, grid.a_sr, grid.a_n_fft, ax=ax_atoms, freq_scale=freq_scale, groups=groups,
+               legend=False, title=f"Atoms H (k={H.shape[0]})")
+    plot_activations(W, grid.a_sr, grid.a_stft.hop_length, ax=ax_act, groups=groups,
+                     duration=duration, legend=True,
+                     title="Activations W (rows scaled to their max)")
     ax_act.set_ylabel("")
     ax_act.tick_params(labelleft=False)
 
-    if mask_panels and masks is not None:
-        span = 6 // ncols_m
-        m_n_fft = stft.n_fft if masks.shape[2] == stft.n_bins and m_sr == sr else (
-            a_n_fft if masks.shape[2] == n_bins_a else None)
-        if G <= max_mask_panels:
-            axes = []
-            for g in range(G):
-                r, c = divmod(g, ncols_m)
-                axes.append(fig.add_subplot(gs[2 + r, c * span:(c + 1) * span],
-                                            label=f"mask:{names[g]}", sharex=ax_spec))
-            plot_masks(masks, m_sr, m_hop, names=names, axes=axes, freq_scale=freq_scale,
-                       n_fft=m_n_fft, duration=duration, max_frames=800)
-            for g, ax in enumerate(axes):
-                r, c = divmod(g, ncols_m)
-                if c:
-                    ax.set_ylabel("")
-                if r < mask_rows - 1 and g + ncols_m < G:
-                    ax.set_xlabel("")
-        else:
-            ax = fig.add_subplot(gs[2, :], label="mask:dominant", sharex=ax_spec)
-            _plot_dominant(ax, masks, names, m_sr, m_hop, _check_n_fft(m_n_fft, masks.shape[2]),
-                           freq_scale, duration, _MAX_FRAMES)
 
+def _draw_masks(
+    fig: Figure, gs: Any, ax_spec: Axes, masks: np.ndarray, names: list[str],
+    mask_grid: tuple[float, int, int | None], ncols: int, max_panels: int, freq_scale: str,
+    duration: float | None,
+) -> None:
+    """Draw one panel per mask (rows 2+), or the dominant group when there are too many.
+
+    Parameters
+    ----------
+    masks : np.ndarray [shape=(n_groups, n_frames, n_bins)]
+    names : list of str
+        One per group.
+    mask_grid : (float, int, int or None)
+        Sample rate, hop length and n_fft of the masks.
+    ncols : int
+        Mask panels per row.
+    max_panels : int
+        Most groups drawn as separate panels.
+    """
+    m_sr, m_hop, m_n_fft = mask_grid
+    G = masks.shape[0]
+    if G > max_panels:
+        ax = fig.add_subplot(gs[2, :], label="mask:dominant", sharex=ax_spec)
+        _plot_dominant(ax, masks, names, m_sr, m_hop, _check_n_fft(m_n_fft, masks.shape[2]),
+                       freq_scale, duration, _MAX_FRAMES)
+        return
+    span = 6 // ncols
+    mask_rows = -(-G // ncols)
+    axes = []
+    for g in range(G):
+        r, c = divmod(g, ncols)
+        axes.append(fig.add_subplot(gs[2 + r, c * span:(c + 1) * span],
+                                    label=f"mask:{names[g]}", sharex=ax_spec))
+    plot_masks(masks, m_sr, m_hop, names=names, axes=axes, freq_scale=freq_scale,
+               n_fft=m_n_fft, duration=duration, max_frames=800)
+    for g, ax in enumerate(axes):
+        r, c = divmod(g, ncols)
+        if c:
+            ax.set_ylabel("")
+        if r < mask_rows - 1 and g + ncols < G:
+            ax.set_xlabel("")
+
+
+def _separation_title(settings: Mapping[str, Any], k: int, names: list[str], sr: float) -> str:
+    """Return the title of :func:`separation_figure`: k, groups, mode, β, mask and rate."""
     parts = []
     for key, fmt in (("mode", "{}"), ("beta", "β={:g}"), ("mask", "{} masks")):
         if settings.get(key) is not None:
@@ -1256,13 +1394,11 @@ def separation_figure(
                 parts.append(fmt.format(settings[key]))
             except (TypeError, ValueError):
                 pass
-    fig.suptitle(
+    return (
         f"Separation: k={k} components, {len(names)} group{'s' if len(names) != 1 else ''}"
         + (f" ({', '.join(names[:6])}{' …' if len(names) > 6 else ''})" if names else "")
-        + (" · " + ", ".join(parts) if parts else "") + f" · {sr:g} Hz",
-        fontsize="large",
+        + (" · " + ", ".join(parts) if parts else "") + f" · {sr:g} Hz"
     )
-    return fig
 
 
 def rank_figure(rank_result: Any) -> Figure:
@@ -1412,6 +1548,78 @@ def save_figure(
         plt.close(fig)
 
 
+# ---------------------------------------------------------------------- for reports
+
+
+def use_headless_backend() -> None:
+    """Select matplotlib's Agg backend (no window), unless pyplot is already loaded.
+
+    Called before drawing figures that are only written to files or strings, so no
+    display is needed; a program that already uses pyplot keeps its backend.
+    """
+    if "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
+def png_base64(fig: Figure, *, dpi: float) -> str:
+    """Render a figure as PNG, return it base64-encoded (ASCII), and close the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; closed in every case.
+    dpi : float
+        Resolution.
+
+    Returns
+    -------
+    str
+        The PNG bytes in base64, for a ``data:image/png;base64,`` URI. No date or
+        software is stored, so the same figure gives the same string.
+    """
+    import base64
+    import io as _stdio
+
+    try:
+        buf = _stdio.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+    finally:
+        _plt().close(fig)
+
+
+def spectrogram_strip(X: np.ndarray, sr: float, stft: Any, duration: float) -> Figure:
+    """Return a short, wide figure of one spectrogram (a report's thumbnail).
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+        The STFT, as :func:`nmfsep.spectral.stft` returns it.
+    sr : float
+        Sample rate in Hz.
+    stft : object
+        Its settings (``hop_length`` and ``n_fft`` attributes).
+    duration : float
+        Length of the audio in seconds (the x range).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        7.6 x 1.9 inches, at most 700 columns, small axis labels.
+    """
+    fig = _plt().figure(figsize=(7.6, 1.9), layout="constrained")
+    ax = fig.add_subplot()
+    plot_spectrogram(
+        X, sr, stft.hop_length, ax=ax, n_fft=stft.n_fft, duration=duration, max_frames=700, title=""
+    )
+    ax.set_xlabel("time (s)", fontsize="small")
+    ax.set_ylabel("Hz", fontsize="small")
+    ax.tick_params(labelsize="small")
+    return fig
+
+
 def plot_file(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -1453,17 +1661,14 @@ def plot_file(
     out, _ = check_figure_path(output)
     _check_freq_scale(freq_scale)
     if out.exists() and not force and not out.is_dir():
-        raise OutputError(f"{out}: exists; pass --force to overwrite")
+        raise OutputError(f"{out}: exists; pass force=True to overwrite")
     from nmfsep._npz import parse_meta, read_npz
     from nmfsep.dictionary import Dictionary
 
     src = Path(source)
     meta = parse_meta(src, read_npz(src, ("meta",), what="dictionary or model")["meta"],
                       what="dictionary or model")
-    if "matplotlib.pyplot" not in sys.modules:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    use_headless_backend()
     if meta.get("kind") == "model":
         from nmfsep.model import load_model
 

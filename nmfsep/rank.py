@@ -23,13 +23,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import check_int, check_real, check_sr, fail
 from nmfsep._checks import is_int as _is_int
-from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -217,18 +216,40 @@ def suggest_k(
     ParameterError
         For inconsistent lengths, unsorted ks or bad thresholds.
     """
+    ks, D, S = _check_curves(ks, divergence, stability, min_gain, min_stability)
+    i_flat, why = _flat_point(ks, _gains(ks, D), min_gain)
+    k_flat = ks[i_flat]
+    if S is None:
+        return k_flat, f"k={k_flat}: {why} (stability not measured: use 2 or more seeds)."
+    return _stable_choice(ks, S, i_flat, why, min_stability)
+
+
+def _check_curves(
+    ks: Sequence[int],
+    divergence: Sequence[float],
+    stability: Sequence[float] | None,
+    min_gain: float,
+    min_stability: float,
+) -> tuple[list[int], np.ndarray, np.ndarray | None]:
+    """Check the arguments of :func:`suggest_k` and return them as arrays.
+
+    Returns
+    -------
+    ks : list of int
+        Strictly increasing.
+    D : np.ndarray [shape=(len(ks),)], float64
+        The divergence.
+    S : np.ndarray [shape=(len(ks),)], float64, or None
+        The stability; None when not given or NaN everywhere.
+    """
     ks = [int(k) for k in ks]
     D = np.asarray(divergence, dtype=np.float64)
     if len(ks) == 0 or len(ks) != D.size:
         raise ParameterError("ks and divergence must be non-empty and of the same length")
     if any(b <= a for a, b in zip(ks, ks[1:], strict=False)):
         raise ParameterError(f"ks must be strictly increasing, got {ks}")
-    for value, name, lo, hi in (
-        (min_gain, "min_gain", 0.0, 1.0),
-        (min_stability, "min_stability", -1.0, 1.0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, Real) or not lo <= float(value) <= hi:
-            raise ParameterError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    check_real(min_gain, "min_gain", 0.0, 1.0)
+    check_real(min_stability, "min_stability", -1.0, 1.0)
     S = None
     if stability is not None:
         S = np.asarray(stability, dtype=np.float64)
@@ -236,8 +257,28 @@ def suggest_k(
             raise ParameterError("stability must have one value per k")
         if not np.isfinite(S).any():
             S = None
-    gains = _gains(ks, D)
+    return ks, D, S
 
+
+def _flat_point(ks: list[int], gains: np.ndarray, min_gain: float) -> tuple[int, str]:
+    """Find where the error flattens (step 1 of :func:`suggest_k`).
+
+    Parameters
+    ----------
+    ks : list of int
+        Tested values, increasing.
+    gains : np.ndarray [shape=(len(ks),)]
+        Relative decrease per added component from the previous k (:func:`_gains`).
+    min_gain : float
+        Smallest gain that counts.
+
+    Returns
+    -------
+    i_flat : int
+        Index of ``k_flat`` in ``ks``.
+    why : str
+        The reason, with the numbers.
+    """
     i_flat = len(ks) - 1
     for i in range(1, len(ks)):
         if not gains[i] >= min_gain:  # also stops at NaN (no decrease measurable)
@@ -258,9 +299,35 @@ def suggest_k(
             f"the divergence drops by {100 * gains[i_flat + 1]:.1f}% per added component "
             f"from k={k_flat} to k={ks[i_flat + 1]}, less than {100 * min_gain:g}%"
         )
-    if S is None:
-        return k_flat, f"k={k_flat}: {why} (stability not measured: use 2 or more seeds)."
+    return i_flat, why
 
+
+def _stable_choice(
+    ks: list[int], S: np.ndarray, i_flat: int, why: str, min_stability: float
+) -> tuple[int, str]:
+    """Pick the largest stable ``k <= k_flat`` (step 2 of :func:`suggest_k`).
+
+    Parameters
+    ----------
+    ks : list of int
+        Tested values, increasing.
+    S : np.ndarray [shape=(len(ks),)]
+        Stability per k (NaN where unknown).
+    i_flat : int
+        Index of ``k_flat`` (:func:`_flat_point`), whose reason is ``why``.
+    why : str
+        The reason of step 1.
+    min_stability : float
+        Smallest stability that counts as stable.
+
+    Returns
+    -------
+    k : int
+        The suggestion.
+    reason : str
+        The full explanation.
+    """
+    k_flat = ks[i_flat]
     candidates = [i for i in range(i_flat + 1) if np.isfinite(S[i]) and S[i] >= min_stability]
     if candidates:
         i = candidates[-1]
@@ -490,15 +557,12 @@ def _check_ks(ks: object, max_k: int) -> list[int]:
     if _is_int(ks):
         ks = [ks]
     if isinstance(ks, str | bytes) or not isinstance(ks, Sequence | np.ndarray):
-        raise ParameterError(f"ks must be a list of ints, got {ks!r}")
+        raise fail("ks", "a list of ints", ks)
     if len(ks) == 0:
         raise ParameterError("ks is empty; give at least one number of components, e.g. 2 4 8")
     out = []
     for k in ks:
-        if not _is_int(k):
-            raise ParameterError(f"every k must be an int, got {k!r}")
-        if k < 1:
-            raise ParameterError(f"every k must be >= 1, got {int(k)}")
+        check_int(k, "every k", 1)
         if k > max_k:
             raise ParameterError(
                 f"k={int(k)} exceeds min(n_frames, n_bins)={max_k}; use k <= {max_k} "
@@ -512,13 +576,12 @@ def _check_seeds(seeds: object) -> list[int]:
     if _is_int(seeds):
         seeds = [seeds]
     if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence | np.ndarray):
-        raise ParameterError(f"seeds must be a list of ints, got {seeds!r}")
+        raise fail("seeds", "a list of ints", seeds)
     if len(seeds) == 0:
         raise ParameterError("seeds is empty; give at least one seed (3 to measure stability)")
     out = []
     for s in seeds:
-        if not _is_int(s) or not 0 <= s < 2**32:
-            raise ParameterError(f"every seed must be an int in [0, 2**32), got {s!r}")
+        check_int(s, "every seed", 0, 2**32 - 1)
         out.append(int(s))
     if len(set(out)) != len(out):
         raise ParameterError(f"seeds must be distinct, got {out}")
@@ -621,7 +684,6 @@ def rank_sweep(
     3
     """
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.nmf import nmf
 
     Vs = _stack_V(V)
     ks_ = _check_ks(ks, min(Vs.shape))
@@ -640,34 +702,10 @@ def rank_sweep(
         atoms = []
         divs = []
         for seed in seeds_:
-            t0 = time.perf_counter()
-            res = nmf(
-                Vs,
-                k,
-                beta=beta_f,
-                solver=solver,
-                init="random",
-                random_state=seed,
-                max_iter=max_iter,
-                tol=tol,
-                n_threads=n_threads,
-                warn=False,
-            )
-            seconds = time.perf_counter() - t0
-            div = 0.5 * res.reconstruction_err**2
-            divs.append(div)
-            atoms.append(res.H)
-            runs.append(
-                RankRun(
-                    k=k,
-                    seed=seed,
-                    divergence=float(div),
-                    divergence_per_entry=float(div / Vs.size),
-                    n_iter=int(res.n_iter),
-                    converged=bool(res.converged),
-                    seconds=seconds,
-                )
-            )
+            run, H = _one_run(Vs, k, seed, beta_f, solver, max_iter, tol, n_threads)
+            divs.append(run.divergence)
+            atoms.append(H)
+            runs.append(run)
             done += 1
             if callback is not None:
                 callback(done, total)
@@ -696,6 +734,57 @@ def rank_sweep(
         seconds=time.perf_counter() - t_start,
         settings={"solver": solver, "max_iter": int(max_iter), "tol": float(tol), "init": "random"},
     )
+
+
+def _one_run(
+    Vs: np.ndarray, k: int, seed: int, beta: float, solver: str, max_iter: int, tol: float,
+    n_threads: int | None,
+) -> tuple[RankRun, np.ndarray]:
+    """Factorize ``Vs`` once from a random start (one cell of :func:`rank_sweep`).
+
+    Parameters
+    ----------
+    Vs : np.ndarray [shape=(n_frames, n_bins)]
+        The spectrograms, stacked.
+    k, seed : int
+        Number of components and seed of the random start.
+    beta, solver, max_iter, tol, n_threads
+        As in :func:`nmfsep.nmf.nmf`.
+
+    Returns
+    -------
+    run : RankRun
+        Its divergence, iterations and time.
+    H : np.ndarray [shape=(k, n_bins)]
+        The atoms.
+    """
+    from nmfsep.nmf import nmf
+
+    t0 = time.perf_counter()
+    res = nmf(
+        Vs,
+        k,
+        beta=beta,
+        solver=solver,
+        init="random",
+        random_state=seed,
+        max_iter=max_iter,
+        tol=tol,
+        n_threads=n_threads,
+        warn=False,
+    )
+    seconds = time.perf_counter() - t0
+    div = 0.5 * res.reconstruction_err**2
+    run = RankRun(
+        k=k,
+        seed=seed,
+        divergence=float(div),
+        divergence_per_entry=float(div / Vs.size),
+        n_iter=int(res.n_iter),
+        converged=bool(res.converged),
+        seconds=seconds,
+    )
+    return run, res.H
 
 
 def _excerpt(y: np.ndarray, n: int) -> np.ndarray:
@@ -751,9 +840,9 @@ def rank_sweep_audio(
         For bad audio or parameters (see :func:`rank_sweep`).
     """
     from nmfsep.divergence import beta_loss_to_float
-    from nmfsep.spectral import STFTConfig, _check_sr, model_spectrogram, stft
+    from nmfsep.spectral import STFTConfig, model_spectrogram, stft
 
-    _check_sr(sr)
+    check_sr(sr)
     if config is None:
         config = STFTConfig.for_sample_rate(sr)
     beta_f = beta_loss_to_float(kwargs.get("beta", "kullback-leibler"))
@@ -763,8 +852,7 @@ def rank_sweep_audio(
     if not clips:
         raise ParameterError("y is an empty list; give at least one clip")
     if seconds is not None:
-        if not _is_real(seconds) or seconds <= 0:
-            raise ParameterError(f"seconds must be a positive number, got {seconds!r}")
+        check_real(seconds, "seconds", 0.0, strict=True)
         n_keep = max(1, int(round(float(seconds) * float(sr))))
         clips = [_excerpt(np.asarray(c), n_keep) if np.ndim(c) == 2 else c for c in clips]
     Vs = [model_spectrogram(stft(c, config), power=power) for c in clips]

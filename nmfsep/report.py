@@ -28,29 +28,32 @@ Browsers: Chromium (headless too) reads the 32-bit float WAV files nmfsep writes
 
 from __future__ import annotations
 
-import base64
 import html
-import io as _stdio
 import json
 import math
 import os
 import platform
-import secrets
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 import numpy as np
 
+from nmfsep import io
+from nmfsep._checks import check_choice
 from nmfsep._npz import jsonable
 from nmfsep._version import __version__
+from nmfsep.evaluate import METRIC_LABELS, METRICS, EvaluationWarning, evaluate_separation
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.io import MIXTURE_NAME, REPORT_NAME, output_files
 from nmfsep.model import load_model
+from nmfsep.plots import png_base64, separation_figure, spectrogram_strip, use_headless_backend
+from nmfsep.spectral import stft as compute_stft
 
 __all__ = ["REPORT_NAME", "MIXTURE_NAME", "write_report", "report_from_model"]
 
@@ -199,53 +202,21 @@ def _ranges(indices: list[int]) -> str:
 # ---------------------------------------------------------------------- figures
 
 
-def _pyplot() -> Any:
-    if "matplotlib.pyplot" not in sys.modules:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any, dpi: float) -> str:
-    """Render a figure to a base64 PNG string and close it."""
-    plt = _pyplot()
-    try:
-        buf = _stdio.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-        return base64.b64encode(buf.getvalue()).decode("ascii")
-    finally:
-        plt.close(fig)
-
-
 def _img(b64: str, alt: str, css_class: str = "") -> str:
     cls = f' class="{_e(css_class)}"' if css_class else ""
     return f'<img{cls} src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
 
 
 def _overview_png(model: Any, X_mix: np.ndarray | None) -> str:
-    from nmfsep.plots import separation_figure
-
-    _pyplot()
-    fig = separation_figure(model, mixture=X_mix)
-    return _png(fig, _OVERVIEW_DPI)
+    """Draw the separation overview (:func:`nmfsep.plots.separation_figure`), as base64 PNG."""
+    use_headless_backend()
+    return png_base64(separation_figure(model, mixture=X_mix), dpi=_OVERVIEW_DPI)
 
 
 def _spectrogram_png(X: np.ndarray, sr: int, stft: Any, duration: float) -> str:
-    from nmfsep.plots import plot_spectrogram
-
-    plt = _pyplot()
-    fig = plt.figure(figsize=(7.6, 1.9), layout="constrained")
-    ax = fig.add_subplot()
-    plot_spectrogram(
-        X, sr, stft.hop_length, ax=ax, n_fft=stft.n_fft, duration=duration, max_frames=700, title=""
-    )
-    ax.set_xlabel("time (s)", fontsize="small")
-    ax.set_ylabel("Hz", fontsize="small")
-    ax.tick_params(labelsize="small")
-    return _png(fig, _THUMB_DPI)
+    """Draw one spectrogram thumbnail (:func:`nmfsep.plots.spectrogram_strip`), as base64 PNG."""
+    use_headless_backend()
+    return png_base64(spectrogram_strip(X, sr, stft, duration), dpi=_THUMB_DPI)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -286,8 +257,6 @@ def _evaluate(
     sr: int,
     match: str,
 ) -> tuple[Any, list[str]]:
-    from nmfsep.evaluate import EvaluationWarning, evaluate_separation
-
     refs, ref_sr, notes = _load_references(references, sr)
     if match == "auto":
         match = "name" if set(refs) == set(stems) else "permutation"
@@ -307,14 +276,12 @@ def _evaluate(
 
 
 def _metrics_html(result: Any, notes: list[str]) -> str:
-    from nmfsep.evaluate import _METRIC_LABELS, METRICS
-
     d = result.to_dict()
 
     def num(x: float | None) -> str:
         return "–" if x is None else f"{x:.2f}"
 
-    head = "".join(f'<th class="num">{_e(_METRIC_LABELS.get(m, m))}</th>' for m in METRICS)
+    head = "".join(f'<th class="num">{_e(METRIC_LABELS.get(m, m))}</th>' for m in METRICS)
     rows = []
     for s in d["stems"]:
         cells = "".join(f'<td class="num">{num(s[m])}</td>' for m in METRICS)
@@ -347,9 +314,7 @@ def _metrics_html(result: Any, notes: list[str]) -> str:
 
 
 def _versions(with_metrics: bool) -> list[tuple[str, str]]:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
+    """Versions of nmfsep, of the libraries it uses, of Python and of the platform."""
     rows = [("nmfsep", __version__)]
     packages = ["numpy", "scipy", "librosa", "soundfile", "soxr", "matplotlib"]
     if with_metrics:
@@ -359,12 +324,6 @@ def _versions(with_metrics: bool) -> list[tuple[str, str]]:
             rows.append((package, dist_version(package)))
         except PackageNotFoundError:
             rows.append((package, "not installed"))
-    try:
-        import soundfile
-
-        rows.append(("libsndfile", str(soundfile.__libsndfile_version__)))
-    except (ImportError, OSError, AttributeError):  # pragma: no cover
-        rows.append(("libsndfile", "not found"))
     rows.append(("python", f"{platform.python_version()} ({platform.python_implementation()})"))
     rows.append(("platform", platform.platform()))
     return rows
@@ -389,7 +348,18 @@ def _stft_text(d: Mapping[str, Any] | None) -> str:
     )
 
 
+def _dictionaries_text(dicts: list[Any]) -> str:
+    """Describe the dictionaries: ``"piano (16 atoms, 22050 Hz); flute (8 atoms, 22050 Hz)"``."""
+    return "; ".join(
+        f"{', '.join(map(str, d.get('names', [])))} ({d.get('n_atoms')} atoms, "
+        f"{d.get('sr')} Hz)"
+        for d in dicts
+        if isinstance(d, Mapping)
+    )
+
+
 def _parameter_rows(model: Any) -> list[tuple[str, str]]:
+    """Return the rows of the parameters table: ``(label, text)``."""
     s = dict(getattr(model, "settings", None) or {})
     stft = model.stft.to_dict() if hasattr(model.stft, "to_dict") else s.get("stft")
     k = int(np.shape(model.H)[0])
@@ -403,17 +373,7 @@ def _parameter_rows(model: Any) -> list[tuple[str, str]]:
         rows.append(("free atoms", str(s["n_free"])))
     dicts = s.get("dictionaries") or []
     if dicts:
-        rows.append(
-            (
-                "dictionaries",
-                "; ".join(
-                    f"{', '.join(map(str, d.get('names', [])))} ({d.get('n_atoms')} atoms, "
-                    f"{d.get('sr')} Hz)"
-                    for d in dicts
-                    if isinstance(d, Mapping)
-                ),
-            )
-        )
+        rows.append(("dictionaries", _dictionaries_text(dicts)))
     rows += [
         ("β (divergence)", _beta_name(s.get("beta"))),
         ("spectrogram power", str(s.get("power", "–"))),
@@ -503,22 +463,9 @@ def _audio_row(a: _Audio, spec_b64: str | None, css: str = "") -> str:
     return f"<tr{cls}>{name_cell}{player}{spec}</tr>"
 
 
-def _page(
-    *,
-    title: str,
-    subtitle: str,
-    warnings_list: list[str],
-    mixture: _Audio,
-    stems: list[_Audio],
-    spectrograms: dict[str, str],
-    overview: str,
-    metrics_html: str | None,
-    parameters: list[tuple[str, str]],
-    settings_json: str,
-    versions: list[tuple[str, str]],
-) -> str:
-
-    out = [
+def _head(title: str, subtitle: str) -> list[str]:
+    """Return the lines of the page up to its subtitle: doctype, head (CSP, CSS), title."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
@@ -534,6 +481,24 @@ def _page(
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(subtitle)}</p>',
     ]
+
+
+def _page(
+    *,
+    title: str,
+    subtitle: str,
+    warnings_list: list[str],
+    mixture: _Audio,
+    stems: list[_Audio],
+    spectrograms: dict[str, str],
+    overview: str,
+    metrics_html: str | None,
+    parameters: list[tuple[str, str]],
+    settings_json: str,
+    versions: list[tuple[str, str]],
+) -> str:
+
+    out = _head(title, subtitle)
     if warnings_list:
         out.append(
             '<div class="warnings"><strong>Warnings</strong><ul>'
@@ -600,6 +565,204 @@ def _check_model(model: Any) -> None:
         raise ParameterError("the separation has no groups (stems) to report")
 
 
+def _check_target(folder: Path, target: Path, force: bool) -> None:
+    """Refuse, before any work, a report that is a folder or exists without ``force``."""
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; remove it or choose another output folder")
+    if target.exists() and not force:
+        raise OutputError(f"{target}: exists; pass force=True to overwrite")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is a file, not a folder; choose another output folder")
+
+
+def _stem_from_array(
+    y_in: object, path: Path, name: str, sr: int, comps: list[int], force: bool
+) -> _Audio:
+    """Take a stem given as audio: written unless its file exists and fits (same header)."""
+    y = _as_audio(y_in, f"stem {name!r}")
+    write = not path.exists()
+    if not write and not _header_matches(path, y, sr):
+        if not force:
+            raise OutputError(
+                f"{path}: exists and does not fit this separation (rate, channels or "
+                "length differ); pass force=True to overwrite"
+            )
+        write = True
+    return _Audio(name, path.name, y, sr, write, components=comps)
+
+
+def _stem_from_file(path: Path, name: str, sr: int, comps: list[int]) -> _Audio:
+    """Read a stem of a model without audio from its file, which must exist at ``sr``."""
+    if not path.is_file():
+        raise AudioFormatError(
+            f"{path}: stem {name!r} of the separation is missing; give the folder "
+            "that holds the stems (OUT/<mix stem>/) or run nmfsep separate again"
+        )
+    y, y_sr = io.load(path)
+    if y_sr != sr:
+        raise AudioFormatError(
+            f"{path}: is at {y_sr} Hz but the separation at {sr} Hz; run nmfsep "
+            "separate again"
+        )
+    return _Audio(name, path.name, y, sr, False, components=comps)
+
+
+def _stems(model: Any, folder: Path, names: list[str], sr: int, force: bool) -> list[_Audio]:
+    """Gather the stems of the report, from ``model.stems`` or ``folder/<name>.wav``.
+
+    Returns
+    -------
+    list of _Audio
+        One per group, in the order of ``names``, all of the same length.
+    """
+    arrays = getattr(model, "stems", None)
+    stems: list[_Audio] = []
+    for name in names:
+        path = folder / f"{name}.wav"
+        comps = [int(i) for i in model.groups[name]]
+        if isinstance(arrays, Mapping) and name in arrays:
+            stems.append(_stem_from_array(arrays[name], path, name, sr, comps, force))
+        else:
+            stems.append(_stem_from_file(path, name, sr, comps))
+    n_samples = stems[0].y.shape[1]
+    for a in stems[1:]:
+        if a.y.shape[1] != n_samples:
+            raise AudioFormatError(
+                f"{folder / a.file_name}: has {a.y.shape[1]} samples but "
+                f"{stems[0].file_name} {n_samples}; the stems are from different runs"
+            )
+    return stems
+
+
+def _found_mixture(mix_path: Path, stems: list[_Audio], sr: int, force: bool) -> _Audio:
+    """Use ``mix_path`` if it fits the stems, else the sum of the stems (no mixture given)."""
+    n_samples = stems[0].y.shape[1]
+    existing = None
+    if mix_path.is_file():
+        y_mix, mix_sr = io.load(mix_path)
+        if mix_sr == sr and y_mix.shape[1] == n_samples:
+            existing = y_mix
+        elif not force:
+            raise OutputError(
+                f"{mix_path}: exists and does not fit the stems ({y_mix.shape[1]} samples "
+                f"at {mix_sr} Hz, the stems {n_samples} at {sr} Hz); give the mixture or "
+                "pass force=True to replace it with the sum of the stems"
+            )
+    if existing is not None:
+        return _Audio("mixture", mix_path.name, existing, sr, False)
+    total = np.sum([a.y.astype(np.float64) for a in stems], axis=0).astype(np.float32)
+    return _Audio(
+        "mixture", mix_path.name, total, sr, True,
+        note="sum of the stems (= the mixture up to rounding)",
+    )
+
+
+def _given_mixture(
+    mixture: str | os.PathLike[str] | np.ndarray, mix_path: Path, sr: int, n_samples: int,
+    force: bool,
+) -> _Audio:
+    """Take the mixture given (a file or audio at ``sr``); copied to ``mix_path`` unless there."""
+    if isinstance(mixture, np.ndarray):
+        y_mix, mix_sr = _as_audio(mixture, "mixture"), sr
+        src_path = None
+        note = ""
+    else:
+        src_path = Path(mixture)
+        y_mix, mix_sr = io.load(src_path)
+        note = f"input: {src_path.name}"
+    _check_fits(y_mix, mix_sr, sr, n_samples, "the mixture" if src_path is None else str(src_path))
+    same = False
+    if src_path is not None and mix_path.exists():
+        try:
+            same = os.path.samefile(src_path, mix_path)
+        except OSError:
+            same = False
+    write = not same and not (
+        mix_path.exists() and not force and _header_matches(mix_path, y_mix, sr)
+    )
+    if write and mix_path.exists() and not force:
+        raise OutputError(
+            f"{mix_path}: exists and does not fit this mixture; pass force=True to overwrite"
+        )
+    return _Audio("mixture", mix_path.name, y_mix, sr, write, note=note)
+
+
+def _spectrograms(
+    model: Any, mix: _Audio, stems: list[_Audio], duration: float
+) -> tuple[dict[str, str], np.ndarray]:
+    """Draw the spectrograms of the mixture (key NUL + "mixture") and of the stems.
+
+    Returns
+    -------
+    spectrograms : dict[str, str]
+        Base64 PNGs by stem name; no stem is drawn when there are more than
+        ``_MAX_STEM_SPECTROGRAMS``.
+    X_mix : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+        The mixture's STFT.
+    """
+    sr = mix.sr
+    X_mix = compute_stft(mix.y, model.stft)
+    spectrograms: dict[str, str] = {"\0mixture": _spectrogram_png(X_mix, sr, model.stft, duration)}
+    if len(stems) <= _MAX_STEM_SPECTROGRAMS:
+        for a in stems:
+            spectrograms[a.name] = _spectrogram_png(
+                compute_stft(a.y, model.stft), sr, model.stft, duration
+            )
+    return spectrograms, X_mix
+
+
+def _subtitle(model: Any, mix: _Audio, n_stems: int, duration: float) -> str:
+    """``"<mode> · k=… components · n stems · … s · … Hz · n channels"``."""
+    settings = dict(getattr(model, "settings", None) or {})
+    return (
+        f"{settings.get('mode', 'separation')} · k={np.shape(model.H)[0]} components · "
+        f"{n_stems} stem{'s' if n_stems != 1 else ''} · {duration:.2f} s · {mix.sr} Hz · "
+        f"{mix.y.shape[0]} channel{'s' if mix.y.shape[0] != 1 else ''}"
+    )
+
+
+def _render(
+    model: Any,
+    mix: _Audio,
+    stems: list[_Audio],
+    references: Mapping[str, Any] | None,
+    match: str,
+    title: str,
+) -> str:
+    """Draw the figures, evaluate against ``references`` and return the page's HTML."""
+    duration = mix.y.shape[1] / mix.sr
+    spectrograms, X_mix = _spectrograms(model, mix, stems, duration)
+    overview = _overview_png(model, X_mix)
+    metrics_html = None
+    if references is not None:
+        result, notes = _evaluate(references, {a.name: a.y for a in stems}, mix.y, mix.sr, match)
+        metrics_html = _metrics_html(result, notes)
+    return _page(
+        title=title,
+        subtitle=_subtitle(model, mix, len(stems), duration),
+        warnings_list=[str(w) for w in (getattr(model, "warnings", None) or [])],
+        mixture=mix,
+        stems=stems,
+        spectrograms=spectrograms,
+        overview=overview,
+        metrics_html=metrics_html,
+        parameters=_parameter_rows(model),
+        settings_json=_settings_json(model),
+        versions=_versions(references is not None),
+    )
+
+
+def _write(folder: Path, target: Path, text: str, audio: list[_Audio], force: bool) -> None:
+    """Write the audio files to write, then the report, all or nothing."""
+    files = [a for a in audio if a.write]
+    targets = [folder / a.file_name for a in files] + [target]
+    with io.OutputTransaction(folder, targets, force=force) as transaction:
+        for a in files:
+            io.save(transaction.temporary(folder / a.file_name), a.y, a.sr, force=True)
+        transaction.temporary(target).write_text(text, encoding="utf-8")
+        transaction.commit()
+
+
 def write_report(
     model_or_result: Any,
     out_dir: str | os.PathLike[str],
@@ -656,7 +819,7 @@ def write_report(
     ------
     OutputError
         If ``report.html`` exists and ``force`` is False (the message says to pass
-        ``--force``), a file to write exists and does not fit, or the folder is not
+        ``force=True``), a file to write exists and does not fit, or the folder is not
         writable.
     ParameterError
         For a mixture that does not fit the stems, unsafe stem names, bad references
@@ -664,196 +827,28 @@ def write_report(
     AudioFormatError
         If a stem file (model without audio), the mixture or a reference cannot be read.
     """
-    from nmfsep import io
-    from nmfsep.spectral import stft as compute_stft
-
     model = model_or_result
     _check_model(model)
-    if match not in ("auto", "name", "permutation"):
-        raise ParameterError(f"match must be 'auto', 'name' or 'permutation', got {match!r}")
+    check_choice(match, "match", ("auto", "name", "permutation"))
     folder = Path(out_dir)
     target = folder / REPORT_NAME
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder; remove it or choose another output folder")
-    if target.exists() and not force:
-        raise OutputError(f"{target}: exists; pass --force to overwrite")
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: is a file, not a folder; choose another output folder")
+    _check_target(folder, target, force)
     sr = int(model.sr)
     names = [io.check_name(str(n)) for n in model.groups]
-
-    # --- stems --------------------------------------------------------------------
-    arrays = getattr(model, "stems", None)
-    stems: list[_Audio] = []
-    for name in names:
-        path = folder / f"{name}.wav"
-        comps = [int(i) for i in model.groups[name]]
-        if isinstance(arrays, Mapping) and name in arrays:
-            y = _as_audio(arrays[name], f"stem {name!r}")
-            write = not path.exists()
-            if not write and not _header_matches(path, y, sr):
-                if not force:
-                    raise OutputError(
-                        f"{path}: exists and does not fit this separation (rate, channels or "
-                        "length differ); pass --force to overwrite"
-                    )
-                write = True
-            stems.append(_Audio(name, path.name, y, sr, write, components=comps))
-        else:
-            if not path.is_file():
-                raise AudioFormatError(
-                    f"{path}: stem {name!r} of the separation is missing; give the folder "
-                    "that holds the stems (OUT/<mix stem>/) or run nmfsep separate again"
-                )
-            y, y_sr = io.load(path)
-            if y_sr != sr:
-                raise AudioFormatError(
-                    f"{path}: is at {y_sr} Hz but the separation at {sr} Hz; run nmfsep "
-                    "separate again"
-                )
-            stems.append(_Audio(name, path.name, y, sr, False, components=comps))
-    n_samples = stems[0].y.shape[1]
-    for a in stems[1:]:
-        if a.y.shape[1] != n_samples:
-            raise AudioFormatError(
-                f"{folder / a.file_name}: has {a.y.shape[1]} samples but "
-                f"{stems[0].file_name} {n_samples}; the stems are from different runs"
-            )
-
-    # --- mixture ------------------------------------------------------------------
-    mix_file = output_files(folder, names, report=True).mixture.name
-    mix_path = folder / mix_file
-    shown = "mixture"
+    stems = _stems(model, folder, names, sr, force)
+    mix_path = folder / output_files(folder, names, report=True).mixture.name
     if mixture is None:
-        existing = None
-        if mix_path.is_file():
-            y_mix, mix_sr = io.load(mix_path)
-            if mix_sr == sr and y_mix.shape[1] == n_samples:
-                existing = y_mix
-            elif not force:
-                raise OutputError(
-                    f"{mix_path}: exists and does not fit the stems ({y_mix.shape[1]} samples "
-                    f"at {mix_sr} Hz, the stems {n_samples} at {sr} Hz); give the mixture or "
-                    "pass --force to replace it with the sum of the stems"
-                )
-        if existing is not None:
-            mix = _Audio(shown, mix_file, existing, sr, False)
-        else:
-            total = np.sum([a.y.astype(np.float64) for a in stems], axis=0).astype(np.float32)
-            mix = _Audio(
-                shown,
-                mix_file,
-                total,
-                sr,
-                True,
-                note="sum of the stems (= the mixture up to rounding)",
-            )
+        mix = _found_mixture(mix_path, stems, sr, force)
     else:
-        if isinstance(mixture, np.ndarray):
-            y_mix, mix_sr = _as_audio(mixture, "mixture"), sr
-            src_path = None
-            note = ""
-        else:
-            src_path = Path(mixture)
-            y_mix, mix_sr = io.load(src_path)
-            note = f"input: {src_path.name}"
-        _check_fits(
-            y_mix, mix_sr, sr, n_samples, "the mixture" if src_path is None else str(src_path)
-        )
-        same = False
-        if src_path is not None and mix_path.exists():
-            try:
-                same = os.path.samefile(src_path, mix_path)
-            except OSError:
-                same = False
-        write = not same and not (
-            mix_path.exists() and not force and _header_matches(mix_path, y_mix, sr)
-        )
-        if write and mix_path.exists() and not force:
-            raise OutputError(
-                f"{mix_path}: exists and does not fit this mixture; pass --force to overwrite"
-            )
-        mix = _Audio(shown, mix_file, y_mix, sr, write, note=note)
-
-    # --- render everything in memory ----------------------------------------------
-    duration = n_samples / sr
-    X_mix = compute_stft(mix.y, model.stft)
-    spectrograms: dict[str, str] = {"\0mixture": _spectrogram_png(X_mix, sr, model.stft, duration)}
-    if len(stems) <= _MAX_STEM_SPECTROGRAMS:
-        for a in stems:
-            spectrograms[a.name] = _spectrogram_png(
-                compute_stft(a.y, model.stft), sr, model.stft, duration
-            )
-    overview = _overview_png(model, X_mix)
-    metrics_html = None
-    if references is not None:
-        result, notes = _evaluate(references, {a.name: a.y for a in stems}, mix.y, sr, match)
-        metrics_html = _metrics_html(result, notes)
-    settings = dict(getattr(model, "settings", None) or {})
+        mix = _given_mixture(mixture, mix_path, sr, stems[0].y.shape[1], force)
     mix_title = (
         Path(mixture).stem
         if mixture is not None and not isinstance(mixture, np.ndarray)
         else folder.resolve().name
     )
     page_title = title if title is not None else f"Separation report: {mix_title}"
-    subtitle = (
-        f"{settings.get('mode', 'separation')} · k={np.shape(model.H)[0]} components · "
-        f"{len(stems)} stem{'s' if len(stems) != 1 else ''} · {duration:.2f} s · {sr} Hz · "
-        f"{mix.y.shape[0]} channel{'s' if mix.y.shape[0] != 1 else ''}"
-    )
-    text = _page(
-        title=page_title,
-        subtitle=subtitle,
-        warnings_list=[str(w) for w in (getattr(model, "warnings", None) or [])],
-        mixture=mix,
-        stems=stems,
-        spectrograms=spectrograms,
-        overview=overview,
-        metrics_html=metrics_html,
-        parameters=_parameter_rows(model),
-        settings_json=_settings_json(model),
-        versions=_versions(references is not None),
-    )
-
-    # --- write: audio first, the report last --------------------------------------
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{folder}: cannot create the output folder ({exc.strerror or exc}); choose "
-            "another output folder"
-        ) from exc
-    token = secrets.token_hex(4)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for a in [*stems, mix]:
-            if a.write:
-                tmp = folder / f".{a.file_name}.{token}.partial.wav"
-                staged.append((tmp, folder / a.file_name))
-                io.save(tmp, a.y, sr, force=True)
-        tmp = io._create_temporary(target)
-        staged.append((tmp, target))
-        tmp.write_text(text, encoding="utf-8")
-        if target.exists() and not force:
-            raise OutputError(
-                f"{target}: appeared while writing the report; pass --force to overwrite"
-            )
-        while staged:
-            tmp, final = staged[0]
-            os.replace(tmp, final)
-            staged.pop(0)
-    except BaseException as exc:
-        for tmp, _ in staged:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(
-                f"{folder}: cannot write the report ({exc.strerror or exc}); check disk space "
-                "and permissions"
-            ) from exc
-        raise
+    text = _render(model, mix, stems, references, match, page_title)
+    _write(folder, target, text, [*stems, mix], force)
     return target
 
 
@@ -896,7 +891,7 @@ def report_from_model(
     folder = p.parent
     target = folder / REPORT_NAME
     if target.exists() and not force and not target.is_dir():
-        raise OutputError(f"{target}: exists; pass --force to overwrite")
+        raise OutputError(f"{target}: exists; pass force=True to overwrite")
     model = load_model(p)
     return write_report(
         model, folder, mixture=mixture, references=references, match=match, force=force

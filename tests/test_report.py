@@ -160,7 +160,7 @@ def test_report_structure(tmp_path, result, mixture, sources):
     assert settings["groups"] == result.groups
     assert settings["stft"]["n_fft"] == result.stft.n_fft
     # versions
-    assert f"<td>{np.__version__}</td>" in text and "libsndfile" in text
+    assert f"<td>{np.__version__}</td>" in text and "<th>soundfile</th>" in text
     # metrics, matched by name
     tables = [a for t, a in page.tags if t == "table" and a.get("class") == "metrics"]
     assert len(tables) == 1
@@ -197,7 +197,7 @@ def test_refuses_to_overwrite_without_force(tmp_path, result, mixture):
     out = tmp_path / "mix"
     path = write_report(result, out, mixture=mixture)
     path.write_text("old", encoding="utf-8")
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="pass force=True"):
         write_report(result, out, mixture=mixture)
     assert path.read_text(encoding="utf-8") == "old"
     write_report(result, out, mixture=mixture, force=True)
@@ -209,7 +209,7 @@ def test_stem_file_that_does_not_fit_is_not_overwritten(tmp_path, result):
     out = tmp_path / "mix"
     first = next(iter(result.stems))
     io.save(out / f"{first}.wav", np.zeros((1, 100), np.float32), SR)
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="pass force=True"):
         write_report(result, out)
     assert not (out / REPORT_NAME).exists()
 
@@ -246,7 +246,7 @@ def test_report_from_model(tmp_path, mixture):
     y, _ = io.load(folder / "mixture.wav")
     np.testing.assert_allclose(y, mixture, atol=1e-4)  # sum of the stems
 
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="pass force=True"):
         report_from_model(folder / "model.npz")
     (folder / "component_02.wav").unlink()
     with pytest.raises(AudioFormatError, match="component_02"):
