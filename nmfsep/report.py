@@ -324,6 +324,7 @@ def _versions(with_metrics: bool) -> list[tuple[str, str]]:
             rows.append((package, dist_version(package)))
         except PackageNotFoundError:
             rows.append((package, "not installed"))
+    rows.append(("libsndfile", io.libsndfile_version() or "not found"))
     rows.append(("python", f"{platform.python_version()} ({platform.python_implementation()})"))
     rows.append(("platform", platform.platform()))
     return rows

@@ -161,6 +161,7 @@ def test_report_structure(tmp_path, result, mixture, sources):
     assert settings["stft"]["n_fft"] == result.stft.n_fft
     # versions
     assert f"<td>{np.__version__}</td>" in text and "<th>soundfile</th>" in text
+    assert "<th>libsndfile</th>" in text
     # metrics, matched by name
     tables = [a for t, a in page.tags if t == "table" and a.get("class") == "metrics"]
     assert len(tables) == 1
