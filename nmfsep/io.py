@@ -386,7 +386,7 @@ def atomic_output(
     ------
     OutputError
         If ``path`` is a folder, exists and ``force`` is False (``"<path>: exists;
-        pass --force to overwrite"``), its folder cannot be created or written, or
+        pass force=True to overwrite"``), its folder cannot be created or written, or
         writing fails with one of ``errors``.
 
     Examples
@@ -402,7 +402,7 @@ def atomic_output(
     if p.is_dir():
         raise OutputError(f"{p}: is a folder; give a file name such as {p / example}")
     if p.exists() and not force:
-        raise OutputError(f"{p}: exists; pass --force to overwrite")
+        raise OutputError(f"{p}: exists; pass force=True to overwrite")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -99,7 +99,7 @@ def test_save_creates_parents_and_refuses_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "s.wav"
     save(path, y, 8000)
     assert path.exists()
-    with pytest.raises(OutputError, match=r"exists; pass --force to overwrite") as info:
+    with pytest.raises(OutputError, match=r"exists; pass force=True to overwrite") as info:
         save(path, y + 0.5, 8000)
     assert str(path) in str(info.value)
     np.testing.assert_array_equal(load(path)[0], y)
@@ -213,7 +213,7 @@ def test_atomic_output_renames_on_success(tmp_path: Path) -> None:
         assert tmp.name.endswith(".tmp") and tmp.exists() and not target.exists()
         tmp.write_text("one")
     assert target.read_text() == "one"
-    with pytest.raises(OutputError, match=r"notes.txt: exists; pass --force to overwrite"):
+    with pytest.raises(OutputError, match=r"notes.txt: exists; pass force=True to overwrite"):
         with atomic_output(target):
             pass  # pragma: no cover - refused before
     with atomic_output(target, force=True) as tmp:

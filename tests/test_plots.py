@@ -358,7 +358,7 @@ def test_save_refuses_bad_suffix_and_existing(tmp_path, rng):
         plots.check_figure_path(tmp_path / "atoms")
     target = tmp_path / "a.png"
     target.write_bytes(b"old")
-    with pytest.raises(OutputError, match="force"):
+    with pytest.raises(OutputError, match="pass force=True"):
         plots.save_figure(_small_figure(rng), target)
     assert target.read_bytes() == b"old"
     plots.save_figure(_small_figure(rng), target, force=True)
