@@ -126,6 +126,7 @@ _FLAGS = {
     "block_seconds": "--block-seconds",
     "learn_passes": "--passes",
     "context_frames": "--context",
+    "pitch_shifts": "--pitch-shifts",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -290,6 +291,7 @@ _RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
 _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
+_ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 
 
 # --------------------------------------------------------------------------- list options
@@ -1151,16 +1153,6 @@ def learn(
             show_default=False,
         ),
     ],
-    n_components: Annotated[
-        int,
-        typer.Option(
-            "-k",
-            "--n-components",
-            min=1,
-            help="Number of spectral atoms to learn (48 separated best in the benchmarks).",
-            show_default=False,
-        ),
-    ],
     output: Annotated[
         Path,
         typer.Option(
@@ -1208,6 +1200,26 @@ def learn(
             show_default=False,
         ),
     ] = None,
+    n_components: Annotated[
+        int,
+        typer.Option(
+            "-k",
+            "--n-components",
+            min=1,
+            help="Number of spectral atoms to learn (48 separated best in the benchmarks).",
+        ),
+    ] = _ATOMS_PER_SOURCE,
+    pitch_shifts: Annotated[
+        str | None,
+        typer.Option(
+            "--pitch-shifts",
+            metavar="S1,S2,...",
+            help="Augmentation: also learn from the clips shifted by these semitones (e.g. "
+            "-2,-1,1,2), so the atoms cover notes around those the clips play; 'none' "
+            "turns it off [default: none].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Learn a dictionary of spectral atoms for one source from training clips.
 
@@ -1241,6 +1253,7 @@ def learn(
             tol=tol,
             random_state=seed,
             context_frames=context,
+            pitch_shifts=_parse_shifts(pitch_shifts),
             block_seconds=block_seconds,
             passes=passes,
         )
@@ -1250,6 +1263,21 @@ def learn(
         _print_json(info)
     elif not quiet:
         typer.echo(_learned_line(info, name, online=online))
+
+
+def _parse_shifts(text: str | None) -> list[float] | None:
+    """Parse ``--pitch-shifts`` ("-2,-1,1,2", "none"); None keeps the library's default."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of semitones, e.g. -2,-1,1,2 or none",
+            param_hint="'--pitch-shifts'",
+        ) from None
 
 
 def _learn_with_progress(

@@ -67,6 +67,8 @@ __all__ = [
     "DEFAULT_BETA",
     "DEFAULT_CONTEXT_FRAMES",
     "default_learning_stft",
+    "DEFAULT_PITCH_SHIFTS",
+    "check_pitch_shifts",
 ]
 
 #: Version of the dictionary file format written by :meth:`Dictionary.save`.
@@ -86,6 +88,9 @@ DEFAULT_CONTEXT_FRAMES = 3
 
 #: Most frames an atom may span (a bound on what a dictionary file may declare).
 MAX_CONTEXT_FRAMES = 64
+#: Semitone shifts of the training spectrogram learned along with it (augmentation,
+#: :func:`learn_dictionary`); none until measured on held-out sound families.
+DEFAULT_PITCH_SHIFTS: tuple[float, ...] = ()
 
 #: Dictionaries are learned, by default, with a window this many times longer than
 #: :meth:`STFTConfig.for_sample_rate` (about 186 ms): finer frequency resolution
@@ -832,7 +837,7 @@ def unit_atoms(H: np.ndarray) -> np.ndarray:
 def learn_dictionary(
     clips: Sequence[tuple[np.ndarray, int]],
     name: str,
-    n_components: int,
+    n_components: int = DEFAULT_ATOMS_PER_SOURCE,
     *,
     sr: int | None = None,
     stft: STFTConfig | None = None,
@@ -847,6 +852,7 @@ def learn_dictionary(
     callback: Callable[[int, float | None], None] | None = None,
     clip_names: Sequence[str] | None = None,
     context_frames: int = DEFAULT_CONTEXT_FRAMES,
+    pitch_shifts: Sequence[float] = DEFAULT_PITCH_SHIFTS,
 ) -> Dictionary:
     """Learn the spectral atoms of one source from example clips.
 
@@ -901,6 +907,12 @@ def learn_dictionary(
     context_frames : int
         Consecutive frames each atom spans (:data:`DEFAULT_CONTEXT_FRAMES`); 1 learns
         plain single-frame spectra.
+    pitch_shifts : sequence of float
+        Augmentation: semitone shifts (each non-zero, from -12 to 12) of the training
+        spectrogram learned along with the original
+        (:func:`nmfsep.spectral.warp_frequencies`), so that the atoms also cover notes
+        a little above and below those the clips play (:data:`DEFAULT_PITCH_SHIFTS`);
+        ``()`` learns from the clips alone. Recorded in ``training["augmentation"]``.
 
     Returns
     -------
@@ -934,11 +946,13 @@ def learn_dictionary(
     if normalize_atoms is None:
         normalize_atoms = is_real(alpha_W) and float(alpha_W) > 0
     context_frames = _check_context_frames(context_frames)
+    shifts = check_pitch_shifts(pitch_shifts)
     checked = _check_clip_pairs(clips)
     target_sr = check_rate(checked[0][1] if sr is None else sr, "sr")
     config = default_learning_stft(target_sr) if stft is None else stft
 
-    V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames)
+    V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames,
+                                         shifts)
     n_frames = V.shape[0]
     _check_enough_frames(n_components, n_frames, sum(durations), "clips")
     mean = float(V.mean(dtype=np.float64))
@@ -950,6 +964,9 @@ def learn_dictionary(
         l1_ratio=l1_ratio, normalize_atoms=normalize_atoms, random_state=random_state,
         callback=callback,
     )
+    if shifts:
+        training["augmentation"] = {"pitch_shifts": list(shifts),
+                                    "method": "frequency warp of the training spectrogram"}
     return Dictionary(
         context_frames=context_frames,
         atoms=atoms,
@@ -1028,6 +1045,34 @@ def _fit_atoms(
     return unit_atoms(result.H), training
 
 
+def check_pitch_shifts(pitch_shifts: object) -> tuple[float, ...]:
+    """Return augmentation shifts as a tuple of floats, or raise.
+
+    Parameters
+    ----------
+    pitch_shifts : sequence of float
+        Semitones, each finite, non-zero and from -12 to 12, no repeats.
+
+    Returns
+    -------
+    tuple of float
+
+    Raises
+    ------
+    ParameterError
+        For anything else.
+    """
+    what = "a sequence of distinct non-zero semitone shifts from -12 to 12"
+    if isinstance(pitch_shifts, str | bytes) or not isinstance(pitch_shifts, Sequence):
+        raise fail("pitch_shifts", what, pitch_shifts)
+    shifts = tuple(float(s) if is_real(s) else s for s in pitch_shifts)
+    if not all(is_real(s) and s != 0 and -12 <= s <= 12 for s in shifts) or (
+        len(set(shifts)) != len(shifts)
+    ):
+        raise fail("pitch_shifts", what, list(pitch_shifts))
+    return shifts  # type: ignore[return-value]
+
+
 def _check_stft(stft: object) -> None:
     """Refuse STFT settings that are neither an STFTConfig nor None."""
     if stft is not None and not isinstance(stft, STFTConfig):
@@ -1081,6 +1126,7 @@ def _training_spectrogram(
     config: STFTConfig,
     power: float,
     context_frames: int,
+    pitch_shifts: Sequence[float] = (),
 ) -> tuple[np.ndarray, list[float]]:
     """Compute the spectrogram dictionaries are learned on, clip after clip.
 
@@ -1100,17 +1146,19 @@ def _training_spectrogram(
         Spectrogram power.
     context_frames : int
         Frames each row spans.
+    pitch_shifts : sequence of float
+        Semitone shifts whose warped copies of every clip's spectrogram follow it.
 
     Returns
     -------
     V : np.ndarray [shape=(n_frames, context_frames * n_bins)]
-        Not yet scaled by its mean.
+        Not yet scaled by its mean; ``n_frames`` counts the shifted copies too.
     durations : list of float
         Seconds of every clip (at its own rate).
     """
     from nmfsep.context import stack_frames
     from nmfsep.io import resample
-    from nmfsep.spectral import model_spectrogram
+    from nmfsep.spectral import model_spectrogram, warp_frequencies
     from nmfsep.spectral import stft as compute_stft
 
     spectrograms = []
@@ -1124,7 +1172,10 @@ def _training_spectrogram(
         peak = float(np.abs(X).max())
         if peak > 0:
             X = X / peak  # relative levels within a clip; V is rescaled by its mean anyway
-        spectrograms.append(stack_frames(model_spectrogram(X, power), context_frames))
+        S = model_spectrogram(X, power)
+        spectrograms.append(stack_frames(S, context_frames))
+        spectrograms += [stack_frames(warp_frequencies(S, s), context_frames)
+                         for s in pitch_shifts]
     if not spectrograms:
         raise ParameterError("the training clips hold no audio; give clips of the source playing")
     return np.concatenate(spectrograms, axis=0), durations
@@ -1514,7 +1565,7 @@ def _scaled_blocks(
 def learn_dictionary_files(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     name: str,
-    n_components: int,
+    n_components: int = DEFAULT_ATOMS_PER_SOURCE,
     *,
     online: bool = False,
     sr: int | None = None,
@@ -1525,6 +1576,7 @@ def learn_dictionary_files(
     tol: float = 1e-4,
     random_state: int | None = 0,
     context_frames: int | None = None,
+    pitch_shifts: Sequence[float] | None = None,
     block_seconds: float = DEFAULT_ONLINE_BLOCK_SECONDS,
     passes: int = 1,
     callback: Callable[..., None] | None = None,
@@ -1555,6 +1607,9 @@ def learn_dictionary_files(
     context_frames : int or None
         Frames each atom spans; None: :data:`DEFAULT_CONTEXT_FRAMES`, or 1 when
         ``online`` (which learns single frames only: any other value is refused).
+    pitch_shifts : sequence of float or None
+        Augmentation (:func:`learn_dictionary`); None: :data:`DEFAULT_PITCH_SHIFTS`,
+        or none when ``online`` (which does not augment: other values are refused).
     block_seconds, passes : float, int
         As :func:`learn_dictionary_online` (``online`` only).
     callback : callable, optional
@@ -1583,6 +1638,11 @@ def learn_dictionary_files(
                 f"context_frames={context_frames!r} does not apply with online=True (online "
                 "learning learns single frames); pass context_frames=1 or None"
             )
+        if pitch_shifts:
+            raise ParameterError(
+                f"pitch_shifts={list(pitch_shifts)!r} does not apply with online=True (online "
+                "learning does not augment); pass pitch_shifts=None"
+            )
         return learn_dictionary_online(
             paths, name, n_components, sr=sr, stft=stft, beta=beta, power=power,
             block_seconds=block_seconds, passes=passes, random_state=random_state,
@@ -1602,4 +1662,5 @@ def learn_dictionary_files(
         max_iter=max_iter, tol=tol, random_state=random_state, callback=callback,
         clip_names=[path.name for path in paths],
         context_frames=DEFAULT_CONTEXT_FRAMES if context_frames is None else context_frames,
+        pitch_shifts=DEFAULT_PITCH_SHIFTS if pitch_shifts is None else pitch_shifts,
     )

@@ -42,6 +42,7 @@ __all__ = [
     "frame_times",
     "FrameGrid",
     "block_frames",
+    "warp_frequencies",
 ]
 
 
@@ -888,3 +889,45 @@ def frame_times(n_frames: int, sr: float, config: STFTConfig) -> np.ndarray:
     offset = 0 if config.center else config.n_fft // 2
     samples = (np.arange(int(n_frames)) * config.hop_length + offset).astype(int)
     return samples / float(sr)
+
+
+def warp_frequencies(S: np.ndarray, semitones: float) -> np.ndarray:
+    """Shift a spectrogram in pitch by scaling its frequency axis.
+
+    Output bin ``f`` takes the input's mass over the bins it comes from,
+    ``[(f - ½) / r, (f + ½) / r]`` with ``r = 2 ** (semitones / 12)`` (the input read as
+    a piecewise-constant density): a partial keeps its magnitude when it moves, also
+    when the axis is compressed (a downward shift) and it would otherwise fall between
+    samples. Like
+    resampling the audio, it moves the partials and the spectral envelope together;
+    content shifted above the top bin is dropped, bins with no source are 0.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(..., n_bins)], non-negative
+        Magnitude or power spectra, one per row (``V``'s orientation). Never modified.
+    semitones : float
+        Shift in semitones, finite, from -24 to 24 (0 returns a copy).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., n_bins)], ``S``'s dtype
+
+    Examples
+    --------
+    >>> S = np.zeros((1, 64), np.float32); S[0, 10] = 1
+    >>> warp_frequencies(S, 12)[0, 19:22].tolist()
+    [0.25, 0.5, 0.25]
+    """
+    check_real(semitones, "semitones", -24, 24)
+    n_bins = S.shape[-1]
+    ratio = 2.0 ** (float(semitones) / 12.0)
+    # cumulative mass at the bin edges -1/2, 1/2, ..., n_bins - 1/2
+    C = np.zeros(S.shape[:-1] + (n_bins + 1,), dtype=np.float64)
+    np.cumsum(S, axis=-1, dtype=np.float64, out=C[..., 1:])
+    edges = (np.arange(n_bins + 1) - 0.5) / ratio + 0.5  # output edges, in units of C's index
+    edges = np.clip(edges, 0.0, float(n_bins))
+    i = np.minimum(edges.astype(np.intp), n_bins - 1)
+    frac = edges - i
+    mass = C[..., i] * (1.0 - frac) + C[..., i + 1] * frac
+    return np.diff(mass, axis=-1).astype(S.dtype, copy=False)

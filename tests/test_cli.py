@@ -192,6 +192,7 @@ def test_learn_defaults_are_the_library_defaults():
         assert cli["max_iter"] == lib["max_iter"]
         assert cli["tol"] == lib["tol"]
         assert cli["seed"] == lib["random_state"]
+        assert cli["n_components"] == lib["n_components"]
     lib = inspect.signature(learn_dictionary_files).parameters
     assert cli["block_seconds"] == lib["block_seconds"].default
     assert cli["passes"] == lib["passes"].default
@@ -259,9 +260,12 @@ def test_learn_unsafe_name_is_a_usage_error(audio, tmp_path, name):
 
 
 def test_learn_requires_its_options(audio, tmp_path):
-    r = run("learn", audio / "tone.wav", "-n", "tone", "-o", tmp_path / "d.npz")
+    r = run("learn", audio / "tone.wav", "-n", "tone", "-k", 2)
     assert r.exit_code == 2
-    assert "-k" in r.stderr
+    assert "-o" in r.stderr
+    r = run("learn", audio / "tone.wav", "-o", tmp_path / "d.npz", "-k", 2)
+    assert r.exit_code == 2
+    assert "-n" in r.stderr
 
 
 # --------------------------------------------------------------------------- separation
@@ -1197,3 +1201,24 @@ def test_library_messages_name_the_flags_the_user_typed() -> None:
         "-k 9 is more than 5 frames; use -k <= 5")
     assert _as_flags("random_state must be ...; n_free_x and my_max_iter stay") == (
         "--seed must be ...; n_free_x and my_max_iter stay")
+
+
+def test_learn_without_k_and_with_pitch_shifts(tmp_path):
+    from nmfsep.dictionary import DEFAULT_ATOMS_PER_SOURCE, Dictionary
+
+    sr = 8000
+    t = np.arange(3 * sr) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440 * t * (1 + 0.1 * (t % 1)))
+    sf.write(tmp_path / "a.wav", y.astype(np.float32), sr)
+    r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
+                            str(tmp_path / "a.npz"), "--pitch-shifts", "-1,1", "--max-iter", "5"])
+    assert r.exit_code == 0, r.output
+    d = Dictionary.load(tmp_path / "a.npz")
+    assert d.n_atoms == DEFAULT_ATOMS_PER_SOURCE
+    assert d.training["augmentation"]["pitch_shifts"] == [-1.0, 1.0]
+    r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
+                            str(tmp_path / "b.npz"), "--pitch-shifts", "up"])
+    assert r.exit_code == 2 and "--pitch-shifts" in r.output
+    r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
+                            str(tmp_path / "b.npz"), "--pitch-shifts", "0.5,0.5", "-k", "4"])
+    assert r.exit_code == 1 and "--pitch-shifts must be" in r.output

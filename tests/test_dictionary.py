@@ -689,3 +689,36 @@ def test_learn_dictionary_files_loads_or_streams(two_sources) -> None:
         learn_dictionary_files([path], "low", 3, online=True, context_frames=3)
     with pytest.raises(ParameterError, match="no training files"):
         learn_dictionary_files([], "low", 3)
+
+
+def test_pitch_shift_augmentation_covers_neighbouring_notes() -> None:
+    """Atoms learned from A4 with +-2 semitones also model B4 and G4; without, they do not."""
+    from nmfsep.nmf import nmf
+
+    def note(f0: float) -> np.ndarray:
+        return tone(f0, seconds=1.0)
+
+    plain = learn_dictionary([(note(440), SR)], "a", 4, stft=CFG, context_frames=1,
+                             max_iter=100)
+    shifted = learn_dictionary([(note(440), SR)], "a", 4, stft=CFG, context_frames=1,
+                               max_iter=100, pitch_shifts=(-2, 2))
+    assert shifted.training["augmentation"]["pitch_shifts"] == [-2.0, 2.0]
+    assert "augmentation" not in plain.training
+    assert shifted.training["n_frames"] == 3 * plain.training["n_frames"]
+    from nmfsep.spectral import model_spectrogram, stft
+
+    for f0 in (440 * 2 ** (2 / 12), 440 * 2 ** (-2 / 12)):
+        X = stft(note(f0), CFG)
+        V = model_spectrogram(X / np.abs(X).max())
+        err = {d.training.get("augmentation") is not None: nmf(
+            V, 4, fixed_atoms=d.atoms, max_iter=100, random_state=0).loss
+            for d in (plain, shifted)}
+        assert err[True] < 0.5 * err[False]
+    loaded = Dictionary.load(shifted.save(Path(tempfile.mkdtemp()) / "s.npz"))
+    assert loaded.training["augmentation"] == shifted.training["augmentation"]
+
+
+@pytest.mark.parametrize("shifts", [(0,), (1, 1), (13,), "12", (float("nan"),)])
+def test_pitch_shifts_are_checked(shifts) -> None:
+    with pytest.raises(ParameterError, match="^pitch_shifts must be a sequence of distinct"):
+        learn_dictionary([(tone(440), SR)], "a", 2, stft=CFG, pitch_shifts=shifts)

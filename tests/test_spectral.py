@@ -474,3 +474,27 @@ def test_fft_frequencies_and_frame_times() -> None:
     assert frame_times(0, SR, SMALL).shape == (0,)
     with pytest.raises(ParameterError, match="n_frames must be an int >= 0"):
         frame_times(-1, SR, SMALL)
+
+
+def test_warp_frequencies_moves_partials_and_keeps_their_mass() -> None:
+    from nmfsep.spectral import warp_frequencies
+
+    rng = np.random.default_rng(0)
+    S = np.zeros((3, 257), np.float32)
+    S[0, 40] = 3.0
+    S[1, [20, 40, 60]] = 1.0
+    S[2] = rng.random(257).astype(np.float32)
+    before = S.copy()
+    for semitones in (-12, -2, -1, 1, 2, 7):
+        out = warp_frequencies(S, semitones)
+        assert out.shape == S.shape and out.dtype == S.dtype and (out >= 0).all()
+        r = 2 ** (semitones / 12)
+        centre = (out[0] * np.arange(257)).sum() / out[0].sum()
+        assert abs(centre - 40 * r) < 0.51  # the partial moved by the ratio
+        np.testing.assert_allclose(out[:2].sum(axis=1), S[:2].sum(axis=1), rtol=1e-5)
+        if semitones < 0:  # nothing falls off the top: all of the noise's mass stays
+            assert out[2].sum() == pytest.approx(S[2].sum(), rel=1e-5)
+    assert np.array_equal(S, before)
+    assert np.array_equal(warp_frequencies(S, 0), S)
+    with pytest.raises(ParameterError, match="semitones must be a number in"):
+        warp_frequencies(S, 30)
