@@ -1222,3 +1222,12 @@ def test_learn_without_k_and_with_pitch_shifts(tmp_path):
     r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
                             str(tmp_path / "b.npz"), "--pitch-shifts", "0.5,0.5", "-k", "4"])
     assert r.exit_code == 1 and "--pitch-shifts must be" in r.output
+
+
+def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
+    r = run("learn", audio / "tone.wav", "-n", "tone", "-k", 2, "-o", tmp_path / "d.npz",
+            "--validate", "--max-iter", 20)
+    assert r.exit_code == 0, r.output
+    assert "held-out fit" in r.stdout and " dB" in r.stdout
+    info = run("info", tmp_path / "d.npz")
+    assert "validation:    fit" in info.stdout and "held-back 20% of every clip" in info.stdout

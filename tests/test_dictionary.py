@@ -13,6 +13,7 @@ from _audio import CFG, SR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nmfsep import io
 from nmfsep.dictionary import (
     DEFAULT_CONTEXT_FRAMES,
     FORMAT_VERSION,
@@ -722,3 +723,28 @@ def test_pitch_shift_augmentation_covers_neighbouring_notes() -> None:
 def test_pitch_shifts_are_checked(shifts) -> None:
     with pytest.raises(ParameterError, match="^pitch_shifts must be a sequence of distinct"):
         learn_dictionary([(tone(440), SR)], "a", 2, stft=CFG, pitch_shifts=shifts)
+
+
+def test_dictionary_fit_is_higher_on_the_source_than_on_another(tmp_path: Path) -> None:
+    from nmfsep.dictionary import dictionary_fit, learn_dictionary_files
+
+    low = np.concatenate([tone(f, seconds=0.6) for f in (220, 247, 262, 294, 330) * 2], axis=1)
+    high = np.concatenate([tone(f, n_harm=1, seconds=0.6) for f in (1500, 1700)], axis=1)
+    d = learn_dictionary([(low[:, : -SR // 2], SR)], "low", 6, stft=CFG, max_iter=80)
+    same = dictionary_fit(d, [(low[:, -SR // 2 :], SR)])
+    other = dictionary_fit(d, [(high, SR)])
+    assert same["fit_db"] > other["fit_db"] + 10 and same["seconds"] == 0.5
+    unseen = dictionary_fit(learn_dictionary([(low[:, : 2 * SR], SR)], "low", 6, stft=CFG,
+                                             max_iter=80), [(low[:, 2 * SR : 3 * SR], SR)])
+    assert unseen["fit_db"] < same["fit_db"] - 5  # notes it never heard fit worse
+    path = tmp_path / "low.wav"
+    io.save(path, low, SR)
+    v = learn_dictionary_files([path], "low", 6, stft=CFG, max_iter=80, validate=0.2)
+    assert v.training["validation"]["fraction"] == 0.2
+    assert v.training["validation"]["fit_db"] > 5
+    plain = learn_dictionary_files([path], "low", 6, stft=CFG, max_iter=80)
+    assert np.array_equal(v.atoms, plain.atoms)  # the saved atoms use all the audio
+    assert Dictionary.load(v.save(tmp_path / "v.npz")).training["validation"] == (
+        v.training["validation"])
+    with pytest.raises(ParameterError, match="^validate must be a number in"):
+        learn_dictionary_files([path], "low", 6, stft=CFG, validate=0.9)
