@@ -201,12 +201,19 @@ def _say_warnings(console, caught: list, extra: Any = ()) -> None:
         _say(console, "warning", text)
 
 
-def _check_output(console, path: Path | None, *, force: bool, example: str) -> None:
-    """Refuse, before any work, an output that is a folder or exists without ``--force``."""
+def _check_output(
+    console, path: Path | None, *, force: bool, example: str, inputs: Any = ()
+) -> None:
+    """Refuse, before any work, an output that is a folder, one of ``inputs`` (``--force``
+    or not) or exists without ``--force``."""
     if path is None:
         return
     if path.is_dir():
         raise _fail(console, f"{path}: is a folder; give a file name such as {path / example}")
+    from nmfsep import io
+
+    with _errors_as_exit(console):
+        io.check_not_input(path, list(inputs), hint="choose another output path")
     if (path.exists() or path.is_symlink()) and not force:
         raise _fail(console, f"{path}: exists; pass --force to overwrite")
 
@@ -1221,7 +1228,7 @@ def learn(
         io.check_name(name)
     except _user_errors() as exc:
         raise typer.BadParameter(_describe(exc), param_hint="'-n' / '--name'") from None
-    _check_output(console, output, force=force, example=name + ".npz")
+    _check_output(console, output, force=force, example=name + ".npz", inputs=clips)
     if online and context not in (None, 1):
         raise _fail(
             console,
@@ -1546,7 +1553,7 @@ def plot_command(
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
     console = _stderr_console()
-    _check_output(console, output, force=force, example="figure.png")
+    _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):
         from nmfsep.plots import plot_file
 
@@ -1641,7 +1648,8 @@ def eval_command(
             "separated stem with --estimate EST (repeat the option per file)"
         )
     console = _stderr_console()
-    _check_output(console, csv_path, force=force, example="scores.csv")
+    _check_output(console, csv_path, force=force, example="scores.csv",
+                  inputs=[*references, *estimates, *([mixture] if mixture else [])])
     with _errors_as_exit(console):
         from nmfsep.evaluate import evaluate_files
 
@@ -1747,7 +1755,7 @@ def rank_command(
     with the suggested k and why; use it as [bold]-k[/] of separate or learn.
     """
     console = _stderr_console()
-    _check_output(console, plot, force=force, example="rank.png")
+    _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
         from nmfsep import io
         from nmfsep.rank import rank_sweep_audio

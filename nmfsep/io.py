@@ -40,6 +40,7 @@ __all__ = [
     "open_blocks",
     "read_blocks",
     "OutputTransaction",
+    "check_not_input",
 ]
 
 _MAX_NAME_LENGTH = 100
@@ -351,6 +352,7 @@ def atomic_output(
     example: str = "out.wav",
     hint: str = _OUTPUT_HINT,
     errors: tuple[type[BaseException], ...] = (OSError,),
+    inputs: Sequence[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Write one file atomically: through a temporary file renamed over the target.
 
@@ -376,6 +378,8 @@ def atomic_output(
         Failures in the ``with`` block (or of the rename) raised as an
         :class:`~nmfsep.exceptions.OutputError` saying the file cannot be written;
         others propagate as they are.
+    inputs : sequence of paths
+        Files the run reads: ``path`` may not be one of them (:func:`check_not_input`).
 
     Yields
     ------
@@ -401,6 +405,7 @@ def atomic_output(
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{p}: is a folder; give a file name such as {p / example}")
+    check_not_input(p, inputs, hint=hint)
     if p.exists() and not force:
         raise OutputError(f"{p}: exists; pass force=True to overwrite")
     try:
@@ -421,6 +426,47 @@ def atomic_output(
                 f"{p}: cannot be written ({exc}); check free disk space and permissions or {hint}"
             ) from exc
         raise
+
+
+def check_not_input(
+    target: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    hint: str = _OUTPUT_HINT,
+) -> None:
+    """Refuse an output path that is one of the inputs (same file, ``force`` or not).
+
+    Files are compared, not names (:func:`os.path.samefile`): a symbolic or hard link
+    to an input, or another spelling of its path, is that input.
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        A file about to be written.
+    inputs : sequence of paths
+        The files the run reads; those that do not exist are ignored.
+    hint : str
+        What the user can do instead, ending the message.
+
+    Raises
+    ------
+    OutputError
+        ``"<target>: is the input <input>; writing it would destroy the input; ..."``.
+    """
+    t = Path(target)
+    if not t.exists():
+        return
+    for source in inputs:
+        try:
+            same = os.path.samefile(t, source)
+        except (OSError, ValueError):
+            continue
+        if same:
+            where = "" if Path(source) == t else f" {source}"
+            raise OutputError(
+                f"{t}: is the input{where}; writing it would destroy the input "
+                f"(even with force=True); {hint}"
+            )
 
 
 def _create_temporary(p: Path, *, hint: str = _OUTPUT_HINT) -> Path:
@@ -850,15 +896,20 @@ class OutputTransaction:
         Every file that will be written (:meth:`OutputFiles.all`).
     force : bool
         Overwrite existing targets.
+    inputs : sequence of paths
+        Files the run reads (the mixture): no target may be one of them, ``force`` or
+        not (:func:`check_not_input`).
 
     Raises
     ------
     OutputError
-        A target is a folder, exists without ``force``, or the folder is not writable.
+        A target is a folder, is an input, exists without ``force``, or the folder is
+        not writable.
     """
 
     def __init__(
-        self, folder: str | os.PathLike[str], targets: Sequence[Path], *, force: bool
+        self, folder: str | os.PathLike[str], targets: Sequence[Path], *, force: bool,
+        inputs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.folder = Path(folder)
         self.force = force
@@ -868,6 +919,7 @@ class OutputTransaction:
         for t in targets:
             if t.is_dir():
                 raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
+            check_not_input(t, inputs)
         existing = [t for t in targets if t.exists()]
         if existing and not force:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
