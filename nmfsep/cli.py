@@ -98,6 +98,12 @@ def _describe(exc: BaseException) -> str:
 
     if isinstance(exc, NmfsepError):
         return _as_flags(str(exc) or type(exc).__name__)
+    if isinstance(exc, MemoryError):
+        what = str(exc) or "an allocation failed"
+        return (
+            f"out of memory ({what}); separate a shorter file, use --stream with --dict, "
+            "fewer components (-k), or a machine with more memory"
+        )
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else None
         what = exc.strerror or str(exc) or type(exc).__name__
@@ -152,7 +158,7 @@ def _with_path(path: Path | str, message: str) -> str:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from nmfsep.exceptions import NmfsepError
 
-    return (NmfsepError, OSError)
+    return (NmfsepError, OSError, MemoryError)
 
 
 @contextmanager
@@ -368,6 +374,9 @@ _BETA_HELP = (
 )
 
 
+_BETA_BOUND = 5
+
+
 def _parse_beta(value: str | float) -> str | float:
     """Turn ``kl``/``is``/``frobenius``/full names/a number into the library's ``beta``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -384,6 +393,11 @@ def _parse_beta(value: str | float) -> str | float:
             ) from None
     if not math.isfinite(number):
         raise typer.BadParameter(f"β must be a finite number, got {value!r}")
+    if abs(number) > _BETA_BOUND:
+        raise typer.BadParameter(
+            f"β must be between -{_BETA_BOUND} and {_BETA_BOUND} (spectrogram powers beyond "
+            f"overflow float32), got {value!r}; kl (1), is (0) and frobenius (2) are usual"
+        )
     return number
 
 
@@ -427,13 +441,22 @@ _Beta = Annotated[str, _beta_option()]
 _MaxIter = Annotated[
     int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations per run.")
 ]
+def _finite(value: float | None) -> float | None:
+    """Refuse inf/nan as usage errors (click's range check lets inf through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
 _Tol = Annotated[
     float,
-    typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+    typer.Option("--tol", min=0.0, callback=_finite,
+                 help="Stop when the relative loss decrease is below this."),
 ]
 _Seed = Annotated[
     int,
-    typer.Option("--seed", min=0, help="Random seed; the same seed gives the same output."),
+    typer.Option("--seed", min=0, max=2**32 - 1,
+                 help="Random seed; the same seed gives the same output."),
 ]
 
 
@@ -609,6 +632,7 @@ def separate(
             "-k",
             "--n-components",
             min=1,
+            max=10_000,
             help=(
                 "Number of NMF components. Blind separation (no --dict): one stem per "
                 "component (component_01.wav ...), or grouped with --sources."
@@ -622,6 +646,7 @@ def separate(
             "--sources",
             "-s",
             min=1,
+            max=10_000,
             help="Group the blind components into this many stems (source_1.wav ...); "
             f"without -k, {_COMPONENTS_PER_SOURCE} components per source.",
             show_default=False,
@@ -645,6 +670,7 @@ def separate(
         typer.Option(
             "--free",
             min=0,
+            max=10_000,
             metavar="K_FREE",
             help="With --dict: add this many free atoms, written as residual.wav.",
         ),
@@ -1164,6 +1190,7 @@ def learn(
             "-k",
             "--n-components",
             min=1,
+            max=10_000,
             help="Number of spectral atoms to learn (48 separated best in the benchmarks).",
             show_default=False,
         ),
@@ -1948,14 +1975,56 @@ def version_command(
 # --------------------------------------------------------------------------- entry point
 
 
+#: The termination signals handled as Ctrl-C is (SIGINT): outputs cleaned up, then exit.
+_TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+_received: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Stop the run as Ctrl-C does, so that every temporary output is removed."""
+    first = not _received
+    _received.append(signum)
+    if first:  # later signals must not interrupt the clean-up
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM and SIGHUP like SIGINT inside (main thread only)."""
+    import signal
+
+    previous = {}
+    for name in _TERMINATION_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main() -> None:
     """Console-script entry point (``nmfsep``); ``python -m nmfsep`` calls it too.
 
-    With ``NMFSEP_DEBUG=1`` every error is re-raised with a plain, full traceback.
+    SIGTERM and SIGHUP stop a run as Ctrl-C does (no temporary or partial output is
+    left) and exit with status 128 + the signal's number. With ``NMFSEP_DEBUG=1`` every
+    error is re-raised with a plain, full traceback.
     """
     if _debug():
         app.pretty_exceptions_enable = False
-    app(prog_name="nmfsep")
+    try:
+        with _signals_as_interrupt():
+            app(prog_name="nmfsep")
+    except (SystemExit, KeyboardInterrupt):
+        if not _received:
+            raise
+        import signal
+
+        name = signal.Signals(_received[0]).name
+        _say(_stderr_console(), "error", f"stopped by {name}; no partial output was left")
+        raise SystemExit(128 + _received[0]) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

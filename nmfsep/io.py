@@ -8,9 +8,11 @@ The only module of nmfsep that touches audio files. Audio arrays are
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import secrets
+import shutil
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,9 +43,11 @@ __all__ = [
     "read_blocks",
     "OutputTransaction",
     "check_not_input",
+    "write_problem",
 ]
 
 _MAX_NAME_LENGTH = 100
+_FULL_BYTES = 64 * 1024  # less free space than this after a failed write: the disk is full
 
 
 def _open_checks(path: str | os.PathLike[str]) -> Path:
@@ -279,11 +283,13 @@ class WavWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], sr: int, n_channels: int, n_samples: int
+        self, path: str | os.PathLike[str], sr: int, n_channels: int, n_samples: int,
+        *, label: str | os.PathLike[str] | None = None,
     ) -> None:
         import soundfile as sf
 
         self.path = Path(path)
+        self.label = Path(label) if label is not None else self.path
         sr = _check_rate(sr, "sr")
         self.n_channels = int(n_channels)
         fmt = "WAV" if 4 * self.n_channels * int(n_samples) + 1024 < _WAV_LIMIT else "RF64"
@@ -301,7 +307,7 @@ class WavWriter:
             yield
         except (OSError, RuntimeError, sf.SoundFileError) as exc:
             raise OutputError(
-                f"{self.path}: cannot be written ({exc}); check free disk space and permissions"
+                f"{self.label}: cannot be written {write_problem(exc, self.path.parent)}"
             ) from exc
 
     def write(self, y: np.ndarray) -> None:
@@ -342,6 +348,30 @@ class WavWriter:
 
 
 _OUTPUT_HINT = "choose another output folder with -o"
+
+
+def write_problem(exc: BaseException, folder: Path, hint: str = _OUTPUT_HINT) -> str:
+    """Say why writing into ``folder`` failed: a full disk by name, else the error.
+
+    libsndfile reports a full disk as "System error."; the free space of ``folder``
+    tells it apart.
+
+    Returns
+    -------
+    str
+        ``"(no space left on <folder>); free disk space or <hint>"`` or
+        ``"(<exc>); check free disk space and permissions or <hint>"``.
+    """
+    full = getattr(exc, "errno", None) == errno.ENOSPC
+    if not full:
+        try:
+            full = shutil.disk_usage(folder).free < _FULL_BYTES
+        except OSError:
+            full = False
+    if full:
+        return f"(no space left on {folder}); free disk space or {hint}"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"({text}); check free disk space and permissions or {hint}"
 
 
 @contextlib.contextmanager
@@ -423,7 +453,7 @@ def atomic_output(
             tmp.unlink()
         if isinstance(exc, errors) and not isinstance(exc, OutputError):
             raise OutputError(
-                f"{p}: cannot be written ({exc}); check free disk space and permissions or {hint}"
+                f"{p}: cannot be written {write_problem(exc, p.parent, hint)}"
             ) from exc
         raise
 
@@ -948,7 +978,7 @@ class OutputTransaction:
 
     def wav_writer(self, final: Path, sr: int, n_channels: int, n_samples: int) -> WavWriter:
         """Open a :class:`WavWriter` on ``final``'s temporary (closed by :meth:`commit`)."""
-        writer = WavWriter(self.temporary(final), sr, n_channels, n_samples)
+        writer = WavWriter(self.temporary(final), sr, n_channels, n_samples, label=final)
         self._writers.append(writer)
         return writer
 
@@ -986,8 +1016,7 @@ class OutputTransaction:
         self._remove_created()
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(
-                f"{self.folder}: cannot write the outputs ({exc.strerror or exc}); check disk "
-                "space and permissions"
+                f"{self.folder}: cannot write the outputs {write_problem(exc, self.folder)}"
             ) from exc
 
     def _remove_temporaries(self) -> None:
