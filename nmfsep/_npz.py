@@ -92,6 +92,8 @@ def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray
         raise DictionaryError(f"{p}: file not found; check the path")
     if not p.is_file():
         raise DictionaryError(f"{p}: is not a regular file; give the path of a .npz {what}")
+    if not os.access(p, os.R_OK):
+        raise DictionaryError(f"{p}: permission denied; make the file readable")
     if not zipfile.is_zipfile(p):
         raise DictionaryError(f"{p}: is not an nmfsep {what} (not a .npz archive); {hint}")
     try:
@@ -119,7 +121,8 @@ def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray
                     raise
     except DictionaryError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+            RuntimeError, NotImplementedError, OverflowError) as exc:
         raise DictionaryError(
             f"{p}: cannot be read as an nmfsep {what} ({type(exc).__name__}: "
             f"{str(exc)[:120]}); the file is corrupt, {hint}"

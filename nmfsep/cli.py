@@ -620,6 +620,7 @@ def separate(
     mixtures: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="Mixture audio file(s) (WAV, FLAC, OGG, ...), folder(s) of them or quoted "
             "glob pattern(s) ('songs/*.flac'); each file is separated on its own.",
@@ -657,6 +658,7 @@ def separate(
         typer.Option(
             "--dict",
             "-d",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="D.npz",
             help=(
                 "Learned dictionary (from nmfsep learn); repeat for several sources. "
@@ -1170,6 +1172,7 @@ def learn(
     clips: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="CLIP",
             help="Training clip(s) of ONE source (e.g. solo piano recordings).",
             show_default=False,
@@ -1497,6 +1500,7 @@ def info(
     file: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="FILE.npz",
             help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
             show_default=False,
@@ -1550,6 +1554,7 @@ def plot_command(
     source: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="SOURCE.npz",
             help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
             show_default=False,
@@ -1603,6 +1608,7 @@ def eval_command(
         typer.Option(
             "--reference",
             "-r",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="REF",
             help="True source (audio file); repeat for each source. Its name is the file "
             "name without extension.",
@@ -1614,6 +1620,7 @@ def eval_command(
         typer.Option(
             "--estimate",
             "-e",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="EST",
             help="Separated stem (audio file); repeat for each stem.",
             show_default=False,
@@ -1624,6 +1631,7 @@ def eval_command(
         typer.Option(
             "--mixture",
             "-m",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="The mixture that was separated, for SI-SDRi (improvement over the mixture).",
             show_default=False,
@@ -1703,6 +1711,7 @@ def rank_command(
     clips: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="CLIP",
             help="Audio to model: a mixture, or training clips of one source (their "
             "frames are pooled; all are read at the first clip's sample rate).",
@@ -1867,6 +1876,7 @@ def report_command(
     model: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MODEL.npz",
             help="A model saved by nmfsep separate --save-model; its stems must be in the "
             "same folder. report.html is written there.",
@@ -1878,6 +1888,7 @@ def report_command(
         typer.Option(
             "--mixture",
             "-m",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="The separated mixture (copied next to the stems as mixture.wav); default: "
             "mixture.wav of that folder, else the sum of the stems.",
