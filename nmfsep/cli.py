@@ -210,8 +210,11 @@ def _say_warnings(console, caught: list, extra: Any = ()) -> None:
 def _check_output(
     console, path: Path | None, *, force: bool, example: str, inputs: Any = ()
 ) -> None:
-    """Refuse, before any work, an output that is a folder, one of ``inputs`` (``--force``
-    or not) or exists without ``--force``."""
+    """Refuse, before any work, a bad output path.
+
+    That is a folder, one of ``inputs`` (``--force`` or not), or a file that exists
+    (without ``--force``).
+    """
     if path is None:
         return
     if path.is_dir():

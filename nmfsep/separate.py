@@ -513,7 +513,8 @@ def separate(
         M[:, done[0] :] = fit.masks(done[0], n_frames)
     m = fit.model
     return SeparationResult(
-        stems=dict(zip(names, [s[0] if one_d else s for s in stems], strict=True)), masks=M, W=m.W, H=m.H, groups=m.groups,
+        stems=dict(zip(names, [s[0] if one_d else s for s in stems], strict=True)),
+        masks=M, W=m.W, H=m.H, groups=m.groups,
         sr=m.sr, stft=m.stft, settings=m.settings, n_iter=m.n_iter,
         loss_history=m.loss_history, converged=m.converged, warnings=m.warnings,
     )

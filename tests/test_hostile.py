@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _audio import CFG, SR, notes
 from typer.testing import CliRunner
 
-from _audio import CFG, SR, notes
 from nmfsep import _npz, cli, files, io
 from nmfsep.cli import app
 from nmfsep.dictionary import Dictionary, learn_dictionary
-from nmfsep.exceptions import DictionaryError, NmfsepError, OutputError, ParameterError
+from nmfsep.exceptions import DictionaryError, OutputError, ParameterError
 from nmfsep.model import load_model
 from nmfsep.nmf import nmf
 from nmfsep.separate import separate
@@ -614,7 +614,9 @@ def test_short_clip_cli_warns_and_succeeds(tmp_path) -> None:
 # --------------------------------------------------------------------------- names
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x\x00y", "a\nb", "..", "x" * 200])
+@pytest.mark.parametrize(
+    "name", ["../evil", "a/b", "", ".hidden", "x\x00y", "a\nb", "..", "x" * 200]
+)
 def test_unsafe_source_names_refused(tmp_path, mix, name) -> None:
     result = run("learn", mix, "-n", name, "-k", 2, "-o", tmp_path / "d.npz", *FAST)
     assert result.exit_code == 2, result.output
@@ -686,7 +688,8 @@ FUZZ_SCRIPT = textwrap.dedent(
             elif how == "bytes":
                 out[name] = ("raw", draw(st.binary(max_size=200)))
         if draw(st.booleans()):
-            out[draw(st.text(min_size=1, max_size=8)) + ".npy"] = ("raw", draw(st.binary(max_size=50)))
+            extra = draw(st.text(min_size=1, max_size=8)) + ".npy"
+            out[extra] = ("raw", draw(st.binary(max_size=50)))
         return out, draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])), draw(
             st.integers(0, 400))
 
