@@ -26,7 +26,16 @@ __all__ = [
     "check_rate",
     "check_sr",
     "check_audio",
+    "MAX_SAMPLE_RATE",
+    "MAX_CHANNELS",
 ]
+
+
+#: Highest sample rate a file may declare (Hz): 768 kHz, the highest rate of common
+#: audio hardware. A mixture is resampled to a dictionary's rate, so this bounds memory.
+MAX_SAMPLE_RATE = 768_000
+#: Most channels a mixture may have (more is almost surely a transposed array).
+MAX_CHANNELS = 64
 
 
 def is_int(value: object) -> TypeGuard[int]:

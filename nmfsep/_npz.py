@@ -25,6 +25,8 @@ __all__ = ["atomic_savez", "read_npz", "parse_meta", "jsonable"]
 
 _MAX_META_CHARS = 1_000_000
 _MAX_UNCOMPRESSED_BYTES = 2**31  # refuse archives that claim to inflate beyond 2 GiB
+_MIN_ALLOWED_BYTES = 256 * 2**20  # any archive may inflate to 256 MiB ...
+_INFLATE_RATIO = 16  # ... or 16 times its size (nmfsep writes uncompressed: ratio ~1)
 
 
 def atomic_savez(
@@ -90,15 +92,12 @@ def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray
         raise DictionaryError(f"{p}: file not found; check the path")
     if not p.is_file():
         raise DictionaryError(f"{p}: is not a regular file; give the path of a .npz {what}")
+    if not os.access(p, os.R_OK):
+        raise DictionaryError(f"{p}: permission denied; make the file readable")
     if not zipfile.is_zipfile(p):
         raise DictionaryError(f"{p}: is not an nmfsep {what} (not a .npz archive); {hint}")
     try:
-        with zipfile.ZipFile(p) as zf:
-            total = sum(info.file_size for info in zf.infolist())
-        if total > _MAX_UNCOMPRESSED_BYTES:
-            raise DictionaryError(
-                f"{p}: archive would inflate to {total} bytes; refusing an implausible {what}"
-            )
+        _check_sizes(p, keys, what)
         out: dict[str, np.ndarray] = {}
         with np.load(p, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - zip check above
@@ -122,7 +121,8 @@ def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray
                     raise
     except DictionaryError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+            RuntimeError, NotImplementedError, OverflowError) as exc:
         raise DictionaryError(
             f"{p}: cannot be read as an nmfsep {what} ({type(exc).__name__}: "
             f"{str(exc)[:120]}); the file is corrupt, {hint}"
@@ -131,6 +131,58 @@ def read_npz(p: Path, keys: Sequence[str], *, what: str) -> dict[str, np.ndarray
         if arr.dtype.hasobject:  # pragma: no cover - np.load refuses these already
             raise DictionaryError(f"{p}: array {key!r} holds Python objects; {hint}")
     return out
+
+
+def _check_sizes(p: Path, keys: Sequence[str], what: str) -> None:
+    """Bound what loading ``keys`` of the archive ``p`` would allocate, before inflating.
+
+    The zip directory's uncompressed sizes are capped (all members together at most
+    :data:`_INFLATE_RATIO` times the file's size, at least :data:`_MIN_ALLOWED_BYTES`,
+    never over :data:`_MAX_UNCOMPRESSED_BYTES`), and each ``.npy`` header read must
+    declare no more bytes than its member holds: a tiny file cannot make nmfsep
+    allocate gigabytes.
+
+    Raises
+    ------
+    DictionaryError
+        Naming the file, the size declared and the limit.
+    """
+    allowed = min(_MAX_UNCOMPRESSED_BYTES, max(_MIN_ALLOWED_BYTES,
+                                               _INFLATE_RATIO * p.stat().st_size))
+    with zipfile.ZipFile(p) as zf:
+        infos = zf.infolist()
+        total = sum(info.file_size for info in infos)
+        if total > allowed:
+            raise DictionaryError(
+                f"{p}: archive would inflate to {total} bytes from {p.stat().st_size} "
+                f"(more than {allowed}); refusing an implausible {what}"
+            )
+        names = {info.filename: info for info in infos}
+        for key in keys:
+            info = names.get(key + ".npy")
+            if info is not None:
+                with zf.open(info) as fh:
+                    _check_header(p, key, fh, info.file_size)
+
+
+def _check_header(p: Path, key: str, fh: Any, size: int) -> None:
+    """Refuse a ``.npy`` member whose header declares more data than the member holds."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if version not in readers:
+        raise DictionaryError(f"{p}: array {key!r} has .npy format version {version}; "
+                              "save it again with numpy's default format")
+    shape, _, dtype = readers[version](fh)
+    if dtype.hasobject:
+        raise DictionaryError(f"{p}: array {key!r} holds Python objects (pickle), which "
+                              "nmfsep never loads")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > size:
+        raise DictionaryError(
+            f"{p}: array {key!r} declares shape {shape} ({declared} bytes) but its member "
+            f"holds {size} bytes; the file is corrupt"
+        )
 
 
 def _refuse_other_kind(p: Path, npz: Any, what: str) -> None:

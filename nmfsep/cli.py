@@ -98,6 +98,12 @@ def _describe(exc: BaseException) -> str:
 
     if isinstance(exc, NmfsepError):
         return _as_flags(str(exc) or type(exc).__name__)
+    if isinstance(exc, MemoryError):
+        what = str(exc) or "an allocation failed"
+        return (
+            f"out of memory ({what}); separate a shorter file, use --stream with --dict, "
+            "fewer components (-k), or a machine with more memory"
+        )
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else None
         what = exc.strerror or str(exc) or type(exc).__name__
@@ -153,7 +159,7 @@ def _with_path(path: Path | str, message: str) -> str:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from nmfsep.exceptions import NmfsepError
 
-    return (NmfsepError, OSError)
+    return (NmfsepError, OSError, MemoryError)
 
 
 @contextmanager
@@ -202,12 +208,22 @@ def _say_warnings(console, caught: list, extra: Any = ()) -> None:
         _say(console, "warning", text)
 
 
-def _check_output(console, path: Path | None, *, force: bool, example: str) -> None:
-    """Refuse, before any work, an output that is a folder or exists without ``--force``."""
+def _check_output(
+    console, path: Path | None, *, force: bool, example: str, inputs: Any = ()
+) -> None:
+    """Refuse, before any work, a bad output path.
+
+    That is a folder, one of ``inputs`` (``--force`` or not), or a file that exists
+    (without ``--force``).
+    """
     if path is None:
         return
     if path.is_dir():
         raise _fail(console, f"{path}: is a folder; give a file name such as {path / example}")
+    from nmfsep import io
+
+    with _errors_as_exit(console):
+        io.check_not_input(path, list(inputs), hint="choose another output path")
     if (path.exists() or path.is_symlink()) and not force:
         raise _fail(console, f"{path}: exists; pass --force to overwrite")
 
@@ -364,6 +380,9 @@ _BETA_HELP = (
 )
 
 
+_BETA_BOUND = 5
+
+
 def _parse_beta(value: str | float) -> str | float:
     """Turn ``kl``/``is``/``frobenius``/full names/a number into the library's ``beta``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -380,6 +399,11 @@ def _parse_beta(value: str | float) -> str | float:
             ) from None
     if not math.isfinite(number):
         raise typer.BadParameter(f"β must be a finite number, got {value!r}")
+    if abs(number) > _BETA_BOUND:
+        raise typer.BadParameter(
+            f"β must be between -{_BETA_BOUND} and {_BETA_BOUND} (spectrogram powers beyond "
+            f"overflow float32), got {value!r}; kl (1), is (0) and frobenius (2) are usual"
+        )
     return number
 
 
@@ -423,13 +447,22 @@ _Beta = Annotated[str, _beta_option()]
 _MaxIter = Annotated[
     int, typer.Option("--max-iter", min=1, help="Maximum number of NMF iterations per run.")
 ]
+def _finite(value: float | None) -> float | None:
+    """Refuse inf/nan as usage errors (click's range check lets inf through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
 _Tol = Annotated[
     float,
-    typer.Option("--tol", min=0.0, help="Stop when the relative loss decrease is below this."),
+    typer.Option("--tol", min=0.0, callback=_finite,
+                 help="Stop when the relative loss decrease is below this."),
 ]
 _Seed = Annotated[
     int,
-    typer.Option("--seed", min=0, help="Random seed; the same seed gives the same output."),
+    typer.Option("--seed", min=0, max=2**32 - 1,
+                 help="Random seed; the same seed gives the same output."),
 ]
 
 
@@ -593,6 +626,7 @@ def separate(
     mixtures: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="Mixture audio file(s) (WAV, FLAC, OGG, ...), folder(s) of them or quoted "
             "glob pattern(s) ('songs/*.flac'); each file is separated on its own.",
@@ -605,6 +639,7 @@ def separate(
             "-k",
             "--n-components",
             min=1,
+            max=10_000,
             help=(
                 "Number of NMF components. Blind separation (no --dict): one stem per "
                 "component (component_01.wav ...), or grouped with --sources."
@@ -618,6 +653,7 @@ def separate(
             "--sources",
             "-s",
             min=1,
+            max=10_000,
             help="Group the blind components into this many stems (source_1.wav ...); "
             f"without -k, {_COMPONENTS_PER_SOURCE} components per source.",
             show_default=False,
@@ -628,6 +664,7 @@ def separate(
         typer.Option(
             "--dict",
             "-d",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="D.npz",
             help=(
                 "Learned dictionary (from nmfsep learn); repeat for several sources. "
@@ -641,6 +678,7 @@ def separate(
         typer.Option(
             "--free",
             min=0,
+            max=10_000,
             metavar="K_FREE",
             help="With --dict: add this many free atoms, written as residual.wav.",
         ),
@@ -1140,6 +1178,7 @@ def learn(
     clips: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="CLIP",
             help="Training clip(s) of ONE source (e.g. solo piano recordings).",
             show_default=False,
@@ -1207,6 +1246,7 @@ def learn(
             "-k",
             "--n-components",
             min=1,
+            max=10_000,
             help="Number of spectral atoms to learn (48 separated best in the benchmarks).",
         ),
     ] = _ATOMS_PER_SOURCE,
@@ -1243,7 +1283,7 @@ def learn(
         io.check_name(name)
     except _user_errors() as exc:
         raise typer.BadParameter(_describe(exc), param_hint="'-n' / '--name'") from None
-    _check_output(console, output, force=force, example=name + ".npz")
+    _check_output(console, output, force=force, example=name + ".npz", inputs=clips)
     if online and context not in (None, 1):
         raise _fail(
             console,
@@ -1520,6 +1560,7 @@ def info(
     file: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="FILE.npz",
             help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
             show_default=False,
@@ -1573,6 +1614,7 @@ def plot_command(
     source: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="SOURCE.npz",
             help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
             show_default=False,
@@ -1603,7 +1645,7 @@ def plot_command(
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
     console = _stderr_console()
-    _check_output(console, output, force=force, example="figure.png")
+    _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):
         from nmfsep.plots import plot_file
 
@@ -1626,6 +1668,7 @@ def eval_command(
         typer.Option(
             "--reference",
             "-r",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="REF",
             help="True source (audio file); repeat for each source. Its name is the file "
             "name without extension.",
@@ -1637,6 +1680,7 @@ def eval_command(
         typer.Option(
             "--estimate",
             "-e",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="EST",
             help="Separated stem (audio file); repeat for each stem.",
             show_default=False,
@@ -1647,6 +1691,7 @@ def eval_command(
         typer.Option(
             "--mixture",
             "-m",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="The mixture that was separated, for SI-SDRi (improvement over the mixture).",
             show_default=False,
@@ -1698,7 +1743,8 @@ def eval_command(
             "separated stem with --estimate EST (repeat the option per file)"
         )
     console = _stderr_console()
-    _check_output(console, csv_path, force=force, example="scores.csv")
+    _check_output(console, csv_path, force=force, example="scores.csv",
+                  inputs=[*references, *estimates, *([mixture] if mixture else [])])
     with _errors_as_exit(console):
         from nmfsep.evaluate import evaluate_files
 
@@ -1725,6 +1771,7 @@ def rank_command(
     clips: Annotated[
         list[Path],
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="CLIP",
             help="Audio to model: a mixture, or training clips of one source (their "
             "frames are pooled; all are read at the first clip's sample rate).",
@@ -1804,7 +1851,7 @@ def rank_command(
     with the suggested k and why; use it as [bold]-k[/] of separate or learn.
     """
     console = _stderr_console()
-    _check_output(console, plot, force=force, example="rank.png")
+    _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
         from nmfsep import io
         from nmfsep.rank import rank_sweep_audio
@@ -1889,6 +1936,7 @@ def report_command(
     model: Annotated[
         Path,
         typer.Argument(
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MODEL.npz",
             help="A model saved by nmfsep separate --save-model; its stems must be in the "
             "same folder. report.html is written there.",
@@ -1900,6 +1948,7 @@ def report_command(
         typer.Option(
             "--mixture",
             "-m",
+            readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="MIX",
             help="The separated mixture (copied next to the stems as mixture.wav); default: "
             "mixture.wav of that folder, else the sum of the stems.",
@@ -1997,14 +2046,56 @@ def version_command(
 # --------------------------------------------------------------------------- entry point
 
 
+#: The termination signals handled as Ctrl-C is (SIGINT): outputs cleaned up, then exit.
+_TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+_received: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Stop the run as Ctrl-C does, so that every temporary output is removed."""
+    first = not _received
+    _received.append(signum)
+    if first:  # later signals must not interrupt the clean-up
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM and SIGHUP like SIGINT inside (main thread only)."""
+    import signal
+
+    previous = {}
+    for name in _TERMINATION_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main() -> None:
     """Console-script entry point (``nmfsep``); ``python -m nmfsep`` calls it too.
 
-    With ``NMFSEP_DEBUG=1`` every error is re-raised with a plain, full traceback.
+    SIGTERM and SIGHUP stop a run as Ctrl-C does (no temporary or partial output is
+    left) and exit with status 128 + the signal's number. With ``NMFSEP_DEBUG=1`` every
+    error is re-raised with a plain, full traceback.
     """
     if _debug():
         app.pretty_exceptions_enable = False
-    app(prog_name="nmfsep")
+    try:
+        with _signals_as_interrupt():
+            app(prog_name="nmfsep")
+    except (SystemExit, KeyboardInterrupt):
+        if not _received:
+            raise
+        import signal
+
+        name = signal.Signals(_received[0]).name
+        _say(_stderr_console(), "error", f"stopped by {name}; no partial output was left")
+        raise SystemExit(128 + _received[0]) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

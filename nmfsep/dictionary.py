@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from nmfsep._checks import (
+    MAX_SAMPLE_RATE,
     check_callable,
     check_choice,
     check_int,
@@ -500,6 +501,10 @@ class Dictionary:
             raise DictionaryError(f"{p}: {exc}") from None
 
 
+#: Largest atom value accepted from a file (learned atoms are of order 1).
+_ATOM_MAX = 1e12
+
+
 def _read_meta(p: Path, raw: np.ndarray) -> dict[str, Any]:
     """Parse a dictionary file's metadata; check its kind, fields and format version.
 
@@ -561,6 +566,11 @@ def _read_rows(p: Path, atoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
         raise DictionaryError(f"{p}: atoms contain NaN or Inf values; the file is corrupt")
     if (atoms < 0).any():
         raise DictionaryError(f"{p}: atoms contain negative values; the file is corrupt")
+    if atoms.max() > _ATOM_MAX:
+        raise DictionaryError(
+            f"{p}: atoms hold values up to {float(atoms.max()):.3g} (more than "
+            f"{_ATOM_MAX:.0e}), which overflow float32 separation; the file is corrupt"
+        )
     if labels.dtype.kind != "U" or labels.ndim != 1:
         raise DictionaryError(
             f"{p}: labels must be a 1-D array of strings, got dtype {labels.dtype} "
@@ -638,8 +648,11 @@ def _check_meta_values(p: Path, meta: dict[str, Any], atoms: np.ndarray) -> None
         Unit-norm rows when the metadata says ``normalization="l2"``.
     """
     sr = meta["sample_rate"]
-    if not is_int(sr) or sr <= 0:
-        raise DictionaryError(f"{p}: sample_rate must be a positive int, got {sr!r}")
+    if not is_int(sr) or not 0 < sr <= MAX_SAMPLE_RATE:
+        raise DictionaryError(
+            f"{p}: sample_rate must be an int from 1 to {MAX_SAMPLE_RATE} Hz, got {sr!r:.40}; "
+            "the file is corrupt"
+        )
     for name in ("power", "beta"):
         if not is_real(meta[name]):
             raise DictionaryError(f"{p}: {name} must be a finite number, got {meta[name]!r}")

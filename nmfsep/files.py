@@ -92,7 +92,7 @@ def separate_file(
     plan, params, options = _plan_of(kwargs)
     folder = Path(out_dir) / mix_name
     outputs = io.output_files(folder, plan.names, model=save_model, report=report)
-    with io.OutputTransaction(folder, outputs.all(), force=force) as out:
+    with io.OutputTransaction(folder, outputs.all(), force=force, inputs=[src]) as out:
         fit = analyse(y, sr, plan, params, **options)
         # every stem is written as its blocks are computed (to a temporary name; all are
         # renamed at the end): no stem or mask is ever held whole in memory

@@ -8,9 +8,11 @@ The only module of nmfsep that touches audio files. Audio arrays are
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import secrets
+import shutil
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,9 +42,12 @@ __all__ = [
     "open_blocks",
     "read_blocks",
     "OutputTransaction",
+    "check_not_input",
+    "write_problem",
 ]
 
 _MAX_NAME_LENGTH = 100
+_FULL_BYTES = 64 * 1024  # less free space than this after a failed write: the disk is full
 
 
 def _open_checks(path: str | os.PathLike[str]) -> Path:
@@ -278,11 +283,13 @@ class WavWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], sr: int, n_channels: int, n_samples: int
+        self, path: str | os.PathLike[str], sr: int, n_channels: int, n_samples: int,
+        *, label: str | os.PathLike[str] | None = None,
     ) -> None:
         import soundfile as sf
 
         self.path = Path(path)
+        self.label = Path(label) if label is not None else self.path
         sr = _check_rate(sr, "sr")
         self.n_channels = int(n_channels)
         fmt = "WAV" if 4 * self.n_channels * int(n_samples) + 1024 < _WAV_LIMIT else "RF64"
@@ -300,7 +307,7 @@ class WavWriter:
             yield
         except (OSError, RuntimeError, sf.SoundFileError) as exc:
             raise OutputError(
-                f"{self.path}: cannot be written ({exc}); check free disk space and permissions"
+                f"{self.label}: cannot be written {write_problem(exc, self.path.parent)}"
             ) from exc
 
     def write(self, y: np.ndarray) -> None:
@@ -343,6 +350,30 @@ class WavWriter:
 _OUTPUT_HINT = "choose another output folder with -o"
 
 
+def write_problem(exc: BaseException, folder: Path, hint: str = _OUTPUT_HINT) -> str:
+    """Say why writing into ``folder`` failed: a full disk by name, else the error.
+
+    libsndfile reports a full disk as "System error."; the free space of ``folder``
+    tells it apart.
+
+    Returns
+    -------
+    str
+        ``"(no space left on <folder>); free disk space or <hint>"`` or
+        ``"(<exc>); check free disk space and permissions or <hint>"``.
+    """
+    full = getattr(exc, "errno", None) == errno.ENOSPC
+    if not full:
+        try:
+            full = shutil.disk_usage(folder).free < _FULL_BYTES
+        except OSError:
+            full = False
+    if full:
+        return f"(no space left on {folder}); free disk space or {hint}"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"({text}); check free disk space and permissions or {hint}"
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike[str],
@@ -351,6 +382,7 @@ def atomic_output(
     example: str = "out.wav",
     hint: str = _OUTPUT_HINT,
     errors: tuple[type[BaseException], ...] = (OSError,),
+    inputs: Sequence[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Write one file atomically: through a temporary file renamed over the target.
 
@@ -376,6 +408,8 @@ def atomic_output(
         Failures in the ``with`` block (or of the rename) raised as an
         :class:`~nmfsep.exceptions.OutputError` saying the file cannot be written;
         others propagate as they are.
+    inputs : sequence of paths
+        Files the run reads: ``path`` may not be one of them (:func:`check_not_input`).
 
     Yields
     ------
@@ -401,6 +435,7 @@ def atomic_output(
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{p}: is a folder; give a file name such as {p / example}")
+    check_not_input(p, inputs, hint=hint)
     if p.exists() and not force:
         raise OutputError(f"{p}: exists; pass force=True to overwrite")
     try:
@@ -418,9 +453,50 @@ def atomic_output(
             tmp.unlink()
         if isinstance(exc, errors) and not isinstance(exc, OutputError):
             raise OutputError(
-                f"{p}: cannot be written ({exc}); check free disk space and permissions or {hint}"
+                f"{p}: cannot be written {write_problem(exc, p.parent, hint)}"
             ) from exc
         raise
+
+
+def check_not_input(
+    target: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    hint: str = _OUTPUT_HINT,
+) -> None:
+    """Refuse an output path that is one of the inputs (same file, ``force`` or not).
+
+    Files are compared, not names (:func:`os.path.samefile`): a symbolic or hard link
+    to an input, or another spelling of its path, is that input.
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        A file about to be written.
+    inputs : sequence of paths
+        The files the run reads; those that do not exist are ignored.
+    hint : str
+        What the user can do instead, ending the message.
+
+    Raises
+    ------
+    OutputError
+        ``"<target>: is the input <input>; writing it would destroy the input; ..."``.
+    """
+    t = Path(target)
+    if not t.exists():
+        return
+    for source in inputs:
+        try:
+            same = os.path.samefile(t, source)
+        except (OSError, ValueError):
+            continue
+        if same:
+            where = "" if Path(source) == t else f" {source}"
+            raise OutputError(
+                f"{t}: is the input{where}; writing it would destroy the input "
+                f"(even with force=True); {hint}"
+            )
 
 
 def _create_temporary(p: Path, *, hint: str = _OUTPUT_HINT) -> Path:
@@ -850,15 +926,20 @@ class OutputTransaction:
         Every file that will be written (:meth:`OutputFiles.all`).
     force : bool
         Overwrite existing targets.
+    inputs : sequence of paths
+        Files the run reads (the mixture): no target may be one of them, ``force`` or
+        not (:func:`check_not_input`).
 
     Raises
     ------
     OutputError
-        A target is a folder, exists without ``force``, or the folder is not writable.
+        A target is a folder, is an input, exists without ``force``, or the folder is
+        not writable.
     """
 
     def __init__(
-        self, folder: str | os.PathLike[str], targets: Sequence[Path], *, force: bool
+        self, folder: str | os.PathLike[str], targets: Sequence[Path], *, force: bool,
+        inputs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.folder = Path(folder)
         self.force = force
@@ -868,6 +949,7 @@ class OutputTransaction:
         for t in targets:
             if t.is_dir():
                 raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
+            check_not_input(t, inputs)
         existing = [t for t in targets if t.exists()]
         if existing and not force:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
@@ -896,7 +978,7 @@ class OutputTransaction:
 
     def wav_writer(self, final: Path, sr: int, n_channels: int, n_samples: int) -> WavWriter:
         """Open a :class:`WavWriter` on ``final``'s temporary (closed by :meth:`commit`)."""
-        writer = WavWriter(self.temporary(final), sr, n_channels, n_samples)
+        writer = WavWriter(self.temporary(final), sr, n_channels, n_samples, label=final)
         self._writers.append(writer)
         return writer
 
@@ -934,8 +1016,7 @@ class OutputTransaction:
         self._remove_created()
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(
-                f"{self.folder}: cannot write the outputs ({exc.strerror or exc}); check disk "
-                "space and permissions"
+                f"{self.folder}: cannot write the outputs {write_problem(exc, self.folder)}"
             ) from exc
 
     def _remove_temporaries(self) -> None:

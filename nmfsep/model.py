@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import MAX_SAMPLE_RATE
 from nmfsep._checks import is_int as _is_int
 from nmfsep._npz import atomic_savez, jsonable, parse_meta, read_npz
 from nmfsep._version import __version__
@@ -135,8 +136,10 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
     sr = meta["sample_rate"]
     analysis_sr = settings.get("analysis_sr", sr)
     for name, value in (("sample_rate", sr), ("analysis_sr", analysis_sr)):
-        if not _is_int(value) or value <= 0:
-            raise DictionaryError(f"{p}: {name} must be a positive int, got {value!r}")
+        if not _is_int(value) or not 0 < value <= MAX_SAMPLE_RATE:
+            raise DictionaryError(
+                f"{p}: {name} must be an int from 1 to {MAX_SAMPLE_RATE} Hz, got {value!r:.40}"
+            )
     groups = _checked_groups(p, meta["groups"], H.shape[0])
     warns = meta["warnings"]
     for arr in (W, H):

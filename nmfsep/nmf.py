@@ -287,6 +287,7 @@ def nmf(
     True
     """
     V = check_nonnegative_matrix(V, "V")
+    _check_scale(V)
     n_frames, n_bins = V.shape
     beta_f = beta_loss_to_float(beta)
     _check_solver(solver, beta_f)
@@ -312,11 +313,17 @@ def nmf(
         _normalize_start(W0, H0, fixed)
     solver_fn = _cd.fit_cd if solver == "cd" else _fit_mu
     Vw = np.ascontiguousarray(V)  # no copy for C-ordered input: V is read block by block
-    W_out, H_out, n_iter, losses, its, converged, div = _solve(
-        solver_fn, Vw, W0, H0, n_threads=n_threads, beta=beta_f, fixed=fixed, reg=reg,
-        normalize_atoms=normalize_atoms, max_iter=max_iter, tol=tol, check_every=check_every,
-        callback=callback, adaptive=solver == "amu", v_floor=v_floor,
-    )
+    with warnings.catch_warnings():
+        # overflow is reported once, below, as one ParameterError (the filters are
+        # process-wide, so they also cover the pool's threads)
+        warnings.filterwarnings("ignore", "overflow|invalid value", RuntimeWarning)
+        W_out, H_out, n_iter, losses, its, converged, div = _solve(
+            solver_fn, Vw, W0, H0, n_threads=n_threads, beta=beta_f, fixed=fixed, reg=reg,
+            normalize_atoms=normalize_atoms, max_iter=max_iter, tol=tol,
+            check_every=check_every, callback=callback, adaptive=solver == "amu",
+            v_floor=v_floor,
+        )
+    _check_finite_result(W_out, H_out, beta_f, V)
     if warn and not converged and tol > 0 and max_iter > 0:
         warnings.warn(
             f"nmf reached max_iter={max_iter} before tol={tol}; increase max_iter "
@@ -335,6 +342,32 @@ def nmf(
         beta=beta_f,
         solver=solver,
         fixed=fixed,
+    )
+
+
+#: Largest value of V accepted: beyond it float32 products (W H, its powers) overflow.
+V_MAX = 1e18
+
+
+def _check_scale(V: np.ndarray) -> None:
+    """Refuse V so large that float32 arithmetic overflows (before any work)."""
+    top = float(V.max()) if V.size else 0.0
+    if top > V_MAX:
+        raise ParameterError(
+            f"V's largest value {top:.3g} is more than {V_MAX:.0e}: float32 products would "
+            "overflow; scale V down first (nmf(V / V.max(), ...)); the factorization "
+            "scales with it"
+        )
+
+
+def _check_finite_result(W: np.ndarray, H: np.ndarray, beta: float, V: np.ndarray) -> None:
+    """Raise one clear error when the iterations overflowed (extreme beta or values)."""
+    if np.isfinite(W).all() and np.isfinite(H).all():
+        return
+    raise ParameterError(
+        f"the factorization overflowed {W.dtype} arithmetic with beta={beta:g} (values "
+        f"of V up to {float(V.max()):.3g}); use a beta between -1 and 3 or scale V "
+        "towards 1"
     )
 
 

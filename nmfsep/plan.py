@@ -155,6 +155,10 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
     return out
 
 
+#: Most components (or sources, or free atoms) a separation accepts.
+MAX_COMPONENTS = 10_000
+
+
 def make_plan(
     n_components: int | None,
     n_sources: int | None,
@@ -182,9 +186,10 @@ def make_plan(
         If the dictionaries do not combine, or a source is named ``residual`` while
         ``n_free > 0``.
     """
-    check_int(n_free, "n_free", 0)
-    check_int(n_components, "n_components", 1, none_ok=True)
-    check_int(n_sources, "n_sources", 1, none_ok=True)
+    # bounded before any name or array is made from them (10**8 stems would need GBs)
+    check_int(n_free, "n_free", 0, MAX_COMPONENTS)
+    check_int(n_components, "n_components", 1, MAX_COMPONENTS, none_ok=True)
+    check_int(n_sources, "n_sources", 1, MAX_COMPONENTS, none_ok=True)
     if dictionaries:
         return _supervised_plan(n_components, n_sources, dictionaries, int(n_free))
     if n_free > 0:

@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nmfsep._checks import check_audio, check_rate
+from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate
 from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power, fit_mismatch
 from nmfsep.divergence import beta_loss_to_float
@@ -78,7 +78,7 @@ from nmfsep.spectral import (
 from nmfsep.spectral import stft as compute_stft
 
 __all__ = ["SeparationResult", "separate", "analyse", "Analysis", "stem_blocks",
-           "check_mixture"]
+           "check_mixture", "short_warning"]
 
 #: Blocks of stems computed ahead of the one being written (see :func:`stem_blocks`).
 _LOOKAHEAD = 2
@@ -185,13 +185,31 @@ class SeparationResult:
 def check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
     """Return the mixture and its rate, checked (:func:`nmfsep._checks.check_audio`).
 
+    Array-likes are taken through :func:`numpy.asarray`; 1-D audio is mono and comes
+    back as ``(1, n_samples)``.
+
     Raises
     ------
     ParameterError
-        For a wrong type, shape or rate.
+        For a wrong type, shape or rate; a shape with more channels than samples (or
+        more than ``MAX_CHANNELS``), which is almost surely the transposed
+        ``(n_samples, n_channels)`` layout.
     AudioFormatError
         If ``y`` holds NaN or Inf.
     """
+    if not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(f"y must be an array of audio samples ({exc})") from None
+    if y.ndim == 1:
+        y = y[np.newaxis]  # mono, librosa's convention; separate() gives 1-D stems back
+    if y.ndim == 2 and y.shape[1] and y.shape[0] > min(y.shape[1], MAX_CHANNELS):
+        raise ParameterError(
+            f"y has shape {y.shape}: {y.shape[0]} channels of {y.shape[1]} samples; nmfsep "
+            f"takes (n_channels, n_samples) with at most {MAX_CHANNELS} channels: for "
+            "soundfile's (n_samples, n_channels) layout pass y.T"
+        )
     y = check_audio(y, finite=False)
     if not np.isfinite(y).all():
         raise AudioFormatError(
@@ -371,8 +389,10 @@ def separate(
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n_channels, n_samples)], float32 or float64, finite
-        The mixture at its native rate. Never modified.
+    y : np.ndarray [shape=(n_channels, n_samples) or (n_samples,)], float, finite
+        The mixture at its native rate (at most ``MAX_CHANNELS`` = 64 channels, fewer
+        than samples; 1-D is mono and gives 1-D stems; array-likes are converted).
+        Never modified.
     sr : int
         Sample rate of ``y`` in Hz.
     n_components : int or None
@@ -422,7 +442,8 @@ def separate(
     Returns
     -------
     SeparationResult
-        Stems (each ``(n_channels, n_samples)`` float32, adding up to ``y``), masks,
+        Stems (each ``(n_channels, n_samples)`` float32, adding up to ``y``; 1-D when
+        ``y`` is 1-D), masks,
         W, H, groups and settings.
 
     Raises
@@ -465,7 +486,9 @@ def separate(
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
         l1_ratio=l1_ratio, random_state=random_state,
     )
+    y_in = y
     y, sr = check_mixture(y, sr)
+    one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
     plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
@@ -490,7 +513,8 @@ def separate(
         M[:, done[0] :] = fit.masks(done[0], n_frames)
     m = fit.model
     return SeparationResult(
-        stems=dict(zip(names, stems, strict=True)), masks=M, W=m.W, H=m.H, groups=m.groups,
+        stems=dict(zip(names, [s[0] if one_d else s for s in stems], strict=True)),
+        masks=M, W=m.W, H=m.H, groups=m.groups,
         sr=m.sr, stft=m.stft, settings=m.settings, n_iter=m.n_iter,
         loss_history=m.loss_history, converged=m.converged, warnings=m.warnings,
     )
@@ -548,6 +572,30 @@ def _grids(plan: Plan, params: SeparationParams, sr: int) -> _Grids:
     a_stft = combined.stft
     native = a_stft if sr == combined.sr else _scaled_stft(a_stft, sr / combined.sr)
     return _Grids(beta, combined.power, combined.context_frames, combined.sr, a_stft, native)
+
+
+def short_warning(n_samples: int, sr: int, n_fft: int, analysis_sr: int) -> str | None:
+    """Say that a mixture is shorter than one STFT frame (separated, but barely), or None.
+
+    Parameters
+    ----------
+    n_samples, sr : int
+        The mixture's length (samples) and rate (Hz).
+    n_fft, analysis_sr : int
+        The analysis window (samples) and rate (Hz).
+
+    Returns
+    -------
+    str or None
+    """
+    need = math.ceil(n_fft * sr / analysis_sr)
+    if n_samples >= need:
+        return None
+    return (
+        f"the mixture is {n_samples} samples long ({n_samples / sr * 1000:.3g} ms), shorter "
+        f"than one STFT frame ({need} samples, {need / sr * 1000:.3g} ms at {sr} Hz): the "
+        f"stems are little more than guesses; give at least {need} samples"
+    )
 
 
 def _check_frames(plan: Plan, n_frames: int, y: np.ndarray, sr: int) -> None:
@@ -660,7 +708,8 @@ def analyse(
     n_frames = X_a.shape[2]
     _check_frames(plan, n_frames, y, sr)
     V = _spectrogram(X_a, grids.power, grids.context)
-    warnings_out: list[str] = []
+    short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
+    warnings_out: list[str] = [short] if short else []
     if V is None:
         W, H, groups, warning = _silent(plan, y, n_frames,
                                         grids.context * grids.analysis_stft.n_bins)

@@ -28,6 +28,10 @@ from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
+#: Longest STFT window (samples): 2**18, about 6 s at 44.1 kHz. A file (dictionary,
+#: model) that declares more is refused before anything of that size is allocated.
+MAX_N_FFT = 2**18
+
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
@@ -95,7 +99,7 @@ class STFTConfig:
     center: bool = True
 
     def __post_init__(self) -> None:
-        check_int(self.n_fft, "n_fft", 16)
+        check_int(self.n_fft, "n_fft", 16, MAX_N_FFT)
         object.__setattr__(self, "n_fft", int(self.n_fft))
         if self.win_length is not None:
             if not _is_int(self.win_length) or not 0 < self.win_length <= self.n_fft:

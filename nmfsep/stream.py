@@ -109,6 +109,7 @@ from nmfsep.plan import (
     make_plan,
     settings_record,
 )
+from nmfsep.separate import short_warning
 from nmfsep.spectral import FrameGrid, OverlapAdd, STFTConfig, model_spectrogram, stft
 
 __all__ = ["separate_stream", "DEFAULT_BLOCK_SECONDS", "DEFAULT_LEARN_PASSES"]
@@ -236,7 +237,9 @@ def separate_stream(
     run = _Run.start(src, plan, params, float(block_seconds), n_threads)
     n_passes = 2 + (learn_passes if plan.n_free else 0)
     progress = _Progress(callback, -(-run.grid.n_frames(run.file_frames) // run.fpb) * n_passes)
-    with blas_single_thread(), io.OutputTransaction(folder, outputs.all(), force=force) as out:
+    with blas_single_thread(), io.OutputTransaction(
+        folder, outputs.all(), force=force, inputs=[src]
+    ) as out:
         # BLAS on one thread: the NMF kernels run their own threads on blocks of 256
         # frames or more; on smaller blocks a multi-threaded BLAS only spins (20x slower
         # on a busy machine, measured).
@@ -360,6 +363,7 @@ class _Run:
             )
         self.n_blocks = -(-self.n_frames // self.fpb)
         self.peak = peak
+        short = short_warning(self.n_samples, self.sr, self.cfg.n_fft, self.sr)
         if not peak > 0:
             return ["the mixture is silent (all samples are zero); the stems are silent"]
         if not (mean > 0 and math.isfinite(mean)):
@@ -369,7 +373,7 @@ class _Run:
         self.norm = np.float32(mean)
         self.v_floor = EPSILON * vmax / float(self.norm)
         self.w_start = np.sqrt(np.float32(mean / float(self.norm)) / np.float32(self.plan.k))
-        return []
+        return [short] if short else []
 
     def _levels(self, progress: _Progress) -> tuple[float, float, float]:
         """Return the peak of |X|, and the mean and max of the spectrogram scaled by it.

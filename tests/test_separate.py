@@ -195,8 +195,10 @@ def test_clip_shorter_than_one_frame(dicts) -> None:
     y = (0.1 * np.sin(np.arange(100) / 3.0)).astype(np.float32)[None]
     res = separate(y, SR, dictionaries=dicts, max_iter=10)
     check_result(res, y)
+    assert any("shorter than one STFT frame" in w for w in res.warnings)
     res = separate(y, SR, n_components=2, stft=CFG, max_iter=10)
     check_result(res, y)
+    assert any(f"give at least {CFG.n_fft} samples" in w for w in res.warnings)
     one = np.array([[0.5]], dtype=np.float32)
     check_result(separate(one, SR, n_components=1, stft=CFG, max_iter=5), one)
 
@@ -270,10 +272,14 @@ def test_non_finite_audio(mix: np.ndarray, bad: float) -> None:
 @pytest.mark.parametrize(
     ("y", "match"),
     [
-        (np.zeros(100, np.float32), "n_channels"),
+        (np.zeros((3, 100, 2), np.float32), "n_channels"),
         (np.zeros((1, 100), np.int16), "float32"),
         (np.zeros((1, 0), np.float32), "at least one"),
-        ([[0.0, 1.0]], "numpy array"),
+        (np.zeros((0,), np.float32), "at least one"),
+        ([[0, 1]], "float32"),
+        ({"a": 1}, "n_channels"),
+        (np.zeros((5000, 2), np.float32), r"pass y\.T"),
+        (np.zeros((65, 5000), np.float32), "at most 64 channels"),
     ],
 )
 def test_bad_audio(y, match: str) -> None:
@@ -529,7 +535,7 @@ def test_separate_file_cleans_up_when_writing_fails_late(
     monkeypatch.setattr(io.WavWriter, "write", failing_write)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(OutputError, match="No space left"):
+    with pytest.raises(OutputError, match="no space left on"):
         separate_file(mix_file, out, n_components=3, stft=CFG, max_iter=5)
     assert len(set(calls)) == 3
     assert os.listdir(out) == []
