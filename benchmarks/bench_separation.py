@@ -1,5 +1,11 @@
 """Supervised separation: which settings separate best, and how nmfsep compares.
 
+One sound family only (FluidR3), with training clips that cover every note the mixtures
+play: settings chosen here and reported here are in-family figures. The held-out
+headline (several families, training clips in other registers, leave-one-family-out
+selection of settings) is ``benchmarks/bench_heldout.py``, which reuses this module's
+metrics and oracle.
+
 Reads the material rendered by ``benchmarks/render.py --what bench`` (mixtures, true
 stems and per-seed training clips; see its manifest.json) and renders nothing itself.
 Task ``speech`` (speech + background piano) instead reads the committed

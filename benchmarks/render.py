@@ -9,15 +9,28 @@ from other seeds than the mixtures) start with a chromatic sweep over every pitc
 composer can give the instrument, so a dictionary learned from them knows every note the
 mixtures play (``verify`` checks this), and continue with a musical part.
 
+``--what families`` renders the held-out set of ``benchmarks/bench_heldout.py`` instead:
+several independent sound families (:data:`FAMILIES`: FluidR3, MuseScore General,
+TimGM6mb, the AVL acoustic drum kit; real LibriVox speech), per family the tasks
+piano + flute, piano + flute + bass, drums + bass and speech over a background from the
+family, a few 8 s mixtures each, and one 12 s training clip per instrument and family.
+Training clips have no register sweep: they are musical parts from other seeds (other
+melody and key), moved down :data:`TRAIN_TRANSPOSE` semitones while test parts move up
+:data:`TEST_TRANSPOSE`, so the test plays notes no training clip has (``verify`` lists
+them instead of failing).
+
 Requirements (render time only, nothing here is imported by ``nmfsep``)::
 
     apt-get install -y fluidsynth fluid-soundfont-gm   # + pocketsphinx-testdata for speech
+    apt-get install -y musescore-general-soundfont-small timgm6mb-soundfont \
+        avldrums.lv2-soundfont                          # --what families
     pip install mido numpy scipy soundfile
 
 Usage::
 
     python benchmarks/render.py --what samples --out audio_samples --seed 0
     python benchmarks/render.py --what bench --out benchmarks/data --seed 0 --n 6
+    python benchmarks/render.py --what families     # -> benchmarks/data/families
     python benchmarks/render.py --what verify --out audio_samples
 
 Every output folder gets a ``manifest.json`` describing the clips.
@@ -36,7 +49,7 @@ import tempfile
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -656,6 +669,9 @@ class Job:
     pans: dict[str, float] = field(default_factory=dict)  # -1 (left) .. +1 (right)
     kind: str = "mixture"  # "mixture" | "train"
     task: str = ""
+    family: str = ""  # --what families: the sound family (FAMILIES) every part comes from
+    transpose: int = 0  # semitones added to every pitched note (register shift)
+    sweep: bool = True  # training clips: start with the register sweep
 
 
 def training_part(
@@ -705,13 +721,18 @@ def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
     train_info: dict = {}
     for name in job.instruments:
         rng = rng_for(job.seed, job.task, job.folder, name)
-        if job.kind == "train":
+        if job.kind == "train" and job.sweep:
             part, seconds, train_info = training_part(song, name, job.seconds, rng)
         else:
-            part = compose(song, name, job.seconds, rng)
+            part = transposed(compose(song, name, job.seconds, rng), job.transpose)
+            if job.kind == "train":
+                train_info = {"music": {"start_s": 0.0, "song": song.describe()}}
         ranges[name] = pitch_range(part)
         tag = f"{job.folder.replace('/', '_')}_{name}"
-        x = render_part(part, song, seconds, job.sr, sf2, tmp, tag)
+        part_sf2 = sf2
+        if job.family:
+            part_sf2, part = family_source(job.family, part)
+        x = render_part(part, song, seconds, job.sr, part_sf2, tmp, tag)
         x = to_channels(x, job.channels)
         if job.channels == 2:
             x = x * pan_gains(job.pans.get(name, 0.0))
@@ -740,6 +761,10 @@ def run_job(job: Job, out: Path, sf2: str, tmp: Path) -> dict:
         "song": song.describe(),
         "pitch_range": ranges,  # lowest and highest MIDI note played, per instrument
     }
+    if job.family:
+        entry["family"] = job.family
+        entry["transpose"] = job.transpose
+        entry["sources"] = {k: family_source_record(job.family, k) for k in job.instruments}
     if job.kind == "mixture":
         entry["level_db"] = levels_db
     else:
@@ -916,6 +941,236 @@ def bench_jobs(
     return jobs
 
 
+
+# ----------------------------------------------------------------------------------------
+# Sound families (--what families): independent sample sources for a held-out protocol
+# ----------------------------------------------------------------------------------------
+
+SF2_DIR = "/usr/share/sounds/sf2"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one instrument of a family comes from: a SoundFont and, if not GM, its preset."""
+
+    sf2: str
+    channel: int | None = None  # None: the instrument's GM channel and program
+    program: int | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """One sound family: the sample source of every instrument its tasks use.
+
+    ``groups`` names the sample lineages it draws on: families sharing a group are not
+    independent (MuseScore General reuses FluidR3 Mono samples; the AVL drum family's
+    bass is TimGM6mb's), so leave-one-family-out never chooses on a family that shares a
+    group with the held-out one.
+    """
+
+    name: str
+    package: str
+    licence: str
+    sources: dict[str, Source]
+    tasks: tuple[str, ...]
+    groups: tuple[str, ...]
+    speech_background: str = "piano"
+
+
+def _gm(sf2: str, names: Iterable[str]) -> dict[str, Source]:
+    return {n: Source(sf2) for n in names}
+
+
+GM_INSTRUMENTS = ("piano", "flute", "bass", "drums")
+FAMILY_TASKS = {
+    "duo": ["piano", "flute"],
+    "trio": ["piano", "flute", "bass"],
+    "drums_bass": ["drums", "bass"],
+    "speech": ["speech"],  # + the family's speech_background
+}
+FAMILIES: dict[str, Family] = {
+    "fluidr3": Family(
+        "fluidr3", "fluid-soundfont-gm", "MIT",
+        _gm(f"{SF2_DIR}/FluidR3_GM.sf2", GM_INSTRUMENTS),
+        ("duo", "trio", "drums_bass", "speech"), ("fluid",),
+    ),
+    "musescore": Family(
+        "musescore", "musescore-general-soundfont-small",
+        "MIT (FluidR3 Mono parts), piano and drumline PD/CC0",
+        _gm("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", GM_INSTRUMENTS),
+        ("duo", "trio", "drums_bass", "speech"), ("fluid",),
+    ),
+    "timgm6mb": Family(
+        "timgm6mb", "timgm6mb-soundfont", "GPL-2",
+        _gm(f"{SF2_DIR}/TimGM6mb.sf2", GM_INSTRUMENTS),
+        ("duo", "trio", "drums_bass", "speech"), ("timgm",),
+    ),
+    # real acoustic drum kit (multi-sampled recordings), bank 0 program 0, GM note map;
+    # no melodic instruments, so its bass is TimGM6mb's (hence the shared group)
+    "avl": Family(
+        "avl", "avldrums.lv2-soundfont (+ timgm6mb-soundfont for the bass)",
+        "CC-BY-SA-3.0 (kit); GPL-2 (bass)",
+        {"drums": Source(f"{SF2_DIR}/Black_Pearl_4_LV2.sf2", channel=0, program=0),
+         "bass": Source(f"{SF2_DIR}/TimGM6mb.sf2")},
+        ("drums_bass", "speech"), ("avl", "timgm"), speech_background="drums",
+    ),
+}
+SPEECH_FAMILY = {
+    "name": "librivox", "package": "pocketsphinx-testdata",
+    "licence": "public domain recording (LibriVox), package BSD-2",
+    "file": SPEECH_DIR,
+}
+# Training clips and mixtures differ in melody and key (their own seeds) and in register:
+# every pitched test part is moved up, every training part down, so a test part reaches
+# up to 4 semitones above (and a training part below) anything the other one plays.
+TEST_TRANSPOSE = 2
+TRAIN_TRANSPOSE = -2
+FAMILY_TRAIN_SEED = 100000  # training songs come from seed + this
+
+
+def transposed(part: Part, semitones: int) -> Part:
+    """``part`` with every pitch moved by ``semitones`` (drums are left alone)."""
+    if semitones == 0 or part.inst.role == "drums":
+        return part
+    notes = [Note(n.start, n.dur, n.pitch + semitones, n.vel) for n in part.notes]
+    return Part(part.inst, notes, part.pan)
+
+
+def family_source(family: str, part: Part) -> tuple[str, Part]:
+    """The SoundFont of ``part``'s instrument in ``family``, and the part re-addressed to it."""
+    src = FAMILIES[family].sources[part.inst.name]
+    if src.channel is None:
+        return src.sf2, part
+    inst = replace(part.inst, channel=src.channel, program=src.program or 0)
+    return src.sf2, Part(inst, part.notes, part.pan)
+
+
+def family_source_record(family: str, name: str) -> dict:
+    src = FAMILIES[family].sources[name]
+    inst = INSTRUMENTS[name]
+    chan = inst.channel if src.channel is None else src.channel
+    prog = inst.program if src.program is None else src.program
+    return {"file": os.path.basename(src.sf2), "channel": chan + 1,
+            "bank": 128 if chan == 9 else 0, "program": None if chan == 9 else prog}
+
+
+def family_jobs(
+    families: list[str], seed: int, n: int, seconds: float, train_seconds: float, sr: int
+) -> list[Job]:
+    """Mixtures of every music task of every family, and one training clip per instrument."""
+    jobs = []
+    for fam in families:
+        insts: set[str] = set()
+        for task in FAMILIES[fam].tasks:
+            if task == "speech":
+                insts.add(FAMILIES[fam].speech_background)
+                continue
+            insts.update(FAMILY_TASKS[task])
+            for s in range(seed, seed + n):
+                jobs.append(Job(f"{fam}/{task}/seed{s:03d}", FAMILY_TASKS[task], s, seconds,
+                                sr=sr, task=task, family=fam, transpose=TEST_TRANSPOSE))
+        for k in sorted(insts):
+            jobs.append(Job(f"{fam}/train/{k}.flac", [k], seed + FAMILY_TRAIN_SEED,
+                            train_seconds, sr=sr, kind="train", task="train", family=fam,
+                            transpose=TRAIN_TRANSPOSE, sweep=False))
+    return jobs
+
+
+def family_speech_job(
+    out: Path, family: str, seed: int, sr: int = 16000, seconds: float = 8.0,
+    snr_db: float = 6.0,
+) -> dict:
+    """Real speech 6 dB over a background part from ``family`` (the test utterance)."""
+    fam = FAMILIES[family]
+    bg_name = fam.speech_background
+    n = int(round(seconds * sr))
+    speech = np.zeros(n)
+    s = load_speech(SPEECH_TEST, sr)
+    off = int(0.4 * sr)
+    m = min(len(s), n - off)
+    speech[off : off + m] = s[:m]
+    folder = f"{family}/speech/seed{seed:03d}"
+    song = make_song(rng_for(seed, "speech", folder, "song"))
+    part = compose(song, bg_name, seconds, rng_for(seed, "speech", folder, bg_name))
+    part = transposed(part, TEST_TRANSPOSE)
+    sf2, part = family_source(family, part)
+    with tempfile.TemporaryDirectory(prefix="nmfsep-render-") as td:
+        bg = render_part(part, song, seconds, sr, sf2, Path(td), "bg").mean(axis=1)
+    active = np.abs(speech) > 1e-3
+    bg *= rms(speech[active]) / rms(bg) / 10 ** (snr_db / 20)
+    stems = {"speech": fade_out(speech[:, None], sr), bg_name: fade_out(bg[:, None], sr)}
+    q, qmix, _ = quantise_mix(stems)
+    write_flac(out / folder / "mix.flac", qmix, sr)
+    for k, v in q.items():
+        write_flac(out / folder / f"{k}.flac", v, sr)
+    print(f"  {folder:<34} speech, {bg_name:<14} {song.describe()}", flush=True)
+    return {
+        "kind": "mixture", "task": "speech", "seed": seed, "family": family,
+        "instruments": ["speech", bg_name], "sample_rate": sr, "channels": 1,
+        "duration_s": n / sr, "song": song.describe(), "transpose": TEST_TRANSPOSE,
+        "pitch_range": {bg_name: pitch_range(part)}, "snr_db": snr_db,
+        "sources": {"speech": SPEECH_FAMILY["name"],
+                    bg_name: family_source_record(family, bg_name)},
+        "speech_source": f"{SPEECH_DIR}/{SPEECH_TEST}.wav",
+        "mix": f"{folder}/mix.flac",
+        "stems": {"speech": f"{folder}/speech.flac", bg_name: f"{folder}/{bg_name}.flac"},
+    }
+
+
+def speech_train_clip(out: Path, sr: int = 16000, path: str = "train/speech.flac") -> dict:
+    """Other utterances of the same reader (disjoint from :data:`SPEECH_TEST`)."""
+    gap = np.zeros(int(0.3 * sr))
+    train = np.concatenate([np.concatenate([load_speech(nm, sr), gap]) for nm in SPEECH_TRAIN])
+    train = fade_out(train[:, None], sr)
+    tq = np.round(train * (PEAK / np.max(np.abs(train))) * FULL).astype(np.int16)
+    write_flac(out / path, tq, sr)
+    return {
+        "kind": "train", "task": "", "seed": None, "instruments": ["speech"],
+        "programs": {"speech": None}, "sample_rate": sr, "channels": 1,
+        "duration_s": len(tq) / sr, "file": path,
+        "speech_source": [f"{SPEECH_DIR}/{nm}.wav" for nm in SPEECH_TRAIN],
+    }
+
+
+def render_families(args: argparse.Namespace, out: Path) -> list[dict]:
+    """Every family's mixtures and training clips, the speech mixtures and speech clip."""
+    fams = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = set(fams) - set(FAMILIES)
+    if unknown:
+        sys.exit(f"unknown families {sorted(unknown)}; choose from {list(FAMILIES)}")
+    missing = sorted({s.sf2 for f in fams for s in FAMILIES[f].sources.values()
+                      if not Path(s.sf2).exists()})
+    if missing:
+        sys.exit(f"SoundFonts not found: {missing}; install the packages in FAMILIES")
+    print(f"rendering families {fams} ({args.n} mixtures per task) to {out}")
+    clips = run_jobs(family_jobs(fams, args.seed, args.n, args.seconds, args.train_seconds,
+                                 args.sr), out, args.sf2, args.jobs)
+    speech = [f for f in fams if "speech" in FAMILIES[f].tasks]
+    if speech:
+        if not Path(SPEECH_DIR, SPEECH_TEST + ".wav").exists():
+            sys.exit("no speech: apt-get install -y pocketsphinx-testdata")
+        clips.append(speech_train_clip(out))
+        for fam in speech:
+            for s in range(args.seed, args.seed + args.n):
+                clips.append(family_speech_job(out, fam, s))
+    for c in clips:
+        if c["kind"] == "mixture":
+            c["train"] = {k: ("train/speech.flac" if k == "speech"
+                              else f"{c['family']}/train/{k}.flac") for k in c["instruments"]}
+    return clips
+
+
+def family_table(fams: Iterable[str]) -> dict:
+    table = {}
+    for f in fams:
+        fam = FAMILIES[f]
+        table[f] = {"package": fam.package, "licence": fam.licence, "groups": list(fam.groups),
+                    "tasks": list(fam.tasks),
+                    "files": sorted({os.path.basename(s.sf2) for s in fam.sources.values()})}
+    table["librivox"] = dict(SPEECH_FAMILY)
+    return table
+
+
 # ----------------------------------------------------------------------------------------
 # Verification
 # ----------------------------------------------------------------------------------------
@@ -956,6 +1211,7 @@ def verify(out: Path) -> bool:
             if diff > 1e-4 or peak >= 1.0:
                 ok = False
     # every note a mixture plays must be in the register its training clips cover
+    # (families: the registers differ on purpose, so this is reported, not required)
     trains = {e["file"]: e for e in man["clips"] if e["kind"] == "train"}
     for e in man["clips"]:
         for name, f in e.get("train", {}).items():
@@ -963,6 +1219,9 @@ def verify(out: Path) -> bool:
             if used is None or name not in have:
                 continue
             if not have[name][0] <= used[0] <= used[1] <= have[name][1]:
+                if "family" in e:
+                    print(f"  {e['mix']}: {name} plays {used}, {f} plays {have[name]}")
+                    continue
                 ok = False
                 print(f"FAIL {e['mix']}: {name} plays {used}, {f} covers only {have[name]}")
     print(f"worst max|mix - sum(stems)| = {worst:.3e}; {'OK' if ok else 'FAILED'}")
@@ -987,7 +1246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--what", choices=["samples", "bench", "verify"], default="samples")
+    ap.add_argument("--what", choices=["samples", "bench", "families", "verify"],
+                    default="samples")
     ap.add_argument(
         "--out",
         type=Path,
@@ -995,14 +1255,19 @@ def main(argv: list[str] | None = None) -> int:
         help="output folder (default: audio_samples/ or benchmarks/data/)",
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n", type=int, default=6, help="bench: number of seeds")
+    ap.add_argument("--n", type=int, default=None,
+                    help="bench: number of seeds (6); families: mixtures per task (3)")
+    ap.add_argument("--families", default=",".join(FAMILIES),
+                    help="families: comma-separated sound families")
     ap.add_argument("--tasks", default=",".join(BENCH_TASKS), help="bench: comma-separated tasks")
-    ap.add_argument("--seconds", type=float, default=10.0, help="bench: mixture length")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="bench/families: mixture length (10 / 8 s)")
     ap.add_argument(
         "--train-seconds",
         type=float,
-        default=30.0,
-        help="bench: length of the musical part of a training clip (after the register sweep)",
+        default=None,
+        help="bench: length of the musical part of a training clip after the register sweep "
+        "(30 s); families: length of a training clip, music only (12 s)",
     )
     ap.add_argument("--sr", type=int, default=22050, help="bench: sample rate")
     ap.add_argument("--sf2", default=DEFAULT_SF2)
@@ -1012,8 +1277,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-speech", action="store_true", help="samples: skip the speech example")
     args = ap.parse_args(argv)
 
+    fam = args.what == "families"
+    args.n = args.n if args.n is not None else 3 if fam else 6
+    args.seconds = args.seconds if args.seconds is not None else 8.0 if fam else 10.0
+    if args.train_seconds is None:
+        args.train_seconds = 12.0 if fam else 30.0
     if args.out is None:
-        args.out = here.parent / "audio_samples" if args.what != "bench" else here / "data"
+        args.out = (here.parent / "audio_samples" if args.what in ("samples", "verify")
+                    else here / "data" / "families" if fam else here / "data")
     out: Path = args.out
     if args.what == "verify":
         return 0 if verify(out) else 1
@@ -1030,7 +1301,24 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/render.py " + " ".join(
         [f"--what {args.what}", f"--seed {args.seed}"]
         + ([f"--n {args.n}", f"--tasks {args.tasks}"] if args.what == "bench" else [])
+        + ([f"--n {args.n}", f"--families {args.families}", f"--seconds {args.seconds:g}",
+            f"--train-seconds {args.train_seconds:g}"] if fam else [])
     )
+    if fam:
+        clips = render_families(args, out)
+        fams = [f.strip() for f in args.families.split(",") if f.strip()]
+        manifest = {
+            "generator": "benchmarks/render.py", "command": cmd,
+            "fluidsynth": fluidsynth_version(),
+            "format": "FLAC PCM_16; mix = sum(stems) exactly (integer sum of the 16-bit stems)",
+            "seed": args.seed, "families": family_table(fams),
+            "tasks": {t: v for t, v in FAMILY_TASKS.items()},
+            "register": {"test_transpose": TEST_TRANSPOSE, "train_transpose": TRAIN_TRANSPOSE,
+                         "train_seed_offset": FAMILY_TRAIN_SEED, "train_sweep": False},
+            "clips": clips,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        return 0 if verify(out) else 1
 
     tasks: list[str] = []
     if args.what == "samples":
