@@ -126,6 +126,8 @@ _FLAGS = {
     "block_seconds": "--block-seconds",
     "learn_passes": "--passes",
     "context_frames": "--context",
+    "format": "--format",
+    "subtype": "--subtype",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -767,6 +769,20 @@ def separate(
             rich_help_panel="Long files",
         ),
     ] = _BLOCK_SECONDS,
+    audio_format: Annotated[
+        Literal["wav", "flac"],
+        typer.Option("--format", help="Stem file format (and extension)."),
+    ] = "wav",
+    subtype: Annotated[
+        Literal["float", "pcm24", "pcm16"] | None,
+        typer.Option(
+            "--subtype",
+            help="Sample type of the stems: 32-bit float (never clips) or 24/16-bit "
+            "integers; integer stems that would clip are all scaled by one gain, with a "
+            "warning. [default: float for wav, pcm24 for flac]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Separate mixture(s) into stems written as float WAV to OUT/<mixture name>/.
 
@@ -799,6 +815,7 @@ def separate(
         scheduler=scheduler,
     )
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
+    _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts = _load_dictionaries(
         ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
@@ -820,6 +837,7 @@ def separate(
         report=report,
         block_seconds=block_seconds,
     )
+    kwargs.update(format=audio_format, subtype=subtype)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
         _separate_batch(
             console,
@@ -846,6 +864,17 @@ def separate(
             quiet=quiet,
             kwargs=kwargs,
         )
+
+
+def _check_format_usage(ctx: typer.Context, audio_format: str, subtype: str | None) -> None:
+    """Refuse a stem format and sample type that do not go together (usage error)."""
+    from nmfsep.exceptions import ParameterError
+    from nmfsep.io import audio_format as check
+
+    try:
+        check(audio_format, subtype)
+    except ParameterError as exc:
+        ctx.fail(_describe(exc))
 
 
 def _separate_kwargs(
@@ -960,8 +989,11 @@ def _separate_files(
 ) -> None:
     """``separate`` for files named one by one: in turn, a summary line each, exit 1 on failures.
 
-    Two mixtures of the same name would write the same folder: the second fails.
+    Output folders as :func:`nmfsep.io.output_names` names them (mixtures of the same
+    name go to OUT/<relative path>/); the same file named twice fails the second time.
     """
+    from nmfsep.io import output_names
+
     if stream:
         from nmfsep.stream import separate_stream
 
@@ -977,14 +1009,13 @@ def _separate_files(
         files_task = progress.add_task("files", total=len(mixtures), visible=len(mixtures) > 1)
         iter_task = progress.add_task("NMF", total=max_iter)
         callback = _file_progress_callback(progress, iter_task, stream=stream)
-        for mixture in mixtures:
+        for mixture, name in zip(mixtures, output_names(mixtures), strict=True):
             what = "blocks" if stream else "NMF"
             progress.reset(iter_task, total=max_iter, description=f"{what} {mixture.name}")
-            name = mixture.stem
             if name in seen_names:
                 message = (
-                    f"{mixture}: same name as {seen_names[name]}, its stems would go to the "
-                    f"same folder {out_dir / name}; rename one or run them with different -o"
+                    f"{mixture}: named twice ({seen_names[name]}), its stems would go to the "
+                    f"same folder {out_dir / name}; name it once"
                 )
                 _say(progress.console, "error", message)
                 summary, ok = {"input": str(mixture), "error": message}, False
@@ -992,7 +1023,7 @@ def _separate_files(
                 seen_names[name] = mixture
                 summary, ok = _separate_listed(
                     progress.console, separate_one, mixture, out_dir, force=force,
-                    callback=callback, kwargs=kwargs,
+                    callback=callback, kwargs={**kwargs, "name": name},
                 )
                 if ok and not as_json and not quiet:
                     progress.console.file.flush()

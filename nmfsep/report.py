@@ -609,7 +609,7 @@ def _stem_from_file(path: Path, name: str, sr: int, comps: list[int]) -> _Audio:
 
 
 def _stems(model: Any, folder: Path, names: list[str], sr: int, force: bool) -> list[_Audio]:
-    """Gather the stems of the report, from ``model.stems`` or ``folder/<name>.wav``.
+    """Gather the stems of the report, from ``model.stems`` or ``folder/<name>.wav|flac``.
 
     Returns
     -------
@@ -619,7 +619,8 @@ def _stems(model: Any, folder: Path, names: list[str], sr: int, force: bool) -> 
     arrays = getattr(model, "stems", None)
     stems: list[_Audio] = []
     for name in names:
-        path = folder / f"{name}.wav"
+        found = [folder / f"{name}.{ext}" for ext in io.FORMATS]
+        path = next((p for p in found if p.is_file()), found[0])  # a WAV or FLAC stem
         comps = [int(i) for i in model.groups[name]]
         if isinstance(arrays, Mapping) and name in arrays:
             stems.append(_stem_from_array(arrays[name], path, name, sr, comps, force))
