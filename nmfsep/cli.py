@@ -784,7 +784,7 @@ def separate(
         ),
     ] = None,
 ) -> None:
-    """Separate mixture(s) into stems written as float WAV to OUT/<mixture name>/.
+    """Separate mixture(s) into stems (float WAV; --format, --subtype) in OUT/<mixture name>/.
 
     Blind: [bold]-k 8[/] writes component_01.wav ... (with [bold]--sources 2[/]:
     source_1.wav, source_2.wav). Supervised: [bold]--dict piano.npz --dict flute.npz[/]
@@ -799,7 +799,9 @@ def separate(
     [bold]batch[/]: files run in parallel, one progress bar over files, a table at
     the end ([bold]--json[/]: the batch report); a file that fails does not stop
     the others (exit status 1); a file whose stems all exist is skipped, so a
-    rerun does only what is missing ([bold]--force[/] redoes them).
+    rerun does only what is missing ([bold]--force[/] redoes them). Mixtures of one
+    name (songA/mixture.flac, songB/mixture.flac) go to OUT/<relative path>/
+    (OUT/songA/mixture/).
 
     [bold]Long files.[/] [bold]--stream --dict D.npz[/] separates block by block
     ([bold]--block-seconds[/]) in memory that does not grow with the duration.
@@ -1657,8 +1659,8 @@ def eval_command(
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 
-    Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e out/mix/piano.wav
-    -e out/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
+    Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e separated/mix/piano.wav
+    -e separated/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
     reference's rate (BSS Eval v3 via mir_eval).
     """
     if not references or not estimates:
