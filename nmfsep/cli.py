@@ -1661,7 +1661,7 @@ def eval_command(
 
     Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e separated/mix/piano.wav
     -e separated/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
-    reference's rate (BSS Eval v3 via mir_eval).
+    reference's rate (BSS Eval v3, as mir_eval's bss_eval_sources).
     """
     if not references or not estimates:
         missing = " and ".join(

@@ -3,9 +3,10 @@
 What is measured
 ----------------
 * **SDR / SIR / SAR** are BSS Eval v3 ``bss_eval_sources`` (Vincent, Gribonval &
-  Févotte 2006), computed by the reference implementation,
-  :func:`mir_eval.separation.bss_eval_sources` (time-invariant distortion filters of
-  512 taps). nmfsep does not reimplement them.
+  Févotte 2006), computed by :mod:`nmfsep.bsseval`: the decomposition of
+  ``mir_eval.separation.bss_eval_sources`` (time-invariant distortion filters of
+  512 taps), checked against it to 1e-9 dB in the tests; mir_eval is no run-time
+  dependency.
 * **SI-SDR** is the scale-invariant SDR of Le Roux, Wisdom, Erdogan & Hershey (2019),
   on zero-mean signals, and **SI-SDRi** its improvement over the unprocessed
   mixture: ``SI-SDR(estimate) - SI-SDR(mixture)``, both against the same reference.
@@ -20,9 +21,10 @@ is used as it is.
 
 Silence
 -------
-``mir_eval`` refuses any all-zero source. Here a silent reference or a silent
-estimate (after the downmix) is reported with NaN metrics and a ``status`` of
-``"silent reference"`` or ``"silent estimate"``, with an :class:`EvaluationWarning`;
+BSS Eval is undefined for an all-zero source (mir_eval refuses one). Here a
+silent reference or a silent estimate (after the downmix) is reported with NaN
+metrics and a ``status`` of ``"silent reference"`` or ``"silent estimate"``, with
+an :class:`EvaluationWarning`;
 the other sources are still evaluated against every non-silent reference, so
 leakage into them still counts as interference.
 
@@ -58,6 +60,7 @@ import numpy as np
 
 from nmfsep._checks import check_choice, check_real, fail
 from nmfsep._checks import check_rate as _check_rate
+from nmfsep.bsseval import BSSEval
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -89,7 +92,6 @@ METRIC_LABELS = {
 }
 #: Oracle mask kinds and the exponent each applies to the reference magnitudes.
 ORACLE_KINDS = {"irm": 1.0, "wiener": 2.0, "ibm": None}
-_BSS_FILTER_LENGTH = 512  # mir_eval's bss_eval_sources filter length (fixed there)
 _PAIR_FLOOR = -1000.0  # stand-in SDR of impossible pairs when matching by permutation
 _PAIR_CEIL = 1000.0
 
@@ -158,69 +160,41 @@ def _mono(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- BSS Eval
 
 
-def _mir_eval_separation():
-    try:
-        import mir_eval.separation as sep
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "SDR/SIR/SAR need mir_eval; install it with pip install 'mir_eval>=0.7,<0.9'"
-        ) from exc
-    return sep
+def _quietly(func, *args):
+    """Call ``func`` with BLAS on one thread and numpy's divide warnings off.
 
-
-def _call_mir_eval(func, *args):
-    """Call a mir_eval function quietly (it is deprecated in 0.8 and warns on each call).
-
-    BLAS runs on one thread inside: the systems are small (512 taps per source),
-    and a multi-threaded BLAS on them is up to 10x slower on a busy machine.
+    The systems are small (512 taps per source), and a multi-threaded BLAS on them is
+    up to 10x slower on a busy machine.
     """
     from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            try:
-                return func(*args)
-            except (np.linalg.LinAlgError, AttributeError) as exc:
-                # mir_eval falls back to ``np.linalg.linalg.LinAlgError``, which numpy 2
-                # removed, so a singular system surfaces as an AttributeError.
-                raise ParameterError(
-                    "BSS Eval failed: the reference sources are linearly dependent (two "
-                    "identical or delayed/filtered copies of one signal, or pure tones); "
-                    "evaluate distinct references"
-                ) from exc
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(divide="ignore",
+                                                                   invalid="ignore"):
+        return func(*args)
 
 
-def _pair_sdr(sep, reference: np.ndarray, estimate: np.ndarray) -> float:
+def _pair_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """SDR of one estimate against one reference (independent of the other references)."""
-    sdr, _, _, _ = _call_mir_eval(
-        sep.bss_eval_sources, reference[np.newaxis], estimate[np.newaxis], False
-    )
-    return float(sdr[0])
+    return _quietly(lambda: BSSEval(reference[np.newaxis]).scores(estimate, 0)[0])
 
 
 def _metrics(
-    sep, R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]]
+    R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]]
 ) -> dict[int, tuple[float, float, float]]:
     """SDR/SIR/SAR of the pairs ``(row of R, row of E)`` against the reference set ``R``.
 
-    ``R`` holds only non-silent references and ``E`` only non-silent estimates.
+    ``R`` holds only non-silent references and ``E`` only non-silent estimates. A
+    reference without an estimate stays in the set, so that its leakage into the other
+    estimates counts as interference, as in BSS Eval.
     """
     if not pairs:
         return {}
-    if len(pairs) == R.shape[0]:
-        # Every reference has an estimate: the public function, exactly as published.
-        order = sorted(pairs)
-        sdr, sir, sar, _ = _call_mir_eval(sep.bss_eval_sources, R, E[[i for _, i in order]], False)
-        return {j: (float(sdr[n]), float(sir[n]), float(sar[n])) for n, (j, _) in enumerate(order)}
-    # Some reference has no (non-silent) estimate: keep it in the reference set so that
-    # its leakage into the other estimates counts as interference, as in BSS Eval.
-    out = {}
-    for j, i in pairs:
-        parts = _call_mir_eval(sep._bss_decomp_mtifilt, R, E[i], j, _BSS_FILTER_LENGTH)
-        out[j] = tuple(float(v) for v in _call_mir_eval(sep._bss_source_crit, *parts))
-    return out
+
+    def run() -> dict[int, tuple[float, float, float]]:
+        bss = BSSEval(R)
+        return {j: bss.scores(E[i], j) for j, i in pairs}
+
+    return _quietly(run)
 
 
 def bss_eval(
@@ -231,7 +205,7 @@ def bss_eval(
     names: Sequence[str] | None = None,
     estimate_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """SDR, SIR and SAR of every source with mir_eval's ``bss_eval_sources``.
+    """SDR, SIR and SAR of every source: BSS Eval v3 ``bss_eval_sources``.
 
     Parameters
     ----------
@@ -294,16 +268,15 @@ def bss_eval(
     """
     R, E, names, estimate_names = _bss_inputs(references, estimates, permute, names,
                                               estimate_names)
-    sep = _mir_eval_separation()
     silent_ref = ~np.any(R != 0, axis=1)
     silent_est = ~np.any(E != 0, axis=1)
     pair_sdr = None
     if permute:
-        match, pair_sdr = _match_by_sdr(sep, R, E, silent_ref, silent_est)
+        match, pair_sdr = _match_by_sdr(R, E, silent_ref, silent_est)
     else:
         match = np.arange(R.shape[0], dtype=np.intp)
     status, unmatched = _statuses(match, silent_ref, silent_est, names, estimate_names)
-    sdr, sir, sar = _scores(sep, R, E, match, status, silent_ref, silent_est)
+    sdr, sir, sar = _scores(R, E, match, status, silent_ref, silent_est)
     out: dict[str, Any] = {
         "sdr": sdr,
         "sir": sir,
@@ -364,14 +337,12 @@ def _bss_inputs(
 
 
 def _match_by_sdr(
-    sep: Any, R: np.ndarray, E: np.ndarray, silent_ref: np.ndarray, silent_est: np.ndarray
+    R: np.ndarray, E: np.ndarray, silent_ref: np.ndarray, silent_est: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign estimates to references for the largest total SDR (Hungarian method).
 
     Parameters
     ----------
-    sep : module
-        ``mir_eval.separation``.
     R : np.ndarray [shape=(n_sources, n_samples)]
     E : np.ndarray [shape=(n_estimates, n_samples)]
     silent_ref : np.ndarray [shape=(n_sources,)], bool
@@ -390,7 +361,7 @@ def _match_by_sdr(
     pair_sdr = np.full((n_est, n_src), np.nan)
     for i in np.flatnonzero(~silent_est):
         for j in np.flatnonzero(~silent_ref):
-            pair_sdr[i, j] = _pair_sdr(sep, R[j], E[i])
+            pair_sdr[i, j] = _pair_sdr(R[j], E[i])
     score = np.nan_to_num(pair_sdr, nan=_PAIR_FLOOR, posinf=_PAIR_CEIL, neginf=_PAIR_FLOOR)
     rows, cols = linear_sum_assignment(np.clip(score, _PAIR_FLOOR, _PAIR_CEIL), maximize=True)
     match = np.full(n_src, -1, dtype=np.intp)
@@ -454,7 +425,6 @@ def _statuses(
 
 
 def _scores(
-    sep: Any,
     R: np.ndarray,
     E: np.ndarray,
     match: np.ndarray,
@@ -464,7 +434,7 @@ def _scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute SDR, SIR and SAR per reference, NaN where ``status`` is not ``"ok"``.
 
-    Evaluates against the non-silent references only (mir_eval refuses silent ones).
+    Evaluates against the non-silent references only (BSS Eval is undefined for silence).
 
     Returns
     -------
@@ -477,7 +447,7 @@ def _scores(
     ref_pos = {int(j): n for n, j in enumerate(ref_rows)}
     est_pos = {int(i): n for n, i in enumerate(est_rows)}
     pairs = [(ref_pos[j], est_pos[int(match[j])]) for j in range(n_src) if status[j] == "ok"]
-    found = _metrics(sep, R[ref_rows], E[est_rows], pairs)
+    found = _metrics(R[ref_rows], E[est_rows], pairs)
 
     sdr = np.full(n_src, np.nan)
     sir = np.full(n_src, np.nan)
@@ -700,7 +670,7 @@ class StemScore:
     reference : str or None
         The matched reference's name (None for an unmatched estimate).
     sdr, sir, sar : float
-        BSS Eval v3 in dB (mir_eval), NaN when undefined.
+        BSS Eval v3 in dB (:mod:`nmfsep.bsseval`), NaN when undefined.
     si_sdr : float
         Scale-invariant SDR in dB.
     si_sdri : float
@@ -796,7 +766,7 @@ class EvaluationResult:
             "sr": int(self.sr),
             "n_samples": int(self.n_samples),
             "downmix": self.downmix,
-            "metrics": "BSS Eval v3 (mir_eval.separation.bss_eval_sources) and SI-SDR, dB",
+            "metrics": "BSS Eval v3 (bss_eval_sources, 512-tap filters) and SI-SDR, dB",
             "stems": [s.to_dict() for s in self.stems],
             "mean": {m: _json_float(v) for m, v in self.means.items()},
             "warnings": list(self.warnings),
@@ -881,7 +851,7 @@ class EvaluationResult:
         """
         seconds = self.n_samples / self.sr
         title = (
-            f"BSS Eval v3 (mir_eval) and SI-SDR in dB, mono downmix, {self.sr} Hz, "
+            f"BSS Eval v3 and SI-SDR in dB, mono downmix, {self.sr} Hz, "
             f"{seconds:.2f} s, matched by {self.match}"
         )
         parts = [title, _table(self.stems, self.means)]

@@ -297,7 +297,7 @@ def _metrics_html(result: Any, notes: list[str]) -> str:
         '<table class="metrics">',
         f"<thead><tr><th>estimate</th><th>reference</th>{head}<th>note</th></tr></thead>",
         "<tbody>" + "".join(rows) + "</tbody></table>",
-        f'<p class="note">dB; BSS Eval v3 (mir_eval.separation.bss_eval_sources) and SI-SDR '
+        f'<p class="note">dB; BSS Eval v3 (bss_eval_sources) and SI-SDR '
         f"on mono downmixes, {d['sr']} Hz, {seconds:.2f} s, estimates matched to references "
         f"by {_e(d['match'])}. SI-SDRi is the improvement over the unprocessed mixture.</p>",
     ]
@@ -316,9 +316,8 @@ def _metrics_html(result: Any, notes: list[str]) -> str:
 def _versions(with_metrics: bool) -> list[tuple[str, str]]:
     """Versions of nmfsep, of the libraries it uses, of Python and of the platform."""
     rows = [("nmfsep", __version__)]
+    # the metrics are nmfsep's own (nmfsep.bsseval): with_metrics adds no package
     packages = ["numpy", "scipy", "librosa", "soundfile", "soxr", "matplotlib"]
-    if with_metrics:
-        packages.append("mir_eval")
     for package in packages:
         try:
             rows.append((package, dist_version(package)))
