@@ -22,7 +22,7 @@ import numpy as np
 
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["FILTER_LENGTH", "BSSEval", "bss_eval_sources"]
+__all__ = ["FILTER_LENGTH", "BSSEval", "bss_eval_sources", "bss_eval_framewise"]
 
 #: mir_eval's ``bss_eval_sources`` filter length, in taps.
 FILTER_LENGTH = 512
@@ -161,3 +161,39 @@ def bss_eval_sources(
     bss = BSSEval(references, filter_length)
     out = np.array([bss.scores(e, j) for j, e in enumerate(np.asarray(estimates))])
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def bss_eval_framewise(
+    references: np.ndarray, estimates: np.ndarray, window: int, hop: int | None = None,
+    filter_length: int = FILTER_LENGTH,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bss_eval_sources` on successive windows (as mir_eval's ``_framewise``).
+
+    Parameters
+    ----------
+    references, estimates : np.ndarray [shape=(n_sources, n_samples)]
+        Mono signals, estimate ``j`` for reference ``j``.
+    window : int
+        Samples per window (e.g. one second).
+    hop : int, optional
+        Samples between window starts (default ``window``).
+    filter_length : int
+        Taps of the distortion filters.
+
+    Returns
+    -------
+    sdr, sir, sar : np.ndarray [shape=(n_sources, n_windows)]
+        In dB; NaN for a window where a reference or an estimate is all zeros.
+        Fewer than two windows: the whole signals, one column.
+    """
+    R, E = np.atleast_2d(references), np.atleast_2d(estimates)
+    hop = window if hop is None else hop
+    n_win = int((R.shape[1] - window + hop) // hop)
+    if n_win < 2:
+        return tuple(x[:, None] for x in bss_eval_sources(R, E, filter_length))  # type: ignore[return-value]
+    out = np.full((3, R.shape[0], n_win), np.nan)
+    for w in range(n_win):
+        r, e = R[:, w * hop:w * hop + window], E[:, w * hop:w * hop + window]
+        if np.all(np.any(r != 0, axis=1)) and np.all(np.any(e != 0, axis=1)):
+            out[:, :, w] = np.array(bss_eval_sources(r, e, filter_length))
+    return out[0], out[1], out[2]
