@@ -128,6 +128,7 @@ _FLAGS = {
     "context_frames": "--context",
     "format": "--format",
     "subtype": "--subtype",
+    "framewise": "--framewise",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -1656,6 +1657,17 @@ def eval_command(
         ),
     ] = None,
     force: Annotated[bool, _force_option("the --csv file if it exists")] = False,
+    framewise: Annotated[
+        float | None,
+        typer.Option(
+            "--framewise",
+            metavar="S",
+            callback=lambda v: None if v is None else _positive_float(v),
+            help="SDR/SIR/SAR as medians over windows of S seconds (museval/SiSEC style, "
+            "e.g. 1), skipping silent windows; SI-SDR stays whole-signal.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 
@@ -1682,7 +1694,8 @@ def eval_command(
             progress.add_task("evaluating", total=None)
             with _captured_warnings() as caught:
                 result = evaluate_files(
-                    references, estimates, mixture_path=mixture, match=match, oracle=oracle
+                    references, estimates, mixture_path=mixture, match=match, oracle=oracle,
+                    framewise=framewise,
                 )
         _say_warnings(console, caught, result.warnings)
         if csv_path is not None:

@@ -58,9 +58,9 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from nmfsep._checks import check_choice, check_real, fail
+from nmfsep._checks import check_choice, check_int, check_real, fail
 from nmfsep._checks import check_rate as _check_rate
-from nmfsep.bsseval import BSSEval
+from nmfsep.bsseval import FILTER_LENGTH, BSSEval
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -179,20 +179,35 @@ def _pair_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def _metrics(
-    R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]]
+    R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]], window: int | None = None
 ) -> dict[int, tuple[float, float, float]]:
     """SDR/SIR/SAR of the pairs ``(row of R, row of E)`` against the reference set ``R``.
 
     ``R`` holds only non-silent references and ``E`` only non-silent estimates. A
     reference without an estimate stays in the set, so that its leakage into the other
-    estimates counts as interference, as in BSS Eval.
+    estimates counts as interference, as in BSS Eval. With ``window`` (samples), each
+    metric is the median over successive windows, skipping windows where a reference
+    or the estimate is silent (NaN if none is left).
     """
     if not pairs:
         return {}
 
     def run() -> dict[int, tuple[float, float, float]]:
-        bss = BSSEval(R)
-        return {j: bss.scores(E[i], j) for j, i in pairs}
+        if window is None:
+            bss = BSSEval(R)
+            return {j: bss.scores(E[i], j) for j, i in pairs}
+        frames: dict[int, list[tuple[float, float, float]]] = {j: [] for j, _ in pairs}
+        for start in range(0, R.shape[1] - window + 1, window):
+            sl = slice(start, start + window)
+            if not np.all(np.any(R[:, sl] != 0, axis=1)):
+                continue
+            bss = BSSEval(R[:, sl])
+            for j, i in pairs:
+                if np.any(E[i, sl] != 0):
+                    frames[j].append(bss.scores(E[i, sl], j))
+        nan3 = (math.nan, math.nan, math.nan)
+        return {j: tuple(float(v) for v in np.median(f, axis=0)) if f else nan3
+                for j, f in frames.items()}
 
     return _quietly(run)
 
@@ -204,6 +219,7 @@ def bss_eval(
     permute: bool = False,
     names: Sequence[str] | None = None,
     estimate_names: Sequence[str] | None = None,
+    window: int | None = None,
 ) -> dict[str, Any]:
     """SDR, SIR and SAR of every source: BSS Eval v3 ``bss_eval_sources``.
 
@@ -227,6 +243,11 @@ def bss_eval(
         Names of the references, used in warnings (default ``"reference 0"`` ...).
     estimate_names : sequence of str, optional
         Names of the estimates, used in warnings (default ``"estimate 0"`` ...).
+    window : int, optional
+        Framewise BSS Eval: SDR, SIR and SAR are the medians over successive
+        windows of ``window`` samples (SiSEC's convention), skipping windows where
+        a reference or the estimate is silent. Matching (``permute``) still uses
+        the whole signals. None: the whole signals.
 
     Returns
     -------
@@ -276,7 +297,9 @@ def bss_eval(
     else:
         match = np.arange(R.shape[0], dtype=np.intp)
     status, unmatched = _statuses(match, silent_ref, silent_est, names, estimate_names)
-    sdr, sir, sar = _scores(R, E, match, status, silent_ref, silent_est)
+    if window is not None:
+        check_int(window, "window", 1)
+    sdr, sir, sar = _scores(R, E, match, status, silent_ref, silent_est, window)
     out: dict[str, Any] = {
         "sdr": sdr,
         "sir": sir,
@@ -431,6 +454,7 @@ def _scores(
     status: list[str],
     silent_ref: np.ndarray,
     silent_est: np.ndarray,
+    window: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute SDR, SIR and SAR per reference, NaN where ``status`` is not ``"ok"``.
 
@@ -447,7 +471,7 @@ def _scores(
     ref_pos = {int(j): n for n, j in enumerate(ref_rows)}
     est_pos = {int(i): n for n, i in enumerate(est_rows)}
     pairs = [(ref_pos[j], est_pos[int(match[j])]) for j in range(n_src) if status[j] == "ok"]
-    found = _metrics(R[ref_rows], E[est_rows], pairs)
+    found = _metrics(R[ref_rows], E[est_rows], pairs, window)
 
     sdr = np.full(n_src, np.nan)
     sir = np.full(n_src, np.nan)
@@ -723,6 +747,8 @@ class EvaluationResult:
         ``"irm"``, ``"wiener"`` or ``"ibm"`` when ``oracle`` is set.
     downmix : str
         How channels were handled (always ``"mono"``: the mean of the channels).
+    framewise : float or None
+        Seconds per window when SDR/SIR/SAR are framewise medians; None: whole signals.
     """
 
     stems: tuple[StemScore, ...]
@@ -733,6 +759,7 @@ class EvaluationResult:
     oracle: EvaluationResult | None = None
     oracle_kind: str | None = None
     downmix: str = "mono"
+    framewise: float | None = None
 
     @property
     def means(self) -> dict[str, float]:
@@ -757,8 +784,8 @@ class EvaluationResult:
         -------
         dict
             Keys ``match``, ``sr``, ``n_samples``, ``downmix``, ``metrics`` (a
-            description), ``stems`` (list of per-stem dicts), ``mean``, ``warnings``,
-            ``oracle_kind`` and ``oracle`` (a nested dict or None).
+            description), ``framewise``, ``stems`` (list of per-stem dicts), ``mean``,
+            ``warnings``, ``oracle_kind`` and ``oracle`` (a nested dict or None).
             :meth:`from_dict` rebuilds an equal result.
         """
         return {
@@ -766,7 +793,10 @@ class EvaluationResult:
             "sr": int(self.sr),
             "n_samples": int(self.n_samples),
             "downmix": self.downmix,
-            "metrics": "BSS Eval v3 (bss_eval_sources, 512-tap filters) and SI-SDR, dB",
+            "metrics": "BSS Eval v3 (bss_eval_sources, 512-tap filters) and SI-SDR, dB"
+            + ("" if self.framewise is None else
+               f"; SDR/SIR/SAR: medians over {self.framewise:g} s windows"),
+            "framewise": self.framewise,
             "stems": [s.to_dict() for s in self.stems],
             "mean": {m: _json_float(v) for m, v in self.means.items()},
             "warnings": list(self.warnings),
@@ -796,6 +826,7 @@ class EvaluationResult:
                 oracle=None if d.get("oracle") is None else cls.from_dict(d["oracle"]),
                 oracle_kind=d.get("oracle_kind"),
                 downmix=d.get("downmix", "mono"),
+                framewise=None if d.get("framewise") is None else float(d["framewise"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"not an evaluation result dictionary: {exc!r}") from exc
@@ -853,6 +884,8 @@ class EvaluationResult:
         title = (
             f"BSS Eval v3 and SI-SDR in dB, mono downmix, {self.sr} Hz, "
             f"{seconds:.2f} s, matched by {self.match}"
+            + ("" if self.framewise is None else
+               f"; SDR/SIR/SAR: medians over {self.framewise:g} s windows")
         )
         parts = [title, _table(self.stems, self.means)]
         if self.oracle is not None:
@@ -923,6 +956,7 @@ def evaluate_separation(
     sr_mixture: int | None = None,
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
+    framewise: float | None = None,
 ) -> EvaluationResult:
     """Score separated stems against the true sources.
 
@@ -953,6 +987,10 @@ def evaluate_separation(
     config : STFTConfig, optional
         STFT of the oracle; default ``STFTConfig.for_sample_rate(sr)``, as
         :func:`nmfsep.separate` uses. Pass the settings of your separation.
+    framewise : float, optional
+        Seconds per window: SDR, SIR and SAR become the medians over successive
+        windows of that length (museval/SiSEC style, e.g. 1.0), ignoring windows
+        where a reference or the estimate is silent; SI-SDR stays whole-signal.
 
     Returns
     -------
@@ -979,6 +1017,7 @@ def evaluate_separation(
     if oracle is not None and oracle not in ORACLE_KINDS:
         raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
     sr = _check_rate(sr, "sr")
+    window = None if framewise is None else _window(framewise, sr)
     sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
     sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
     refs = _check_named(references, "references")
@@ -1019,7 +1058,7 @@ def evaluate_separation(
     order = ref_names if match == "name" else est_names
     R = np.stack([_mono(refs[n]) for n in ref_names])
     E = np.stack([_mono(ests[n]) for n in order])
-    scores = _bss_eval_recorded(R, E, match, ref_names, order, messages)
+    scores = _bss_eval_recorded(R, E, match, ref_names, order, messages, window)
     stems = _stem_scores(scores, R, E, ref_names, est_names, order,
                          None if mix is None else _mono(mix))
     oracle_result = None
@@ -1033,7 +1072,18 @@ def evaluate_separation(
         warnings=tuple(messages),
         oracle=oracle_result,
         oracle_kind=oracle,
+        framewise=None if framewise is None else float(framewise),
     )
+
+
+def _window(framewise: object, sr: int) -> int:
+    """Return the framewise window in samples: at least twice the BSS Eval filter."""
+    seconds = check_real(framewise, "framewise", strict=True)
+    window = int(round(seconds * sr))
+    if window < 2 * FILTER_LENGTH:
+        raise fail("framewise", f"at least {2 * FILTER_LENGTH / sr:.3g} s (1024 samples: BSS "
+                   "Eval's 512-tap filters need them)", framewise)
+    return window
 
 
 def _names_disagree(ref_names: list[str], est_names: list[str]) -> ParameterError:
@@ -1068,7 +1118,7 @@ def _pad_references(refs: dict[str, np.ndarray], messages: list[str]) -> int:
 
 def _bss_eval_recorded(
     R: np.ndarray, E: np.ndarray, match: str, ref_names: list[str], order: list[str],
-    messages: list[str],
+    messages: list[str], window: int | None = None,
 ) -> dict[str, Any]:
     """Run :func:`bss_eval` on mono sources, recording its warnings in ``messages``.
 
@@ -1084,6 +1134,8 @@ def _bss_eval_recorded(
     messages : list of str
         Receives the EvaluationWarnings, which are emitted again at the caller of
         :func:`evaluate_separation`, as are other warnings.
+    window : int or None
+        Framewise window in samples (:func:`bss_eval`).
 
     Returns
     -------
@@ -1098,6 +1150,7 @@ def _bss_eval_recorded(
             permute=(match == "permutation"),
             names=[f"reference {n!r}" for n in ref_names],
             estimate_names=[f"estimate {n!r}" for n in order],
+            window=window,
         )
     for w in caught:  # pass them on, recording ours in the result
         if issubclass(w.category, EvaluationWarning):
@@ -1205,6 +1258,7 @@ def evaluate_files(
     match: Literal["name", "permutation"] = "name",
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
+    framewise: float | None = None,
 ) -> EvaluationResult:
     """Score separated audio files against reference files.
 
@@ -1226,6 +1280,8 @@ def evaluate_files(
         Also score an oracle-mask separation; see :func:`evaluate_separation`.
     config : STFTConfig, optional
         STFT of the oracle.
+    framewise : float, optional
+        Seconds per window of framewise SDR/SIR/SAR (see :func:`evaluate_separation`).
 
     Returns
     -------
@@ -1279,9 +1335,8 @@ def evaluate_files(
                 f"mixture {os.fspath(mixture_path)}: resampled from {sr_file} Hz to {sr} Hz",
                 messages,
             )
-    result = evaluate_separation(
-        refs, ests, sr=sr, mixture=mix, match=match, oracle=oracle, config=config
-    )
+    result = evaluate_separation(refs, ests, sr=sr, mixture=mix, match=match, oracle=oracle,
+                                 config=config, framewise=framewise)
     return replace(result, warnings=tuple(messages) + result.warnings)
 
 

@@ -75,3 +75,49 @@ def test_framewise_matches_mir_eval(mixed):
     np.testing.assert_allclose(ours, oracle, rtol=0, atol=1e-9)
     whole = np.array(bss_eval_framewise(refs, ests, 6000))
     np.testing.assert_allclose(whole[..., 0], np.array(bss_eval_sources(refs, ests)), atol=1e-12)
+
+
+def test_evaluate_framewise_is_the_median_of_windows(mixed):
+    from nmfsep.evaluate import EvaluationResult, evaluate_separation
+
+    refs, ests = mixed
+    names = ["a", "b", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate_separation(dict(zip(names, refs, strict=True)),
+                                  dict(zip(names, ests, strict=True)), sr=8000, framewise=0.25)
+    frames = np.array(bss_eval_framewise(refs, ests, 2000))
+    for j, n in enumerate(names):
+        s = res[n]
+        np.testing.assert_allclose([s.sdr, s.sir, s.sar], np.median(frames[:, j], axis=1),
+                                   atol=1e-9)
+    assert res.framewise == 0.25 and "medians over 0.25 s windows" in res.format_table()
+    assert EvaluationResult.from_dict(res.to_dict()) == res
+    whole = evaluate_separation(dict(zip(names, refs, strict=True)),
+                                dict(zip(names, ests, strict=True)), sr=8000)
+    assert whole.framewise is None and whole["a"].sdr != res["a"].sdr
+    with pytest.raises(ParameterError, match="^framewise must be at least"):
+        evaluate_separation({"a": refs[0]}, {"a": ests[0]}, sr=8000, framewise=0.1)
+
+
+def test_cli_eval_framewise(mixed, tmp_path):
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from nmfsep.cli import app
+
+    refs, ests = mixed
+    args = []
+    for n, r, e in zip("abc", refs, ests, strict=True):
+        sf.write(tmp_path / f"{n}.wav", r.astype(np.float32) * 0.2, 8000, subtype="FLOAT")
+        (tmp_path / "est").mkdir(exist_ok=True)
+        sf.write(tmp_path / "est" / f"{n}.wav", e.astype(np.float32) * 0.2, 8000,
+                 subtype="FLOAT")
+        args += ["-r", str(tmp_path / f"{n}.wav"), "-e", str(tmp_path / "est" / f"{n}.wav")]
+    r = CliRunner().invoke(app, ["eval", *args, "--framewise", "0.25", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["framewise"] == 0.25
+    r = CliRunner().invoke(app, ["eval", *args, "--framewise", "0.01"])
+    assert r.exit_code != 0 and "--framewise must be at least" in r.output
