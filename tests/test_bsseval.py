@@ -121,3 +121,22 @@ def test_cli_eval_framewise(mixed, tmp_path):
     assert json.loads(r.stdout)["framewise"] == 0.25
     r = CliRunner().invoke(app, ["eval", *args, "--framewise", "0.01"])
     assert r.exit_code != 0 and "--framewise must be at least" in r.output
+
+
+def test_images_match_mir_eval(mixed):
+    from nmfsep.bsseval import bss_eval_images
+
+    refs, ests = mixed
+    rng = np.random.default_rng(1)
+    n = 3000
+    imgs = np.stack([np.stack([r[:n], 0.5 * np.convolve(r, [0.6, 0.3], "same")[:n]
+                               + 0.5 * rng.standard_normal(n)]) for r in refs[:2]])
+    est = imgs[::-1] * 0.2 + imgs + 0.05 * rng.standard_normal(imgs.shape)
+    ours = np.array(bss_eval_images(imgs, est))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oracle = np.array(separation.bss_eval_images(imgs.transpose(0, 2, 1),
+                                                     est.transpose(0, 2, 1), False)[:4])
+    np.testing.assert_allclose(ours, oracle, rtol=0, atol=1e-8)
+    with pytest.raises(ParameterError, match="bss_eval_images wants"):
+        bss_eval_images(refs, ests)
