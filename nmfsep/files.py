@@ -46,7 +46,9 @@ def separate_file(
     name: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Separate an audio file and write ``out_dir/<mix stem>/<name>.wav``, all or nothing.
+    """Separate an audio file and write ``out_dir/<mix stem>/<stem>.wav``, all or nothing.
+
+    (``.flac`` with ``format="flac"``; the folder is ``out_dir/<name>`` with ``name``.)
 
     Checks the names, the targets (none may exist unless ``force``) and that the output
     folder is writable before computing; writes every stem to a temporary name and

@@ -150,7 +150,7 @@ def separate_stream(
     subtype: str | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<name>.wav``.
+    """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
     Supervised (``dictionaries``) or semi-supervised (``n_free > 0``) separation
     with the settings and the output of :func:`nmfsep.files.separate_file`, in
