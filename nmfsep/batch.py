@@ -536,9 +536,16 @@ def _plan_tasks(
                               "error_type": "ParameterError"}, i)
     safe = [i for i in range(len(files)) if i not in unsafe]
     fmt = io.audio_format(kwargs.get("format", "wav"), kwargs.get("subtype"))
+    owners: dict[str, Path] = {}
     for i, name in zip(safe, io.output_names([files[i] for i in safe]), strict=True):
         f = files[i]
         folder = out.joinpath(*name.split("/"))
+        if name in owners:  # only for names made alike on purpose (a.mp3 vs a.mp3.wav)
+            report("failed", {"input": str(f), "error_type": "OutputError",
+                              "reason": f"{f}: its stems would go to {folder} as those of "
+                                        f"{owners[name]}; rename one"}, i)
+            continue
+        owners[name] = f
         targets = io.output_files(folder, names, model=bool(kwargs.get("save_model")),
                                   report=bool(kwargs.get("report")), ext=fmt.ext).all()
         if not force and all(t.is_file() for t in targets):

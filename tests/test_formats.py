@@ -172,3 +172,13 @@ def test_cli_musdb_tree_and_same_stem_other_extension(musdb, tmp_path, dicts):
     dirs = sorted(str(Path(s["output_dir"]).relative_to(out)) for s in json.loads(r.stdout))
     assert dirs == ["Artist A - Song/mixture", "Artist B - Song/mixture",
                     "Artist C - Song/mixture", "mix.flac", "mix.wav"]
+
+
+def test_batch_never_shares_a_folder(tmp_path, dicts):
+    for name in ("mix.mp3.wav", "mix.mp3", "mix.wav"):  # mix.mp3's folder is named mix.mp3
+        sf.write(tmp_path / name, _tones(2).T, SR, format="WAV", subtype="FLOAT")
+    files = [tmp_path / n for n in ("mix.mp3", "mix.wav", "mix.mp3.wav")]
+    res = separate_batch(files, tmp_path / "out", dictionaries=dicts, max_iter=5, n_jobs=1)
+    assert len(res.done) == 2
+    [failed] = res.failed
+    assert failed["input"].endswith("mix.mp3.wav") and "as those of" in failed["reason"]
