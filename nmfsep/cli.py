@@ -129,6 +129,7 @@ _FLAGS = {
     "format": "--format",
     "subtype": "--subtype",
     "framewise": "--framewise",
+    "images": "--images",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -1668,6 +1669,14 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images",
+            help="Score stereo (multichannel) stems as source images: SDR, ISR (how well "
+            "the stereo image is kept), SIR, SAR; instead of mono downmixes.",
+        ),
+    ] = False,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 
@@ -1695,7 +1704,7 @@ def eval_command(
             with _captured_warnings() as caught:
                 result = evaluate_files(
                     references, estimates, mixture_path=mixture, match=match, oracle=oracle,
-                    framewise=framewise,
+                    framewise=framewise, images=images,
                 )
         _say_warnings(console, caught, result.warnings)
         if csv_path is not None:

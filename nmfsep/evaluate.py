@@ -78,6 +78,7 @@ __all__ = [
     "ORACLE_KINDS",
     "METRICS",
     "METRIC_LABELS",
+    "IMAGE_METRICS",
 ]
 
 #: The metrics of a :class:`StemScore`, in table order.
@@ -89,7 +90,10 @@ METRIC_LABELS = {
     "sar": "SAR",
     "si_sdr": "SI-SDR",
     "si_sdri": "SI-SDRi",
+    "isr": "ISR",
 }
+#: The metrics of a source-image evaluation (``images=True``): ISR added.
+IMAGE_METRICS = ("sdr", "isr", "sir", "sar", "si_sdr", "si_sdri")
 #: Oracle mask kinds and the exponent each applies to the reference magnitudes.
 ORACLE_KINDS = {"irm": 1.0, "wiener": 2.0, "ibm": None}
 _PAIR_FLOOR = -1000.0  # stand-in SDR of impossible pairs when matching by permutation
@@ -702,6 +706,9 @@ class StemScore:
     status : str
         ``"ok"``, ``"silent reference"``, ``"silent estimate"``, ``"no estimate"``
         or ``"unmatched"``.
+    isr : float
+        Source image to spatial distortion ratio in dB (``images=True`` only; NaN
+        otherwise): how well the stem keeps its reference's stereo image.
     """
 
     name: str | None
@@ -712,12 +719,15 @@ class StemScore:
     si_sdr: float = math.nan
     si_sdri: float = math.nan
     status: str = "ok"
+    isr: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the scores as JSON types (NaN and ±inf become None)."""
+        """Return the scores as JSON types (NaN and ±inf become None; ``isr`` if set)."""
         d: dict[str, Any] = {"name": self.name, "reference": self.reference}
         d.update({m: _json_float(getattr(self, m)) for m in METRICS})
         d["status"] = self.status
+        if not math.isnan(self.isr):
+            d["isr"] = _json_float(self.isr)
         return d
 
 
@@ -746,7 +756,9 @@ class EvaluationResult:
     oracle_kind : str or None
         ``"irm"``, ``"wiener"`` or ``"ibm"`` when ``oracle`` is set.
     downmix : str
-        How channels were handled (always ``"mono"``: the mean of the channels).
+        How channels were handled: ``"mono"`` (the mean of the channels) or
+        ``"images"`` (SDR/ISR/SIR/SAR of the multichannel source images; SI-SDR
+        still on mono downmixes).
     framewise : float or None
         Seconds per window when SDR/SIR/SAR are framewise medians; None: whole signals.
     """
@@ -762,10 +774,15 @@ class EvaluationResult:
     framewise: float | None = None
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics of this result: :data:`METRICS`, or :data:`IMAGE_METRICS`."""
+        return IMAGE_METRICS if self.downmix == "images" else METRICS
+
+    @property
     def means(self) -> dict[str, float]:
         """Mean of each metric over the stems where it is finite (NaN if none)."""
         out = {}
-        for m in METRICS:
+        for m in self.metrics:
             vals = [getattr(s, m) for s in self.stems if math.isfinite(getattr(s, m))]
             out[m] = float(np.mean(vals)) if vals else math.nan
         return out
@@ -813,6 +830,7 @@ class EvaluationResult:
                     name=s["name"],
                     reference=s["reference"],
                     status=s["status"],
+                    isr=math.nan if s.get("isr") is None else float(s["isr"]),
                     **{m: math.nan if s[m] is None else float(s[m]) for m in METRICS},
                 )
                 for s in d["stems"]
@@ -882,12 +900,13 @@ class EvaluationResult:
         """
         seconds = self.n_samples / self.sr
         title = (
-            f"BSS Eval v3 and SI-SDR in dB, mono downmix, {self.sr} Hz, "
+            f"BSS Eval v3 and SI-SDR in dB, "
+            f"{'source images' if self.downmix == 'images' else 'mono downmix'}, {self.sr} Hz, "
             f"{seconds:.2f} s, matched by {self.match}"
             + ("" if self.framewise is None else
                f"; SDR/SIR/SAR: medians over {self.framewise:g} s windows")
         )
-        parts = [title, _table(self.stems, self.means)]
+        parts = [title, _table(self.stems, self.means, self.metrics)]
         if self.oracle is not None:
             kind = {"irm": "IRM", "wiener": "Wiener", "ibm": "IBM"}.get(
                 self.oracle_kind or "", str(self.oracle_kind)
@@ -908,23 +927,24 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _table(stems: Sequence[StemScore], means: Mapping[str, float]) -> str:
-    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in METRICS), "note"]
+def _table(stems: Sequence[StemScore], means: Mapping[str, float],
+           metrics: Sequence[str] = METRICS) -> str:
+    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in metrics), "note"]
     rows = [
         [
             s.name or "-",
             s.reference or "-",
-            *(_num(getattr(s, m)) for m in METRICS),
+            *(_num(getattr(s, m)) for m in metrics),
             "" if s.status == "ok" else s.status,
         ]
         for s in stems
     ]
-    rows.append(["mean", "", *(_num(means[m]) for m in METRICS), ""])
+    rows.append(["mean", "", *(_num(means[m]) for m in metrics), ""])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = []
     for r in [header, *rows]:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-        cells += [r[c].rjust(widths[c]) for c in range(2, 2 + len(METRICS))]
+        cells += [r[c].rjust(widths[c]) for c in range(2, 2 + len(metrics))]
         cells.append(r[-1].ljust(widths[-1]))
         lines.append("  ".join(cells))
     rule = "-" * len(lines[0])
@@ -957,6 +977,7 @@ def evaluate_separation(
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
     framewise: float | None = None,
+    images: bool = False,
 ) -> EvaluationResult:
     """Score separated stems against the true sources.
 
@@ -991,6 +1012,11 @@ def evaluate_separation(
         Seconds per window: SDR, SIR and SAR become the medians over successive
         windows of that length (museval/SiSEC style, e.g. 1.0), ignoring windows
         where a reference or the estimate is silent; SI-SDR stays whole-signal.
+    images : bool, default=False
+        Score the multichannel source images (``bss_eval_images``: SDR, ISR, SIR,
+        SAR; stereo stems keep or lose their image) instead of mono downmixes;
+        matching still uses the downmixes. All references need the same number of
+        channels. Not with ``framewise``.
 
     Returns
     -------
@@ -1013,13 +1039,8 @@ def evaluate_separation(
     -----
     All metrics are computed on mono downmixes (see the module documentation).
     """
-    check_choice(match, "match", ("name", "permutation"))
-    if oracle is not None and oracle not in ORACLE_KINDS:
-        raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
-    sr = _check_rate(sr, "sr")
-    window = None if framewise is None else _window(framewise, sr)
-    sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
-    sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
+    sr, sr_est, sr_mix, window = _checked_options(match, oracle, sr, sr_estimates, sr_mixture,
+                                                  framewise)
     refs = _check_named(references, "references")
     ests = _check_named(estimates, "estimates")
     messages: list[str] = []
@@ -1061,6 +1082,8 @@ def evaluate_separation(
     scores = _bss_eval_recorded(R, E, match, ref_names, order, messages, window)
     stems = _stem_scores(scores, R, E, ref_names, est_names, order,
                          None if mix is None else _mono(mix))
+    if images:
+        stems = _image_scores(stems, refs, ests, common_channels, window)
     oracle_result = None
     if oracle is not None:
         oracle_result = _oracle_result(refs, mix, common_channels, config, oracle, sr)
@@ -1073,7 +1096,43 @@ def evaluate_separation(
         oracle=oracle_result,
         oracle_kind=oracle,
         framewise=None if framewise is None else float(framewise),
+        downmix="images" if images else "mono",
     )
+
+
+def _image_scores(stems: list[StemScore], refs: dict[str, np.ndarray],
+                  ests: dict[str, np.ndarray], channels: int | None,
+                  window: int | None) -> list[StemScore]:
+    """Replace SDR/SIR/SAR of every scored stem by ``bss_eval_images``' and add ISR."""
+    if channels is None or window is not None:
+        what = "references with one channel count" if channels is None else "no framewise"
+        raise fail("images", f"used with {what}", True)
+    live = [n for n, y in refs.items() if np.any(y != 0)]
+    if not live:
+        return stems
+    bss = _quietly(BSSEval, np.stack([refs[n] for n in live]))
+    out = []
+    for s in stems:
+        if s.status == "ok" and s.name is not None and s.reference in live:
+            sdr, isr, sir, sar = _quietly(bss.image_scores, ests[s.name], live.index(s.reference))
+            s = replace(s, sdr=sdr, isr=isr, sir=sir, sar=sar)
+        out.append(s)
+    return out
+
+
+def _checked_options(
+    match: object, oracle: object, sr: object, sr_estimates: object, sr_mixture: object,
+    framewise: object,
+) -> tuple[int, int, int, int | None]:
+    """Check :func:`evaluate_separation`'s options; return the three rates and the window."""
+    check_choice(match, "match", ("name", "permutation"))
+    if oracle is not None and oracle not in ORACLE_KINDS:
+        raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
+    sr = _check_rate(sr, "sr")
+    window = None if framewise is None else _window(framewise, sr)
+    sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
+    sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
+    return sr, sr_est, sr_mix, window
 
 
 def _window(framewise: object, sr: int) -> int:
@@ -1259,6 +1318,7 @@ def evaluate_files(
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
     framewise: float | None = None,
+    images: bool = False,
 ) -> EvaluationResult:
     """Score separated audio files against reference files.
 
@@ -1282,6 +1342,9 @@ def evaluate_files(
         STFT of the oracle.
     framewise : float, optional
         Seconds per window of framewise SDR/SIR/SAR (see :func:`evaluate_separation`).
+    images : bool, default=False
+        Score the stems as multichannel source images, with ISR (see
+        :func:`evaluate_separation`).
 
     Returns
     -------
@@ -1336,7 +1399,7 @@ def evaluate_files(
                 messages,
             )
     result = evaluate_separation(refs, ests, sr=sr, mixture=mix, match=match, oracle=oracle,
-                                 config=config, framewise=framewise)
+                                 config=config, framewise=framewise, images=images)
     return replace(result, warnings=tuple(messages) + result.warnings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -140,3 +141,55 @@ def test_images_match_mir_eval(mixed):
     np.testing.assert_allclose(ours, oracle, rtol=0, atol=1e-8)
     with pytest.raises(ParameterError, match="bss_eval_images wants"):
         bss_eval_images(refs, ests)
+
+
+def test_evaluate_images_scores_stereo_stems(mixed):
+    from nmfsep.bsseval import bss_eval_images
+    from nmfsep.evaluate import EvaluationResult, evaluate_separation
+
+    refs, _ = mixed
+    rng = np.random.default_rng(4)
+    n = 3000
+    imgs = np.stack([np.stack([r[:n], 0.5 * np.roll(r[:n], 1) + 0.5 * rng.standard_normal(n)])
+                     for r in refs[:2]])
+    est = imgs + 0.2 * imgs[::-1] + 0.05 * rng.standard_normal(imgs.shape)
+    R, E = dict(zip("ab", imgs, strict=True)), dict(zip("ab", est, strict=True))
+    res = evaluate_separation(R, E, sr=8000, images=True)
+    sdr, isr, sir, sar = bss_eval_images(imgs, est)
+    for j, n in enumerate("ab"):
+        np.testing.assert_allclose([res[n].sdr, res[n].isr, res[n].sir, res[n].sar],
+                                   [sdr[j], isr[j], sir[j], sar[j]], atol=1e-9)
+    assert res.downmix == "images" and "ISR" in res.format_table()
+    assert "source images" in res.format_table()
+    assert EvaluationResult.from_dict(res.to_dict()) == res
+    mono = evaluate_separation(R, E, sr=8000)
+    assert math.isnan(mono["a"].isr) and "isr" not in mono.to_dict()["stems"][0]
+    with pytest.raises(ParameterError, match="^images must be used with no framewise"):
+        evaluate_separation(R, E, sr=8000, images=True, framewise=0.2)
+    with pytest.raises(ParameterError, match="^images must be used with references with one"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluate_separation({"a": imgs[0], "b": imgs[1, 0]}, E, sr=8000, images=True)
+
+
+def test_cli_eval_images(tmp_path):
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from nmfsep.cli import app
+
+    rng = np.random.default_rng(5)
+    refs = 0.1 * rng.standard_normal((2, 2, 4000))
+    args = []
+    for n, r in zip("ab", refs, strict=True):
+        sf.write(tmp_path / f"{n}.wav", r.T.astype(np.float32), 8000, subtype="FLOAT")
+        (tmp_path / "est").mkdir(exist_ok=True)
+        est = r + 0.1 * refs[1 - "ab".index(n)]
+        sf.write(tmp_path / "est" / f"{n}.wav", est.T.astype(np.float32), 8000, subtype="FLOAT")
+        args += ["-r", str(tmp_path / f"{n}.wav"), "-e", str(tmp_path / "est" / f"{n}.wav")]
+    r = CliRunner().invoke(app, ["eval", *args, "--images", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["downmix"] == "images" and all(s["isr"] > 20 for s in doc["stems"])
