@@ -32,12 +32,12 @@ Failures, reruns, names
   :attr:`BatchResult.skipped`, not recomputed) unless ``force=True``; so a rerun
   after an interruption does only what is missing. Stems are written all or
   nothing, so "all exist" means "done".
-* Stems go to ``out_dir/<mixture stem>/``. Two inputs with the same stem
-  (``a/mix.wav`` and ``b/mix.wav``, or ``mix.wav`` and ``mix.flac``) would write
-  the same folder: the first one (in input order) is separated, the others
-  **fail** with a reason that names both files (rename one, or run them with
-  another ``out_dir``), as the command line does. Nothing is ever overwritten
-  by another input of the same batch.
+* Stems go to ``out_dir/<mixture stem>/``. Inputs with the same stem (dataset
+  trees such as ``songA/mixture.flac``, ``songB/mixture.flac``) go to
+  ``out_dir/<relative path>/`` instead (``out_dir/songA/mixture/``; ``mix.mp3``
+  and ``mix.ogg`` of one folder: ``out_dir/mix.mp3/``), as the command line does
+  (:func:`nmfsep.io.output_names`): a dataset layout is never an error, and
+  nothing is overwritten by another input of the same batch.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def _check_kwargs(kwargs: dict[str, Any], stream: bool) -> None:
         allowed = set(inspect.signature(separate_file).parameters)
         allowed |= set(inspect.signature(separate).parameters)
         what = "separate_file"
-    allowed -= {"path", "out_dir", "force", "callback", "y", "sr", "kwargs"}
+    allowed -= {"path", "out_dir", "force", "callback", "y", "sr", "kwargs", "name"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         hint = " (stream=True takes block_seconds)" if not stream and "block_seconds" in unknown \
@@ -501,7 +501,7 @@ def _plan_tasks(
     stream: bool,
     report: Callable[[str, dict[str, Any], int], None],
 ) -> list[_Task]:
-    """One task per file to run; report the others (unsafe or duplicate name, done already).
+    """One task per file to run (clashing names: :func:`nmfsep.io.output_names`); report the others.
 
     Parameters
     ----------
@@ -526,32 +526,34 @@ def _plan_tasks(
     from nmfsep import io
 
     tasks: list[_Task] = []
-    owners: dict[str, Path] = {}
+    unsafe = {}
     for i, f in enumerate(files):
-        stem = f.stem
         try:
-            io.check_name(stem)
+            io.check_name(f.stem)
         except ParameterError as exc:
+            unsafe[i] = exc
             report("failed", {"input": str(f), "reason": f"{f}: unsafe file name ({exc})",
                               "error_type": "ParameterError"}, i)
+    safe = [i for i in range(len(files)) if i not in unsafe]
+    fmt = io.audio_format(kwargs.get("format", "wav"), kwargs.get("subtype"))
+    owners: dict[str, Path] = {}
+    for i, name in zip(safe, io.output_names([files[i] for i in safe]), strict=True):
+        f = files[i]
+        folder = out.joinpath(*name.split("/"))
+        if name in owners:  # only for names made alike on purpose (a.mp3 vs a.mp3.wav)
+            report("failed", {"input": str(f), "error_type": "OutputError",
+                              "reason": f"{f}: its stems would go to {folder} as those of "
+                                        f"{owners[name]}; rename one"}, i)
             continue
-        if stem in owners:
-            report("failed", {
-                "input": str(f), "error_type": "OutputError",
-                "reason": f"{f}: same name as {owners[stem]}, its stems would go to the same "
-                          f"folder {out / stem}; rename one or separate it with another out_dir",
-            }, i)
-            continue
-        owners[stem] = f
-        folder = out / stem
+        owners[name] = f
         targets = io.output_files(folder, names, model=bool(kwargs.get("save_model")),
-                                  report=bool(kwargs.get("report"))).all()
+                                  report=bool(kwargs.get("report")), ext=fmt.ext).all()
         if not force and all(t.is_file() for t in targets):
             report("skipped", {"input": str(f), "output_dir": str(folder),
                                "reason": "stems exist; force=True (--force) redoes them"}, i)
             continue
         tasks.append(_Task(index=i, path=str(f), out_dir=str(out), force=force, stream=stream,
-                           n_threads=1, kwargs=kwargs))
+                           n_threads=1, kwargs={**kwargs, "name": name}))
     return tasks
 
 

@@ -133,6 +133,10 @@ _FLAGS = {
     "learn_passes": "--passes",
     "context_frames": "--context",
     "pitch_shifts": "--pitch-shifts",
+    "format": "--format",
+    "subtype": "--subtype",
+    "framewise": "--framewise",
+    "images": "--images",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -808,8 +812,22 @@ def separate(
             rich_help_panel="Long files",
         ),
     ] = _BLOCK_SECONDS,
+    audio_format: Annotated[
+        Literal["wav", "flac"],
+        typer.Option("--format", help="Stem file format (and extension)."),
+    ] = "wav",
+    subtype: Annotated[
+        Literal["float", "pcm24", "pcm16"] | None,
+        typer.Option(
+            "--subtype",
+            help="Sample type of the stems: 32-bit float (never clips) or 24/16-bit "
+            "integers; integer stems that would clip are all scaled by one gain, with a "
+            "warning. [default: float for wav, pcm24 for flac]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Separate mixture(s) into stems written as float WAV to OUT/<mixture name>/.
+    """Separate mixture(s) into stems (float WAV; --format, --subtype) in OUT/<mixture name>/.
 
     Blind: [bold]-k 8[/] writes component_01.wav ... (with [bold]--sources 2[/]:
     source_1.wav, source_2.wav). Supervised: [bold]--dict piano.npz --dict flute.npz[/]
@@ -824,7 +842,9 @@ def separate(
     [bold]batch[/]: files run in parallel, one progress bar over files, a table at
     the end ([bold]--json[/]: the batch report); a file that fails does not stop
     the others (exit status 1); a file whose stems all exist is skipped, so a
-    rerun does only what is missing ([bold]--force[/] redoes them).
+    rerun does only what is missing ([bold]--force[/] redoes them). Mixtures of one
+    name (songA/mixture.flac, songB/mixture.flac) go to OUT/<relative path>/
+    (OUT/songA/mixture/).
 
     [bold]Long files.[/] [bold]--stream --dict D.npz[/] separates block by block
     ([bold]--block-seconds[/]) in memory that does not grow with the duration.
@@ -840,6 +860,7 @@ def separate(
         scheduler=scheduler,
     )
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
+    _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts = _load_dictionaries(
         ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
@@ -861,6 +882,7 @@ def separate(
         report=report,
         block_seconds=block_seconds,
     )
+    kwargs.update(format=audio_format, subtype=subtype)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
         _separate_batch(
             console,
@@ -887,6 +909,17 @@ def separate(
             quiet=quiet,
             kwargs=kwargs,
         )
+
+
+def _check_format_usage(ctx: typer.Context, audio_format: str, subtype: str | None) -> None:
+    """Refuse a stem format and sample type that do not go together (usage error)."""
+    from nmfsep.exceptions import ParameterError
+    from nmfsep.io import audio_format as check
+
+    try:
+        check(audio_format, subtype)
+    except ParameterError as exc:
+        ctx.fail(_describe(exc))
 
 
 def _separate_kwargs(
@@ -1001,8 +1034,11 @@ def _separate_files(
 ) -> None:
     """``separate`` for files named one by one: in turn, a summary line each, exit 1 on failures.
 
-    Two mixtures of the same name would write the same folder: the second fails.
+    Output folders as :func:`nmfsep.io.output_names` names them (mixtures of the same
+    name go to OUT/<relative path>/); the same file named twice fails the second time.
     """
+    from nmfsep.io import output_names
+
     if stream:
         from nmfsep.stream import separate_stream
 
@@ -1018,14 +1054,13 @@ def _separate_files(
         files_task = progress.add_task("files", total=len(mixtures), visible=len(mixtures) > 1)
         iter_task = progress.add_task("NMF", total=max_iter)
         callback = _file_progress_callback(progress, iter_task, stream=stream)
-        for mixture in mixtures:
+        for mixture, name in zip(mixtures, output_names(mixtures), strict=True):
             what = "blocks" if stream else "NMF"
             progress.reset(iter_task, total=max_iter, description=f"{what} {mixture.name}")
-            name = mixture.stem
             if name in seen_names:
                 message = (
-                    f"{mixture}: same name as {seen_names[name]}, its stems would go to the "
-                    f"same folder {out_dir / name}; rename one or run them with different -o"
+                    f"{mixture}: named twice ({seen_names[name]}), its stems would go to the "
+                    f"same folder {out_dir / name}; name it once"
                 )
                 _say(progress.console, "error", message)
                 summary, ok = {"input": str(mixture), "error": message}, False
@@ -1033,7 +1068,7 @@ def _separate_files(
                 seen_names[name] = mixture
                 summary, ok = _separate_listed(
                     progress.console, separate_one, mixture, out_dir, force=force,
-                    callback=callback, kwargs=kwargs,
+                    callback=callback, kwargs={**kwargs, "name": name},
                 )
                 if ok and not as_json and not quiet:
                     progress.console.file.flush()
@@ -1725,12 +1760,31 @@ def eval_command(
         ),
     ] = None,
     force: Annotated[bool, _force_option("the --csv file if it exists")] = False,
+    framewise: Annotated[
+        float | None,
+        typer.Option(
+            "--framewise",
+            metavar="S",
+            callback=lambda v: None if v is None else _positive_float(v),
+            help="SDR/SIR/SAR as medians over windows of S seconds (museval/SiSEC style, "
+            "e.g. 1), skipping silent windows; SI-SDR stays whole-signal.",
+            show_default=False,
+        ),
+    ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images",
+            help="Score stereo (multichannel) stems as source images: SDR, ISR (how well "
+            "the stereo image is kept), SIR, SAR; instead of mono downmixes.",
+        ),
+    ] = False,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 
-    Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e out/mix/piano.wav
-    -e out/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
-    reference's rate (BSS Eval v3 via mir_eval).
+    Example: [bold]nmfsep eval -r piano.wav -r flute.wav -e separated/mix/piano.wav
+    -e separated/mix/flute.wav -m mix.wav[/]. Signals are compared as mono at the first
+    reference's rate (BSS Eval v3, as mir_eval's bss_eval_sources).
     """
     if not references or not estimates:
         missing = " and ".join(
@@ -1752,7 +1806,8 @@ def eval_command(
             progress.add_task("evaluating", total=None)
             with _captured_warnings() as caught:
                 result = evaluate_files(
-                    references, estimates, mixture_path=mixture, match=match, oracle=oracle
+                    references, estimates, mixture_path=mixture, match=match, oracle=oracle,
+                    framewise=framewise, images=images,
                 )
         _say_warnings(console, caught, result.warnings)
         if csv_path is not None:

@@ -11,11 +11,12 @@ It holds no math of its own.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import numpy as np
 
-from ._checks import fail
+from ._checks import check_choice, check_int, fail
 from .exceptions import NmfsepError, ParameterError
 from .nmf import check_nonnegative_matrix, nmf
 
@@ -33,6 +34,23 @@ def _densify(X):
     return X
 
 
+def _feature_names(X) -> np.ndarray | None:
+    """Return the string column names of a DataFrame (``feature_names_in_``), or None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray([str(c) if isinstance(c, str) else c for c in columns], dtype=object)
+    return names if all(isinstance(c, str) for c in names) else None
+
+
+def _check_same_dtype(X: np.ndarray, **factors) -> None:
+    """Refuse a custom factor of another floating dtype than X, as scikit-learn does."""
+    for name, value in factors.items():
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype != X.dtype:
+            raise fail(name, f"of the same dtype as X ({X.dtype})", dtype)
+
+
 class NotFittedError(NmfsepError, ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 
@@ -42,8 +60,11 @@ class BetaNMF:
 
     Parameters
     ----------
-    n_components : int or None, default=None
-        Number of atoms k; None keeps all features (``n_bins``).
+    n_components : int, "auto" or None, default=None
+        Number of atoms k, fixed atoms included. None keeps all features
+        (``n_bins``), or the number of ``fixed_atoms``; ``"auto"`` (as in
+        scikit-learn) takes k from the custom ``H`` or ``W`` passed to ``fit``,
+        else behaves as None.
     beta_loss : {"kullback-leibler", "itakura-saito", "frobenius"} or float
         The divergence, as in scikit-learn. Default KL (the audio default).
     init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"} or None
@@ -62,6 +83,10 @@ class BetaNMF:
         Iterations between entries of ``loss_history_``.
     n_threads : int or None
         Worker threads (default: usable cores).
+    fixed_atoms : array-like [shape=(k_fixed, n_features)] or None
+        Atoms held fixed (bit-identical) by ``fit``: the first ``k_fixed`` rows
+        of ``components_``; the other ``n_components - k_fixed`` are learned
+        (semi-supervised NMF). See :meth:`from_dictionary`.
 
     Attributes
     ----------
@@ -69,6 +94,8 @@ class BetaNMF:
         The atoms H (one per row).
     n_components_ : int
     n_features_in_ : int
+    feature_names_in_ : np.ndarray of str [shape=(n_features,)]
+        Only when ``fit`` was given a DataFrame with string column names.
     n_iter_ : int
     reconstruction_err_ : float
         ``sqrt(2 D_β(X | W H))``, as scikit-learn defines it.
@@ -102,6 +129,7 @@ class BetaNMF:
         normalize_atoms: bool = False,
         check_every: int = 10,
         n_threads: int | None = None,
+        fixed_atoms: np.ndarray | None = None,
     ):
         self.n_components = n_components
         self.beta_loss = beta_loss
@@ -116,6 +144,38 @@ class BetaNMF:
         self.normalize_atoms = normalize_atoms
         self.check_every = check_every
         self.n_threads = n_threads
+        self.fixed_atoms = fixed_atoms
+
+    @classmethod
+    def from_dictionary(cls, atoms, *, n_free: int = 0, **params) -> BetaNMF:
+        """Build an estimator on given atoms: ready to ``transform`` (supervised) or ``fit``.
+
+        Parameters
+        ----------
+        atoms : array-like [shape=(k, n_features)] or Dictionary
+            The atoms, one per row (a :class:`nmfsep.Dictionary` gives its
+            ``atoms``; with ``context_frames > 1`` its features are stacked frames,
+            see :func:`nmfsep.context.stack_frames`).
+        n_free : int, default=0
+            Free atoms ``fit`` learns beside the fixed ones (semi-supervised).
+        **params
+            Other parameters of :class:`BetaNMF` (``beta_loss``, ``max_iter``, ...).
+
+        Returns
+        -------
+        BetaNMF
+            ``fixed_atoms=atoms`` and ``n_components=k + n_free``. With
+            ``n_free=0`` it is also fitted: ``components_`` holds the atoms, so
+            ``transform`` and ``librosa.decompose.decompose(S, transformer=...,
+            fit=False)`` work at once.
+        """
+        atoms = check_nonnegative_matrix(getattr(atoms, "atoms", atoms), "atoms")
+        n_free = check_int(n_free, "n_free", 0)
+        est = cls(n_components=atoms.shape[0] + n_free, fixed_atoms=atoms, **params)
+        if n_free == 0:
+            est._set_fitted(atoms.copy(), n_iter=0, err=float("nan"),
+                            losses=np.empty(0), n_features=atoms.shape[1])
+        return est
 
     # -- scikit-learn's parameter protocol -------------------------------------------
     @classmethod
@@ -164,6 +224,62 @@ class BetaNMF:
             input_tags=InputTags(positive_only=True, sparse=True),
         )
 
+    # -- scikit-learn's output API -----------------------------------------------------
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the output columns: ``betanmf0``, ``betanmf1``, ... (one per atom).
+
+        Parameters
+        ----------
+        input_features : ignored
+            Accepted for scikit-learn's protocol.
+
+        Returns
+        -------
+        np.ndarray of str [shape=(n_components_,)], dtype object
+        """
+        self._check_fitted()
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.n_components_)], dtype=object)
+
+    def set_output(self, *, transform: str | None = None) -> BetaNMF:
+        """Container of ``transform``/``fit_transform`` output (scikit-learn protocol).
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None
+            ``"default"``: NumPy arrays; ``"pandas"``/``"polars"``: a DataFrame
+            with :meth:`get_feature_names_out` columns; None leaves it unchanged.
+            Unset, scikit-learn's global ``transform_output`` applies.
+
+        Returns
+        -------
+        BetaNMF
+            self.
+        """
+        if transform is None:
+            return self
+        check_choice(transform, "transform", ("default", "pandas", "polars"))
+        # scikit-learn's attribute name, so that its clone and pipelines see it
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _wrap(self, W: np.ndarray, X) -> Any:
+        """W in the container chosen by :meth:`set_output` (or scikit-learn's config)."""
+        mode = getattr(self, "_sklearn_output_config", {}).get("transform")
+        if mode is None:
+            sklearn = sys.modules.get("sklearn")  # only if the caller uses scikit-learn
+            mode = sklearn.get_config()["transform_output"] if sklearn else "default"
+        if mode == "pandas":
+            import pandas
+
+            index = X.index if isinstance(X, pandas.DataFrame) else None
+            return pandas.DataFrame(W, columns=self.get_feature_names_out(), index=index)
+        if mode == "polars":
+            import polars
+
+            return polars.DataFrame(W, schema=list(self.get_feature_names_out()))
+        return W
+
     # -- fitting ----------------------------------------------------------------------
     def _nmf_kwargs(self) -> dict[str, Any]:
         return dict(
@@ -195,24 +311,55 @@ class BetaNMF:
         Returns
         -------
         W : np.ndarray [shape=(n_samples, k)]
+            (a DataFrame after :meth:`set_output`)
+
+        Raises
+        ------
+        ParameterError
+            Also a ``TypeError`` when the custom W or H has another dtype than X
+            (scikit-learn's rule).
         """
-        X = check_nonnegative_matrix(_densify(X), "X")
+        names = _feature_names(X)
+        Xa = check_nonnegative_matrix(_densify(X), "X")
+        if self.init == "custom":
+            _check_same_dtype(Xa, W=W, H=H)
         res = nmf(
-            X,
-            self.n_components,
+            Xa,
+            self._resolved_k(W, H),
             init=self.init,
             W=W,
             H=H,
+            fixed_atoms=self.fixed_atoms,
             random_state=self.random_state,
             **self._nmf_kwargs(),
         )
-        self.components_ = res.H
-        self.n_components_ = res.H.shape[0]
-        self.n_features_in_ = X.shape[1]
-        self.n_iter_ = res.n_iter
-        self.reconstruction_err_ = res.reconstruction_err
-        self.loss_history_ = res.loss_history
-        return res.W
+        self._set_fitted(res.H, n_iter=res.n_iter, err=res.reconstruction_err,
+                         losses=res.loss_history, n_features=Xa.shape[1])
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self._wrap(res.W, X)
+
+    def _resolved_k(self, W, H) -> int | None:
+        """``n_components`` with ``"auto"`` resolved from the custom H or W (else None)."""
+        if not (isinstance(self.n_components, str) and self.n_components == "auto"):
+            return self.n_components
+        if H is not None:
+            return np.shape(H)[0]
+        if W is not None:
+            return np.shape(W)[1]
+        return None
+
+    def _set_fitted(self, H: np.ndarray, *, n_iter: int, err: float, losses: np.ndarray,
+                    n_features: int) -> None:
+        self.components_ = H
+        self.n_components_ = H.shape[0]
+        self._n_components = H.shape[0]  # scikit-learn's name for it, read by its tests
+        self.n_features_in_ = n_features
+        self.n_iter_ = n_iter
+        self.reconstruction_err_ = err
+        self.loss_history_ = losses
 
     def fit(self, X, y=None, **params) -> BetaNMF:
         """Learn the atoms from X; returns self (see :meth:`fit_transform`)."""
@@ -235,23 +382,24 @@ class BetaNMF:
         Returns
         -------
         W : np.ndarray [shape=(n_samples, k)]
+            (a DataFrame after :meth:`set_output`)
         """
         self._check_fitted()
-        X = check_nonnegative_matrix(_densify(X), "X")
-        if X.shape[1] != self.n_features_in_:
+        Xa = check_nonnegative_matrix(_densify(X), "X")
+        if Xa.shape[1] != self.n_features_in_:
             raise ParameterError(
-                f"X has {X.shape[1]} features, but BetaNMF is expecting "
+                f"X has {Xa.shape[1]} features, but BetaNMF is expecting "
                 f"{self.n_features_in_} features as input"
             )
         res = nmf(
-            X,
+            Xa,
             self.n_components_,
-            H=self.components_.astype(X.dtype, copy=False),
+            H=self.components_.astype(Xa.dtype, copy=False),
             update_H=False,
             random_state=self.random_state,
             **self._nmf_kwargs(),
         )
-        return res.W
+        return self._wrap(res.W, X)
 
     def inverse_transform(self, X) -> np.ndarray:
         """Return the data model ``W @ components_``.

@@ -3,9 +3,10 @@
 What is measured
 ----------------
 * **SDR / SIR / SAR** are BSS Eval v3 ``bss_eval_sources`` (Vincent, Gribonval &
-  Févotte 2006), computed by the reference implementation,
-  :func:`mir_eval.separation.bss_eval_sources` (time-invariant distortion filters of
-  512 taps). nmfsep does not reimplement them.
+  Févotte 2006), computed by :mod:`nmfsep.bsseval`: the decomposition of
+  ``mir_eval.separation.bss_eval_sources`` (time-invariant distortion filters of
+  512 taps), checked against it to 1e-9 dB in the tests; mir_eval is no run-time
+  dependency.
 * **SI-SDR** is the scale-invariant SDR of Le Roux, Wisdom, Erdogan & Hershey (2019),
   on zero-mean signals, and **SI-SDRi** its improvement over the unprocessed
   mixture: ``SI-SDR(estimate) - SI-SDR(mixture)``, both against the same reference.
@@ -20,9 +21,10 @@ is used as it is.
 
 Silence
 -------
-``mir_eval`` refuses any all-zero source. Here a silent reference or a silent
-estimate (after the downmix) is reported with NaN metrics and a ``status`` of
-``"silent reference"`` or ``"silent estimate"``, with an :class:`EvaluationWarning`;
+BSS Eval is undefined for an all-zero source (mir_eval refuses one). Here a
+silent reference or a silent estimate (after the downmix) is reported with NaN
+metrics and a ``status`` of ``"silent reference"`` or ``"silent estimate"``, with
+an :class:`EvaluationWarning`;
 the other sources are still evaluated against every non-silent reference, so
 leakage into them still counts as interference.
 
@@ -56,8 +58,9 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from nmfsep._checks import check_choice, check_real, fail
+from nmfsep._checks import check_choice, check_int, check_real, fail
 from nmfsep._checks import check_rate as _check_rate
+from nmfsep.bsseval import FILTER_LENGTH, BSSEval
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -75,6 +78,7 @@ __all__ = [
     "ORACLE_KINDS",
     "METRICS",
     "METRIC_LABELS",
+    "IMAGE_METRICS",
 ]
 
 #: The metrics of a :class:`StemScore`, in table order.
@@ -86,10 +90,12 @@ METRIC_LABELS = {
     "sar": "SAR",
     "si_sdr": "SI-SDR",
     "si_sdri": "SI-SDRi",
+    "isr": "ISR",
 }
+#: The metrics of a source-image evaluation (``images=True``): ISR added.
+IMAGE_METRICS = ("sdr", "isr", "sir", "sar", "si_sdr", "si_sdri")
 #: Oracle mask kinds and the exponent each applies to the reference magnitudes.
 ORACLE_KINDS = {"irm": 1.0, "wiener": 2.0, "ibm": None}
-_BSS_FILTER_LENGTH = 512  # mir_eval's bss_eval_sources filter length (fixed there)
 _PAIR_FLOOR = -1000.0  # stand-in SDR of impossible pairs when matching by permutation
 _PAIR_CEIL = 1000.0
 
@@ -158,69 +164,56 @@ def _mono(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- BSS Eval
 
 
-def _mir_eval_separation():
-    try:
-        import mir_eval.separation as sep
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "SDR/SIR/SAR need mir_eval; install it with pip install 'mir_eval>=0.7,<0.9'"
-        ) from exc
-    return sep
+def _quietly(func, *args):
+    """Call ``func`` with BLAS on one thread and numpy's divide warnings off.
 
-
-def _call_mir_eval(func, *args):
-    """Call a mir_eval function quietly (it is deprecated in 0.8 and warns on each call).
-
-    BLAS runs on one thread inside: the systems are small (512 taps per source),
-    and a multi-threaded BLAS on them is up to 10x slower on a busy machine.
+    The systems are small (512 taps per source), and a multi-threaded BLAS on them is
+    up to 10x slower on a busy machine.
     """
     from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            try:
-                return func(*args)
-            except (np.linalg.LinAlgError, AttributeError) as exc:
-                # mir_eval falls back to ``np.linalg.linalg.LinAlgError``, which numpy 2
-                # removed, so a singular system surfaces as an AttributeError.
-                raise ParameterError(
-                    "BSS Eval failed: the reference sources are linearly dependent (two "
-                    "identical or delayed/filtered copies of one signal, or pure tones); "
-                    "evaluate distinct references"
-                ) from exc
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(divide="ignore",
+                                                                   invalid="ignore"):
+        return func(*args)
 
 
-def _pair_sdr(sep, reference: np.ndarray, estimate: np.ndarray) -> float:
+def _pair_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """SDR of one estimate against one reference (independent of the other references)."""
-    sdr, _, _, _ = _call_mir_eval(
-        sep.bss_eval_sources, reference[np.newaxis], estimate[np.newaxis], False
-    )
-    return float(sdr[0])
+    return _quietly(lambda: BSSEval(reference[np.newaxis]).scores(estimate, 0)[0])
 
 
 def _metrics(
-    sep, R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]]
+    R: np.ndarray, E: np.ndarray, pairs: list[tuple[int, int]], window: int | None = None
 ) -> dict[int, tuple[float, float, float]]:
     """SDR/SIR/SAR of the pairs ``(row of R, row of E)`` against the reference set ``R``.
 
-    ``R`` holds only non-silent references and ``E`` only non-silent estimates.
+    ``R`` holds only non-silent references and ``E`` only non-silent estimates. A
+    reference without an estimate stays in the set, so that its leakage into the other
+    estimates counts as interference, as in BSS Eval. With ``window`` (samples), each
+    metric is the median over successive windows, skipping windows where a reference
+    or the estimate is silent (NaN if none is left).
     """
     if not pairs:
         return {}
-    if len(pairs) == R.shape[0]:
-        # Every reference has an estimate: the public function, exactly as published.
-        order = sorted(pairs)
-        sdr, sir, sar, _ = _call_mir_eval(sep.bss_eval_sources, R, E[[i for _, i in order]], False)
-        return {j: (float(sdr[n]), float(sir[n]), float(sar[n])) for n, (j, _) in enumerate(order)}
-    # Some reference has no (non-silent) estimate: keep it in the reference set so that
-    # its leakage into the other estimates counts as interference, as in BSS Eval.
-    out = {}
-    for j, i in pairs:
-        parts = _call_mir_eval(sep._bss_decomp_mtifilt, R, E[i], j, _BSS_FILTER_LENGTH)
-        out[j] = tuple(float(v) for v in _call_mir_eval(sep._bss_source_crit, *parts))
-    return out
+
+    def run() -> dict[int, tuple[float, float, float]]:
+        if window is None:
+            bss = BSSEval(R)
+            return {j: bss.scores(E[i], j) for j, i in pairs}
+        frames: dict[int, list[tuple[float, float, float]]] = {j: [] for j, _ in pairs}
+        for start in range(0, R.shape[1] - window + 1, window):
+            sl = slice(start, start + window)
+            if not np.all(np.any(R[:, sl] != 0, axis=1)):
+                continue
+            bss = BSSEval(R[:, sl])
+            for j, i in pairs:
+                if np.any(E[i, sl] != 0):
+                    frames[j].append(bss.scores(E[i, sl], j))
+        nan3 = (math.nan, math.nan, math.nan)
+        return {j: tuple(float(v) for v in np.median(f, axis=0)) if f else nan3
+                for j, f in frames.items()}
+
+    return _quietly(run)
 
 
 def bss_eval(
@@ -230,8 +223,9 @@ def bss_eval(
     permute: bool = False,
     names: Sequence[str] | None = None,
     estimate_names: Sequence[str] | None = None,
+    window: int | None = None,
 ) -> dict[str, Any]:
-    """SDR, SIR and SAR of every source with mir_eval's ``bss_eval_sources``.
+    """SDR, SIR and SAR of every source: BSS Eval v3 ``bss_eval_sources``.
 
     Parameters
     ----------
@@ -253,6 +247,11 @@ def bss_eval(
         Names of the references, used in warnings (default ``"reference 0"`` ...).
     estimate_names : sequence of str, optional
         Names of the estimates, used in warnings (default ``"estimate 0"`` ...).
+    window : int, optional
+        Framewise BSS Eval: SDR, SIR and SAR are the medians over successive
+        windows of ``window`` samples (SiSEC's convention), skipping windows where
+        a reference or the estimate is silent. Matching (``permute``) still uses
+        the whole signals. None: the whole signals.
 
     Returns
     -------
@@ -294,16 +293,17 @@ def bss_eval(
     """
     R, E, names, estimate_names = _bss_inputs(references, estimates, permute, names,
                                               estimate_names)
-    sep = _mir_eval_separation()
     silent_ref = ~np.any(R != 0, axis=1)
     silent_est = ~np.any(E != 0, axis=1)
     pair_sdr = None
     if permute:
-        match, pair_sdr = _match_by_sdr(sep, R, E, silent_ref, silent_est)
+        match, pair_sdr = _match_by_sdr(R, E, silent_ref, silent_est)
     else:
         match = np.arange(R.shape[0], dtype=np.intp)
     status, unmatched = _statuses(match, silent_ref, silent_est, names, estimate_names)
-    sdr, sir, sar = _scores(sep, R, E, match, status, silent_ref, silent_est)
+    if window is not None:
+        check_int(window, "window", 1)
+    sdr, sir, sar = _scores(R, E, match, status, silent_ref, silent_est, window)
     out: dict[str, Any] = {
         "sdr": sdr,
         "sir": sir,
@@ -364,14 +364,12 @@ def _bss_inputs(
 
 
 def _match_by_sdr(
-    sep: Any, R: np.ndarray, E: np.ndarray, silent_ref: np.ndarray, silent_est: np.ndarray
+    R: np.ndarray, E: np.ndarray, silent_ref: np.ndarray, silent_est: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign estimates to references for the largest total SDR (Hungarian method).
 
     Parameters
     ----------
-    sep : module
-        ``mir_eval.separation``.
     R : np.ndarray [shape=(n_sources, n_samples)]
     E : np.ndarray [shape=(n_estimates, n_samples)]
     silent_ref : np.ndarray [shape=(n_sources,)], bool
@@ -390,7 +388,7 @@ def _match_by_sdr(
     pair_sdr = np.full((n_est, n_src), np.nan)
     for i in np.flatnonzero(~silent_est):
         for j in np.flatnonzero(~silent_ref):
-            pair_sdr[i, j] = _pair_sdr(sep, R[j], E[i])
+            pair_sdr[i, j] = _pair_sdr(R[j], E[i])
     score = np.nan_to_num(pair_sdr, nan=_PAIR_FLOOR, posinf=_PAIR_CEIL, neginf=_PAIR_FLOOR)
     rows, cols = linear_sum_assignment(np.clip(score, _PAIR_FLOOR, _PAIR_CEIL), maximize=True)
     match = np.full(n_src, -1, dtype=np.intp)
@@ -454,17 +452,17 @@ def _statuses(
 
 
 def _scores(
-    sep: Any,
     R: np.ndarray,
     E: np.ndarray,
     match: np.ndarray,
     status: list[str],
     silent_ref: np.ndarray,
     silent_est: np.ndarray,
+    window: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute SDR, SIR and SAR per reference, NaN where ``status`` is not ``"ok"``.
 
-    Evaluates against the non-silent references only (mir_eval refuses silent ones).
+    Evaluates against the non-silent references only (BSS Eval is undefined for silence).
 
     Returns
     -------
@@ -477,7 +475,7 @@ def _scores(
     ref_pos = {int(j): n for n, j in enumerate(ref_rows)}
     est_pos = {int(i): n for n, i in enumerate(est_rows)}
     pairs = [(ref_pos[j], est_pos[int(match[j])]) for j in range(n_src) if status[j] == "ok"]
-    found = _metrics(sep, R[ref_rows], E[est_rows], pairs)
+    found = _metrics(R[ref_rows], E[est_rows], pairs, window)
 
     sdr = np.full(n_src, np.nan)
     sir = np.full(n_src, np.nan)
@@ -700,7 +698,7 @@ class StemScore:
     reference : str or None
         The matched reference's name (None for an unmatched estimate).
     sdr, sir, sar : float
-        BSS Eval v3 in dB (mir_eval), NaN when undefined.
+        BSS Eval v3 in dB (:mod:`nmfsep.bsseval`), NaN when undefined.
     si_sdr : float
         Scale-invariant SDR in dB.
     si_sdri : float
@@ -708,6 +706,9 @@ class StemScore:
     status : str
         ``"ok"``, ``"silent reference"``, ``"silent estimate"``, ``"no estimate"``
         or ``"unmatched"``.
+    isr : float
+        Source image to spatial distortion ratio in dB (``images=True`` only; NaN
+        otherwise): how well the stem keeps its reference's stereo image.
     """
 
     name: str | None
@@ -718,12 +719,15 @@ class StemScore:
     si_sdr: float = math.nan
     si_sdri: float = math.nan
     status: str = "ok"
+    isr: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the scores as JSON types (NaN and ±inf become None)."""
+        """Return the scores as JSON types (NaN and ±inf become None; ``isr`` if set)."""
         d: dict[str, Any] = {"name": self.name, "reference": self.reference}
         d.update({m: _json_float(getattr(self, m)) for m in METRICS})
         d["status"] = self.status
+        if not math.isnan(self.isr):
+            d["isr"] = _json_float(self.isr)
         return d
 
 
@@ -752,7 +756,11 @@ class EvaluationResult:
     oracle_kind : str or None
         ``"irm"``, ``"wiener"`` or ``"ibm"`` when ``oracle`` is set.
     downmix : str
-        How channels were handled (always ``"mono"``: the mean of the channels).
+        How channels were handled: ``"mono"`` (the mean of the channels) or
+        ``"images"`` (SDR/ISR/SIR/SAR of the multichannel source images; SI-SDR
+        still on mono downmixes).
+    framewise : float or None
+        Seconds per window when SDR/SIR/SAR are framewise medians; None: whole signals.
     """
 
     stems: tuple[StemScore, ...]
@@ -763,12 +771,18 @@ class EvaluationResult:
     oracle: EvaluationResult | None = None
     oracle_kind: str | None = None
     downmix: str = "mono"
+    framewise: float | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics of this result: :data:`METRICS`, or :data:`IMAGE_METRICS`."""
+        return IMAGE_METRICS if self.downmix == "images" else METRICS
 
     @property
     def means(self) -> dict[str, float]:
         """Mean of each metric over the stems where it is finite (NaN if none)."""
         out = {}
-        for m in METRICS:
+        for m in self.metrics:
             vals = [getattr(s, m) for s in self.stems if math.isfinite(getattr(s, m))]
             out[m] = float(np.mean(vals)) if vals else math.nan
         return out
@@ -787,8 +801,8 @@ class EvaluationResult:
         -------
         dict
             Keys ``match``, ``sr``, ``n_samples``, ``downmix``, ``metrics`` (a
-            description), ``stems`` (list of per-stem dicts), ``mean``, ``warnings``,
-            ``oracle_kind`` and ``oracle`` (a nested dict or None).
+            description), ``framewise``, ``stems`` (list of per-stem dicts), ``mean``,
+            ``warnings``, ``oracle_kind`` and ``oracle`` (a nested dict or None).
             :meth:`from_dict` rebuilds an equal result.
         """
         return {
@@ -796,7 +810,10 @@ class EvaluationResult:
             "sr": int(self.sr),
             "n_samples": int(self.n_samples),
             "downmix": self.downmix,
-            "metrics": "BSS Eval v3 (mir_eval.separation.bss_eval_sources) and SI-SDR, dB",
+            "metrics": "BSS Eval v3 (bss_eval_sources, 512-tap filters) and SI-SDR, dB"
+            + ("" if self.framewise is None else
+               f"; SDR/SIR/SAR: medians over {self.framewise:g} s windows"),
+            "framewise": self.framewise,
             "stems": [s.to_dict() for s in self.stems],
             "mean": {m: _json_float(v) for m, v in self.means.items()},
             "warnings": list(self.warnings),
@@ -813,6 +830,7 @@ class EvaluationResult:
                     name=s["name"],
                     reference=s["reference"],
                     status=s["status"],
+                    isr=math.nan if s.get("isr") is None else float(s["isr"]),
                     **{m: math.nan if s[m] is None else float(s[m]) for m in METRICS},
                 )
                 for s in d["stems"]
@@ -826,6 +844,7 @@ class EvaluationResult:
                 oracle=None if d.get("oracle") is None else cls.from_dict(d["oracle"]),
                 oracle_kind=d.get("oracle_kind"),
                 downmix=d.get("downmix", "mono"),
+                framewise=None if d.get("framewise") is None else float(d["framewise"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"not an evaluation result dictionary: {exc!r}") from exc
@@ -881,10 +900,13 @@ class EvaluationResult:
         """
         seconds = self.n_samples / self.sr
         title = (
-            f"BSS Eval v3 (mir_eval) and SI-SDR in dB, mono downmix, {self.sr} Hz, "
+            f"BSS Eval v3 and SI-SDR in dB, "
+            f"{'source images' if self.downmix == 'images' else 'mono downmix'}, {self.sr} Hz, "
             f"{seconds:.2f} s, matched by {self.match}"
+            + ("" if self.framewise is None else
+               f"; SDR/SIR/SAR: medians over {self.framewise:g} s windows")
         )
-        parts = [title, _table(self.stems, self.means)]
+        parts = [title, _table(self.stems, self.means, self.metrics)]
         if self.oracle is not None:
             kind = {"irm": "IRM", "wiener": "Wiener", "ibm": "IBM"}.get(
                 self.oracle_kind or "", str(self.oracle_kind)
@@ -905,23 +927,24 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _table(stems: Sequence[StemScore], means: Mapping[str, float]) -> str:
-    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in METRICS), "note"]
+def _table(stems: Sequence[StemScore], means: Mapping[str, float],
+           metrics: Sequence[str] = METRICS) -> str:
+    header = ["estimate", "reference", *(METRIC_LABELS[m] for m in metrics), "note"]
     rows = [
         [
             s.name or "-",
             s.reference or "-",
-            *(_num(getattr(s, m)) for m in METRICS),
+            *(_num(getattr(s, m)) for m in metrics),
             "" if s.status == "ok" else s.status,
         ]
         for s in stems
     ]
-    rows.append(["mean", "", *(_num(means[m]) for m in METRICS), ""])
+    rows.append(["mean", "", *(_num(means[m]) for m in metrics), ""])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = []
     for r in [header, *rows]:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-        cells += [r[c].rjust(widths[c]) for c in range(2, 2 + len(METRICS))]
+        cells += [r[c].rjust(widths[c]) for c in range(2, 2 + len(metrics))]
         cells.append(r[-1].ljust(widths[-1]))
         lines.append("  ".join(cells))
     rule = "-" * len(lines[0])
@@ -953,6 +976,8 @@ def evaluate_separation(
     sr_mixture: int | None = None,
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
+    framewise: float | None = None,
+    images: bool = False,
 ) -> EvaluationResult:
     """Score separated stems against the true sources.
 
@@ -983,6 +1008,15 @@ def evaluate_separation(
     config : STFTConfig, optional
         STFT of the oracle; default ``STFTConfig.for_sample_rate(sr)``, as
         :func:`nmfsep.separate` uses. Pass the settings of your separation.
+    framewise : float, optional
+        Seconds per window: SDR, SIR and SAR become the medians over successive
+        windows of that length (museval/SiSEC style, e.g. 1.0), ignoring windows
+        where a reference or the estimate is silent; SI-SDR stays whole-signal.
+    images : bool, default=False
+        Score the multichannel source images (``bss_eval_images``: SDR, ISR, SIR,
+        SAR; stereo stems keep or lose their image) instead of mono downmixes;
+        matching still uses the downmixes. All references need the same number of
+        channels. Not with ``framewise``.
 
     Returns
     -------
@@ -1005,12 +1039,8 @@ def evaluate_separation(
     -----
     All metrics are computed on mono downmixes (see the module documentation).
     """
-    check_choice(match, "match", ("name", "permutation"))
-    if oracle is not None and oracle not in ORACLE_KINDS:
-        raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
-    sr = _check_rate(sr, "sr")
-    sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
-    sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
+    sr, sr_est, sr_mix, window = _checked_options(match, oracle, sr, sr_estimates, sr_mixture,
+                                                  framewise)
     refs = _check_named(references, "references")
     ests = _check_named(estimates, "estimates")
     messages: list[str] = []
@@ -1049,9 +1079,11 @@ def evaluate_separation(
     order = ref_names if match == "name" else est_names
     R = np.stack([_mono(refs[n]) for n in ref_names])
     E = np.stack([_mono(ests[n]) for n in order])
-    scores = _bss_eval_recorded(R, E, match, ref_names, order, messages)
+    scores = _bss_eval_recorded(R, E, match, ref_names, order, messages, window)
     stems = _stem_scores(scores, R, E, ref_names, est_names, order,
                          None if mix is None else _mono(mix))
+    if images:
+        stems = _image_scores(stems, refs, ests, common_channels, window)
     oracle_result = None
     if oracle is not None:
         oracle_result = _oracle_result(refs, mix, common_channels, config, oracle, sr)
@@ -1063,7 +1095,54 @@ def evaluate_separation(
         warnings=tuple(messages),
         oracle=oracle_result,
         oracle_kind=oracle,
+        framewise=None if framewise is None else float(framewise),
+        downmix="images" if images else "mono",
     )
+
+
+def _image_scores(stems: list[StemScore], refs: dict[str, np.ndarray],
+                  ests: dict[str, np.ndarray], channels: int | None,
+                  window: int | None) -> list[StemScore]:
+    """Replace SDR/SIR/SAR of every scored stem by ``bss_eval_images``' and add ISR."""
+    if channels is None or window is not None:
+        what = "references with one channel count" if channels is None else "no framewise"
+        raise fail("images", f"used with {what}", True)
+    live = [n for n, y in refs.items() if np.any(y != 0)]
+    if not live:
+        return stems
+    bss = _quietly(BSSEval, np.stack([refs[n] for n in live]))
+    out = []
+    for s in stems:
+        if s.status == "ok" and s.name is not None and s.reference in live:
+            sdr, isr, sir, sar = _quietly(bss.image_scores, ests[s.name], live.index(s.reference))
+            s = replace(s, sdr=sdr, isr=isr, sir=sir, sar=sar)
+        out.append(s)
+    return out
+
+
+def _checked_options(
+    match: object, oracle: object, sr: object, sr_estimates: object, sr_mixture: object,
+    framewise: object,
+) -> tuple[int, int, int, int | None]:
+    """Check :func:`evaluate_separation`'s options; return the three rates and the window."""
+    check_choice(match, "match", ("name", "permutation"))
+    if oracle is not None and oracle not in ORACLE_KINDS:
+        raise fail("oracle", f"one of {sorted(ORACLE_KINDS)} or None", oracle)
+    sr = _check_rate(sr, "sr")
+    window = None if framewise is None else _window(framewise, sr)
+    sr_est = sr if sr_estimates is None else _check_rate(sr_estimates, "sr_estimates")
+    sr_mix = sr if sr_mixture is None else _check_rate(sr_mixture, "sr_mixture")
+    return sr, sr_est, sr_mix, window
+
+
+def _window(framewise: object, sr: int) -> int:
+    """Return the framewise window in samples: at least twice the BSS Eval filter."""
+    seconds = check_real(framewise, "framewise", strict=True)
+    window = int(round(seconds * sr))
+    if window < 2 * FILTER_LENGTH:
+        raise fail("framewise", f"at least {2 * FILTER_LENGTH / sr:.3g} s (1024 samples: BSS "
+                   "Eval's 512-tap filters need them)", framewise)
+    return window
 
 
 def _names_disagree(ref_names: list[str], est_names: list[str]) -> ParameterError:
@@ -1098,7 +1177,7 @@ def _pad_references(refs: dict[str, np.ndarray], messages: list[str]) -> int:
 
 def _bss_eval_recorded(
     R: np.ndarray, E: np.ndarray, match: str, ref_names: list[str], order: list[str],
-    messages: list[str],
+    messages: list[str], window: int | None = None,
 ) -> dict[str, Any]:
     """Run :func:`bss_eval` on mono sources, recording its warnings in ``messages``.
 
@@ -1114,6 +1193,8 @@ def _bss_eval_recorded(
     messages : list of str
         Receives the EvaluationWarnings, which are emitted again at the caller of
         :func:`evaluate_separation`, as are other warnings.
+    window : int or None
+        Framewise window in samples (:func:`bss_eval`).
 
     Returns
     -------
@@ -1128,6 +1209,7 @@ def _bss_eval_recorded(
             permute=(match == "permutation"),
             names=[f"reference {n!r}" for n in ref_names],
             estimate_names=[f"estimate {n!r}" for n in order],
+            window=window,
         )
     for w in caught:  # pass them on, recording ours in the result
         if issubclass(w.category, EvaluationWarning):
@@ -1235,6 +1317,8 @@ def evaluate_files(
     match: Literal["name", "permutation"] = "name",
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
+    framewise: float | None = None,
+    images: bool = False,
 ) -> EvaluationResult:
     """Score separated audio files against reference files.
 
@@ -1256,6 +1340,11 @@ def evaluate_files(
         Also score an oracle-mask separation; see :func:`evaluate_separation`.
     config : STFTConfig, optional
         STFT of the oracle.
+    framewise : float, optional
+        Seconds per window of framewise SDR/SIR/SAR (see :func:`evaluate_separation`).
+    images : bool, default=False
+        Score the stems as multichannel source images, with ISR (see
+        :func:`evaluate_separation`).
 
     Returns
     -------
@@ -1309,9 +1398,8 @@ def evaluate_files(
                 f"mixture {os.fspath(mixture_path)}: resampled from {sr_file} Hz to {sr} Hz",
                 messages,
             )
-    result = evaluate_separation(
-        refs, ests, sr=sr, mixture=mix, match=match, oracle=oracle, config=config
-    )
+    result = evaluate_separation(refs, ests, sr=sr, mixture=mix, match=match, oracle=oracle,
+                                 config=config, framewise=framewise, images=images)
     return replace(result, warnings=tuple(messages) + result.warnings)
 
 

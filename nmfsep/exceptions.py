@@ -7,6 +7,8 @@ derive from the matching built-in so that ``except ValueError`` keeps working
 
 from __future__ import annotations
 
+import sys
+
 __all__ = [
     "NmfsepError",
     "ParameterError",
@@ -14,6 +16,7 @@ __all__ = [
     "DictionaryError",
     "OutputError",
     "ConvergenceWarning",
+    "convergence_warning_category",
 ]
 
 
@@ -42,4 +45,37 @@ class OutputError(NmfsepError, OSError):
 
 
 class ConvergenceWarning(UserWarning):
-    """The solver stopped at ``max_iter`` before reaching ``tol``."""
+    """The solver stopped at ``max_iter`` before reaching ``tol``.
+
+    What nmfsep emits is :func:`convergence_warning_category`: this class, or, once
+    scikit-learn is imported, a subclass of it and of scikit-learn's
+    ``ConvergenceWarning``, so that filtering either class silences it.
+    """
+
+
+_WITH_SKLEARN: dict[type, type] = {}
+
+
+def convergence_warning_category() -> type[UserWarning]:
+    """Return the category to emit a convergence warning with.
+
+    :class:`ConvergenceWarning`, or, when ``sklearn.exceptions`` is already
+    imported, a class deriving from both ours and scikit-learn's
+    ``ConvergenceWarning`` (a filter on scikit-learn's class needs scikit-learn
+    imported, so nothing else can be filtering on it). scikit-learn is never
+    imported here: it is no run-time dependency and costs most of a second.
+
+    Returns
+    -------
+    type
+        A subclass of :class:`ConvergenceWarning`.
+    """
+    sk = getattr(sys.modules.get("sklearn.exceptions"), "ConvergenceWarning", None)
+    if not (isinstance(sk, type) and issubclass(sk, Warning)):
+        return ConvergenceWarning
+    if sk not in _WITH_SKLEARN:
+        _WITH_SKLEARN[sk] = type(
+            "ConvergenceWarning", (ConvergenceWarning, sk),
+            {"__doc__": ConvergenceWarning.__doc__, "__module__": __name__},
+        )
+    return _WITH_SKLEARN[sk]

@@ -16,7 +16,15 @@ from typing import Any
 
 from nmfsep import io
 from nmfsep.exceptions import ParameterError
-from nmfsep.plan import Plan, SeparationParams, file_summary, load_dictionaries, make_plan
+from nmfsep.plan import (
+    Plan,
+    SeparationParams,
+    file_summary,
+    gain_warnings,
+    load_dictionaries,
+    make_plan,
+    output_folder,
+)
 from nmfsep.report import write_report
 from nmfsep.separate import analyse, check_mixture, stem_blocks
 
@@ -33,9 +41,14 @@ def separate_file(
     force: bool = False,
     save_model: bool = False,
     report: bool = False,
+    format: str = "wav",
+    subtype: str | None = None,
+    name: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Separate an audio file and write ``out_dir/<mix stem>/<name>.wav``, all or nothing.
+    """Separate an audio file and write ``out_dir/<mix stem>/<stem>.wav``, all or nothing.
+
+    (``.flac`` with ``format="flac"``; the folder is ``out_dir/<name>`` with ``name``.)
 
     Checks the names, the targets (none may exist unless ``force``) and that the output
     folder is writable before computing; writes every stem to a temporary name and
@@ -61,6 +74,16 @@ def separate_file(
         place. Both are checked with the stems before computing (none may exist unless
         ``force``); if writing the report fails anyway (disk full ...), the stems stay
         and the error is raised.
+    format : {"wav", "flac"}, default="wav"
+        Stem file format (and extension).
+    subtype : {"float", "pcm24", "pcm16"} or None
+        Sample type; None: float for WAV, pcm24 for FLAC. Integer samples never clip:
+        when a stem would, every stem is scaled by one gain (a warning says by how
+        much; the stems still add up, to the mixture times that gain).
+    name : str or None
+        The output folder under ``out_dir``, a ``/``-separated relative path
+        (:func:`nmfsep.io.output_names` makes them for many files); default the
+        mixture's stem.
     **kwargs
         Passed to :func:`nmfsep.separate.separate` (``n_components``, ``dictionaries``
         ...).
@@ -87,17 +110,18 @@ def separate_file(
     """
     start = time.perf_counter()
     src = Path(path)
-    mix_name = io.check_name(src.stem)
+    folder = output_folder(src, out_dir, name)
+    fmt = io.audio_format(format, subtype)
     y, sr = check_mixture(*io.load(src))
     plan, params, options = _plan_of(kwargs)
-    folder = Path(out_dir) / mix_name
-    outputs = io.output_files(folder, plan.names, model=save_model, report=report)
+    outputs = io.output_files(folder, plan.names, model=save_model, report=report,
+                              ext=fmt.ext)
     with io.OutputTransaction(folder, outputs.all(), force=force, inputs=[src]) as out:
         fit = analyse(y, sr, plan, params, **options)
         # every stem is written as its blocks are computed (to a temporary name; all are
         # renamed at the end): no stem or mask is ever held whole in memory
-        writers = [out.wav_writer(outputs.stems[name], sr, y.shape[0], y.shape[1])
-                   for name in fit.model.groups]
+        writers = [out.audio_writer(outputs.stems[g], sr, y.shape[0], y.shape[1], fmt)
+                   for g in fit.model.groups]
         for _, part in stem_blocks(fit.X, fit.masks, fit.y, fit.model.stft, len(writers)):
             if part.shape[-1]:
                 for writer, stem in zip(writers, part, strict=True):
@@ -113,7 +137,8 @@ def separate_file(
     m = fit.model
     return file_summary(src, outputs, m.settings, sr=sr, n_channels=y.shape[0],
                         n_samples=y.shape[1], seconds=time.perf_counter() - start,
-                        n_iter=m.n_iter, converged=m.converged, warnings=m.warnings,
+                        n_iter=m.n_iter, converged=m.converged,
+                        warnings=[*m.warnings, *gain_warnings(out.gain, fmt)],
                         report=report_path)
 
 

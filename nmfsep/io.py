@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nmfsep._checks import check_choice
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.spectral import FrameGrid
@@ -44,6 +45,11 @@ __all__ = [
     "OutputTransaction",
     "check_not_input",
     "write_problem",
+    "AudioFormat",
+    "audio_format",
+    "FORMATS",
+    "SUBTYPES",
+    "output_names",
 ]
 
 _MAX_NAME_LENGTH = 100
@@ -347,6 +353,108 @@ class WavWriter:
         self.close()
 
 
+#: Stem file formats (``--format``) and sample types (``--subtype``), as libsndfile names them.
+FORMATS = ("wav", "flac")
+SUBTYPES = {"float": "FLOAT", "pcm24": "PCM_24", "pcm16": "PCM_16"}
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """How stems are stored: a container and a sample type (see :func:`audio_format`).
+
+    Attributes
+    ----------
+    format : {"wav", "flac"}
+        The container; also the file extension.
+    subtype : {"float", "pcm24", "pcm16"}
+        32-bit float (never clips) or 24/16-bit integers (full scale is ±1).
+    """
+
+    format: str = "wav"
+    subtype: str = "float"
+
+    @property
+    def ext(self) -> str:
+        """The file extension, without the dot."""
+        return self.format
+
+    @property
+    def is_float(self) -> bool:
+        """Whether samples are stored as float (written as computed, no conversion)."""
+        return self.subtype == "float"
+
+
+def audio_format(format: str = "wav", subtype: str | None = None) -> AudioFormat:
+    """Check a stem format and sample type; None picks float for WAV, pcm24 for FLAC.
+
+    Parameters
+    ----------
+    format : {"wav", "flac"}
+    subtype : {"float", "pcm24", "pcm16"} or None
+
+    Returns
+    -------
+    AudioFormat
+
+    Raises
+    ------
+    ParameterError
+        For an unknown format or subtype, or FLAC with float samples.
+
+    Examples
+    --------
+    >>> audio_format("flac")
+    AudioFormat(format='flac', subtype='pcm24')
+    """
+    check_choice(format, "format", FORMATS)
+    if subtype is None:
+        subtype = "float" if format == "wav" else "pcm24"
+    check_choice(subtype, "subtype", tuple(SUBTYPES))
+    if format == "flac" and subtype == "float":
+        raise ParameterError(
+            "format='flac' stores integer samples only; use subtype='pcm24' or 'pcm16', "
+            "or format='wav' for float"
+        )
+    return AudioFormat(format, subtype)
+
+
+class _PeakWavWriter(WavWriter):
+    """A float WAV writer that remembers the largest absolute sample written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.peak = 0.0
+
+    def write(self, y: np.ndarray) -> None:
+        if y.size:
+            self.peak = max(self.peak, float(np.max(np.abs(y))))
+        super().write(y)
+
+
+def _convert(src: Path, dst: Path, fmt: AudioFormat, gain: float) -> None:
+    """Copy the float WAV ``src`` to ``dst`` in ``fmt``, times ``gain``, block by block.
+
+    Samples are clipped to ±1 only after ``gain`` brought the peak to 1 (a rounding
+    guard, the clipping guard is the gain).
+    """
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(src)) as fin, sf.SoundFile(
+            str(dst), "w", samplerate=fin.samplerate, channels=fin.channels,
+            subtype=SUBTYPES[fmt.subtype], format=fmt.format.upper(),
+        ) as fout:
+            for block in fin.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                if gain != 1.0:
+                    block = block * np.float32(gain)
+                fout.write(np.clip(block, -1.0, 1.0))
+    except (RuntimeError, sf.SoundFileError) as exc:  # OSError: the transaction's message
+        raise OutputError(
+            f"{dst.parent}: cannot write {fmt.format.upper()} {fmt.subtype} stems ({exc}); "
+            "check disk space, or use format='wav'"
+        ) from exc
+
+
 _OUTPUT_HINT = "choose another output folder with -o"
 
 
@@ -608,7 +716,7 @@ class OutputFiles:
 
 def output_files(
     folder: str | os.PathLike[str], names: Sequence[str], *, model: bool = False,
-    report: bool = False,
+    report: bool = False, ext: str = "wav",
 ) -> OutputFiles:
     """Name every file a separation writes: the one place these names are made.
 
@@ -622,6 +730,8 @@ def output_files(
         Include the saved model ``model.npz``.
     report : bool
         Include ``report.html`` and the mixture's copy for its player.
+    ext : {"wav", "flac"}
+        The stems' extension (:attr:`AudioFormat.ext`); the mixture's copy is WAV.
 
     Returns
     -------
@@ -644,11 +754,58 @@ def output_files(
         mix += "_mix"
     return OutputFiles(
         folder=f,
-        stems={n: f / f"{n}.wav" for n in names},
+        stems={n: f / f"{n}.{check_choice(ext, 'ext', FORMATS)}" for n in names},
         model=f / MODEL_NAME if model else None,
         report=f / REPORT_NAME if report else None,
         mixture=f / f"{mix}.wav" if report else None,
     )
+
+
+def output_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Name each mixture's output folder under OUT, so that no two inputs share one.
+
+    The rule: a mixture's stems go to ``OUT/<mixture stem>/``. When several inputs
+    share a stem (dataset trees such as ``songA/mixture.flac``,
+    ``songB/mixture.flac``), each of them goes to ``OUT/<relative path>/``: its path
+    relative to the folder the clashing inputs have in common, without the extension
+    (``OUT/songA/mixture/``); inputs that still clash (``mix.mp3`` and ``mix.ogg`` in
+    one folder) keep their extension (``OUT/mix.mp3/``). The parts are not checked
+    here (:func:`check_name` does, when a folder is made of them), so one unsafe name
+    fails only its own file.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The mixtures, in order (the same file twice gives the same name twice).
+
+    Returns
+    -------
+    list of str
+        One relative folder name per input, ``/``-separated.
+
+    Examples
+    --------
+    >>> output_names(["a/songA/mixture.flac", "a/songB/mixture.flac", "b/solo.wav"])
+    ['songA/mixture', 'songB/mixture', 'solo']
+    >>> output_names(["mix.mp3", "mix.ogg"])
+    ['mix.mp3', 'mix.ogg']
+    """
+    full = [Path(os.path.abspath(p)) for p in paths]
+    by_stem: dict[str, set[Path]] = {}
+    for f in full:
+        by_stem.setdefault(f.stem, set()).add(f)
+    names = []
+    for f in full:
+        clash = by_stem[f.stem]
+        if len(clash) == 1:
+            names.append(f.stem)
+            continue
+        root = Path(os.path.commonpath([c.parent for c in clash]))
+        rel = f.relative_to(root)
+        same_folder = [c for c in clash if c.parent == f.parent]
+        parts = rel.parts if len(same_folder) > 1 else rel.with_suffix("").parts
+        names.append("/".join(parts))
+    return names
 
 
 def libsndfile_version() -> str | None:
@@ -946,6 +1103,9 @@ class OutputTransaction:
         self.token = secrets.token_hex(4)
         self._staged: list[tuple[Path, Path]] = []
         self._writers: list[WavWriter] = []
+        self._conversions: list[tuple[_PeakWavWriter, Path, AudioFormat]] = []
+        #: The gain every converted stem was scaled by so that none clips (1: none).
+        self.gain = 1.0
         for t in targets:
             if t.is_dir():
                 raise OutputError(f"{t}: is a folder; remove it or choose another output folder")
@@ -982,8 +1142,36 @@ class OutputTransaction:
         self._writers.append(writer)
         return writer
 
+    def audio_writer(self, final: Path, sr: int, n_channels: int, n_samples: int,
+                     fmt: AudioFormat) -> WavWriter:
+        """Open a writer for a stem stored as ``fmt`` (float WAV: :meth:`wav_writer`).
+
+        Other formats are written as float WAV first and converted by :meth:`commit`,
+        all with one gain: for integer samples, when any stem peaks above 1, every stem
+        is scaled by ``1 / peak`` (:attr:`gain`), so nothing clips and the stems still
+        add up (to the mixture times the gain).
+        """
+        if fmt.is_float and fmt.format == "wav":
+            return self.wav_writer(final, sr, n_channels, n_samples)
+        src = self.folder / f".{final.stem}.{self.token}.float.wav"
+        self._staged.append((src, src))  # removed on failure like the other temporaries
+        writer = _PeakWavWriter(src, sr, n_channels, n_samples, label=final)
+        self._writers.append(writer)
+        self._conversions.append((writer, final, fmt))
+        return writer
+
+    def _convert_all(self) -> None:
+        """Write the converted stems to their temporaries, with the joint gain."""
+        peak = max((w.peak for w, _, fmt in self._conversions if not fmt.is_float), default=0.0)
+        self.gain = 1.0 / peak if peak > 1.0 else 1.0
+        for writer, final, fmt in self._conversions:
+            _convert(writer.path, self.temporary(final), fmt, self.gain)
+            writer.path.unlink()
+        self._staged = [(t, f) for t, f in self._staged if t != f]
+        self._conversions.clear()
+
     def commit(self) -> None:
-        """Close the writers and rename every temporary over its target.
+        """Close the writers, convert stems of other formats, rename every temporary.
 
         Raises
         ------
@@ -992,6 +1180,8 @@ class OutputTransaction:
         """
         while self._writers:
             self._writers.pop(0).close()
+        if self._conversions:
+            self._convert_all()
         if not self.force:
             late = [final for _, final in self._staged if final.exists()]
             if late:

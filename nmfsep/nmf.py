@@ -59,7 +59,7 @@ from . import _cd
 from ._checks import check_choice, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float, penalties
-from .exceptions import ConvergenceWarning, ParameterError
+from .exceptions import ParameterError, convergence_warning_category
 from .init import INIT_METHODS, check_random_state, initialize
 
 __all__ = ["NMFResult", "nmf", "SOLVERS", "check_nonnegative_matrix", "blas_single_thread"]
@@ -326,9 +326,9 @@ def nmf(
     _check_finite_result(W_out, H_out, beta_f, V)
     if warn and not converged and tol > 0 and max_iter > 0:
         warnings.warn(
-            f"nmf reached max_iter={max_iter} before tol={tol}; increase max_iter "
-            "or tol to converge",
-            ConvergenceWarning,
+            f"Maximum number of iterations {max_iter} reached. Increase it to improve "
+            f"convergence (max_iter={max_iter}, tol={tol})",
+            convergence_warning_category(),
             stacklevel=2,
         )
     return NMFResult(

@@ -15,13 +15,16 @@ and errors.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nmfsep import io
 from nmfsep._checks import check_choice, check_int, check_real, fail, is_int
 from nmfsep._version import __version__
 from nmfsep.dictionary import Dictionary, combine
@@ -33,6 +36,8 @@ from nmfsep.nmf import SOLVERS
 from nmfsep.spectral import STFTConfig
 
 __all__ = [
+    "output_folder",
+    "gain_warnings",
     "Plan",
     "SeparationParams",
     "make_plan",
@@ -502,3 +507,21 @@ def file_summary(
         "warnings": list(warnings),
         "settings": settings,
     }
+
+
+def output_folder(src: Path, out_dir: str | os.PathLike[str], name: str | None) -> Path:
+    """Return ``out_dir/<name>`` (default name: the mixture's stem), every part checked."""
+    parts = [src.stem] if name is None else str(name).split("/")
+    return Path(out_dir).joinpath(*(io.check_name(p) for p in parts))
+
+
+def gain_warnings(gain: float, fmt: io.AudioFormat) -> list[str]:
+    """Return the warning for stems scaled so that integer samples do not clip (or none)."""
+    if gain == 1.0:
+        return []
+    return [
+        f"stems scaled by {20 * math.log10(gain):.2f} dB so that {fmt.subtype} samples do "
+        "not clip (a stem peaked above full scale); they add up to the mixture scaled "
+        "alike; use subtype='float' to keep the level"
+    ]
+

@@ -297,7 +297,7 @@ def _metrics_html(result: Any, notes: list[str]) -> str:
         '<table class="metrics">',
         f"<thead><tr><th>estimate</th><th>reference</th>{head}<th>note</th></tr></thead>",
         "<tbody>" + "".join(rows) + "</tbody></table>",
-        f'<p class="note">dB; BSS Eval v3 (mir_eval.separation.bss_eval_sources) and SI-SDR '
+        f'<p class="note">dB; BSS Eval v3 (bss_eval_sources) and SI-SDR '
         f"on mono downmixes, {d['sr']} Hz, {seconds:.2f} s, estimates matched to references "
         f"by {_e(d['match'])}. SI-SDRi is the improvement over the unprocessed mixture.</p>",
     ]
@@ -316,9 +316,8 @@ def _metrics_html(result: Any, notes: list[str]) -> str:
 def _versions(with_metrics: bool) -> list[tuple[str, str]]:
     """Versions of nmfsep, of the libraries it uses, of Python and of the platform."""
     rows = [("nmfsep", __version__)]
+    # the metrics are nmfsep's own (nmfsep.bsseval): with_metrics adds no package
     packages = ["numpy", "scipy", "librosa", "soundfile", "soxr", "matplotlib"]
-    if with_metrics:
-        packages.append("mir_eval")
     for package in packages:
         try:
             rows.append((package, dist_version(package)))
@@ -609,7 +608,7 @@ def _stem_from_file(path: Path, name: str, sr: int, comps: list[int]) -> _Audio:
 
 
 def _stems(model: Any, folder: Path, names: list[str], sr: int, force: bool) -> list[_Audio]:
-    """Gather the stems of the report, from ``model.stems`` or ``folder/<name>.wav``.
+    """Gather the stems of the report, from ``model.stems`` or ``folder/<name>.wav|flac``.
 
     Returns
     -------
@@ -619,7 +618,8 @@ def _stems(model: Any, folder: Path, names: list[str], sr: int, force: bool) -> 
     arrays = getattr(model, "stems", None)
     stems: list[_Audio] = []
     for name in names:
-        path = folder / f"{name}.wav"
+        found = [folder / f"{name}.{ext}" for ext in io.FORMATS]
+        path = next((p for p in found if p.is_file()), found[0])  # a WAV or FLAC stem
         comps = [int(i) for i in model.groups[name]]
         if isinstance(arrays, Mapping) and name in arrays:
             stems.append(_stem_from_array(arrays[name], path, name, sr, comps, force))

@@ -105,8 +105,10 @@ from nmfsep.plan import (
     SeparationParams,
     fallback_groups,
     file_summary,
+    gain_warnings,
     load_dictionaries,
     make_plan,
+    output_folder,
     settings_record,
 )
 from nmfsep.separate import short_warning
@@ -145,8 +147,11 @@ def separate_stream(
     n_threads: int | None = None,
     force: bool = False,
     callback: Callable[[int, int], None] | None = None,
+    format: str = "wav",
+    subtype: str | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<name>.wav``.
+    """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
     Supervised (``dictionaries``) or semi-supervised (``n_free > 0``) separation
     with the settings and the output of :func:`nmfsep.files.separate_file`, in
@@ -191,6 +196,9 @@ def separate_stream(
         Progress: called after every block of every pass with the number of block
         steps done and their total (the total is exact once the first pass has
         read the whole file; before that it is estimated from the header).
+    format, subtype, name : str or None
+        Stem file format, sample type and output folder, as for
+        :func:`nmfsep.files.separate_file`.
 
     Returns
     -------
@@ -232,8 +240,9 @@ def separate_stream(
         raise fail("random_state", "an int or None", random_state)
     check_callable(callback, "callback", "callable(done, total)")
     src = Path(path)
-    folder = Path(out_dir) / io.check_name(src.stem)
-    outputs = io.output_files(folder, plan.names)
+    folder = output_folder(src, out_dir, name)
+    fmt = io.audio_format(format, subtype)
+    outputs = io.output_files(folder, plan.names, ext=fmt.ext)
     run = _Run.start(src, plan, params, float(block_seconds), n_threads)
     n_passes = 2 + (learn_passes if plan.n_free else 0)
     progress = _Progress(callback, -(-run.grid.n_frames(run.file_frames) // run.fpb) * n_passes)
@@ -246,8 +255,8 @@ def separate_stream(
         warnings_out = run.scan(progress)
         progress.total = run.n_blocks * n_passes
         learned = run.learn_free_atoms(learn_passes, progress)
-        writers = [out.wav_writer(outputs.stems[name], run.sr, run.channels, run.n_samples)
-                   for name in plan.names]
+        writers = [out.audio_writer(outputs.stems[g], run.sr, run.channels, run.n_samples, fmt)
+                   for g in plan.names]
         n_iter_max, all_converged = run.write_stems(writers, progress)
         out.commit()
     stream = {
@@ -258,6 +267,7 @@ def separate_stream(
         "learn_passes": learn_passes if plan.n_free else None,
         **({"online": learned} if learned else {}),
     }
+    warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt)]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time)
 

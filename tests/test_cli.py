@@ -485,7 +485,7 @@ def test_one_bad_file_does_not_stop_the_batch(audio, tmp_path):
 def test_same_mixture_name_twice_is_refused(audio, tmp_path):
     r = run("separate", audio / "mix.wav", audio / "mix.wav", "-k", 2, "-o", tmp_path, *FAST)
     assert r.exit_code == 1
-    one_error_line(r, "same name")
+    one_error_line(r, "named twice")
 
 
 def test_corrupt_dictionary_is_one_error_line(audio, tmp_path):

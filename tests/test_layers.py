@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("audio front end", {"spectral", "masks", "context", "grouping", "io"}),
     ("models", {"_npz", "dictionary", "model"}),
     ("pipeline", {"plan", "separate", "stream"}),
-    ("outputs", {"evaluate", "rank", "plots", "report"}),
+    ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
     ("cli", {"cli", "__main__"}),
 ]
