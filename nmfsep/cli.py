@@ -1301,7 +1301,8 @@ def learn(
             metavar="S1,S2,...",
             help="Augmentation: also learn from the clips shifted by these semitones (e.g. "
             "-2,-1,1,2), so the atoms cover notes around those the clips play; 'none' "
-            "turns it off [default: none].",
+            "turns it off; 'auto' tries -2,-1,1,2 and keeps it if it fits held-back audio "
+            "of the clips better [default: auto].",
             show_default=False,
         ),
     ] = None,
@@ -1351,10 +1352,12 @@ def learn(
         typer.echo(_learned_line(info, name, online=online))
 
 
-def _parse_shifts(text: str | None) -> list[float] | None:
+def _parse_shifts(text: str | None) -> str | list[float] | None:
     """Parse ``--pitch-shifts`` ("-2,-1,1,2", "none"); None keeps the library's default."""
     if text is None:
         return None
+    if text.strip().lower() == "auto":
+        return "auto"
     if text.strip().lower() in ("", "none", "0"):
         return []
     try:
