@@ -35,6 +35,12 @@ Solvers
     per-component projected Newton steps with a backtracking safeguard for
     β = 1 (Hsieh & Dhillon 2011). Few, expensive iterations; monotone.
 
+For KL and IS, ``"mu"`` and ``"amu"`` run a compiled kernel (numba,
+:mod:`nmfsep._kernels`) when ``n_frames * n_bins * k >= 2**24``
+(:func:`nmfsep.divergence.use_kernel`, e.g. a 60-second spectrogram), numpy
+otherwise (e.g. an 8-second one: nothing to compile on a fresh install). The
+rule depends on the size alone, so a seed gives the same result in every run.
+
 Zeros
 -----
 For β > 0 zeros in V are fine. For β ≤ 0 (Itakura-Saito and below) the
