@@ -8,9 +8,10 @@ shared among a few threads (numpy releases the GIL in BLAS and ufunc loops);
 BLAS itself is kept single-threaded by the caller.
 
 For Kullback-Leibler and Itakura-Saito the per-range work is done by the
-compiled, fused kernel of :mod:`nmfsep._kernels` (``MUSettings.fused``); the
-numpy functions below are the reference it is tested against and the path for
-every other β.
+compiled, fused kernel of :mod:`nmfsep._kernels` when ``MUSettings.fused`` (the
+solvers set it by :func:`nmfsep.divergence.use_kernel`: large problems); the
+numpy functions below are the reference it is tested against, the path of small
+problems (no compile, not even an import of numba) and of every other β.
 
 The arithmetic follows scikit-learn's ``_multiplicative_update_w/_h`` (floors
 at ``EPSILON``, the Févotte-Idier exponent γ(β), snapping of tiny values to
@@ -274,13 +275,13 @@ def mu_pass(
     return num_H, den_H
 
 
-def _loss_work(V, W, H, rows, beta, block_rows, v_floor):
+def _loss_work(V, W, H, rows, beta, block_rows, v_floor, fused):
     start, stop = rows
     total = 0.0
     for b0 in range(start, stop, block_rows):
         b1 = min(b0 + block_rows, stop)
         total += divergence_terms(_rows(V, b0, b1, v_floor), W[b0:b1] @ H, beta,
-                                  overwrite_wh=True)
+                                  overwrite_wh=True, fused=fused)
     return total
 
 
@@ -294,10 +295,14 @@ def divergence_blocked(
     n_parts: int,
     block_rows: int,
     v_floor: float = 0.0,
+    fused: bool = True,
 ) -> float:
-    """β-divergence ``D(max(V, v_floor) | W H)`` computed block by block (optionally in threads)."""
+    """β-divergence ``D(max(V, v_floor) | W H)`` computed block by block (optionally in threads).
+
+    ``fused``: KL and IS sums in a compiled pass (see ``divergence_terms``).
+    """
     parts = split_rows(V.shape[0], n_parts)
-    args = (beta, block_rows, v_floor)
+    args = (beta, block_rows, v_floor, fused)
     if pool is None or len(parts) == 1:
         return sum(_loss_work(V, W, H, p, *args) for p in parts)
     futures = [pool.submit(_loss_work, V, W, H, p, *args) for p in parts]

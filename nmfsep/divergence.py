@@ -16,6 +16,9 @@ where it divides or is logged.
 
 :func:`penalties` gives the regularisation terms that the solvers add to the
 divergence to form the objective.
+
+:func:`use_kernel` is the one rule that decides, by the size of a problem, whether
+its KL / IS work runs in the compiled kernels of :mod:`nmfsep._kernels` or in numpy.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 from ._checks import fail
 
 __all__ = [
-    "EPSILON", "BETA_NAMES", "beta_loss_to_float", "beta_divergence", "divergence_terms",
-    "penalties",
+    "EPSILON", "BETA_NAMES", "KERNEL_MIN_WORK", "beta_loss_to_float", "beta_divergence",
+    "divergence_terms", "penalties", "use_kernel",
 ]
 
 #: Floor for the model WH, as in scikit-learn (float32 machine epsilon).
@@ -34,6 +37,38 @@ EPSILON = float(np.finfo(np.float32).eps)
 
 #: Named β values, as accepted by scikit-learn's ``beta_loss``.
 BETA_NAMES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
+
+#: Problems with fewer multiply-adds per product than this (``n_frames * n_bins * k``)
+#: run in numpy, larger ones in the compiled kernels (KL and IS). Compiling the MU
+#: kernel costs about 11 s once per machine and float type (numba caches it on disk),
+#: and importing numba 0.5 s per process; below this size the kernel saves less per
+#: fit than that (an 8-second mixture, 345 x 1025 x 16 = 5.7e6, spends 0.3 s in numpy
+#: MU instead of 0.2 s), above it (a 60-second spectrogram, 2584 x 1025 x 8 = 2.1e7,
+#: and anything bigger) the kernel is 1.5 to 2 times faster per iteration.
+#: ``benchmarks/bench_first_run.py`` measures the README's first separation.
+KERNEL_MIN_WORK = 1 << 24
+
+
+def use_kernel(n_rows: int, n_cols: int, k: int) -> bool:
+    """Whether a factorization of this size runs its KL / IS work in compiled kernels.
+
+    The choice depends on the size alone (never on whether a kernel has been
+    compiled yet), so a problem always takes the same path and a seed gives the same
+    result from run to run.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Shape of V (frames x bins).
+    k : int
+        Number of components.
+
+    Returns
+    -------
+    bool
+        ``n_rows * n_cols * k >= KERNEL_MIN_WORK``.
+    """
+    return n_rows * n_cols * k >= KERNEL_MIN_WORK
 
 
 def beta_loss_to_float(beta: str | float) -> float:
@@ -69,7 +104,8 @@ def beta_loss_to_float(beta: str | float) -> float:
 
 
 def divergence_terms(
-    V: np.ndarray, WH: np.ndarray, beta: float, *, overwrite_wh: bool = False
+    V: np.ndarray, WH: np.ndarray, beta: float, *, overwrite_wh: bool = False,
+    fused: bool = True,
 ) -> float:
     """Sum of the β-divergence over one block of entries.
 
@@ -83,6 +119,10 @@ def divergence_terms(
         The β of the divergence.
     overwrite_wh : bool
         Allow WH to be used as scratch space (saves a copy; KL and IS).
+    fused : bool, default=True
+        KL and IS: one compiled pass (:mod:`nmfsep._kernels`, compiled on first use)
+        instead of numpy; the same sums, rounded differently. Callers pass
+        :func:`use_kernel` of the whole problem.
 
     Returns
     -------
@@ -100,7 +140,7 @@ def divergence_terms(
     if beta == 2:
         diff = V - WH
         return 0.5 * float(np.dot(diff.ravel(), diff.ravel()))
-    if beta in (0, 1) and V.dtype == WH.dtype and V.dtype in (np.float32, np.float64):
+    if fused and beta in (0, 1) and V.dtype == WH.dtype and V.dtype in (np.float32, np.float64):
         return _divergence_terms_fused(V, WH, beta, overwrite_wh)
     all_positive = V.size == 0 or V.min() > EPSILON
     if all_positive:
@@ -193,10 +233,11 @@ def beta_divergence(
     V = np.asarray(V)
     W = np.asarray(W)
     H = np.asarray(H)
+    fused = V.ndim == W.ndim == 2 and use_kernel(V.shape[0], V.shape[1], W.shape[1])
     total = 0.0
     for start in range(0, V.shape[0], block_rows):
         stop = min(start + block_rows, V.shape[0])
-        total += divergence_terms(V[start:stop], W[start:stop] @ H, beta)
+        total += divergence_terms(V[start:stop], W[start:stop] @ H, beta, fused=fused)
     if square_root:
         return float(np.sqrt(2 * max(total, 0.0)))
     return total

@@ -35,6 +35,12 @@ Solvers
     per-component projected Newton steps with a backtracking safeguard for
     β = 1 (Hsieh & Dhillon 2011). Few, expensive iterations; monotone.
 
+For KL and IS, ``"mu"`` and ``"amu"`` run a compiled kernel (numba,
+:mod:`nmfsep._kernels`) when ``n_frames * n_bins * k >= 2**24``
+(:func:`nmfsep.divergence.use_kernel`, e.g. a 60-second spectrogram), numpy
+otherwise (e.g. an 8-second one: nothing to compile on a fresh install). The
+rule depends on the size alone, so a seed gives the same result in every run.
+
 Zeros
 -----
 For β > 0 zeros in V are fine. For β ≤ 0 (Itakura-Saito and below) the
@@ -58,7 +64,7 @@ import numpy as np
 from . import _cd
 from ._checks import check_choice, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
-from .divergence import EPSILON, beta_loss_to_float, penalties
+from .divergence import EPSILON, beta_loss_to_float, penalties, use_kernel
 from .exceptions import ParameterError, convergence_warning_category
 from .init import INIT_METHODS, check_random_state, initialize
 
@@ -534,7 +540,7 @@ def _solve(solver_fn: Callable, V: np.ndarray, W0: np.ndarray, H0: np.ndarray, *
         if div is None:  # the solver did not evaluate the final factors
             div = divergence_blocked(
                 V, W, H, options["beta"], pool=pool, n_parts=N_PARTS, block_rows=256,
-                v_floor=options["v_floor"],
+                v_floor=options["v_floor"], fused=use_kernel(V.shape[0], V.shape[1], H.shape[0]),
             )
     return W, H, n_iter, losses, its, converged, div
 
@@ -653,12 +659,14 @@ class _MUSteps:
         self.update_H = self.free.size > 0
         self.free_idx = None if self.free.size == fixed.shape[0] else self.free
         self.block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
+        # compiled kernels or numpy, by the problem's size alone (reproducible results)
+        self.fused = use_kernel(V.shape[0], V.shape[1], fixed.shape[0])
         self.evaluated: dict[int, float] = {}  # iteration -> divergence of its factors
 
     def objective(self, W: np.ndarray, H: np.ndarray, n_iter: int) -> tuple[float, float]:
         """Return the divergence and the objective of ``W @ H`` (recorded for ``n_iter``)."""
         d = divergence_blocked(self.V, W, H, self.beta, pool=self.pool, n_parts=N_PARTS,
-                               block_rows=256, v_floor=self.v_floor)
+                               block_rows=256, v_floor=self.v_floor, fused=self.fused)
         self.evaluated[n_iter] = d
         return d, d + penalties(W, H, self.fixed, self.reg)
 
@@ -666,7 +674,7 @@ class _MUSteps:
         """Update W, then the free atoms of H, in place, with MU exponent ``exponent``."""
         reg = self.reg
         s = MUSettings(beta=self.beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
-                       block_rows=self.block_rows, v_floor=self.v_floor)
+                       block_rows=self.block_rows, v_floor=self.v_floor, fused=self.fused)
         acc = mu_pass(self.V, W, H, s, update_W=True, update_H=self.update_H,
                       free=self.free_idx, pool=self.pool, n_parts=N_PARTS)
         if self.update_H:

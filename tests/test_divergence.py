@@ -76,3 +76,19 @@ def test_beta_names():
         beta_loss_to_float(float("nan"))
     with pytest.raises(ParameterError):
         beta_loss_to_float(True)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_compiled_and_numpy_divergence_terms_agree(beta, dtype, rtol, rng):
+    # large problems sum KL / IS in a compiled pass, small ones in numpy (use_kernel)
+    from nmfsep.divergence import divergence_terms
+
+    V = rng.gamma(1.0, 1.0, (40, 30))
+    V[rng.random(V.shape) < 0.2] = 0.0  # entries at or below EPSILON: model term only
+    WH = rng.random((40, 30)) + 0.01
+    WH[0, :3] = 0.0  # floored at EPSILON
+    V, WH = V.astype(dtype), WH.astype(dtype)
+    compiled = divergence_terms(V, WH.copy(), beta, fused=True)
+    numpy_sum = divergence_terms(V, WH.copy(), beta, fused=False)
+    assert compiled == pytest.approx(numpy_sum, rel=rtol)

@@ -292,3 +292,62 @@ def test_blas_is_single_threaded_during_a_fit_and_restored_after():
     assert blas_threads() == before
     # the library scan is cached: the same controller until modules are imported
     assert _blas_controller() is _blas_controller()
+
+
+def test_kernel_or_numpy_is_decided_by_problem_size_alone():
+    from nmfsep.divergence import KERNEL_MIN_WORK, use_kernel
+
+    # the README's 8-second sample (345 frames x 1025 bins, k = 16) runs in numpy: no
+    # compile on a fresh install; the benchmarks' 60-second spectrogram with k = 8 (and
+    # anything bigger) in the compiled kernel
+    assert not use_kernel(345, 1025, 16)
+    assert use_kernel(2584, 1025, 8)
+    assert use_kernel(1, 1, KERNEL_MIN_WORK) and not use_kernel(1, 1, KERNEL_MIN_WORK - 1)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_small_problems_never_touch_the_compiled_kernels(beta, monkeypatch, rng):
+    import nmfsep._mu
+    import nmfsep.divergence
+
+    def compiled(*args, **kwargs):
+        raise AssertionError("a compiled kernel was used")
+
+    monkeypatch.setattr(nmfsep._mu, "_fused", compiled)
+    monkeypatch.setattr(nmfsep.divergence, "_divergence_terms_fused", compiled)
+    V = rng.gamma(1.0, 1.0, (345, 200)).astype(np.float32)
+    res = nmf(V, 16, beta=beta, solver="amu", random_state=0, max_iter=20, tol=1e-4, warn=False)
+    assert np.isfinite(beta_divergence(V, res.W, res.H, beta))
+
+
+def test_small_fit_does_not_even_import_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, nmfsep\n"
+            "V = np.random.default_rng(0).gamma(1.0, 1.0, (345, 1025)).astype(np.float32)\n"
+            "for b in ('kullback-leibler', 'itakura-saito'):\n"
+            "    r = nmfsep.nmf(V, 16, beta=b, max_iter=3, random_state=0, warn=False)\n"
+            "    nmfsep.beta_divergence(V, r.W, r.H, b)\n"
+            "assert 'numba' not in sys.modules, 'numba imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_large_problems_run_the_kernel_with_the_numpy_iterates(beta, monkeypatch, rng):
+    import nmfsep._mu
+    import nmfsep.divergence
+
+    V = rng.gamma(1.0, 1.0, (300, 70))
+    numpy_path = nmf(V, 5, beta=beta, random_state=0, max_iter=30, tol=0)
+    calls = []
+    fused = nmfsep._mu._fused
+    monkeypatch.setattr(nmfsep._mu, "_fused", lambda *a: calls.append(1) or fused(*a))
+    monkeypatch.setattr(nmfsep.divergence, "KERNEL_MIN_WORK", 1)  # every problem is "large"
+    one = nmf(V, 5, beta=beta, random_state=0, max_iter=30, tol=0, n_threads=1)
+    two = nmf(V, 5, beta=beta, random_state=0, max_iter=30, tol=0, n_threads=2)
+    assert calls
+    assert np.array_equal(one.W, two.W) and np.array_equal(one.H, two.H)
+    np.testing.assert_allclose(one.W, numpy_path.W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(one.H, numpy_path.H, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(one.loss_history, numpy_path.loss_history, rtol=1e-12)
