@@ -45,6 +45,7 @@ _OVERHEAD = 1.25
 
 _MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free")
 _RUN_KEYS = ("callback", "n_threads")
+_STREAM_KEYS = ("block_seconds", "learn_passes")  # used only when the file is streamed
 
 
 def separate_file(
@@ -106,7 +107,8 @@ def separate_file(
         ``"auto"``: :func:`default_memory`; None (default): always whole-file.
         A run that cannot stream (``save_model``, ``report``, ``stft`` or
         ``power`` given, dictionaries at another rate than the file) stays
-        whole-file, with a warning.
+        whole-file, with a warning. ``block_seconds`` and ``learn_passes`` in
+        ``kwargs`` go to the stream (ignored when the file is separated whole).
     **kwargs
         Passed to :func:`nmfsep.separate.separate` (``n_components``, ``dictionaries``
         ...).
@@ -133,12 +135,13 @@ def separate_file(
     """
     start = time.perf_counter()
     src = Path(path)
+    stream_options = {k: kwargs.pop(k) for k in _STREAM_KEYS if k in kwargs}
     if memory is not None:
         budget = default_memory() if memory == "auto" else check_int(memory, "memory", 1)
         why = stream_reason(src, budget, save_model=save_model, report=report, **kwargs)
         if why is not None and why.get("stream"):
             return _streamed(src, out_dir, why, force=force, format=format,
-                             subtype=subtype, name=name, kwargs=kwargs)
+                             subtype=subtype, name=name, kwargs={**kwargs, **stream_options})
     else:
         why = None
     folder = output_folder(src, out_dir, name)
