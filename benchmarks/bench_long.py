@@ -29,6 +29,15 @@ baseline RSS 52 MiB):
     whole         1      2.0    2.0           378
     whole        10     18.0    1.8          2083
 
+Blind (``--sources 2 --minutes 1 10 60 --whole-minutes 1``, baseline 42 MiB; the
+60-minute run shared the 2 cores with a test suite, hence its time):
+
+    mode    minutes  seconds  s/min  peak RSS MiB  blocks
+    stream        1      4.3    4.3           347       2
+    stream       10     23.5    2.3           358      20
+    stream       60    505.5    8.4           345     120
+    whole         1      4.5    4.5           367
+
 The stream's memory is flat (about 400 MiB above the baseline with 30 s blocks) and its
 time linear (1.8 s per minute); whole-file memory grows by about 190 MiB a minute (60
 minutes would need about 11 GiB).
