@@ -17,6 +17,7 @@ case is ``separate_file`` (load everything, separate, write); the stream case is
     nice python benchmarks/bench_long.py --minutes 1 5 20      # shorter
     nice python benchmarks/bench_long.py --whole-minutes 1 10  # whole-file cases
     nice python benchmarks/bench_long.py --json results/long.json
+    nice python benchmarks/bench_long.py --sources 2 --minutes 10 60 --whole-minutes  # blind
 
 Measured (2 shared cores, times +-30 %; tol 1e-4 stops every case at 40 iterations;
 baseline RSS 52 MiB):
@@ -27,6 +28,15 @@ baseline RSS 52 MiB):
     stream       60    108.7    1.8           452     120
     whole         1      2.0    2.0           378
     whole        10     18.0    1.8          2083
+
+Blind (``--sources 2 --minutes 1 10 60 --whole-minutes 1``, baseline 42 MiB; the
+60-minute run shared the 2 cores with a test suite, hence its time):
+
+    mode    minutes  seconds  s/min  peak RSS MiB  blocks
+    stream        1      4.3    4.3           347       2
+    stream       10     23.5    2.3           358      20
+    stream       60    505.5    8.4           345     120
+    whole         1      4.5    4.5           367
 
 The stream's memory is flat (about 400 MiB above the baseline with 30 s blocks) and its
 time linear (1.8 s per minute); whole-file memory grows by about 190 MiB a minute (60
@@ -112,7 +122,8 @@ def child(args: argparse.Namespace) -> None:
     from nmfsep.files import separate_file
     from nmfsep.stream import separate_stream
 
-    dicts = [Dictionary.load(p) for p in args.dict]
+    dicts = [Dictionary.load(p) for p in args.dict or []]
+    mode_kw = {"n_sources": args.sources} if args.sources else {"dictionaries": dicts}
     import librosa  # noqa: F401 - imported by both paths; part of the baseline
     import soundfile  # noqa: F401
 
@@ -120,10 +131,10 @@ def child(args: argparse.Namespace) -> None:
     out = Path(args.out)
     start = time.perf_counter()
     if args.mode == "stream":
-        summary = separate_stream(args.mix, out, dictionaries=dicts, force=True,
+        summary = separate_stream(args.mix, out, **mode_kw, force=True,
                                   block_seconds=args.block_seconds)
     elif args.mode == "whole":
-        summary = separate_file(args.mix, out, dictionaries=dicts, force=True)
+        summary = separate_file(args.mix, out, **mode_kw, force=True)
     else:  # baseline: imports and dictionaries only
         summary = {"n_iter": 0, "duration": 0.0}
     seconds = time.perf_counter() - start
@@ -139,10 +150,13 @@ def child(args: argparse.Namespace) -> None:
     }))
 
 
-def run_case(mode: str, mix: Path, dicts: list[Path], out: Path, block_seconds: float) -> dict:
+def run_case(mode: str, mix: Path, dicts: list[Path], out: Path, block_seconds: float,
+             sources: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--mix", str(mix), "--out", str(out),
            "--block-seconds", str(block_seconds)]
-    for d in dicts:
+    if sources:  # blind: no dictionaries
+        cmd += ["--sources", str(sources)]
+    for d in dicts if not sources else []:
         cmd += ["--dict", str(d)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
@@ -157,6 +171,8 @@ def main() -> None:
     parser.add_argument("--block-seconds", type=float, default=30.0)
     parser.add_argument("--workdir", help="keep the generated files here (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--sources", type=int,
+                        help="blind separation into this many sources instead of dictionaries")
     # child mode
     parser.add_argument("--child", choices=["stream", "whole", "baseline"])
     parser.add_argument("--mix")
@@ -174,7 +190,7 @@ def main() -> None:
         dicts = make_dictionaries(work)
         rows = [{"mode": "baseline", "minutes": 0,
                  **run_case("baseline", ROOT / "audio_samples" / "piano_flute_44k" / "mix.flac",
-                            dicts, work / "out", args.block_seconds)}]
+                            dicts, work / "out", args.block_seconds, args.sources)}]
         print(f"baseline (imports + dictionaries): {rows[0]['peak_rss_mib']:.0f} MiB RSS",
               flush=True)
         print(f"{'mode':<7} {'minutes':>7} {'seconds':>8} {'s/min':>6} {'peak RSS MiB':>12} "
@@ -182,7 +198,7 @@ def main() -> None:
         cases = [("stream", m) for m in args.minutes] + [("whole", m) for m in args.whole_minutes]
         for mode, minutes in cases:
             mix = make_mixture(work, minutes)
-            r = run_case(mode, mix, dicts, work / "out", args.block_seconds)
+            r = run_case(mode, mix, dicts, work / "out", args.block_seconds, args.sources)
             r["minutes"] = minutes
             rows.append(r)
             print(f"{mode:<7} {minutes:>7g} {r['seconds']:>8.1f} {r['seconds'] / minutes:>6.1f} "

@@ -473,10 +473,6 @@ def _common_settings(
     from nmfsep.plan import load_dictionaries, stem_names
 
     kwargs = dict(separate_kwargs)
-    if stream and not kwargs.get("dictionaries"):
-        raise ParameterError(
-            "stream=True needs dictionaries (supervised or semi-supervised separation)"
-        )
     _check_kwargs(kwargs, stream)
     if "dictionaries" in kwargs:
         kwargs["dictionaries"] = tuple(load_dictionaries(kwargs["dictionaries"]))

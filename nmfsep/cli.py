@@ -526,6 +526,13 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
         timing.append(f"({int(n_iter)} iterations)")
     if timing:
         parts.append(" ".join(timing))
+    streamed = summary.get("streamed")
+    if isinstance(streamed, dict):
+        parts.append(
+            f"streamed in {summary.get('n_blocks')} block(s): whole-file separation would need "
+            f"about {streamed['estimate'] / 2**30:.1f} GiB, over --memory "
+            f"{streamed['memory'] / 2**30:.1f} GiB"
+        )
     model = summary.get("model")
     if model:
         parts.append(f"model {model}")
@@ -590,12 +597,6 @@ def _check_batch_usage(
 ) -> None:
     """Refuse --stream/--block-seconds/--jobs/--scheduler combinations that make no sense."""
     if stream:
-        if not dict_paths:
-            ctx.fail(
-                "--stream needs --dict D.npz (supervised, or semi-supervised with --free); "
-                "blind separation (-k, --sources) reads the whole file: add --dict or drop "
-                "--stream"
-            )
         for flag, given in (("--save-model", save_model), ("--report", report)):
             if given:
                 ctx.fail(
@@ -614,6 +615,27 @@ def _check_batch_usage(
         )
     if scheduler is not None and not scheduler.strip():
         ctx.fail("--scheduler: give a Dask scheduler address such as tcp://127.0.0.1:8786")
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _memory_size(value: str) -> str:
+    """``--memory``: 'auto', 'off', or a size (4G, 500M, 1.5GB, bytes) as a number of bytes."""
+    text = value.strip().upper()
+    if text.lower() in ("auto", "off"):
+        return text.lower()
+    number = text.removesuffix("IB").removesuffix("B") if len(text) > 1 else text
+    unit = number[-1] if number and number[-1] in _SIZE_UNITS else ""
+    try:
+        size = float(number[: len(number) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        size = -1.0
+    if not (size >= 1 and math.isfinite(size)):
+        raise typer.BadParameter(
+            f"must be a size such as 4G or 500M, 'auto' or 'off', got {value!r}"
+        )
+    return str(int(size))
 
 
 def _positive_float(value: float | None) -> float | None:
@@ -795,9 +817,10 @@ def separate(
         bool,
         typer.Option(
             "--stream",
-            help="Separate block by block in bounded memory, for long files; needs --dict "
-            "(free atoms of --free are learned online over the whole file). Stems equal "
-            "the whole-file ones up to the convergence tolerance (--tol).",
+            help="Separate block by block in bounded memory, for long files. Blind (-k, "
+            "--sources): the atoms are learned online over the whole file, then grouped; "
+            "free atoms of --free likewise. Supervised stems equal the whole-file ones up "
+            "to the convergence tolerance (--tol).",
             rich_help_panel="Long files",
         ),
     ] = False,
@@ -812,6 +835,18 @@ def separate(
             rich_help_panel="Long files",
         ),
     ] = _BLOCK_SECONDS,
+    memory: Annotated[
+        str,
+        typer.Option(
+            "--memory",
+            metavar="SIZE",
+            callback=_memory_size,
+            help="Budget of whole-file separation (e.g. 4G, 500M): a file whose estimated "
+            "peak memory is larger is streamed (as --stream), and its summary line says so. "
+            "'auto': half the machine's RAM; 'off': never.",
+            rich_help_panel="Long files",
+        ),
+    ] = "auto",
     audio_format: Annotated[
         Literal["wav", "flac"],
         typer.Option("--format", help="Stem file format (and extension)."),
@@ -846,8 +881,10 @@ def separate(
     name (songA/mixture.flac, songB/mixture.flac) go to OUT/<relative path>/
     (OUT/songA/mixture/).
 
-    [bold]Long files.[/] [bold]--stream --dict D.npz[/] separates block by block
-    ([bold]--block-seconds[/]) in memory that does not grow with the duration.
+    [bold]Long files.[/] [bold]--stream[/] separates block by block
+    ([bold]--block-seconds[/]) in memory that does not grow with the duration (blind:
+    atoms learned online over the whole file, then grouped). Without it, a file whose
+    whole-file separation would need more than [bold]--memory[/] is streamed anyway.
     """
     dict_paths = list(dictionaries or [])
     _check_batch_usage(
@@ -883,6 +920,8 @@ def separate(
         block_seconds=block_seconds,
     )
     kwargs.update(format=audio_format, subtype=subtype)
+    if not stream and memory != "off":
+        kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
         _separate_batch(
             console,
@@ -945,8 +984,11 @@ def _separate_kwargs(
     Those of :func:`nmfsep.files.separate_file`, or with ``stream`` those of
     :func:`nmfsep.stream.separate_stream` (supervised or semi-supervised only).
     """
-    if stream:  # separate_stream's arguments: supervised or semi-supervised only
+    if stream:  # separate_stream's arguments
         kwargs: dict[str, Any] = {
+            "n_components": n_components,
+            "n_sources": n_sources,
+            "grouping": grouping,
             "dictionaries": dictionaries,
             "n_free": n_free,
             "block_seconds": block_seconds,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nmfsep import io
+from nmfsep._checks import check_int
 from nmfsep.exceptions import ParameterError
 from nmfsep.plan import (
     Plan,
@@ -27,11 +28,24 @@ from nmfsep.plan import (
 )
 from nmfsep.report import write_report
 from nmfsep.separate import analyse, check_mixture, stem_blocks
+from nmfsep.spectral import STFTConfig
 
-__all__ = ["separate_file"]
+__all__ = ["separate_file", "estimate_memory", "default_memory", "stream_reason"]
+
+#: Share of the machine's physical memory that whole-file separation may use by
+#: default before :func:`separate_file` streams (``memory="auto"``).
+DEFAULT_MEMORY_FRACTION = 0.5
+#: Peak memory of whole-file separation besides the arrays that grow with the file
+#: (interpreter, numpy, scipy, soundfile, numba kernels), bytes.
+_BASE_BYTES = 200 * 2**20
+#: Temporaries on top of the audio, its STFT and the spectrogram: the measured peak of
+#: separate_file over that sum (1.17 for 10 minutes of 44.1 kHz stereo,
+#: benchmarks/bench_long.py), rounded up.
+_OVERHEAD = 1.25
 
 _MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free")
 _RUN_KEYS = ("callback", "n_threads")
+_STREAM_KEYS = ("block_seconds", "learn_passes")  # used only when the file is streamed
 
 
 def separate_file(
@@ -44,6 +58,7 @@ def separate_file(
     format: str = "wav",
     subtype: str | None = None,
     name: str | None = None,
+    memory: int | str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Separate an audio file and write ``out_dir/<mix stem>/<stem>.wav``, all or nothing.
@@ -84,6 +99,16 @@ def separate_file(
         The output folder under ``out_dir``, a ``/``-separated relative path
         (:func:`nmfsep.io.output_names` makes them for many files); default the
         mixture's stem.
+    memory : int, "auto" or None
+        Budget in bytes for whole-file separation: when :func:`estimate_memory` of
+        the file is larger, the file is separated block by block with
+        :func:`nmfsep.stream.separate_stream` instead (blind, supervised or
+        semi-supervised; same stem names; the summary's ``streamed`` says why).
+        ``"auto"``: :func:`default_memory`; None (default): always whole-file.
+        A run that cannot stream (``save_model``, ``report``, ``stft`` or
+        ``power`` given, dictionaries at another rate than the file) stays
+        whole-file, with a warning. ``block_seconds`` and ``learn_passes`` in
+        ``kwargs`` go to the stream (ignored when the file is separated whole).
     **kwargs
         Passed to :func:`nmfsep.separate.separate` (``n_components``, ``dictionaries``
         ...).
@@ -110,6 +135,15 @@ def separate_file(
     """
     start = time.perf_counter()
     src = Path(path)
+    stream_options = {k: kwargs.pop(k) for k in _STREAM_KEYS if k in kwargs}
+    if memory is not None:
+        budget = default_memory() if memory == "auto" else check_int(memory, "memory", 1)
+        why = stream_reason(src, budget, save_model=save_model, report=report, **kwargs)
+        if why is not None and why.get("stream"):
+            return _streamed(src, out_dir, why, force=force, format=format,
+                             subtype=subtype, name=name, kwargs={**kwargs, **stream_options})
+    else:
+        why = None
     folder = output_folder(src, out_dir, name)
     fmt = io.audio_format(format, subtype)
     y, sr = check_mixture(*io.load(src))
@@ -138,7 +172,8 @@ def separate_file(
     return file_summary(src, outputs, m.settings, sr=sr, n_channels=y.shape[0],
                         n_samples=y.shape[1], seconds=time.perf_counter() - start,
                         n_iter=m.n_iter, converged=m.converged,
-                        warnings=[*m.warnings, *gain_warnings(out.gain, fmt)],
+                        warnings=[*m.warnings, *gain_warnings(out.gain, fmt),
+                                  *([why["warning"]] if why and why.get("warning") else [])],
                         report=report_path)
 
 
@@ -157,3 +192,122 @@ def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, 
     )
     return plan, params.validate(), options
 
+
+
+def default_memory() -> int:
+    """Return the default budget of whole-file separation: half the physical memory, bytes.
+
+    Returns
+    -------
+    int
+        :data:`DEFAULT_MEMORY_FRACTION` of the machine's RAM (4 GiB where the
+        system does not say).
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 8 * 2**30
+    return int(total * DEFAULT_MEMORY_FRACTION)
+
+
+def estimate_memory(path: str | os.PathLike[str], **kwargs: Any) -> int:
+    """Estimate the peak memory of :func:`separate_file` on a file, from its header.
+
+    The arrays that grow with the duration: the audio (float32, every channel), its
+    complex64 STFT (every channel) and the spectrogram the NMF factorises (one, with
+    the dictionaries' temporal context), at the analysis settings of the run
+    (the file's rate and :meth:`~nmfsep.spectral.STFTConfig.for_sample_rate` blind,
+    the dictionaries' otherwise), times a measured overhead, plus the imports.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The mixture (only its header is read).
+    **kwargs
+        The mode and settings as for :func:`separate_file` (``n_components``,
+        ``dictionaries``, ``stft`` ...).
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    AudioFormatError
+        If the header cannot be read.
+    ParameterError, DictionaryError
+        As :func:`separate_file` for the mode options.
+    """
+    info = io.audio_info(Path(path))
+    plan, params, _ = _plan_of({k: v for k, v in kwargs.items() if k not in _NOT_PARAMS})
+    sr, n, channels = int(info["samplerate"]), int(info["frames"]), int(info["channels"])
+    combined = plan.dictionary
+    if combined is None:
+        cfg = params.stft if params.stft is not None else STFTConfig.for_sample_rate(sr)
+        a_sr, context = sr, 1
+    else:
+        cfg, a_sr, context = combined.stft, combined.sr, combined.context_frames
+    per_frame = cfg.n_bins / cfg.hop_length  # spectrogram values per sample at a_sr
+    n_a = n * a_sr / sr
+    grows = channels * n * 4.0 + channels * n_a * 8.0 * per_frame + n_a * 4.0 * context * per_frame
+    if a_sr != sr:  # the resampled copy and the native-rate STFT of the masks
+        grows += channels * n_a * 4.0 + channels * n * 8.0 * per_frame
+    return int(_BASE_BYTES + _OVERHEAD * grows)
+
+
+_NOT_PARAMS = ("save_model", "report", "callback", "n_threads")
+
+
+def stream_reason(
+    path: str | os.PathLike[str], memory: int, **kwargs: Any
+) -> dict[str, Any] | None:
+    """Tell whether :func:`separate_file` with a budget of ``memory`` bytes streams, and why.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The mixture.
+    memory : int
+        Budget in bytes.
+    **kwargs
+        As for :func:`separate_file` (``save_model``, ``report`` and the mode).
+
+    Returns
+    -------
+    dict or None
+        None when the estimate fits; else ``{"estimate": bytes, "memory": bytes,
+        "stream": bool}``, and with ``stream`` False a ``warning`` saying why the
+        run stays whole-file.
+    """
+    estimate = estimate_memory(path, **kwargs)
+    if estimate <= memory:
+        return None
+    out: dict[str, Any] = {"estimate": estimate, "memory": int(memory), "stream": True}
+    blockers = [k for k in ("save_model", "report") if kwargs.get(k)]
+    blockers += [k for k in ("stft", "power") if kwargs.get(k) is not None]
+    dicts = load_dictionaries(kwargs.get("dictionaries", ()))
+    if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:
+        blockers.append("dictionaries at another sample rate than the file")
+    if blockers:
+        out["stream"] = False
+        out["warning"] = (
+            f"whole-file separation needs about {estimate / 2**30:.1f} GiB, more than the "
+            f"memory budget ({memory / 2**30:.1f} GiB), but cannot stream with "
+            f"{', '.join(blockers)}; separating the whole file"
+        )
+    return out
+
+
+def _streamed(src: Path, out_dir: str | os.PathLike[str], why: dict[str, Any], *,
+              force: bool, format: str, subtype: str | None, name: str | None,
+              kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`separate_stream` for :func:`separate_file`; the summary says why."""
+    from nmfsep.stream import separate_stream
+
+    # the stream reports blocks, not NMF iterations: its progress is not the callback's
+    options = {k: v for k, v in kwargs.items() if k not in ("callback", "stft", "power")}
+    summary = separate_stream(src, out_dir, force=force, format=format, subtype=subtype,
+                              name=name, **options)
+    summary["streamed"] = {"estimate": why["estimate"], "memory": why["memory"]}
+    return summary

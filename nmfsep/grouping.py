@@ -21,6 +21,7 @@ in ascending order of the spectral centroid of their energy (low sources first).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -29,7 +30,10 @@ from nmfsep._checks import check_int
 from nmfsep._checks import is_int as _is_int
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["GROUPING_METHODS", "group_components", "components_groups", "source_names"]
+__all__ = [
+    "GROUPING_METHODS", "group_components", "group_components_stats", "ActivationStats",
+    "components_groups", "source_names",
+]
 
 #: Methods accepted by :func:`group_components`.
 GROUPING_METHODS = ("timbre", "activations", "combined")
@@ -229,6 +233,98 @@ def group_components(
     ['source_1', 'source_2']
     """
     W, H = _check_factors(W, H)
+    return _group(H, n_sources, method, sr, n_fft, lambda: _activation_distance(W),
+                  W.sum(axis=0))
+
+
+class ActivationStats:
+    """Sums of the activations over blocks: enough to group without keeping W.
+
+    Blind streaming (:mod:`nmfsep.stream`) never holds the whole ``W (n_frames, k)``;
+    the correlation of its columns (the ``"activations"`` and ``"combined"``
+    criteria) and the energy of each component (the order of the groups) only need
+    the number of frames, the column sums and the Gram matrix ``W.T @ W``, added up
+    block by block in float64.
+
+    Parameters
+    ----------
+    k : int
+        Number of components, >= 1.
+    """
+
+    def __init__(self, k: int):
+        check_int(k, "k", 1)
+        self.n = 0
+        self.sum = np.zeros(int(k), dtype=np.float64)
+        self.gram = np.zeros((int(k), int(k)), dtype=np.float64)
+
+    def update(self, W: np.ndarray) -> None:
+        """Add a block of activations, shape ``(n_frames_b, k)``."""
+        W64 = np.asarray(W, dtype=np.float64)
+        self.n += W64.shape[0]
+        self.sum += W64.sum(axis=0)
+        self.gram += W64.T @ W64
+
+    def distance(self) -> np.ndarray:
+        """``1 - correlation`` of the activations' columns, as for a whole ``W``; (k, k)."""
+        n = max(self.n, 1)
+        cov = self.gram - np.outer(self.sum, self.sum) / n  # = Wc.T @ Wc
+        norms = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        norms[norms == 0] = 1.0
+        corr = np.clip(cov / np.outer(norms, norms), -1.0, 1.0)
+        D = 1.0 - corr
+        np.fill_diagonal(D, 0.0)
+        return (D + D.T) / 2.0
+
+
+def group_components_stats(
+    stats: ActivationStats,
+    H: np.ndarray,
+    n_sources: int,
+    *,
+    method: Literal["timbre", "activations", "combined"] = "timbre",
+    sr: float,
+    n_fft: int,
+) -> dict[str, list[int]]:
+    """:func:`group_components` from activation statistics instead of the whole ``W``.
+
+    ``"timbre"`` clusters the atoms ``H`` alone, so it gives the groups
+    :func:`group_components` gives; the activation statistics order the groups
+    (their energy) and give the correlation of ``"activations"`` and
+    ``"combined"`` (equal to the whole-``W`` one up to rounding).
+
+    Parameters
+    ----------
+    stats : ActivationStats
+        The activations' statistics over every frame.
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Spectral atoms.
+    n_sources, method, sr, n_fft
+        As for :func:`group_components`.
+
+    Returns
+    -------
+    groups : dict[str, list[int]]
+        As :func:`group_components`.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`group_components`, or if ``stats`` is not for ``k`` components.
+    """
+    if not isinstance(stats, ActivationStats) or stats.sum.shape[0] != np.shape(H)[0]:
+        raise ParameterError(
+            f"stats must be the ActivationStats of the {np.shape(H)[0]} components of H, "
+            f"got {type(stats).__name__}"
+        )
+    _, H = _check_factors(stats.sum[None].astype(np.float32), H)
+    return _group(H, n_sources, method, sr, n_fft, stats.distance, stats.sum)
+
+
+def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
+           activation_distance: Callable[[], np.ndarray], weights: np.ndarray,
+           ) -> dict[str, list[int]]:
+    """Cluster and order the groups (``weights``: each component's total activation)."""
     k = H.shape[0]
     if not _is_int(n_sources) or not 1 <= n_sources <= k:
         raise ParameterError(
@@ -257,7 +353,7 @@ def group_components(
         if method == "timbre":
             Z = linkage(timbre_features(H, sr=sr, n_fft=n_fft), method="ward")
         else:
-            D = _activation_distance(W)
+            D = activation_distance()
             if method == "combined":
                 T = _timbre_distance(H, sr, n_fft)
                 scale = T.max()
@@ -267,7 +363,6 @@ def group_components(
 
     # Order the groups by the spectral centroid of their energy.
     freqs = np.linspace(0.0, float(sr) / 2.0, H.shape[1])
-    weights = W.sum(axis=0)  # (k,)
     members = [np.flatnonzero(labels == c) for c in range(n_sources)]
     keys = []
     for idx in members:

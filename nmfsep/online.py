@@ -295,6 +295,9 @@ class OnlineNMF:
         self.n_frames_seen = 0
         self.n_batches = 0
         self.losses: list[float] = []
+        #: Activations ``(n_frames_b, k)`` of the last block fitted (solved with the
+        #: atoms as they were before that block updated them); None before the first.
+        self.last_W: np.ndarray | None = None
 
     # --- set-up on the first block ---------------------------------------------
     def _start(self, V: np.ndarray) -> np.ndarray | None:
@@ -412,6 +415,7 @@ class OnlineNMF:
         self.n_frames_seen += V.shape[0]
         self.n_batches += 1
         self.losses.append(loss)
+        self.last_W = W
         return loss
 
     def _update_H(self, num: np.ndarray, den: np.ndarray, rho: float) -> None:

@@ -138,8 +138,8 @@ def test_settings_checked_once(songs: Path, dicts, tmp_path: Path) -> None:
         separate_batch([songs], tmp_path / "out", dictionaries=dicts, block_seconds=3)
     with pytest.raises(ParameterError, match="n_jobs"):
         separate_batch([songs], tmp_path / "out", dictionaries=dicts, n_jobs=0)
-    with pytest.raises(ParameterError, match="needs dictionaries"):
-        separate_batch([songs], tmp_path / "out", n_components=2, stream=True)
+    with pytest.raises(ParameterError, match="nothing to separate"):
+        separate_batch([songs], tmp_path / "out", stream=True)
     assert not (tmp_path / "out").exists()
 
 

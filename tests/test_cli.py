@@ -231,7 +231,8 @@ def test_beta_values(text, expected):
         (["-k", "2", "--free", "2"], "--free"),  # --free needs --dict
         (["-k", "2", "--mask-power", "0"], "--mask-power"),
         (["-k", "2", "--grouping", "random"], "--grouping"),
-        (["-k", "2", "--stream"], "--dict"),  # --stream needs dictionaries
+        (["-k", "2", "--stream", "--report"], "--report"),  # a stream keeps no model
+        (["-k", "2", "--memory", "lots"], "--memory"),
         (["-k", "2", "--block-seconds", "5"], "--stream"),  # --block-seconds needs --stream
         (["-k", "2", "--jobs", "0"], "--jobs"),
         (["-k", "2", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
@@ -1231,3 +1232,13 @@ def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
     assert "held-out fit" in r.stdout and " dB" in r.stdout
     info = run("info", tmp_path / "d.npz")
     assert "validation:    fit" in info.stdout and "held-back 20% of every clip" in info.stdout
+
+
+def test_separate_memory_budget_streams_and_says_so(audio, tmp_path):
+    r = run("separate", audio / "mix.wav", "-k", "2", "--memory", "1M", "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "streamed in 1 block(s): whole-file separation would need about" in r.stdout
+    assert sorted(p.name for p in (tmp_path / "o" / "mix").iterdir()) == [
+        "component_01.wav", "component_02.wav"]
+    r = run("separate", audio / "mix.wav", "-k", "2", "--memory", "off", "-o", tmp_path / "p")
+    assert r.exit_code == 0 and "streamed" not in r.stdout

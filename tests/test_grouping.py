@@ -156,3 +156,19 @@ def test_validation_of_factors() -> None:
         group_components(W, H * np.nan, 2, sr=SR, n_fft=N_FFT)
     with pytest.raises(ParameterError, match="shape"):
         group_components(W[0], H, 2, sr=SR, n_fft=N_FFT)
+
+
+def test_group_components_stats_equals_whole_w() -> None:
+    """Statistics accumulated block by block give the groups of the whole W."""
+    from nmfsep.grouping import ActivationStats, group_components_stats
+
+    rng = np.random.default_rng(4)
+    W, H = rng.random((300, 6)).astype(np.float32), rng.random((6, 513)).astype(np.float32)
+    stats = ActivationStats(6)
+    for j in range(0, 300, 70):
+        stats.update(W[j : j + 70])
+    for method in ("timbre", "activations", "combined"):
+        assert group_components_stats(stats, H, 3, method=method, sr=22050, n_fft=1024) == \
+            group_components(W, H, 3, method=method, sr=22050, n_fft=1024)
+    with pytest.raises(ParameterError, match="ActivationStats"):
+        group_components_stats(ActivationStats(5), H, 3, sr=22050, n_fft=1024)

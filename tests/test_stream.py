@@ -283,3 +283,103 @@ def test_nothing_left_on_failure(long_mix, dicts, tmp_path, monkeypatch) -> None
     with pytest.raises(RuntimeError, match="boom"):
         separate_stream(path, out, dictionaries=dicts, block_seconds=2.0, max_iter=3)
     assert os.listdir(out / "long") == []
+
+
+# --------------------------------------------------------------------------- blind
+
+
+@pytest.mark.parametrize(("kw", "names"), [
+    ({"n_sources": 2, "n_components": 6}, ["source_1", "source_2"]),
+    ({"n_components": 3}, ["component_01", "component_02", "component_03"]),
+    ({"n_sources": 2, "n_components": 6, "grouping": "combined"}, ["source_1", "source_2"]),
+])
+def test_blind_stream_adds_up(long_mix, tmp_path, kw, names) -> None:
+    """Blind: online atoms, block-wise masks; the stems named as separate names them."""
+    path, y = long_mix
+    summary = separate_stream(path, tmp_path, block_seconds=2.0, max_iter=20, **kw)
+    assert summary["mode"] == "blind" and summary["n_blocks"] == 11
+    assert list(summary["stems"]) == names
+    assert list(summary["stems"]) == list(separate(y, SR, max_iter=2, **kw).stems)
+    stems = check_stems(summary, y)
+    # every stem carries something: the groups are not empty and the masks not all 0/1
+    assert all(np.abs(s).max() > 1e-3 for s in stems.values())
+    assert summary["settings"]["stream"]["free_atoms"] == "online"
+
+
+def test_blind_stream_separates_low_from_high(tmp_path) -> None:
+    """Two sources of distinct registers: each blind stream stem is mostly one of them."""
+    low, high = low_high(16, seed=3)
+    path = tmp_path / "lh.wav"
+    sf.write(path, (0.3 * low + 0.3 * high).astype(np.float32), SR, subtype="FLOAT")
+    summary = separate_stream(path, tmp_path / "o", n_sources=2, block_seconds=2.0,
+                              learn_passes=3)
+    s1, s2 = (read(p)[0] for p in summary["stems"].values())
+
+    def centroid(x: np.ndarray) -> float:
+        mag = np.abs(np.fft.rfft(x))
+        return float(mag @ np.fft.rfftfreq(x.size, 1 / SR) / mag.sum())
+
+    # source_1 is the lower one (groups ordered by spectral centroid), and the split is
+    # not arbitrary: the low stem is closer to the low source than the mixture is
+    assert centroid(s1) < centroid(s2)
+    assert sdr(0.3 * low, s1) > sdr(0.3 * low, 0.3 * low + 0.3 * high) + 1
+
+
+def test_blind_stream_memory_does_not_grow_with_duration(tmp_path) -> None:
+    peaks = []
+    for seconds in (8, 32):
+        low, high = low_high(seconds, seed=9)
+        y = (0.3 * low + 0.2 * high).astype(np.float32)[None]
+        path = tmp_path / f"m{seconds}.wav"
+        sf.write(path, y.T, SR, subtype="FLOAT")
+        tracemalloc.start()
+        separate_stream(path, tmp_path / f"o{seconds}", n_sources=2, block_seconds=2.0,
+                        max_iter=5)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.25 * peaks[0], peaks
+
+
+def test_blind_stream_errors(long_mix, tmp_path) -> None:
+    path, _ = long_mix
+    with pytest.raises(ParameterError, match="n_components=5000 is more than"):
+        separate_stream(path, tmp_path, n_components=5000)
+    with pytest.raises(ParameterError, match="nothing to separate"):
+        separate_stream(path, tmp_path)
+
+
+# --------------------------------------------------------------------------- memory budget
+
+
+def test_estimate_memory_grows_with_duration(tmp_path, dicts) -> None:
+    from nmfsep.files import estimate_memory
+
+    est = []
+    for seconds in (10, 40):
+        path = tmp_path / f"e{seconds}.wav"
+        sf.write(path, np.zeros((seconds * SR, 2), np.float32), SR, subtype="PCM_16")
+        est.append(estimate_memory(path, n_sources=2))
+    slope = (est[1] - est[0]) / (30 * SR)  # bytes per sample of the two channels
+    # audio (2 x 4) + STFT (2 x 8 x n_bins / hop) + spectrogram (4 x n_bins / hop), + 25 %
+    cfg = STFTConfig.for_sample_rate(SR)
+    r = cfg.n_bins / cfg.hop_length
+    assert slope == pytest.approx(1.25 * (8 + 16 * r + 4 * r), rel=1e-3)
+    with_dicts = estimate_memory(tmp_path / "e40.wav", dictionaries=dicts)
+    assert with_dicts > 0
+
+
+def test_separate_file_streams_over_the_budget(long_mix, tmp_path) -> None:
+    path, y = long_mix
+    whole = separate_file(path, tmp_path / "w", n_sources=2, max_iter=5, memory=2**40)
+    assert "streamed" not in whole and "n_blocks" not in whole
+    low = separate_file(path, tmp_path / "s", n_sources=2, max_iter=5, memory=10**6,
+                        block_seconds=2.0)
+    assert low["streamed"]["memory"] == 10**6 and low["streamed"]["estimate"] > 10**6
+    assert low["n_blocks"] == 11 and list(low["stems"]) == list(whole["stems"])
+    check_stems(low, y)
+    # a run that cannot stream stays whole-file and says why
+    rep = separate_file(path, tmp_path / "r", n_sources=2, max_iter=5, memory=10**6,
+                        save_model=True)
+    assert "streamed" not in rep and "cannot stream with save_model" in rep["warnings"][-1]
+    with pytest.raises(ParameterError, match="memory"):
+        separate_file(path, tmp_path / "x", n_sources=2, memory=0)
