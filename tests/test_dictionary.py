@@ -721,7 +721,7 @@ def test_pitch_shift_augmentation_covers_neighbouring_notes() -> None:
 
 @pytest.mark.parametrize("shifts", [(0,), (1, 1), (13,), "12", (float("nan"),)])
 def test_pitch_shifts_are_checked(shifts) -> None:
-    with pytest.raises(ParameterError, match="^pitch_shifts must be a sequence of distinct"):
+    with pytest.raises(ParameterError, match="^pitch_shifts must be .auto. or a sequence of distinct"):
         learn_dictionary([(tone(440), SR)], "a", 2, stft=CFG, pitch_shifts=shifts)
 
 
