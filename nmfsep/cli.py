@@ -1343,8 +1343,9 @@ def learn(
             metavar="S1,S2,...",
             help="Augmentation: also learn from the clips shifted by these semitones (e.g. "
             "-2,-1,1,2), so the atoms cover notes around those the clips play; 'none' "
-            "turns it off; 'auto' tries -2,-1,1,2 and keeps it if it fits held-back audio "
-            "of the clips better [default: auto].",
+            "turns it off (better when the clips already play every note of the register, "
+            "e.g. a sweep); 'auto' tries -2,-1,1,2 and keeps it if it fits held-back audio "
+            "of the clips better [default: -2,-1,1,2].",
             show_default=False,
         ),
     ] = None,

@@ -721,7 +721,7 @@ def test_pitch_shift_augmentation_covers_neighbouring_notes() -> None:
 
 @pytest.mark.parametrize("shifts", [(0,), (1, 1), (13,), "12", (float("nan"),)])
 def test_pitch_shifts_are_checked(shifts) -> None:
-    with pytest.raises(ParameterError, match="^pitch_shifts must be .auto. or a sequence of distinct"):
+    with pytest.raises(ParameterError, match="^pitch_shifts must be .auto. or a sequence of dist"):
         learn_dictionary([(tone(440), SR)], "a", 2, stft=CFG, pitch_shifts=shifts)
 
 
@@ -753,3 +753,18 @@ def test_dictionary_fit_is_higher_on_the_source_than_on_another(tmp_path: Path) 
         v.training["validation"])
     with pytest.raises(ParameterError, match="^validate must be a number in"):
         learn_dictionary_files([path], "low", 6, stft=CFG, validate=0.9)
+
+
+def test_auto_pitch_shifts_choose_by_the_held_back_fit() -> None:
+    # the same notes over and over: the held-back 20 % holds nothing new, so the plain
+    # atoms fit it better and "auto" keeps no shift; the choice is recorded
+    y = np.concatenate([tone(f, seconds=0.5) for f in (220, 330, 262) * 4], axis=1)
+    d = learn_dictionary([(y, SR)], "a", 4, stft=CFG, context_frames=1, max_iter=60,
+                         pitch_shifts="auto")
+    aug = d.training["augmentation"]
+    assert set(aug["fit_db"]) == {"none", "shifted"}
+    chosen = [] if aug["fit_db"]["none"] >= aug["fit_db"]["shifted"] else [-2.0, -1.0, 1.0, 2.0]
+    assert aug["pitch_shifts"] == chosen == []
+    assert "held-back" in aug["chosen_by"]
+    default = learn_dictionary([(y, SR)], "a", 4, stft=CFG, context_frames=1, max_iter=60)
+    assert default.training["augmentation"]["pitch_shifts"] == [-2.0, -1.0, 1.0, 2.0]
