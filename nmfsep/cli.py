@@ -887,15 +887,8 @@ def separate(
     whole-file separation would need more than [bold]--memory[/] is streamed anyway.
     """
     dict_paths = list(dictionaries or [])
-    _check_batch_usage(
-        ctx,
-        dict_paths=dict_paths,
-        stream=stream,
-        save_model=save_model,
-        report=report,
-        jobs=jobs,
-        scheduler=scheduler,
-    )
+    _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
+                       report=report, jobs=jobs, scheduler=scheduler)
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
@@ -903,21 +896,10 @@ def separate(
         ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
     )
     kwargs = _separate_kwargs(
-        stream=stream,
-        n_components=n_components,
-        n_sources=n_sources,
-        dictionaries=loaded_dicts,
-        n_free=n_free,
-        beta=beta,
-        mask=mask,
-        mask_power=mask_power,
-        grouping=grouping,
-        max_iter=max_iter,
-        tol=tol,
-        seed=seed,
-        save_model=save_model,
-        report=report,
-        block_seconds=block_seconds,
+        stream=stream, n_components=n_components, n_sources=n_sources,
+        dictionaries=loaded_dicts, n_free=n_free, beta=beta, mask=mask, mask_power=mask_power,
+        grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
+        report=report, block_seconds=block_seconds,
     )
     kwargs.update(format=audio_format, subtype=subtype)
     if not stream and memory != "off":
