@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _cli import NO_COLOR_ENV, one_error_line, run, runner
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from nmfsep.cli import _parse_beta, _parse_references, app
 
@@ -25,24 +25,6 @@ DURATION = 1.5
 FAST = ["--max-iter", "25"]  # keep the NMF short: these tests check the CLI, not the quality
 
 COMMANDS = ("separate", "learn", "info", "plot", "eval", "rank", "report", "version")
-# Plain text whatever the CI sets (rich honours FORCE_COLOR even when not on a terminal).
-NO_COLOR_ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": "1", "NMFSEP_DEBUG": None}
-runner = CliRunner(env=NO_COLOR_ENV)
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def one_error_line(result, *needles):
-    """stderr is exactly one ``error: ...`` line (no traceback) mentioning every needle."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- audio fixtures

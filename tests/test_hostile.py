@@ -30,10 +30,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _audio import CFG, SR, notes
-from typer.testing import CliRunner
+from _cli import one_error_line, run
 
 from nmfsep import _npz, cli, files, io
-from nmfsep.cli import app
 from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import DictionaryError, OutputError, ParameterError
 from nmfsep.model import load_model
@@ -41,24 +40,8 @@ from nmfsep.nmf import nmf
 from nmfsep.separate import separate
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_COLOR_ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": "1", "NMFSEP_DEBUG": None}
-runner = CliRunner(env=NO_COLOR_ENV)
 FAST = ["--max-iter", "5"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, *needles: str) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def usage_error(result, *needles: str) -> None:
