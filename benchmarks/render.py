@@ -1241,8 +1241,37 @@ def fluidsynth_version() -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
-    here = Path(__file__).resolve().parent
+def _check_renderer(sf2: str) -> None:
+    """Exit with the install command when mido, fluidsynth or the SoundFont is missing."""
+    try:
+        import mido  # noqa: F401  (render-time dependency only)
+    except ImportError:
+        sys.exit("mido not found: pip install mido")
+    if shutil.which("fluidsynth") is None:
+        sys.exit("fluidsynth not found: apt-get install -y fluidsynth fluid-soundfont-gm")
+    if not Path(sf2).exists():
+        sys.exit(f"SoundFont {sf2} not found: apt-get install -y fluid-soundfont-gm")
+
+
+def _render_families(args: argparse.Namespace, out: Path, cmd: str) -> int:
+    """Render the held-out sound families and write their manifest; 0 if they verify."""
+    clips = render_families(args, out)
+    fams = [f.strip() for f in args.families.split(",") if f.strip()]
+    manifest = {
+        "generator": "benchmarks/render.py", "command": cmd,
+        "fluidsynth": fluidsynth_version(),
+        "format": "FLAC PCM_16; mix = sum(stems) exactly (integer sum of the 16-bit stems)",
+        "seed": args.seed, "families": family_table(fams),
+        "tasks": {t: v for t, v in FAMILY_TASKS.items()},
+        "register": {"test_transpose": TEST_TRANSPOSE, "train_transpose": TRAIN_TRANSPOSE,
+                     "train_seed_offset": FAMILY_TRAIN_SEED, "train_sweep": False},
+        "clips": clips,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return 0 if verify(out) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -1275,7 +1304,12 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=os.cpu_count() or 1, help="parallel fluidsynth runs"
     )
     ap.add_argument("--no-speech", action="store_true", help="samples: skip the speech example")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    args = _parser().parse_args(argv)
 
     fam = args.what == "families"
     args.n = args.n if args.n is not None else 3 if fam else 6
@@ -1289,14 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "verify":
         return 0 if verify(out) else 1
 
-    try:
-        import mido  # noqa: F401  (render-time dependency only)
-    except ImportError:
-        sys.exit("mido not found: pip install mido")
-    if shutil.which("fluidsynth") is None:
-        sys.exit("fluidsynth not found: apt-get install -y fluidsynth fluid-soundfont-gm")
-    if not Path(args.sf2).exists():
-        sys.exit(f"SoundFont {args.sf2} not found: apt-get install -y fluid-soundfont-gm")
+    _check_renderer(args.sf2)
     out.mkdir(parents=True, exist_ok=True)
     cmd = "python benchmarks/render.py " + " ".join(
         [f"--what {args.what}", f"--seed {args.seed}"]
@@ -1305,20 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--train-seconds {args.train_seconds:g}"] if fam else [])
     )
     if fam:
-        clips = render_families(args, out)
-        fams = [f.strip() for f in args.families.split(",") if f.strip()]
-        manifest = {
-            "generator": "benchmarks/render.py", "command": cmd,
-            "fluidsynth": fluidsynth_version(),
-            "format": "FLAC PCM_16; mix = sum(stems) exactly (integer sum of the 16-bit stems)",
-            "seed": args.seed, "families": family_table(fams),
-            "tasks": {t: v for t, v in FAMILY_TASKS.items()},
-            "register": {"test_transpose": TEST_TRANSPOSE, "train_transpose": TRAIN_TRANSPOSE,
-                         "train_seed_offset": FAMILY_TRAIN_SEED, "train_sweep": False},
-            "clips": clips,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        return 0 if verify(out) else 1
+        return _render_families(args, out, cmd)
 
     tasks: list[str] = []
     if args.what == "samples":
