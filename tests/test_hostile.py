@@ -369,6 +369,44 @@ def test_signal_during_factorisation_leaves_nothing(tmp_path, signame) -> None:
     assert not out.exists() or not any(out.rglob("*"))
 
 
+def test_sigterm_to_a_batch_parent_leaves_nothing(tmp_path) -> None:
+    """The killed workers' folders and temporaries are removed by the parent."""
+    srcs = [_long_mix(tmp_path / f"long{i}.wav") for i in range(2)]
+    out = tmp_path / "OUT"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nmfsep", "separate", *map(str, srcs), "--jobs", "2", "-k",
+         "4", "--max-iter", "100000", "--tol", "0", "-o", str(out), "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not all((out / f"long{i}").exists() for i in range(2)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the factorisations
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert not out.exists(), sorted(out.rglob("*"))
+
+
+def test_discard_interrupted_removes_temporaries_only(tmp_path) -> None:
+    folder = tmp_path / "OUT" / "song"
+    folder.mkdir(parents=True)
+    temporaries = [".piano.0123abcd.partial.wav", ".flute.89abcdef.float.wav",
+                   "..nmfsep-probe.00ff00ff.partial"]
+    kept = ["piano.wav", ".hidden", ".piano.partial.wav", "notes.0123abcd.partial.txt"]
+    for name in temporaries + kept:
+        (folder / name).write_bytes(b"x")
+    io.discard_interrupted(folder, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
+    for name in kept:
+        (folder / name).unlink()
+    io.discard_interrupted(folder, tmp_path)  # empty now: removed up to the anchor
+    assert not (tmp_path / "OUT").exists() and tmp_path.exists()
+
+
 def test_sigterm_while_writing_leaves_nothing(tmp_path, mix, monkeypatch) -> None:
     real_write = io.WavWriter.write
     calls = []
