@@ -968,7 +968,7 @@ def learn_dictionary(
     check_name(name)
     clips, clip_names = _check_clip_list(clips, clip_names)
     n_components = check_int(n_components, "n_components", 1)
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     if power is None:
         power = default_power(beta_f)
     _check_power(power)
@@ -1393,7 +1393,7 @@ def learn_dictionary_online(
     if random_state is not None and not is_int(random_state):
         raise fail("random_state", "an int or None", random_state)
     check_callable(callback, "callback", "callable(seconds_done, seconds_total)")
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     power = _check_power(default_power(beta_f) if power is None else power)
     _check_stft(stft)
 

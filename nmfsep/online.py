@@ -267,7 +267,7 @@ class OnlineNMF:
         random_state=None,
         n_threads: int | None = None,
     ):
-        self.beta = beta_loss_to_float(beta)
+        self.beta = beta_loss_to_float(beta, "beta")
         self.n_inner = check_int(n_inner, "n_inner", 1)
         self.forget = check_real(forget, "forget", 0.0, 1.0, strict=True)
         self.forget_frames = check_int(forget_frames, "forget_frames", 1)
@@ -667,7 +667,7 @@ def transform_blocks(
     for a block does not depend on the blocks before it (except for the default
     β ≤ 0 floor). Memory: one block and its activations at a time.
     """
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     H = check_nonnegative_matrix(H, "H")
     max_iter = check_int(max_iter, "max_iter", 1)
     tol = check_real(tol, "tol")

@@ -688,7 +688,7 @@ def rank_sweep(
     Vs = _stack_V(V)
     ks_ = _check_ks(ks, min(Vs.shape))
     seeds_ = _check_seeds(seeds)
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     suggest_k([1], [1.0], min_gain=min_gain, min_stability=min_stability)  # validate early
 
     total = len(ks_) * len(seeds_)

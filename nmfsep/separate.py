@@ -561,11 +561,11 @@ def _grids(plan: Plan, params: SeparationParams, sr: int) -> _Grids:
     """Decide β, power, context and the analysis grid (the dictionaries' when given)."""
     combined = plan.dictionary
     if combined is None:
-        beta = 1.0 if params.beta is None else beta_loss_to_float(params.beta)
+        beta = 1.0 if params.beta is None else beta_loss_to_float(params.beta, "beta")
         power = default_power(beta) if params.power is None else float(params.power)
         stft = STFTConfig.for_sample_rate(sr) if params.stft is None else params.stft
         return _Grids(beta, power, 1, sr, stft, stft)
-    beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta)
+    beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta, "beta")
     reason = fit_mismatch(combined, None, params.stft, params.power)
     if reason is not None:
         raise DictionaryError(reason)
