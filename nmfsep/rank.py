@@ -165,8 +165,8 @@ def dictionary_stability(
 
 def suggest_k(
     ks: Sequence[int],
-    divergence: Sequence[float],
-    stability: Sequence[float] | None = None,
+    divergence: Sequence[float] | np.ndarray,
+    stability: Sequence[float] | np.ndarray | None = None,
     *,
     min_gain: float = DEFAULT_MIN_GAIN,
     min_stability: float = DEFAULT_MIN_STABILITY,
@@ -226,8 +226,8 @@ def suggest_k(
 
 def _check_curves(
     ks: Sequence[int],
-    divergence: Sequence[float],
-    stability: Sequence[float] | None,
+    divergence: Sequence[float] | np.ndarray,
+    stability: Sequence[float] | np.ndarray | None,
     min_gain: float,
     min_stability: float,
 ) -> tuple[list[int], np.ndarray, np.ndarray | None]:
