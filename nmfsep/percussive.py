@@ -29,7 +29,7 @@ from nmfsep.grouping import group_components, source_names
 from nmfsep.nmf import nmf
 
 __all__ = [
-    "DRUMS", "DEFAULT_MARGIN", "DEFAULT_KERNEL",
+    "DRUMS", "DEFAULT_MARGIN", "DEFAULT_KERNEL", "DEFAULT_FLATNESS", "atom_flatness",
     "hpss_split", "percussive_share", "percussive_names",
     "PercussiveFit", "factorize_percussive",
 ]
@@ -41,6 +41,10 @@ DRUMS = "drums"
 DEFAULT_MARGIN = 1.0
 #: Median-filter lengths ``(harmonic: frames, percussive: bins)``.
 DEFAULT_KERNEL = (17, 17)
+#: Harmonic components whose atom is flatter than this (spectral flatness, Wiener
+#: entropy) are noise-like drum sounds the median filter left in the harmonic part:
+#: they join the drums.
+DEFAULT_FLATNESS = 0.05
 
 
 def hpss_split(
@@ -137,15 +141,44 @@ def _sum_histories(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (pad[0] + pad[1]).astype(np.float64)
 
 
+def atom_flatness(H: np.ndarray) -> np.ndarray:
+    """Spectral flatness of every atom (:func:`librosa.feature.spectral_flatness`).
+
+    Parameters
+    ----------
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Atoms.
+
+    Returns
+    -------
+    np.ndarray [shape=(k,)]
+        Geometric over arithmetic mean of each atom scaled to a peak of 1 (floored at
+        1e-12): near 1 for white noise, near 0 for a few harmonic peaks.
+    """
+    import librosa
+
+    H = np.asarray(H, dtype=np.float64)
+    peak = H.max(axis=1, keepdims=True)
+    scaled = H / np.where(peak > 0, peak, 1.0)
+    return librosa.feature.spectral_flatness(S=scaled.T, power=1.0, amin=1e-12)[0]
+
+
 def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, sr: float,
-                     n_fft: int, grouping: str, extra: bool) -> dict[str, list[int]]:
+                     n_fft: int, grouping: str, extra: bool,
+                     flatness: float | None) -> dict[str, list[int]]:
     """Group the ``k_h`` harmonic components; the percussive ones (after them) are drums."""
     k = H.shape[0]
     drums = list(range(k_h, k))
-    n_groups = min(k_h, n_sources if extra else n_sources - 1)
-    found = group_components(W[:, :k_h], H[:k_h], n_groups, method=grouping,  # type: ignore[arg-type]
+    keep = np.arange(k_h)
+    if flatness is not None:
+        noisy = atom_flatness(H[:k_h]) > flatness
+        if k_h - noisy.sum() >= n_sources:
+            keep = np.flatnonzero(~noisy)
+            drums = sorted([int(i) for i in np.flatnonzero(noisy)] + drums)
+    n_groups = min(len(keep), n_sources if extra else n_sources - 1)
+    found = group_components(W[:, keep], H[keep], n_groups, method=grouping,  # type: ignore[arg-type]
                              sr=sr, n_fft=n_fft)
-    parts = list(found.values())
+    parts = [[int(keep[i]) for i in idx] for idx in found.values()]
     if n_groups == n_sources:
         drum_act = W[:, k_h:].astype(np.float64) @ H[k_h:].sum(axis=1, dtype=np.float64)
 
@@ -164,7 +197,8 @@ def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, 
 def factorize_percussive(
     V: np.ndarray, k: int, n_sources: int, *, sr: float, n_fft: int,
     grouping: str = "timbre", kernel: tuple[int, int] = DEFAULT_KERNEL,
-    margin: float = DEFAULT_MARGIN, extra_cluster: bool = False, **nmf_kwargs: Any,
+    margin: float = DEFAULT_MARGIN, extra_cluster: bool = False,
+    flatness: float | None = DEFAULT_FLATNESS, **nmf_kwargs: Any,
 ) -> PercussiveFit:
     """Factorize ``V`` as drums (percussive part) plus ``n_sources - 1`` harmonic sources.
 
@@ -187,6 +221,9 @@ def factorize_percussive(
         the group whose activations follow the drums' most (kick-drum bodies and
         other drum sounds the median filter left in the harmonic part); False:
         ``n_sources - 1`` groups, all harmonic.
+    flatness : float or None
+        Harmonic components whose atoms are flatter than this (:func:`atom_flatness`)
+        join the drums (kept when fewer than ``n_sources`` would remain); None: none.
     **nmf_kwargs
         Passed to both :func:`nmfsep.nmf.nmf` calls (beta, solver, max_iter, tol,
         random_state, ...).
@@ -210,7 +247,7 @@ def factorize_percussive(
     W = np.concatenate([np.asarray(f.W, dtype=np.float32) for f in fits], axis=1)
     H = np.concatenate([np.asarray(f.H, dtype=np.float32) for f in fits], axis=0)
     groups = _harmonic_groups(W, H, k_h, n_sources, sr=sr, n_fft=n_fft, grouping=grouping,
-                              extra=extra_cluster)
+                              extra=extra_cluster, flatness=flatness)
     return PercussiveFit(
         W=W, H=H, groups=groups, n_iter=max(f.n_iter for f in fits),
         loss_history=_sum_histories(*(np.asarray(f.loss_history) for f in fits)),
