@@ -481,6 +481,7 @@ def _common_settings(
         n_sources=kwargs.get("n_sources"),
         dictionaries=kwargs.get("dictionaries", ()),
         n_free=kwargs.get("n_free", 0),
+        percussive=kwargs.get("percussive", False),
     )
     for name in names:
         io.check_name(name)

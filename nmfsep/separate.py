@@ -57,6 +57,7 @@ from nmfsep.io import resample
 from nmfsep.masks import GroupMasks, group_models, masks
 from nmfsep.model import Factorization, save_model
 from nmfsep.nmf import nmf
+from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
     DEFAULT_GROUPING,
     Plan,
@@ -384,6 +385,7 @@ def separate(
     random_state: int | np.random.Generator | None = 0,
     callback: Callable[[int, float | None], None] | None = None,
     n_threads: int | None = None,
+    percussive: bool = False,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -438,6 +440,11 @@ def separate(
     n_threads : int or None
         Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
         not depend on it (bit for bit).
+    percussive : bool
+        Blind mode with ``n_sources >= 2``: split the drums off first (median-filter
+        harmonic-percussive separation, :mod:`nmfsep.percussive`), then group the
+        harmonic components into ``n_sources - 1`` stems; the stems are
+        ``source_1 ... source_{S-1}, drums``.
 
     Returns
     -------
@@ -489,7 +496,8 @@ def separate(
     y_in = y
     y, sr = check_mixture(y, sr)
     one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
+    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
+                     percussive)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
     n_frames = fit.X.shape[2]
@@ -641,6 +649,14 @@ def _factorize(
     )
     W = np.asarray(result.W, dtype=np.float32)
     H = np.asarray(result.H, dtype=np.float32)
+    if plan.percussive:  # drums split off first (nmfsep.percussive)
+        fit = factorize_percussive(
+            V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
+            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
+            solver=params.solver, max_iter=params.max_iter, tol=params.tol,
+            alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
+            random_state=params.random_state, n_threads=n_threads, warn=False)
+        return fit.W, fit.H, fit.groups, fit
     if plan.mode != "blind":
         groups = fallback_groups(plan)
     elif plan.n_sources is None:
