@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "init", "nmf",
                 "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io"}),
-    ("models", {"_npz", "dictionary", "model"}),
+    ("models", {"_npz", "dictionary", "builtins", "model"}),
     ("pipeline", {"plan", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
