@@ -8,8 +8,8 @@ Debian packages, licences, programs, the script and its version).
 
 A dictionary is given as a :class:`~nmfsep.dictionary.Dictionary`, a path, or a bare
 name: :func:`resolve_dictionary` reads the file when one exists at that path (a file
-named like a built-in wins) and otherwise the built-in of that name; a name that is
-neither gives one line listing the built-ins.
+named like a built-in wins; a folder does not) and otherwise the built-in of that name;
+a name that is neither gives one line listing the built-ins.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:
     ----------
     spec : str or os.PathLike
         A dictionary file (``"piano.npz"``), or a bare built-in name (``"drums"``)
-        when no file of that name exists.
+        when no file of that name exists (a folder of that name does not count: a
+        ``drums/`` folder of samples beside the song is common).
 
     Returns
     -------
@@ -117,7 +118,7 @@ def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:
         built-ins), or the file is not a valid dictionary.
     """
     text = os.fspath(spec)
-    if os.path.lexists(text):
+    if os.path.lexists(text) and not (os.path.isdir(text) and is_builtin(text)):
         shadow = f" (not the built-in {text})" if is_builtin(text) else ""
         return Dictionary.load(text), f"file {text}{shadow}"
     if is_builtin(text):

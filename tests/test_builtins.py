@@ -129,6 +129,8 @@ def test_a_bare_name_resolves_to_the_builtin(tmp_path: Path, monkeypatch) -> Non
 
 def test_a_file_named_like_a_builtin_wins(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "piano").mkdir()  # a folder of samples is not a dictionary file
+    assert resolve_dictionary("piano")[1] == "built-in piano"
     load_builtin("bass").save(tmp_path / "drums")
     d, origin = resolve_dictionary("drums")
     assert d.names == ("bass",) and origin == "file drums (not the built-in drums)"
