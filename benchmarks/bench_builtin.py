@@ -20,11 +20,12 @@ separates every mixture three ways, median BSS Eval SDR over mixtures x sources:
 
 The best librosa + scikit-learn pipeline and the oracle mask come from bench_heldout's
 stored references (``benchmarks/results/heldout_refs.json``) when they are there.
-``--timing`` times built-in separation of a 3-minute 44.1 kHz stereo song (as
-``bench_e2e.py``) against the librosa + scikit-learn anchor of bench_e2e.
+``--timing N`` instead times built-in separation of a 3-minute 44.1 kHz stereo song (as
+``bench_e2e.py``) against the librosa + scikit-learn anchor of bench_e2e, N times each.
 
     nice python benchmarks/render.py --what families
-    nice python benchmarks/bench_builtin.py --json benchmarks/results/builtin.json
+    nice python benchmarks/bench_builtin.py --json benchmarks/results/builtin.json  # 25 min
+    nice python benchmarks/bench_builtin.py --timing 3
 """
 
 from __future__ import annotations
@@ -65,14 +66,18 @@ def heldout_fonts(groups: list[str]) -> tuple[str, ...] | None:
     return tuple(f for f, font in bb.FONTS.items() if font.lineage not in groups)
 
 
-def builtin_dict(name: str, fonts: tuple[str, ...] | None) -> Dictionary:
-    """The shipped built-in, or one built from ``fonts`` (cached on disk)."""
-    if fonts is None or name == "speech":
+def builtin_dict(name: str, fonts: tuple[str, ...] | None, learn: dict) -> Dictionary:
+    """The shipped built-in, or one built from ``fonts`` (None: the shipped fonts) with
+    ``learn_dictionary`` options ``learn`` on top of the script's (cached on disk)."""
+    if not learn and (fonts is None or name == "speech"):
         return load_builtin(name)
-    path = LOFO_DIR / f"v{bb.SCRIPT_VERSION}-{'+'.join(fonts)}" / f"{name}.npz"
+    fonts = bb.SHIPPED_FONTS if fonts is None else fonts
+    tag = json.dumps(learn, sort_keys=True).replace(" ", "") if learn else ""
+    folder = f"v{bb.SCRIPT_VERSION}-{'+'.join(fonts)}{tag}".replace("/", "_")
+    path = LOFO_DIR / folder / f"{name}.npz"
     if path.exists():
         return Dictionary.load(path)
-    d = bb.build(name, fonts)
+    d = bb.build(name, fonts, **learn)
     d.save(path, force=True, compress=True)
     return d
 
@@ -107,13 +112,15 @@ def run_family(job: dict) -> list[dict]:
             base = {"family": item["family"], "task": item["task"], "seed": item["seed"],
                     "names": item["names"],
                     "id": f"{item['family']}/{item['task']}/seed{item['seed']:03d}"}
-            dicts = [builtin_dict(BUILTIN_OF[n], fonts) for n in item["names"]]
+            dicts = [builtin_dict(BUILTIN_OF[n], fonts, job["learn"]) for n in item["names"]]
             t1 = time.perf_counter()
             res = separate(item["mix"], item["sr"], dictionaries=dicts)
             sec = time.perf_counter() - t1
             stems = {n: res.stems[BUILTIN_OF[n]] for n in item["names"]}
             rows.append({**base, "method": "built-in", "sdr": sdrs(item, stems),
                          "seconds": sec})
+            if job["builtin_only"]:
+                continue
             rows.append({**base, "method": "own",
                          "sdr": sdrs(item, run_product(item, OWN, cache))})
             rows.append({**base, "method": "blind", "sdr": blind_sdrs(item)})
@@ -142,7 +149,7 @@ def report(rows: list[dict], refs: dict, fonts_of: dict) -> list[dict]:
     print("|---|---|---|---|---|---|---|---|---|---|")
     table = []
     for fam, task in cells:
-        b, o, z = (med[(m, fam, task)] for m in ("built-in", "own", "blind"))
+        b, o, z = (med.get((m, fam, task), float("nan")) for m in ("built-in", "own", "blind"))
         pipes = [v for (m, f, t), v in refs.items() if f == fam and t == task
                  and m.startswith("pipeline")]
         pipe = max(pipes) if pipes else float("nan")
@@ -216,16 +223,26 @@ def main() -> None:
     ap.add_argument("--refs", type=Path,
                     default=ROOT / "benchmarks" / "results" / "heldout_refs.json")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--timing", type=int, default=0, help="also time the 3-min song N times")
+    ap.add_argument("--learn", default="{}",
+                    help="JSON learn_dictionary options of a variant recipe: every built-in "
+                    "is rebuilt with them (the shipped ones too)")
+    ap.add_argument("--builtin-only", action="store_true", help="skip own-family and blind")
+    ap.add_argument("--timing", type=int, default=0,
+                    help="instead: time the 3-min song N times against the anchor")
     args = ap.parse_args()
+    if args.timing:
+        timing(args.timing)
+        return
     manifest = json.loads((args.data / "manifest.json").read_text())
     families = {f: v for f, v in manifest["families"].items() if f != "librivox"}
     chosen = [f for f in args.families.split(",") if f] or list(families)
     fonts_of = {f: heldout_fonts(families[f]["groups"]) for f in chosen}
-    for fonts in {v for v in fonts_of.values() if v is not None}:  # build once, not per job
-        for name in sorted(set(BUILTIN_OF.values()) - {"speech"}):
-            builtin_dict(name, fonts)
-    jobs = [{"data": str(args.data), "family": f, "fonts": fonts_of[f]} for f in chosen]
+    learn = json.loads(args.learn)
+    for fonts in set(fonts_of.values()):  # build once, not per job
+        for name in sorted(set(BUILTIN_OF.values())):
+            builtin_dict(name, fonts, learn)
+    jobs = [{"data": str(args.data), "family": f, "fonts": fonts_of[f], "learn": learn,
+             "builtin_only": args.builtin_only} for f in chosen]
     t0 = time.perf_counter()
     if args.jobs > 1:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -237,12 +254,11 @@ def main() -> None:
     table = report(rows, reference_medians(args.refs, manifest["command"]), fonts_of)
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s ({args.jobs} processes)", file=sys.stderr)
-    if args.timing:
-        timing(args.timing)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"table": table, "rows": rows, "wall_s": wall,
-                                         "fonts": fonts_of, "render": manifest["command"]},
+                                         "fonts": fonts_of, "learn": learn,
+                                         "render": manifest["command"]},
                                         indent=1))
 
 
