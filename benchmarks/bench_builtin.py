@@ -25,7 +25,8 @@ stored references (``benchmarks/results/heldout_refs.json``) when they are there
 
     nice python benchmarks/render.py --what families
     nice python benchmarks/bench_builtin.py --json benchmarks/results/builtin.json  # 25 min
-    nice python benchmarks/bench_builtin.py --timing 3
+    nice python benchmarks/bench_builtin.py --timing 3                  # 200 iterations
+    nice python benchmarks/bench_builtin.py --timing 3 --timing-iterations '{}'   # defaults
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def run_family(job: dict) -> list[dict]:
                     "id": f"{item['family']}/{item['task']}/seed{item['seed']:03d}"}
             dicts = [builtin_dict(BUILTIN_OF[n], fonts, job["learn"]) for n in item["names"]]
             t1 = time.perf_counter()
-            res = separate(item["mix"], item["sr"], dictionaries=dicts)
+            res = separate(item["mix"], item["sr"], dictionaries=dicts, **job["separate"])
             sec = time.perf_counter() - t1
             stems = {n: res.stems[BUILTIN_OF[n]] for n in item["names"]}
             rows.append({**base, "method": "built-in", "sdr": sdrs(item, stems),
@@ -175,8 +176,9 @@ BUILTIN_RUN = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from nmfsep.files import separate_file
+kw = json.loads(sys.argv[3])
 s = separate_file(sys.argv[1], sys.argv[2], dictionaries=["drums", "bass", "piano"], n_free=8,
-                  max_iter=200, tol=0, force=True)
+                  force=True, **kw)
 dt = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": dt, "peak_rss_mib": rss, "n_iter": s["n_iter"],
@@ -184,14 +186,17 @@ print(json.dumps({"seconds": dt, "peak_rss_mib": rss, "n_iter": s["n_iter"],
 """
 
 
-def timing(repeat: int) -> None:
-    """Built-in separation (drums, bass, piano + 8 free atoms, 200 iterations) of bench_e2e's
-    3-minute 44.1 kHz stereo song vs bench_e2e's librosa + scikit-learn anchor (blind k=8,
-    200 iterations, same STFT as nmfsep's blind default), alternating, medians."""
+def timing(repeat: int, iterations: dict) -> None:
+    """Built-in separation (drums, bass, piano + 8 free atoms) of bench_e2e's 3-minute
+    44.1 kHz stereo song vs bench_e2e's librosa + scikit-learn anchor (blind k=8, 200
+    iterations, nmfsep's blind STFT), alternating, medians. ``iterations``: the
+    built-in run's ``max_iter``/``tol`` (empty: the product's defaults)."""
     import tempfile
 
     import bench_e2e
     import soundfile as sf
+
+    from nmfsep.spectral import STFTConfig
 
     y, sr = sf.read(ROOT / "audio_samples/piano_flute_44k/mix.flac", dtype="float32",
                     always_2d=True)
@@ -201,10 +206,11 @@ def timing(repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "song.wav"
         sf.write(path, song, sr, subtype="FLOAT")
+        stft = STFTConfig.for_sample_rate(sr)
+        n_fft, hop = stft.n_fft, stft.hop_length
         for i in range(repeat):
-            ours.append(bench_e2e.run(BUILTIN_RUN, str(path), str(Path(tmp) / f"b{i}")))
-            blind = bench_e2e.run(bench_e2e.NMFSEP, str(path), str(Path(tmp) / f"n{i}"))
-            n_fft, hop = blind["stft"]["n_fft"], blind["stft"]["hop_length"]
+            ours.append(bench_e2e.run(BUILTIN_RUN, str(path), str(Path(tmp) / f"b{i}"),
+                                      json.dumps(iterations)))
             base.append(bench_e2e.run(bench_e2e.BASELINE, str(path), str(Path(tmp) / f"a{i}"),
                                       str(n_fft), str(hop)))
     t_ours = float(np.median([r["seconds"] for r in ours]))
@@ -212,7 +218,8 @@ def timing(repeat: int) -> None:
     print(f"3-min 44.1 kHz stereo song: built-in separation {t_ours:.1f} s "
           f"(peak RSS {max(r['peak_rss_mib'] for r in ours):.0f} MiB), librosa + scikit-learn "
           f"anchor {t_base:.1f} s ({max(r['peak_rss_mib'] for r in base):.0f} MiB): "
-          f"{t_base / t_ours:.1f}x (median of {repeat})")
+          f"{t_base / t_ours:.1f}x (median of {repeat}; built-in {iterations or 'defaults'}, "
+          f"{ours[0]['n_iter']} iterations)")
 
 
 def main() -> None:
@@ -226,12 +233,16 @@ def main() -> None:
     ap.add_argument("--learn", default="{}",
                     help="JSON learn_dictionary options of a variant recipe: every built-in "
                     "is rebuilt with them (the shipped ones too)")
+    ap.add_argument("--timing-iterations", default='{"max_iter": 200, "tol": 0}',
+                    help="JSON max_iter/tol of the timed built-in run ({}: the defaults)")
+    ap.add_argument("--separate", default="{}",
+                    help="JSON separate options of the built-in runs (e.g. mask_power)")
     ap.add_argument("--builtin-only", action="store_true", help="skip own-family and blind")
     ap.add_argument("--timing", type=int, default=0,
                     help="instead: time the 3-min song N times against the anchor")
     args = ap.parse_args()
     if args.timing:
-        timing(args.timing)
+        timing(args.timing, json.loads(args.timing_iterations))
         return
     manifest = json.loads((args.data / "manifest.json").read_text())
     families = {f: v for f, v in manifest["families"].items() if f != "librivox"}
@@ -242,7 +253,8 @@ def main() -> None:
         for name in sorted(set(BUILTIN_OF.values())):
             builtin_dict(name, fonts, learn)
     jobs = [{"data": str(args.data), "family": f, "fonts": fonts_of[f], "learn": learn,
-             "builtin_only": args.builtin_only} for f in chosen]
+             "separate": json.loads(args.separate), "builtin_only": args.builtin_only}
+            for f in chosen]
     t0 = time.perf_counter()
     if args.jobs > 1:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
