@@ -30,7 +30,11 @@ _INFLATE_RATIO = 16  # ... or 16 times its size (nmfsep writes uncompressed: rat
 
 
 def atomic_savez(
-    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], *, force: bool = False
+    path: str | os.PathLike[str],
+    arrays: Mapping[str, np.ndarray],
+    *,
+    force: bool = False,
+    compress: bool = False,
 ) -> Path:
     """Write arrays to an ``.npz`` file through a temporary file and a rename.
 
@@ -44,6 +48,8 @@ def atomic_savez(
         Arrays to store; none may be an object array.
     force : bool
         Overwrite an existing ``path``.
+    compress : bool
+        Deflate the members (:func:`numpy.savez_compressed`) instead of storing them.
 
     Returns
     -------
@@ -59,7 +65,7 @@ def atomic_savez(
             raise ParameterError(f"array {name!r} is an object array; it would need pickle")
     with atomic_output(path, force=force, example="out.npz", hint="choose another path") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
     return Path(path)

@@ -542,14 +542,35 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _parse_sources(value: str | None) -> int | tuple[str, ...] | None:
+    """Parse ``--sources``: a number of blind sources (1 to 10000), or comma-separated names."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lstrip("+-").isdigit():
+        if not 1 <= int(text) <= 10_000:
+            raise typer.BadParameter(f"{text} is not in the range 1<=x<=10000.")
+        return int(text)
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise typer.BadParameter(f"{value!r}: give a number or names separated by commas "
+                                 "(drums,bass,other)")
+    return names
+
+
 def _check_separate_usage(
     ctx: typer.Context,
     n_components: int | None,
-    n_sources: int | None,
+    n_sources: Any,
     dict_paths: list[Path],
     n_free: int,
 ) -> None:
     """Refuse option combinations that make no sense, in the words of the options."""
+    if isinstance(n_sources, tuple):
+        if dict_paths or n_components is not None:
+            ctx.fail("--sources with names (drums,bass,other) picks built-in dictionaries "
+                     "itself; give it without --dict and -k")
+        return
     if dict_paths:
         if n_components is not None:
             ctx.fail(
@@ -674,14 +695,16 @@ def separate(
         ),
     ] = None,
     n_sources: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--sources",
             "-s",
-            min=1,
-            max=10_000,
+            metavar="S|NAMES",
+            callback=_parse_sources,
             help="Group the blind components into this many stems (source_1.wav ...); "
-            f"without -k, {_COMPONENTS_PER_SOURCE} components per source.",
+            f"without -k, {_COMPONENTS_PER_SOURCE} components per source. Names instead "
+            "(drums,bass,other): built-in dictionaries for the built-in names, free atoms "
+            "(--free, default 8) for the one other name.",
             show_default=False,
         ),
     ] = None,
@@ -903,7 +926,7 @@ def separate(
                  "without --dict or --stream")
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
-    loaded_dicts = _load_dictionaries(
+    loaded_dicts, origins = _load_dictionaries(
         ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
     )
     kwargs = _separate_kwargs(
@@ -942,6 +965,7 @@ def separate(
             as_json=as_json,
             quiet=quiet,
             kwargs=kwargs,
+            note=origins,
         )
 
 
@@ -1020,16 +1044,18 @@ def _load_dictionaries(
     dict_paths: list[Path],
     *,
     n_components: int | None,
-    n_sources: int | None,
+    n_sources: Any,
     n_free: int,
-) -> tuple[Any, ...]:
+) -> tuple[tuple[Any, ...], str]:
     """Load the dictionaries once and check the combination of options before any mixture.
 
     A bad dictionary is one error, not one per file; an impossible combination of
-    options (:func:`nmfsep.plan.stem_names`) is a usage error.
+    options (:func:`nmfsep.plan.stem_names`) is a usage error. Also returns what the
+    summary lines add when a built-in name was involved: which dictionary was used
+    (``dictionaries: built-in drums, file bass (not the built-in bass)``), or "".
     """
     try:
-        from nmfsep.dictionary import Dictionary
+        from nmfsep.builtins import is_builtin, resolve_dictionary
         from nmfsep.exceptions import ParameterError
         from nmfsep.plan import stem_names
     except ImportError as exc:  # pragma: no cover - broken installation
@@ -1039,7 +1065,8 @@ def _load_dictionaries(
             console, f"cannot import the separation code ({exc}); reinstall nmfsep"
         ) from None
     try:
-        loaded_dicts = tuple(Dictionary.load(path) for path in dict_paths)
+        resolved = [resolve_dictionary(path) for path in dict_paths]
+        loaded_dicts = tuple(d for d, _ in resolved)
         stem_names(
             n_components=n_components,
             n_sources=n_sources,
@@ -1054,7 +1081,12 @@ def _load_dictionaries(
         if _debug():
             raise
         raise _fail(console, _describe(exc)) from None
-    return loaded_dicts
+    note = ""
+    if any(is_builtin(str(p)) for p in dict_paths):
+        note = "dictionaries: " + ", ".join(origin for _, origin in resolved)
+    elif isinstance(n_sources, tuple):
+        note = "built-in dictionaries: " + ", ".join(n for n in n_sources if is_builtin(n))
+    return loaded_dicts, note
 
 
 def _separate_files(
@@ -1068,6 +1100,7 @@ def _separate_files(
     as_json: bool,
     quiet: bool,
     kwargs: dict[str, Any],
+    note: str = "",
 ) -> None:
     """``separate`` for files named one by one: in turn, a summary line each, exit 1 on failures.
 
@@ -1109,7 +1142,7 @@ def _separate_files(
                 )
                 if ok and not as_json and not quiet:
                     progress.console.file.flush()
-                    typer.echo(_summary_line(mixture, summary))
+                    typer.echo(_summary_line(mixture, summary) + (f"; {note}" if note else ""))
             n_failed += not ok
             summaries.append(summary)
             progress.advance(files_task)
@@ -1512,6 +1545,7 @@ def _dictionary_info(dictionary: Any, path: Path) -> dict[str, Any]:
         "beta": dictionary.beta,
         "normalization": dictionary.normalization,
         "clips": [dict(c) for c in dictionary.clips],
+        "provenance": dict(dictionary.provenance),
         "nmfsep_version": dictionary.nmfsep_version,
         "training": dict(dictionary.training),
     }
@@ -1612,6 +1646,10 @@ def _format_info(info: dict[str, Any]) -> list[str]:
                 lines.append(f"    {label}{dur}")
             else:
                 lines.append(f"    {clip}")
+    prov = info.get("provenance") or {}
+    if isinstance(prov, dict) and prov.get("licence"):
+        lines.append(f"  provenance:    {prov.get('description', '')} ({prov['licence']}), "
+                     f"{prov.get('script', '?')} v{prov.get('script_version', '?')}")
     return lines + _training_lines(info.get("training") or {})
 
 
@@ -1633,22 +1671,33 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
 
 @app.command(no_args_is_help=True)
 def info(
+    ctx: typer.Context,
     file: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="FILE.npz",
-            help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
+            help="A dictionary (from nmfsep learn, or a built-in's name) or a saved model "
+            "(separate --save-model).",
             show_default=False,
         ),
-    ],
+    ] = None,
+    builtin: Annotated[
+        bool, typer.Option("--builtin", help="List the built-in dictionaries instead.")
+    ] = False,
     as_json: Annotated[bool, _json_option("the information")] = False,
 ) -> None:
-    """Show what a dictionary or saved model holds.
+    """Show what a dictionary or saved model holds, or list the built-in dictionaries.
 
     Atoms, labels (or sources), sample rate, STFT settings, spectrogram power, β and
-    training clips; [bold]--json[/] for scripts.
+    training clips; [bold]--builtin[/]: name, atoms, sample rate, size and provenance of
+    every built-in; [bold]--json[/] for scripts.
     """
+    if builtin or file is None:
+        if file is not None or not builtin:
+            ctx.fail("give FILE.npz or --builtin, not both" if file else "give FILE.npz")
+        _print_builtins(as_json)
+        return
     console = _stderr_console()
     try:
         details = _load_info(file)
@@ -1663,11 +1712,31 @@ def info(
             typer.echo(line)
 
 
+def _print_builtins(as_json: bool) -> None:
+    """``info --builtin``: one line per built-in dictionary, or the JSON list."""
+    from nmfsep.builtins import BUILTIN_DIR, builtin_info
+
+    table = builtin_info()
+    if as_json:
+        _print_json(table)
+        return
+    total = sum(d["bytes"] for d in table)
+    typer.echo(f"{len(table)} built-in dictionaries in {BUILTIN_DIR} ({total / 1e6:.1f} MB):")
+    for d in table:
+        typer.echo(f"  {d['name']:8s} {d['atoms']} atoms x {d['context_frames']} frames, "
+                   f"{d['sr']} Hz, {d['bytes'] / 1e6:.2f} MB: {d['description']}; from "
+                   f"{', '.join(d['sources'])} ({d['licence']}); {d['script']}")
+
+
 def _load_info(file: Path) -> dict[str, Any]:
     """Load a dictionary or a saved model (told apart by the ``kind`` in its metadata)."""
     from nmfsep._npz import parse_meta, read_npz
+    from nmfsep.builtins import BUILTIN_DIR, is_builtin
     from nmfsep.dictionary import Dictionary
     from nmfsep.exceptions import DictionaryError
+
+    if not file.exists() and is_builtin(str(file)):
+        file = BUILTIN_DIR / f"{file}.npz"
 
     kind = None
     try:

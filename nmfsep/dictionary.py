@@ -19,7 +19,8 @@ File format (version 1), an ``.npz`` archive read with ``allow_pickle=False``:
   ``hop_length``, ``win_length``, ``window``, ``center``, ``power``, ``beta``,
   ``normalization`` (``"l2"`` or ``"none"``), ``clips`` (``[{"name", "duration"}]``)
   and optionally ``context_frames`` (T, 1 when absent, so files written before it
-  load unchanged) and ``training`` (how the atoms were learned).
+  load unchanged), ``training`` (how the atoms were learned) and ``provenance`` (where
+  the training audio came from and its licence; every built-in has it).
 
 :func:`learn_dictionary` touches no audio file: the caller loads clips (see
 :mod:`nmfsep.io`). :func:`learn_dictionary_online` reads files itself, block by
@@ -306,6 +307,10 @@ class Dictionary:
     context_frames : int
         Frames each atom spans (1: plain spectra). Separation stacks the mixture's
         frames the same way (:func:`nmfsep.context.stack_frames`).
+    provenance : dict
+        Where the training audio came from and its licence (built-in dictionaries:
+        ``builtin``, ``licence``, ``sources``, ``script``, ``script_version``);
+        informative only, empty for dictionaries learned by users.
 
     Raises
     ------
@@ -329,6 +334,7 @@ class Dictionary:
     nmfsep_version: str = __version__
     training: dict[str, Any] = field(default_factory=dict)
     context_frames: int = 1
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stft, STFTConfig):
@@ -350,6 +356,9 @@ class Dictionary:
         if not isinstance(self.training, Mapping):
             raise fail("training", "a mapping", self.training)
         object.__setattr__(self, "training", dict(self.training))
+        if not isinstance(self.provenance, Mapping):
+            raise fail("provenance", "a mapping", self.provenance)
+        object.__setattr__(self, "provenance", dict(self.provenance))
 
     # ------------------------------------------------------------------ views
 
@@ -391,6 +400,7 @@ class Dictionary:
             and self.nmfsep_version == other.nmfsep_version
             and self.training == other.training
             and self.context_frames == other.context_frames
+            and self.provenance == other.provenance
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -426,11 +436,15 @@ class Dictionary:
         }
         if self.training:
             meta["training"] = jsonable(self.training)
+        if self.provenance:
+            meta["provenance"] = jsonable(self.provenance)
         return meta
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, force: bool = False, compress: bool = False
+    ) -> Path:
         """Write the dictionary as an ``.npz`` file, atomically.
 
         The archive is written to a hidden temporary file next to ``path`` and renamed
@@ -443,6 +457,9 @@ class Dictionary:
             added). Missing parent folders are created.
         force : bool
             Overwrite ``path`` if it exists.
+        compress : bool
+            Deflate the archive's members (``np.savez_compressed``); the arrays and
+            their dtypes are the same, readers need nothing new.
 
         Returns
         -------
@@ -460,7 +477,7 @@ class Dictionary:
             "labels": np.array([lab for lab in self.labels for _ in range(T)], dtype=np.str_),
             "meta": np.array(json.dumps(self.meta(), allow_nan=False), dtype=np.str_),
         }
-        return atomic_savez(path, arrays, force=force)
+        return atomic_savez(path, arrays, force=force, compress=compress)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Dictionary:
@@ -507,6 +524,7 @@ class Dictionary:
                 nmfsep_version=meta["nmfsep_version"],
                 training=meta.get("training", {}),
                 context_frames=context,
+                provenance=meta.get("provenance", {}),
             )
         except ParameterError as exc:  # pragma: no cover - every field is checked above
             raise DictionaryError(f"{p}: {exc}") from None
@@ -695,9 +713,11 @@ def _check_meta_values(p: Path, meta: dict[str, Any], atoms: np.ndarray) -> None
         raise DictionaryError(
             f"{p}: clips must be a list of {{name, duration}} objects, got {clips!r:.200}"
         )
-    training = meta.get("training", {})
-    if not isinstance(training, dict):
-        raise DictionaryError(f"{p}: training must be a JSON object, got {training!r:.200}")
+    for name in ("training", "provenance"):
+        if not isinstance(meta.get(name, {}), dict):
+            raise DictionaryError(
+                f"{p}: {name} must be a JSON object, got {meta[name]!r:.200}"
+            )
 
 
 # ---------------------------------------------------------------------- combining

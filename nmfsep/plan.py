@@ -2,7 +2,8 @@
 
 * :func:`make_plan`: the mode (blind, supervised, semi-supervised), the number of
   components, the fixed atoms and the stem names, from ``n_components``,
-  ``n_sources``, ``dictionaries`` and ``n_free``;
+  ``n_sources`` (a number, or names: built-in dictionaries and one stem of free atoms),
+  ``dictionaries`` (objects, paths or built-in names) and ``n_free``;
 * :class:`SeparationParams`: every other setting of the factorization and the masks,
   checked once (:meth:`SeparationParams.validate`);
 * :func:`settings_record`: the JSON record of a run that results, saved models,
@@ -27,6 +28,7 @@ import numpy as np
 from nmfsep import io
 from nmfsep._checks import check_choice, check_int, check_real, fail, is_int
 from nmfsep._version import __version__
+from nmfsep.builtins import builtin_names, is_builtin, load_builtin, resolve_dictionary
 from nmfsep.dictionary import Dictionary, combine
 from nmfsep.exceptions import DictionaryError, ParameterError
 from nmfsep.grouping import GROUPING_METHODS, components_groups, source_names
@@ -52,6 +54,7 @@ __all__ = [
     "SUPERVISED_MASK_POWER",
     "DEFAULT_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
+    "DEFAULT_NAMED_FREE",
     "RESIDUAL",
 ]
 
@@ -71,6 +74,9 @@ DEFAULT_GROUPING = "timbre"
 DEFAULT_COMPONENTS_PER_SOURCE = 8
 #: Stem of the free atoms in semi-supervised separation.
 RESIDUAL = "residual"
+#: Free atoms of the one named source that is not a built-in (``n_sources=["drums",
+#: "bass", "other"]``) when ``n_free`` is 0: the blind components per source, untuned.
+DEFAULT_NAMED_FREE = DEFAULT_COMPONENTS_PER_SOURCE
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -111,6 +117,9 @@ class Plan:
     percussive : bool
         Blind mode: the drums are split off first (:mod:`nmfsep.percussive`); the
         last stem is ``drums``.
+    residual : str
+        Stem name of the free atoms (semi-supervised): ``residual``, or the source
+        name that is not a built-in when sources are named.
     """
 
     mode: str
@@ -121,6 +130,7 @@ class Plan:
     dictionaries: tuple[Dictionary, ...]
     n_sources: int | None
     percussive: bool = False
+    residual: str = RESIDUAL
 
     @property
     def n_free(self) -> int:
@@ -133,7 +143,9 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
 
     Parameters
     ----------
-    dictionaries : Dictionary, path, sequence of them, or None
+    dictionaries : Dictionary, path, built-in name, sequence of them, or None
+        A string or path names a file when one exists there, else a built-in
+        dictionary (:func:`nmfsep.builtins.resolve_dictionary`).
 
     Returns
     -------
@@ -144,7 +156,8 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
     ParameterError
         If ``dictionaries`` holds something else.
     DictionaryError
-        If a file cannot be read as a dictionary.
+        If a file cannot be read as a dictionary, or a name is neither a file nor a
+        built-in (the message lists the built-ins).
     """
     if dictionaries is None:
         return []
@@ -158,7 +171,7 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
         if isinstance(d, Dictionary):
             out.append(d)
         elif isinstance(d, str | os.PathLike):
-            out.append(Dictionary.load(d))
+            out.append(resolve_dictionary(d)[0])
         else:
             raise fail("dictionaries", "a sequence of Dictionary objects or paths",
                        type(d).__name__)
@@ -171,7 +184,7 @@ MAX_COMPONENTS = 10_000
 
 def make_plan(
     n_components: int | None,
-    n_sources: int | None,
+    n_sources: int | Sequence[str] | None,
     dictionaries: Sequence[Dictionary],
     n_free: int,
     percussive: bool = False,
@@ -199,6 +212,13 @@ def make_plan(
     """
     # bounded before any name or array is made from them (10**8 stems would need GBs)
     check_int(n_free, "n_free", 0, MAX_COMPONENTS)
+    if n_sources is not None and not is_int(n_sources):
+        if percussive:
+            raise ParameterError(
+                "percussive=True is for blind separation with a number of sources; named "
+                "sources use the built-in dictionaries (name one of them 'drums')"
+            )
+        return _named_plan(n_components, n_sources, dictionaries, int(n_free))
     check_int(n_components, "n_components", 1, MAX_COMPONENTS, none_ok=True)
     check_int(n_sources, "n_sources", 1, MAX_COMPONENTS, none_ok=True)
     if not isinstance(percussive, bool | np.bool_):
@@ -234,8 +254,39 @@ def make_plan(
     )
 
 
+def _named_plan(
+    n_components: int | None, names: object, dicts: Sequence[Dictionary], n_free: int
+) -> Plan:
+    """``n_sources`` as names: built-in dictionaries, the one other name gets free atoms."""
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names or not all(
+            isinstance(n, str) for n in names):
+        raise fail("n_sources", "an int or a non-empty sequence of source names", names)
+    if len(set(names)) != len(names):
+        raise ParameterError(f"n_sources names a source twice: {list(names)}")
+    if dicts or n_components is not None:
+        raise ParameterError(
+            "named n_sources picks built-in dictionaries itself; give names or "
+            "dictionaries / n_components, not both"
+        )
+    others = [n for n in names if not is_builtin(n)]
+    builtins = [load_builtin(n) for n in names if is_builtin(n)]
+    available = ", ".join(builtin_names())
+    if not builtins or len(others) > 1:
+        raise ParameterError(
+            f"n_sources={list(names)}: name at least one built-in ({available}) and at "
+            f"most one other source, which gets the free atoms (got {others or 'none'})"
+        )
+    for name in others:
+        io.check_name(name)
+    if others and n_free == 0:
+        n_free = DEFAULT_NAMED_FREE
+    residual = others[0] if others else RESIDUAL
+    return _supervised_plan(None, None, builtins, n_free, residual=residual)
+
+
 def _supervised_plan(
-    n_components: int | None, n_sources: int | None, dicts: Sequence[Dictionary], n_free: int
+    n_components: int | None, n_sources: int | None, dicts: Sequence[Dictionary], n_free: int,
+    residual: str = RESIDUAL,
 ) -> Plan:
     if n_components is not None:
         raise ParameterError(
@@ -250,12 +301,12 @@ def _supervised_plan(
     combined = combine(dicts)
     names = list(combined.names)
     if n_free > 0:
-        if RESIDUAL in names:
+        if residual in names:
             raise DictionaryError(
-                f"a dictionary source is named {RESIDUAL!r}, the name of the free atoms' "
+                f"a dictionary source is named {residual!r}, the name of the free atoms' "
                 "stem; rename that source or use n_free=0"
             )
-        names.append(RESIDUAL)
+        names.append(residual)
     return Plan(
         mode="semi-supervised" if n_free > 0 else "supervised",
         k=combined.n_atoms + n_free,
@@ -264,13 +315,14 @@ def _supervised_plan(
         dictionary=combined,
         dictionaries=tuple(dicts),
         n_sources=None,
+        residual=residual,
     )
 
 
 def stem_names(
     *,
     n_components: int | None = None,
-    n_sources: int | None = None,
+    n_sources: int | Sequence[str] | None = None,
     dictionaries: Sequence[Dictionary | str | os.PathLike[str]] = (),
     n_free: int = 0,
     percussive: bool = False,
@@ -315,7 +367,7 @@ def fallback_groups(plan: Plan) -> dict[str, list[int]]:
     if plan.dictionary is not None:
         groups = plan.dictionary.groups
         if plan.mode == "semi-supervised":
-            groups[RESIDUAL] = list(range(plan.n_fixed, k))
+            groups[plan.residual] = list(range(plan.n_fixed, k))
         return groups
     if plan.n_sources is None:
         return components_groups(k)

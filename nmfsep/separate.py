@@ -368,7 +368,7 @@ def separate(
     sr: int,
     *,
     n_components: int | None = None,
-    n_sources: int | None = None,
+    n_sources: int | Sequence[str] | None = None,
     dictionaries: Sequence[Dictionary | str | os.PathLike[str]] = (),
     n_free: int = 0,
     beta: str | float | None = None,
@@ -400,12 +400,16 @@ def separate(
     n_components : int or None
         Blind mode: number of components k, ``1 <= k <= n_frames``. With
         ``n_sources`` only, ``8 * n_sources`` (:data:`DEFAULT_COMPONENTS_PER_SOURCE`).
-    n_sources : int or None
+    n_sources : int, sequence of str, or None
         Blind mode: group the k components into this many stems ``source_1`` ...
-        (``1 <= n_sources <= k``); None gives one stem per component.
-    dictionaries : sequence of Dictionary or paths
+        (``1 <= n_sources <= k``); None gives one stem per component. Names instead
+        (``["drums", "bass", "other"]``): the built-in dictionaries of the names that
+        are built-ins, and ``n_free`` free atoms (8 when 0) for the one that is not.
+    dictionaries : sequence of Dictionary, paths or built-in names
         Supervised mode: fixed atoms, one stem per source name (in order). All must
         share sample rate, STFT settings, power and β (:func:`nmfsep.dictionary.combine`).
+        A string names a file if one exists, else a built-in (``"drums"``,
+        :func:`nmfsep.builtins.builtin_names`).
     n_free : int
         Semi-supervised mode: number of free atoms added to the dictionaries; their
         stem is ``residual``. ``0 <= n_free <= n_frames``.

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                 "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
                          "sources"}),
-    ("models", {"_npz", "dictionary", "model"}),
+    ("models", {"_npz", "dictionary", "builtins", "model"}),
     ("pipeline", {"plan", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
