@@ -43,7 +43,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import kl_div
 
 from ._checks import fail
 from .exceptions import ParameterError
@@ -130,6 +129,8 @@ def check_adapt(adapt, Hfix: np.ndarray | None, *, beta: float, solver: str,
 
 def _divergences(H0: np.ndarray, H: np.ndarray) -> np.ndarray:
     """Return ``D_KL(H0_k || H_k)`` per row, float64 ``(k_adapt,)``."""
+    from scipy.special import kl_div  # lazily: scipy stays out of ``nmfsep --help``
+
     return kl_div(H0, H.astype(np.float64)).sum(axis=1)
 
 

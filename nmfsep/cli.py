@@ -125,6 +125,7 @@ _FLAGS = {
     "n_components": "-k",
     "n_sources": "--sources",
     "n_free": "--free",
+    "adapt": "--adapt",
     "dictionaries": "--dict",
     "mask_power": "--mask-power",
     "max_iter": "--max-iter",
@@ -709,6 +710,18 @@ def separate(
             help="With --dict: add this many free atoms, written as residual.wav.",
         ),
     ] = 0,
+    adapt: Annotated[
+        float | None,
+        typer.Option(
+            "--adapt",
+            min=0.0,
+            metavar="MU",
+            help="With --dict (KL): let the atoms adapt to the mixture, kept near the "
+            "learned ones by a penalty of weight MU (0: free; larger: closer). "
+            "[default: fixed atoms]",
+            show_default=False,
+        ),
+    ] = None,
     out_dir: Annotated[
         Path,
         typer.Option(
@@ -890,6 +903,8 @@ def separate(
     _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
                        report=report, jobs=jobs, scheduler=scheduler)
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
+    if adapt is not None and (not dict_paths or stream):
+        ctx.fail("--adapt needs --dict (it adapts the dictionaries' atoms) and no --stream")
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts = _load_dictionaries(
@@ -902,6 +917,8 @@ def separate(
         report=report, block_seconds=block_seconds,
     )
     kwargs.update(format=audio_format, subtype=subtype)
+    if adapt is not None:
+        kwargs["adapt"] = adapt
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):

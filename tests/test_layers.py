@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                 "nmf", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io"}),
     ("models", {"_npz", "dictionary", "model"}),
-    ("pipeline", {"plan", "separate", "stream"}),
+    ("pipeline", {"plan", "adaptation", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
     ("cli", {"cli", "__main__"}),
