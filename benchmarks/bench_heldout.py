@@ -31,6 +31,19 @@ Pipeline, ceiling and oracle figures do not depend on the candidates; they are s
 ``--refs`` (keyed by the manifest's render command) and reused by later runs unless
 ``--fresh``.
 
+``--reuse OLD.json`` (repeatable) takes the rows of a candidate from an earlier ``--json``
+output of the same render when that output has a candidate with the same ``learn`` and
+``separate`` keywords, defaults filled in (for candidates whose code path did not change),
+and rows for every family asked for; with
+``--reuse-ceiling`` its ceiling rows too (which that run's product candidate made; say
+so when reporting them). Issue 13's adaptation runs (today's default augmentation is the
+``ps2`` candidate of ``sel1.json``)::
+
+    nice python benchmarks/bench_heldout.py --jobs 1 --select \
+        --reuse benchmarks/results/sel1.json --reuse-ceiling \
+        --learn '{"pitch_shifts": [-2, -1, 1, 2]}' \
+        --candidate a1='{"learn": {"pitch_shifts": [-2, -1, 1, 2]}, "separate": {"adapt": 1}}'
+
     nice python benchmarks/render.py --what families
     nice python benchmarks/bench_heldout.py --json benchmarks/results/heldout.json
     nice python benchmarks/bench_heldout.py --select \\
@@ -212,7 +225,8 @@ def run_unit(job: dict) -> list[dict]:
         ident = f"{item['family']}/{item['task']}/seed{item['seed']:03d}"
         base = {"family": item["family"], "task": item["task"], "seed": item["seed"],
                 "names": item["names"], "id": ident}
-        todo = [f"cand {c['name']}" for c in job["candidates"]] + ["ceiling"]
+        todo = [f"cand {c['name']}" for c in job["candidates"] if c["name"] not in job["reused"]]
+        todo += [] if job["reuse_ceiling"] else ["ceiling"]
         todo += [m for m in ref_methods() if f"{ident}|{m}" not in job["have"]]
         for method in todo:
             rows.append({**base, "method": method,
@@ -308,6 +322,42 @@ def parse_candidates(args: argparse.Namespace) -> list[dict]:
     return cands
 
 
+def reused_rows(args: argparse.Namespace, cands: list[dict], render: str,
+                families: list[str]) -> list[dict]:
+    """Rows of ``--reuse`` for candidates with identical keywords (and the ceiling)."""
+    if not args.reuse:
+        return []
+    rows: dict[tuple, dict] = {}
+    for path in args.reuse:
+        old = json.loads(path.read_text())
+        if old.get("render") != render:
+            raise SystemExit(f"--reuse {path} was rendered by another command")
+        rename = {}
+        for c in cands:
+            for o in old["candidates"]:
+                if resolved(o) == resolved(c):
+                    rename[f"cand {o['name']}"] = f"cand {c['name']}"
+        if args.reuse_ceiling and path == args.reuse[0]:
+            rename["ceiling"] = "ceiling"
+        for r in old["rows"]:
+            if r["method"] in rename and r["family"] in families:
+                new = {**r, "method": rename[r["method"]]}
+                rows.setdefault((new["id"], new["method"]), new)
+        print(f"reused from {path}: {sorted(set(rename.values()))}", file=sys.stderr)
+    tasks = args.tasks.split(",") if args.tasks else None
+    return [r for r in rows.values() if tasks is None or r["task"] in tasks]
+
+
+def resolved(cand: dict) -> str:
+    """A candidate's keywords with the defaults of ``learn_dictionary``/``separate`` filled in."""
+    out = {}
+    for key, fn in (("learn", learn_dictionary), ("separate", separate)):
+        params = inspect.signature(fn).parameters.values()
+        kw = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        out[key] = {**kw, **cand[key]}
+    return json.dumps(json.loads(json.dumps(out, default=str)), sort_keys=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
@@ -323,6 +373,12 @@ def main() -> None:
                     default=ROOT / "benchmarks" / "results" / "heldout_refs.json")
     ap.add_argument("--fresh", action="store_true", help="recompute the stored references")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--reuse", type=Path, action="append", default=[],
+                    help="earlier --json output: reuse the rows of identical candidates "
+                    "(repeatable; the first file that has a row gives it)")
+    ap.add_argument("--reuse-ceiling", action="store_true",
+                    help="with --reuse: also the ceiling rows of the first file")
+    ap.add_argument("--tasks", default="", help="comma-separated subset (default all)")
     args = ap.parse_args()
 
     cands = parse_candidates(args)
@@ -337,15 +393,23 @@ def main() -> None:
             stored = {f"{r['id']}|{r['method']}": r for r in saved["rows"]}
     key = zlib.crc32(f"{manifest['command']} {args.max_iter}".encode())
     cache_dir = args.refs.parent / f"heldout_atoms_{key:08x}"
+    reused = reused_rows(args, cands, manifest["command"], chosen)
+    found = defaultdict(set)  # (family, task) -> methods reused (runs store whole families)
+    for r in reused:
+        found[(r["family"], r["task"])].add(r["method"])
     jobs = []
     for fam in chosen:
         for tasks in UNITS:
-            tasks = tuple(t for t in tasks if t in families[fam]["tasks"])
+            tasks = tuple(t for t in tasks if t in families[fam]["tasks"]
+                          and (not args.tasks or t in args.tasks.split(",")))
             if tasks:
                 jobs.append({"data": str(args.data), "family": fam, "tasks": tasks,
                              "candidates": cands, "product": cands[0],
                              "have": set(stored), "max_iter": args.max_iter,
-                             "cache_dir": str(cache_dir)})
+                             "cache_dir": str(cache_dir),
+                             "reused": {n[5:] for n in set.intersection(
+                                 *(found[(fam, t)] for t in tasks)) if n.startswith("cand ")},
+                             "reuse_ceiling": all("ceiling" in found[(fam, t)] for t in tasks)})
     t0 = time.perf_counter()
     if args.jobs > 1:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -354,13 +418,14 @@ def main() -> None:
             results = list(ex.map(run_unit, jobs))
     else:
         results = [run_unit(j) for j in jobs]
-    new = [r for res in results for r in res]
+    new = [r for res in results for r in res] + reused
     refs = {k: v for k, v in stored.items()}
     refs.update({f"{r['id']}|{r['method']}": r for r in new if r["method"] in ref_methods()})
     args.refs.parent.mkdir(parents=True, exist_ok=True)
     args.refs.write_text(json.dumps({"render": manifest["command"], "rows": list(refs.values())}))
     rows = [r for r in new if r["method"] not in ref_methods()] + [
-        r for r in refs.values() if r["family"] in chosen]
+        r for r in refs.values() if r["family"] in chosen
+        and (not args.tasks or r["task"] in args.tasks.split(","))]
     out = report(rows, [c["name"] for c in cands], families, args.select)
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s ({args.jobs} processes)", file=sys.stderr)
