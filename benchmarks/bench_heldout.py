@@ -32,9 +32,10 @@ Pipeline, ceiling and oracle figures do not depend on the candidates; they are s
 ``--fresh``.
 
 ``--reuse OLD.json`` (repeatable) takes the rows of a candidate from an earlier ``--json``
-output of the same render when that output has a candidate with the same ``learn`` and
-``separate`` keywords, defaults filled in (for candidates whose code path did not change),
-and rows for every family asked for; with
+output of the same render when that output has a candidate with literally the same
+``learn`` and ``separate`` keywords, for the families and tasks it has rows of (only for
+candidates whose code path did not change since: ``{}`` means the defaults of the day, so
+spell out a default that changed); with
 ``--reuse-ceiling`` its ceiling rows too (which that run's product candidate made; say
 so when reporting them). Issue 13's adaptation runs (today's default augmentation is the
 ``ps2`` candidate of ``sel1.json``)::
@@ -130,7 +131,7 @@ def run_product(item: dict, cand: dict, cache: dict, *, ceiling: bool = False) -
         if ceiling:
             dicts.append(learn([(item["stems"][name], item["sr"])], name, cand["learn"]))
             continue
-        key = (cand["name"], item["train_files"][name], item["sr"])
+        key = (json.dumps(cand["learn"], sort_keys=True), item["train_files"][name], item["sr"])
         if key not in cache:
             cache[key] = learn([item["train"][name]], name, cand["learn"])
         dicts.append(cache[key])
@@ -335,7 +336,7 @@ def reused_rows(args: argparse.Namespace, cands: list[dict], render: str,
         rename = {}
         for c in cands:
             for o in old["candidates"]:
-                if resolved(o) == resolved(c):
+                if (o["learn"], o["separate"]) == (c["learn"], c["separate"]):
                     rename[f"cand {o['name']}"] = f"cand {c['name']}"
         if args.reuse_ceiling and path == args.reuse[0]:
             rename["ceiling"] = "ceiling"
@@ -346,16 +347,6 @@ def reused_rows(args: argparse.Namespace, cands: list[dict], render: str,
         print(f"reused from {path}: {sorted(set(rename.values()))}", file=sys.stderr)
     tasks = args.tasks.split(",") if args.tasks else None
     return [r for r in rows.values() if tasks is None or r["task"] in tasks]
-
-
-def resolved(cand: dict) -> str:
-    """A candidate's keywords with the defaults of ``learn_dictionary``/``separate`` filled in."""
-    out = {}
-    for key, fn in (("learn", learn_dictionary), ("separate", separate)):
-        params = inspect.signature(fn).parameters.values()
-        kw = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-        out[key] = {**kw, **cand[key]}
-    return json.dumps(json.loads(json.dumps(out, default=str)), sort_keys=True)
 
 
 def main() -> None:
