@@ -12,6 +12,40 @@ With dictionaries, the learned atoms are normally held fixed. Two settings of
 
 The copies follow the dictionary atoms and come before the free atoms of ``n_free``
 (the ``residual`` stem), as :func:`nmfsep.nmf` wants fixed atoms first.
+
+Measured on held-out sound families (issue 13; ``benchmarks/bench_heldout.py``, median
+SDR per family x task, against fixed atoms with today's default dictionaries), neither is
+the default: leave-one-family-out chose ``adapt=3`` for two held-out families (FluidR3,
+MuseScore; by 0.03 dB on the families that chose it) and fixed atoms for the other two,
+and there ``adapt=3`` cost 3.1 dB on the FluidR3 duo for -0.04 to +0.4 dB elsewhere.
+``adapt=10`` stays within -0.3 to +0.1 dB of fixed atoms in all 14 cells; ``adapt`` 0.3
+and 1 lose up to 2.9 dB (TimGM6mb speech, FluidR3 duo); 4 free copies per source lose
+6.2 to 7.0 dB (FluidR3 duo and trio), with or without ``adapt=3``. Under the penalty a
+learned harmonic cannot move to another pitch (an adapted atom keeps at least
+μ/(1+μ) of every learned value), which is what the held-out duos lack; free atoms take
+over the other source. The runs (``--reuse`` takes the fixed-atom rows of
+``sel1.json``, whose candidate ``ps2`` is today's default augmentation)::
+
+    nice python benchmarks/bench_heldout.py --jobs 1 --families timgm6mb \
+        --candidate 'a0.3={"separate": {"adapt": 0.3}}' \
+        --candidate 'a3={"separate": {"adapt": 3}}' \
+        --candidate 'a30={"separate": {"adapt": 30}}' \
+        --json benchmarks/results/adapt_b1.json
+    nice python benchmarks/bench_heldout.py --jobs 1 --families fluidr3 --tasks duo,trio \
+        --reuse benchmarks/results/sel1.json --reuse-ceiling \
+        --learn '{"pitch_shifts": [-2, -1, 1, 2]}' \
+        --candidate 'a1={"separate": {"adapt": 1}}' \
+        --candidate 'a10={"separate": {"adapt": 10}}' \
+        --candidate 'f4={"separate": {"free_per_source": 4}}' \
+        --candidate 'a3f4={"separate": {"adapt": 3, "free_per_source": 4}}' \
+        --json benchmarks/results/adapt_b2.json
+    nice python benchmarks/bench_heldout.py --jobs 1 --select \
+        --reuse benchmarks/results/sel1.json --reuse benchmarks/results/adapt_b1.json \
+        --reuse benchmarks/results/adapt_b2.json --reuse-ceiling \
+        --learn '{"pitch_shifts": [-2, -1, 1, 2]}' \
+        --candidate 'a3={"separate": {"adapt": 3}}' \
+        --candidate 'a10={"separate": {"adapt": 10}}' \
+        --json benchmarks/results/adapt_select.json
 """
 
 from __future__ import annotations
