@@ -481,6 +481,7 @@ def _common_settings(
         n_sources=kwargs.get("n_sources"),
         dictionaries=kwargs.get("dictionaries", ()),
         n_free=kwargs.get("n_free", 0),
+        percussive=kwargs.get("percussive", False),
     )
     for name in names:
         io.check_name(name)
@@ -628,6 +629,7 @@ def _run_tasks(
     if not tasks:
         return
     pending = {t.index: t for t in tasks}
+    anchors = {t.index: _existing_ancestor(_folder(t)) for t in tasks}
     with config:
         outcomes = joblib.Parallel(n_jobs=n, return_as="generator_unordered")(
             joblib.delayed(_separate_one)(t) for t in tasks
@@ -637,6 +639,8 @@ def _run_tasks(
                 pending.pop(outcome["index"], None)
                 report(outcome["status"], outcome["record"], outcome["index"])
         except (KeyboardInterrupt, SystemExit):
+            outcomes.close()  # joblib kills the workers and waits for them
+            _discard_pending(pending.values(), anchors)
             raise
         except Exception as exc:  # a worker died (TerminatedWorkerError, KilledWorker)
             for t in sorted(pending.values(), key=lambda t: t.index):
@@ -646,6 +650,26 @@ def _run_tasks(
                               f"({type(exc).__name__}: {exc}); rerun the batch to "
                               "retry the files that are missing",
                 }, t.index)
+
+
+def _folder(task: _Task) -> Path:
+    """Return the folder ``task`` writes its stems to."""
+    return Path(task.out_dir).joinpath(*task.kwargs["name"].split("/"))
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """Return ``path`` itself or its nearest ancestor that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _discard_pending(tasks: Iterable[_Task], anchors: dict[int, Path]) -> None:
+    """After an interrupt: remove what the killed workers were writing (never a finished stem)."""
+    from nmfsep import io
+
+    for t in tasks:
+        io.discard_interrupted(_folder(t), anchors[t.index])
 
 
 def _connect(scheduler: Any) -> tuple[Any, bool]:

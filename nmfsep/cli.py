@@ -763,6 +763,14 @@ def separate(
             "activations (components that play together), or combined.",
         ),
     ] = _GROUPING,
+    percussive: Annotated[
+        bool,
+        typer.Option(
+            "--percussive",
+            help="With --sources S >= 2: split the drums off first (median-filter "
+            "harmonic-percussive separation); the stems are source_1 ... and drums.wav.",
+        ),
+    ] = False,
     max_iter: _MaxIter = 200,
     tol: _Tol = 1e-4,
     seed: _Seed = 0,
@@ -905,6 +913,9 @@ def separate(
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
     if adapt is not None and (not dict_paths or stream):
         ctx.fail("--adapt needs --dict (it adapts the dictionaries' atoms) and no --stream")
+    if percussive and (stream or dict_paths or (n_sources or 0) < 2):
+        ctx.fail("--percussive needs blind --sources S with S >= 2 (the drums and the rest), "
+                 "without --dict or --stream")
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts = _load_dictionaries(
@@ -919,6 +930,8 @@ def separate(
     kwargs.update(format=audio_format, subtype=subtype)
     if adapt is not None:
         kwargs["adapt"] = adapt
+    if percussive:
+        kwargs["percussive"] = True
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
@@ -1944,13 +1957,25 @@ def rank_command(
     force: Annotated[bool, _force_option("the --plot figure if it exists")] = False,
     as_json: Annotated[bool, _json_option("every run and the suggestion")] = False,
     quiet: Annotated[bool, _quiet_option("print only the suggested k (for scripts)")] = False,
+    sources: Annotated[
+        bool,
+        typer.Option(
+            "--sources",
+            help="Instead of k: suggest the number of sources of a mixture (for separate "
+            "--sources), whether one is drums (--percussive), and how sure it is.",
+        ),
+    ] = False,
 ) -> None:
     """Suggest a number of components k: NMF error and atom stability for several k.
 
     Example: [bold]nmfsep rank mix.wav -k 2,4,8,16 --plot rank.png[/]. The table ends
     with the suggested k and why; use it as [bold]-k[/] of separate or learn.
+    [bold]nmfsep rank mix.wav --sources[/] suggests the number of sources instead.
     """
     console = _stderr_console()
+    if sources:
+        _suggest_sources(console, clips, seconds=seconds, as_json=as_json, quiet=quiet)
+        return
     _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
         from nmfsep import io
@@ -2003,6 +2028,32 @@ def rank_command(
             from nmfsep.plots import rank_figure, save_figure
 
             save_figure(rank_figure(result), plot, force=force)
+
+
+def _suggest_sources(console, clips: list[Path], *, seconds: float | None, as_json: bool,
+                     quiet: bool) -> None:
+    """``rank --sources``: :func:`nmfsep.sources.suggest_sources` of each mixture."""
+    with _errors_as_exit(console):
+        from nmfsep import io
+        from nmfsep.separate import check_mixture
+        from nmfsep.sources import suggest_sources
+
+        found = []
+        for clip in clips:
+            with _errors_as_exit(console, clip):
+                y, sr = check_mixture(*io.load(clip))
+            found.append(suggest_sources(y, sr, seconds=30.0 if seconds is None else seconds))
+    if as_json:
+        _print_json([{"mixture": str(c), **s.to_dict()} for c, s in zip(clips, found,
+                                                                      strict=True)])
+        return
+    for clip, s in zip(clips, found, strict=True):
+        if quiet:
+            typer.echo(str(s.n_sources))
+            continue
+        drums = "one of them drums (use --percussive)" if s.drums else "no drums"
+        typer.echo(f"{clip}: {s.n_sources} sources, {drums}; confidence {s.confidence:.2f} "
+                   f"(percussive share {s.share:.2f}, harmonic votes {s.votes})")
 
 
 # --------------------------------------------------------------------------- report

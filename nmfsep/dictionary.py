@@ -487,12 +487,12 @@ class Dictionary:
         p = Path(path)
         arrays = read_npz(p, ("atoms", "labels", "meta"), what="dictionary")
         meta = _read_meta(p, arrays["meta"])
-        atoms, labels = _read_rows(p, arrays["atoms"], arrays["labels"])
+        atoms, row_labels = _read_rows(p, arrays["atoms"], arrays["labels"])
         try:
             stft = STFTConfig.from_dict({k: meta[k] for k in _STFT_FIELDS})
         except ParameterError as exc:
             raise DictionaryError(f"{p}: invalid STFT settings in metadata: {exc}") from None
-        atoms, labels, context = _atoms_of_rows(p, atoms, labels, stft, meta)
+        atoms, labels, context = _atoms_of_rows(p, atoms, row_labels, stft, meta)
         _check_meta_values(p, meta, atoms)
         try:
             return cls(
@@ -968,7 +968,7 @@ def learn_dictionary(
     check_name(name)
     clips, clip_names = _check_clip_list(clips, clip_names)
     n_components = check_int(n_components, "n_components", 1)
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     if power is None:
         power = default_power(beta_f)
     _check_power(power)
@@ -988,6 +988,7 @@ def learn_dictionary(
             max_iter=max_iter, tol=tol, random_state=random_state,
             context_frames=context_frames))
 
+    assert not isinstance(shifts, str)  # "auto" was resolved above
     V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames,
                                          shifts)
     n_frames = V.shape[0]
@@ -1393,7 +1394,7 @@ def learn_dictionary_online(
     if random_state is not None and not is_int(random_state):
         raise fail("random_state", "an int or None", random_state)
     check_callable(callback, "callback", "callable(seconds_done, seconds_total)")
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     power = _check_power(default_power(beta_f) if power is None else power)
     _check_stft(stft)
 
@@ -1790,7 +1791,7 @@ def learn_dictionary_files(
         loaded.append(io.load(path))
         if load_callback is not None:
             load_callback(len(loaded), len(paths))
-    settings = dict(
+    settings: dict[str, Any] = dict(
         sr=sr, stft=stft, beta=beta, power=power, max_iter=max_iter, tol=tol,
         random_state=random_state,
         context_frames=DEFAULT_CONTEXT_FRAMES if context_frames is None else context_frames,

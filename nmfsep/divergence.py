@@ -71,13 +71,15 @@ def use_kernel(n_rows: int, n_cols: int, k: int) -> bool:
     return n_rows * n_cols * k >= KERNEL_MIN_WORK
 
 
-def beta_loss_to_float(beta: str | float) -> float:
+def beta_loss_to_float(beta: str | float, name: str = "beta_loss") -> float:
     """Convert a ``beta_loss`` name or number to a float.
 
     Parameters
     ----------
     beta : {"frobenius", "kullback-leibler", "itakura-saito"} or float
         The divergence, by name or as a real β.
+    name : str
+        The caller's name for the argument, in error messages.
 
     Returns
     -------
@@ -94,12 +96,12 @@ def beta_loss_to_float(beta: str | float) -> float:
             return BETA_NAMES[beta]
         except KeyError:
             names = ", ".join(repr(n) for n in BETA_NAMES)
-            raise fail("beta_loss", f"one of {names} or a real number", beta) from None
+            raise fail(name, f"one of {names} or a real number", beta) from None
     if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise fail("beta_loss", "a name or a real number", beta)
+        raise fail(name, "a name or a real number", beta)
     value = float(beta)
     if not np.isfinite(value):
-        raise fail("beta_loss", "a finite number", beta)
+        raise fail(name, "a finite number", beta)
     return value
 
 
@@ -229,7 +231,7 @@ def beta_divergence(
     >>> beta_divergence(V, W, H, "itakura-saito")
     0.0
     """
-    beta = beta_loss_to_float(beta)
+    beta = beta_loss_to_float(beta, "beta")
     V = np.asarray(V)
     W = np.asarray(W)
     H = np.asarray(H)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_choice, check_int, fail
+from .divergence import beta_loss_to_float
 from .exceptions import NmfsepError, ParameterError
 from .nmf import check_nonnegative_matrix, nmf
 
@@ -283,7 +284,7 @@ class BetaNMF:
     # -- fitting ----------------------------------------------------------------------
     def _nmf_kwargs(self) -> dict[str, Any]:
         return dict(
-            beta=self.beta_loss,
+            beta=beta_loss_to_float(self.beta_loss),  # errors name beta_loss, as the user did
             solver=self.solver,
             max_iter=self.max_iter,
             tol=self.tol,

@@ -1366,7 +1366,8 @@ def evaluate_files(
         raise ParameterError(
             f"estimate files {only_est} have no reference file of the same name and reference "
             f"files {only_ref} no estimate (references: {', '.join(ref_names)}; estimates: "
-            f"{', '.join(est_names)}); rename them so the names agree or use --match permutation"
+            f"{', '.join(est_names)}); rename them so the names agree or use "
+            "match='permutation' (--match permutation)"
         )
     from nmfsep.io import load
 

@@ -43,7 +43,7 @@ _BASE_BYTES = 200 * 2**20
 #: benchmarks/bench_long.py), rounded up.
 _OVERHEAD = 1.25
 
-_MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free")
+_MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free", "percussive")
 _RUN_KEYS = ("callback", "n_threads")
 _STREAM_KEYS = ("block_seconds", "learn_passes")  # used only when the file is streamed
 
@@ -189,6 +189,7 @@ def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, 
     plan = make_plan(
         modes.get("n_components"), modes.get("n_sources"),
         load_dictionaries(modes.get("dictionaries", ())), modes.get("n_free", 0),
+        modes.get("percussive", False),
     )
     return plan, params.validate(), options
 
@@ -284,7 +285,7 @@ def stream_reason(
     if estimate <= memory:
         return None
     out: dict[str, Any] = {"estimate": estimate, "memory": int(memory), "stream": True}
-    blockers = [k for k in ("save_model", "report") if kwargs.get(k)]
+    blockers = [k for k in ("save_model", "report", "percussive") if kwargs.get(k)]
     blockers += [k for k in ("stft", "power", "adapt") if kwargs.get(k) is not None]
     dicts = load_dictionaries(kwargs.get("dictionaries", ()))
     if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:

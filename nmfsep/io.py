@@ -11,6 +11,7 @@ import contextlib
 import errno
 import math
 import os
+import re
 import secrets
 import shutil
 import unicodedata
@@ -43,6 +44,7 @@ __all__ = [
     "open_blocks",
     "read_blocks",
     "OutputTransaction",
+    "discard_interrupted",
     "check_not_input",
     "write_problem",
     "AudioFormat",
@@ -1224,3 +1226,37 @@ class OutputTransaction:
             except OSError:
                 return
             p = p.parent
+
+
+#: The names of :class:`OutputTransaction`'s temporaries: ``.<stem>.<token>.partial<ext>``
+#: and ``.<stem>.<token>.float.wav`` (``token``: 8 hex digits).
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.(partial(\.[^.]+)?|float\.wav)$")
+
+
+def discard_interrupted(folder: Path, anchor: Path) -> None:
+    """Remove what a killed :class:`OutputTransaction` left in ``folder``.
+
+    A transaction cleans up after itself when it is interrupted; one in a worker
+    process that was killed cannot. This removes the temporaries such a transaction
+    leaves (finished stems are never touched), then ``folder`` and its parents up to
+    ``anchor`` (excluded) while they are empty.
+
+    Parameters
+    ----------
+    folder : Path
+        A stem folder that was being written.
+    anchor : Path
+        The nearest ancestor of ``folder`` that existed before the run.
+    """
+    with contextlib.suppress(OSError):
+        for p in folder.iterdir():
+            if _TEMPORARY.match(p.name) and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+    p = folder
+    while p != anchor and anchor in p.parents:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        p = p.parent

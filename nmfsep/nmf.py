@@ -306,7 +306,7 @@ def nmf(
     V = check_nonnegative_matrix(V, "V")
     _check_scale(V)
     n_frames, n_bins = V.shape
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     _check_solver(solver, beta_f)
     max_iter = check_int(max_iter, "max_iter", 0)
     check_every = check_int(check_every, "check_every", 1)

@@ -267,7 +267,7 @@ class OnlineNMF:
         random_state=None,
         n_threads: int | None = None,
     ):
-        self.beta = beta_loss_to_float(beta)
+        self.beta = beta_loss_to_float(beta, "beta")
         self.n_inner = check_int(n_inner, "n_inner", 1)
         self.forget = check_real(forget, "forget", 0.0, 1.0, strict=True)
         self.forget_frames = check_int(forget_frames, "forget_frames", 1)
@@ -316,7 +316,7 @@ class OnlineNMF:
             W0, H = initialize(V, k, method, random_state=self._rng)
             H = np.ascontiguousarray(H, dtype=dtype)
             W0 = np.ascontiguousarray(W0, dtype=dtype)
-        if k_fixed:
+        if self._Hfix is not None:
             H[:k_fixed] = self._Hfix.astype(dtype, copy=False)
         if self.normalize_atoms:
             norms = np.linalg.norm(H[self._free], axis=1)
@@ -396,6 +396,7 @@ class OnlineNMF:
         if W is None:
             W = self._init_W(V, v_floor)
         H, beta = self.H, self.beta
+        assert H is not None  # set by _start
         free_idx = None if self._free.size == H.shape[0] else self._free
         update_H = self._free.size > 0
         s = MUSettings(beta=beta, exponent=self.gamma, block_rows=_block_rows(V.shape[1]),
@@ -410,7 +411,7 @@ class OnlineNMF:
                       n_parts=N_PARTS)
         loss = divergence_blocked(V, W, H, beta, pool=pool, n_parts=N_PARTS,
                                   block_rows=s.block_rows, v_floor=v_floor) / V.size
-        if update_H:
+        if update_H and acc is not None:
             self._update_H(acc[0], acc[1], self.forget ** (V.shape[0] / self.forget_frames))
         self.n_frames_seen += V.shape[0]
         self.n_batches += 1
@@ -421,6 +422,8 @@ class OnlineNMF:
     def _update_H(self, num: np.ndarray, den: np.ndarray, rho: float) -> None:
         """Online MU step of the free atoms from one block's numerator and denominator."""
         H, free, beta, gamma = self.H, self._free, self.beta, self.gamma
+        A, B = self._A, self._B
+        assert H is not None and A is not None and B is not None  # set by _start
         Hf = H[free].astype(np.float64)
         if beta == 2:
             den = den @ H.astype(np.float64)
@@ -428,7 +431,6 @@ class OnlineNMF:
             den = np.broadcast_to(den, num.shape)
         used = den > 0  # an atom a block does not use leaves no trace in the statistics
         contrib = num * (Hf ** (1.0 / gamma) if gamma != 1 else Hf)
-        A, B = self._A, self._B
         if rho != 1:
             A *= rho
             B *= rho
@@ -469,7 +471,7 @@ class OnlineNMF:
 def _pass_iterator(blocks, passes: int) -> Callable[[], Iterator]:
     """Return a function that gives a fresh iterator over the blocks for every pass."""
     if callable(blocks) and not hasattr(blocks, "__iter__"):
-        def fresh():
+        def from_callable() -> Iterator:
             it = blocks()
             try:
                 return iter(it)
@@ -477,7 +479,7 @@ def _pass_iterator(blocks, passes: int) -> Callable[[], Iterator]:
                 raise ParameterError(
                     f"blocks() must return an iterable of blocks, got {type(it).__name__}"
                 ) from None
-        return fresh
+        return from_callable
     if isinstance(blocks, np.ndarray) and blocks.ndim == 2:
         raise ParameterError(
             "blocks is a single 2-D array; pass an iterable of 2-D blocks, e.g. "
@@ -667,7 +669,7 @@ def transform_blocks(
     for a block does not depend on the blocks before it (except for the default
     β ≤ 0 floor). Memory: one block and its activations at a time.
     """
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     H = check_nonnegative_matrix(H, "H")
     max_iter = check_int(max_iter, "max_iter", 1)
     tol = check_real(tol, "tol")

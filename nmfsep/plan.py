@@ -33,6 +33,7 @@ from nmfsep.grouping import GROUPING_METHODS, components_groups, source_names
 from nmfsep.io import OutputFiles
 from nmfsep.masks import MASK_KINDS
 from nmfsep.nmf import SOLVERS
+from nmfsep.percussive import percussive_names
 from nmfsep.spectral import STFTConfig
 
 __all__ = [
@@ -107,6 +108,9 @@ class Plan:
         The dictionaries as given, for the settings record.
     n_sources : int or None
         Blind mode: the number of groups of components; None gives one stem each.
+    percussive : bool
+        Blind mode: the drums are split off first (:mod:`nmfsep.percussive`); the
+        last stem is ``drums``.
     """
 
     mode: str
@@ -116,6 +120,7 @@ class Plan:
     dictionary: Dictionary | None
     dictionaries: tuple[Dictionary, ...]
     n_sources: int | None
+    percussive: bool = False
 
     @property
     def n_free(self) -> int:
@@ -169,12 +174,13 @@ def make_plan(
     n_sources: int | None,
     dictionaries: Sequence[Dictionary],
     n_free: int,
+    percussive: bool = False,
 ) -> Plan:
     """Decide the mode, the number of components and the stem names.
 
     Parameters
     ----------
-    n_components, n_sources, n_free
+    n_components, n_sources, n_free, percussive
         As for :func:`nmfsep.separate`.
     dictionaries : sequence of Dictionary
         Loaded dictionaries (:func:`load_dictionaries`).
@@ -195,6 +201,13 @@ def make_plan(
     check_int(n_free, "n_free", 0, MAX_COMPONENTS)
     check_int(n_components, "n_components", 1, MAX_COMPONENTS, none_ok=True)
     check_int(n_sources, "n_sources", 1, MAX_COMPONENTS, none_ok=True)
+    if not isinstance(percussive, bool | np.bool_):
+        raise fail("percussive", "True or False", percussive)
+    if percussive and (dictionaries or n_sources is None or n_sources < 2):
+        raise ParameterError(
+            "percussive=True splits the drums off in blind separation: give n_sources >= 2 "
+            "(the drums and the rest) and no dictionaries"
+        )
     if dictionaries:
         return _supervised_plan(n_components, n_sources, dictionaries, int(n_free))
     if n_free > 0:
@@ -213,9 +226,11 @@ def make_plan(
             f"n_sources={n_sources} is more than n_components={k}; use k >= {n_sources}"
         )
     names = source_names(n_sources) if n_sources is not None else list(components_groups(k))
+    if percussive:
+        names = percussive_names(int(n_sources or 0))
     return Plan(
         mode="blind", k=k, n_fixed=0, names=tuple(names), dictionary=None, dictionaries=(),
-        n_sources=None if n_sources is None else int(n_sources),
+        n_sources=None if n_sources is None else int(n_sources), percussive=bool(percussive),
     )
 
 
@@ -258,12 +273,13 @@ def stem_names(
     n_sources: int | None = None,
     dictionaries: Sequence[Dictionary | str | os.PathLike[str]] = (),
     n_free: int = 0,
+    percussive: bool = False,
 ) -> list[str]:
     """Names of the stems :func:`nmfsep.separate` will return, without computing anything.
 
     Parameters
     ----------
-    n_components, n_sources, dictionaries, n_free
+    n_components, n_sources, dictionaries, n_free, percussive
         As for :func:`nmfsep.separate`.
 
     Returns
@@ -276,7 +292,8 @@ def stem_names(
     ParameterError, DictionaryError
         For the same invalid combinations as :func:`nmfsep.separate`.
     """
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
+    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
+                     percussive)
     return list(plan.names)
 
 
@@ -419,8 +436,8 @@ def settings_record(
     -------
     dict
         ``mode``, ``n_components``, ``n_sources``, ``n_free``, ``beta``, ``power``,
-        ``mask``, ``mask_power``, ``grouping``, ``solver``, ``max_iter``, ``tol``,
-        ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
+        ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
+        ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
         ``dictionaries``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
         ``context_frames``, ``nmfsep_version``.
     """
@@ -439,6 +456,7 @@ def settings_record(
         "mask": params.mask,
         "mask_power": params.mask_power_for(plan),
         "grouping": params.grouping if plan.n_sources is not None else None,
+        "percussive": plan.percussive,
         "solver": params.solver,
         "max_iter": int(params.max_iter),
         "tol": float(params.tol),

@@ -165,8 +165,8 @@ def dictionary_stability(
 
 def suggest_k(
     ks: Sequence[int],
-    divergence: Sequence[float],
-    stability: Sequence[float] | None = None,
+    divergence: Sequence[float] | np.ndarray,
+    stability: Sequence[float] | np.ndarray | None = None,
     *,
     min_gain: float = DEFAULT_MIN_GAIN,
     min_stability: float = DEFAULT_MIN_STABILITY,
@@ -226,8 +226,8 @@ def suggest_k(
 
 def _check_curves(
     ks: Sequence[int],
-    divergence: Sequence[float],
-    stability: Sequence[float] | None,
+    divergence: Sequence[float] | np.ndarray,
+    stability: Sequence[float] | np.ndarray | None,
     min_gain: float,
     min_stability: float,
 ) -> tuple[list[int], np.ndarray, np.ndarray | None]:
@@ -688,7 +688,7 @@ def rank_sweep(
     Vs = _stack_V(V)
     ks_ = _check_ks(ks, min(Vs.shape))
     seeds_ = _check_seeds(seeds)
-    beta_f = beta_loss_to_float(beta)
+    beta_f = beta_loss_to_float(beta, "beta")
     suggest_k([1], [1.0], min_gain=min_gain, min_stability=min_stability)  # validate early
 
     total = len(ks_) * len(seeds_)

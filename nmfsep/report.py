@@ -839,7 +839,9 @@ def write_report(
     sr = int(model.sr)
     names = [io.check_name(str(n)) for n in model.groups]
     stems = _stems(model, folder, names, sr, force)
-    mix_path = folder / output_files(folder, names, report=True).mixture.name
+    mix_target = output_files(folder, names, report=True).mixture
+    assert mix_target is not None  # report=True names it
+    mix_path = folder / mix_target.name
     if mixture is None:
         mix = _found_mixture(mix_path, stems, sr, force)
     else:

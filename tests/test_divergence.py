@@ -92,3 +92,14 @@ def test_compiled_and_numpy_divergence_terms_agree(beta, dtype, rtol, rng):
     compiled = divergence_terms(V, WH.copy(), beta, fused=True)
     numpy_sum = divergence_terms(V, WH.copy(), beta, fused=False)
     assert compiled == pytest.approx(numpy_sum, rel=rtol)
+
+
+def test_beta_errors_name_the_callers_argument() -> None:
+    from nmfsep import BetaNMF
+    from nmfsep.nmf import nmf
+
+    V = np.ones((4, 4))
+    with pytest.raises(ParameterError, match=r"^beta must be one of"):
+        nmf(V, 2, beta="kl-divergence")
+    with pytest.raises(ParameterError, match=r"^beta_loss must be one of"):
+        BetaNMF(2, beta_loss="kl-divergence").fit(V)

@@ -12,6 +12,7 @@ cap and a time limit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io as stdio
 import json
@@ -22,8 +23,10 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -230,10 +233,23 @@ def test_inputs_are_never_modified(tmp_path, mix, dict_file) -> None:
 )
 def test_dictionary_meta_sizes_bounded(tmp_path, dict_file, meta, needle) -> None:
     bad = rewrite(dict_file, tmp_path / "bad.npz", meta=meta)
-    t0 = time.perf_counter()
-    with pytest.raises(DictionaryError, match=needle):
+    with _allocates_at_most(64 << 20), pytest.raises(DictionaryError, match=needle):
         Dictionary.load(bad)
-    assert time.perf_counter() - t0 < 5
+
+
+@contextlib.contextmanager
+def _allocates_at_most(limit: int) -> Iterator[None]:
+    """Fail if the block's peak traced allocation (Python and numpy) exceeds ``limit`` bytes.
+
+    Sizes are checked before anything is allocated; a timer would be a noisy proxy.
+    """
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit, f"peak allocation {peak / 2**20:.0f} MiB"
 
 
 def _npy_header_only(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
@@ -282,20 +298,17 @@ def test_atoms_near_float32_max_refused(tmp_path, dict_file) -> None:
 @pytest.mark.parametrize("flag", ["-k", "--sources", "--free"])
 def test_huge_counts_are_usage_errors(mix, dict_file, flag) -> None:
     extra = ["--dict", dict_file] if flag == "--free" else []
-    t0 = time.perf_counter()
-    result = run("separate", mix, flag, 100_000_000, *extra, "-o", "unused-out")
+    with _allocates_at_most(64 << 20):
+        result = run("separate", mix, flag, 100_000_000, *extra, "-o", "unused-out")
     usage_error(result, flag)
-    assert time.perf_counter() - t0 < 5
     assert not Path("unused-out").exists()
 
 
 @pytest.mark.parametrize("key", ["n_components", "n_sources"])
 def test_huge_counts_api(key) -> None:
     y = np.zeros((1, 4000), np.float32)
-    t0 = time.perf_counter()
-    with pytest.raises(ParameterError, match=key):
+    with _allocates_at_most(64 << 20), pytest.raises(ParameterError, match=key):
         separate(y, SR, **{key: 100_000_000})
-    assert time.perf_counter() - t0 < 2
 
 
 def test_learn_huge_k_is_usage(mix) -> None:
@@ -367,6 +380,44 @@ def test_signal_during_factorisation_leaves_nothing(tmp_path, signame) -> None:
     assert proc.returncode == 128 + getattr(signal, signame), err
     assert f"stopped by {signame}" in err and "Traceback" not in err
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_sigterm_to_a_batch_parent_leaves_nothing(tmp_path) -> None:
+    """The killed workers' folders and temporaries are removed by the parent."""
+    srcs = [_long_mix(tmp_path / f"long{i}.wav") for i in range(2)]
+    out = tmp_path / "OUT"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nmfsep", "separate", *map(str, srcs), "--jobs", "2", "-k",
+         "4", "--max-iter", "100000", "--tol", "0", "-o", str(out), "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not all((out / f"long{i}").exists() for i in range(2)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the factorisations
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert not out.exists(), sorted(out.rglob("*"))
+
+
+def test_discard_interrupted_removes_temporaries_only(tmp_path) -> None:
+    folder = tmp_path / "OUT" / "song"
+    folder.mkdir(parents=True)
+    temporaries = [".piano.0123abcd.partial.wav", ".flute.89abcdef.float.wav",
+                   "..nmfsep-probe.00ff00ff.partial"]
+    kept = ["piano.wav", ".hidden", ".piano.partial.wav", "notes.0123abcd.partial.txt"]
+    for name in temporaries + kept:
+        (folder / name).write_bytes(b"x")
+    io.discard_interrupted(folder, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
+    for name in kept:
+        (folder / name).unlink()
+    io.discard_interrupted(folder, tmp_path)  # empty now: removed up to the anchor
+    assert not (tmp_path / "OUT").exists() and tmp_path.exists()
 
 
 def test_sigterm_while_writing_leaves_nothing(tmp_path, mix, monkeypatch) -> None:

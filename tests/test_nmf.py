@@ -241,7 +241,7 @@ def test_bad_data_is_refused(V, msg):
         (dict(n_components=0), "n_components"),
         (dict(n_components=2.5), "n_components"),
         (dict(n_components=2, solver="als"), r"^solver must be one of \('mu', 'amu', 'cd'\)"),
-        (dict(n_components=2, beta="kl"), "beta_loss"),
+        (dict(n_components=2, beta="kl"), "beta must"),
         (dict(n_components=2, solver="cd", beta=0.5), "solver='cd'"),
         (dict(n_components=2, max_iter=-1), "max_iter"),
         (dict(n_components=2, tol=-1.0), "tol"),

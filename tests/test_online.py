@@ -273,7 +273,7 @@ def test_memory_does_not_grow_with_the_stream(rng):
         (dict(n_components=2, forget_frames=0), "forget_frames"),
         (dict(n_components=2, n_inner=0), "n_inner"),
         (dict(n_components=2, passes=0), "passes"),
-        (dict(n_components=2, beta="kl"), "beta_loss"),
+        (dict(n_components=2, beta="kl"), "beta must"),
         (dict(n_components=2, n_threads=0), "n_threads"),
         (dict(n_components=2, random_state="x"), "random_state"),
         (dict(n_components=2, normalize_atoms="yes"), "normalize_atoms"),

@@ -1,0 +1,337 @@
+"""Blind separation of bands (drums + bass + keys) and harmonic duos, held-out (issue 15).
+
+Reads the set ``python benchmarks/render.py --what families`` writes (default
+``benchmarks/data/families``) and renders nothing. Mixtures, per sound family:
+
+* ``band``: drums + bass of the family's ``drums_bass`` mixture seed s plus the piano of
+  its ``duo`` mixture seed s (AVL has no duo: its piano is TimGM6mb's, as its bass), summed
+  as rendered — three sources;
+* ``duo``: the family's piano + flute mixtures, as rendered — two sources (guards today's
+  blind result).
+
+Methods (every stem set scored with nmfsep's BSS Eval v3 SDR, the estimates matched to
+the references by the permutation with the best mean SDR; median over mixtures x sources,
+and the drums stem's median for bands):
+
+* ``pipeline``: what a user writes with librosa + scikit-learn: ``librosa.stft`` (2048 /
+  512), ``sklearn.decomposition.NMF`` (KL, mu, 200 iterations, seed 0) of the magnitude,
+  the atoms' MFCCs (c1..c12 of the log-mel atom) clustered into S groups by
+  ``sklearn.cluster.KMeans`` (seed 0), Wiener masks; the best k in {8, 16, 24, 32} for
+  that family x task in hindsight (a strong baseline);
+* ``today``: ``separate(mix, sr, n_sources=S)`` (the blind default);
+* ``percussive``: ``separate(mix, sr, n_sources=S, percussive=True)`` (bands only);
+* candidates ``p:<margin>:<kernel_h>x<kernel_p>:<components per source>``: the
+  percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
+  those settings, masks and stems as in ``separate``.
+
+``--select`` does leave-one-family-out over the candidates on bands: for each held-out
+family the candidate with the best median band SDR on the families sharing no sample
+lineage with it (the manifest's ``groups``) is chosen and reported on the held-out family.
+
+``--sources`` measures how often :func:`nmfsep.sources.suggest_sources` finds the number
+of sources (2 on duos, 3 on bands), and how sure it says it is.
+
+    nice python benchmarks/bench_blind.py --tasks band --select      # bands: 15-30 min
+    nice python benchmarks/bench_blind.py --tasks band,duo,trio --sources --no-pipeline \
+        --candidates ""                                               # duos, sources: 5 min
+    nice python benchmarks/bench_blind.py --families fluidr3 --seeds 1 --candidates p:1:17x17:8
+
+Settings tried in exploratory runs (2-3 seeds) and left out of the default list, none
+better: 31 x 31 kernels, margins 2 and 4, 12 components per source, "combined"
+grouping, an extra harmonic group given to the drums by activation correlation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nmfsep import io  # noqa: E402
+from nmfsep.bsseval import BSSEval  # noqa: E402
+from nmfsep.masks import GroupMasks  # noqa: E402
+from nmfsep.percussive import factorize_percussive  # noqa: E402
+from nmfsep.separate import separate  # noqa: E402
+from nmfsep.spectral import STFTConfig, istft, max_magnitude, model_spectrogram, stft  # noqa: E402
+
+FAMILIES = ("fluidr3", "musescore", "timgm6mb", "avl")
+PIPE_KS = (8, 16, 24, 32)
+PIANO_FROM = {"avl": "timgm6mb"}
+DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.03",
+                      "p:1:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:timbre:plain:f0.1",
+                      "p:2:17x17:8:timbre:plain:f0.05")
+
+
+# ------------------------------------------------------------------------- data
+
+
+def load_items(data: Path, families: list[str], seeds: int, tasks: list[str]) -> list[dict]:
+    """Band and duo mixtures: ``{"family", "task", "seed", "sr", "mix", "refs", "names"}``."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    clips = {(c["family"], c["task"], c["seed"]): c for c in manifest["clips"]
+             if c["kind"] == "mixture"}
+    out = []
+    for fam, seed in itertools.product(families, range(seeds)):
+        parts = {}
+        if "band" in tasks and (fam, "drums_bass", seed) in clips:
+            db = clips[(fam, "drums_bass", seed)]
+            duo = clips[(PIANO_FROM.get(fam, fam), "duo", seed)]
+            parts["band"] = [("drums", db["stems"]["drums"]), ("bass", db["stems"]["bass"]),
+                             ("piano", duo["stems"]["piano"])]
+        for task in ("duo", "trio"):
+            if task in tasks and (fam, task, seed) in clips:
+                c = clips[(fam, task, seed)]
+                parts[task] = [(n, c["stems"][n]) for n in c["instruments"]]
+        for task, stems in parts.items():
+            loaded = [io.load(data / p) for _, p in stems]
+            sr = loaded[0][1]
+            n = min(y.shape[1] for y, _ in loaded)
+            refs = np.stack([y.mean(axis=0)[:n] for y, _ in loaded])
+            out.append({"family": fam, "task": task, "seed": seed, "sr": sr,
+                        "mix": refs.sum(axis=0, keepdims=True).astype(np.float32),
+                        "refs": refs, "names": [name for name, _ in stems]})
+    return out
+
+
+def groups_of(data: Path) -> dict[str, set[str]]:
+    manifest = json.loads((data / "manifest.json").read_text())
+    return {f: set(v["groups"]) for f, v in manifest["families"].items() if "groups" in v}
+
+
+# ------------------------------------------------------------------------- methods
+
+
+def run_pipeline(item: dict, k: int) -> np.ndarray:
+    """librosa + scikit-learn blind NMF, MFCC k-means grouping, Wiener masks; (S, n)."""
+    import librosa
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import NMF
+
+    y, sr, S = item["mix"][0], item["sr"], len(item["names"])
+    X = librosa.stft(y, n_fft=2048, hop_length=512)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NMF(n_components=k, beta_loss="kullback-leibler", solver="mu", max_iter=200,
+                    random_state=0)
+        W = model.fit_transform(np.abs(X).T)
+    H = model.components_
+    mel = librosa.feature.melspectrogram(S=H.T ** 2, sr=sr, n_mels=40)
+    feats = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=np.max), n_mfcc=13)[1:].T
+    labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(feats)
+    models = [(W[:, labels == g] @ H[labels == g]) ** 2 for g in range(S)]
+    total = sum(models) + 1e-10
+    return np.stack([librosa.istft((m / total).T * X, hop_length=512, length=y.shape[0])
+                     for m in models])
+
+
+def parse_candidate(text: str) -> dict:
+    """``p:<margin>:<kh>x<kp>:<per source>[:<grouping>[:plain][:f<flatness>]]`` -> kwargs.
+
+    ``plain``: the harmonic components are grouped into S - 1 sources (no extra group
+    for the drums); ``f0.05``: harmonic atoms flatter than 0.05 join the drums (none
+    without it).
+    """
+    _, margin, kernel, per, *rest = text.split(":")
+    kh, kp = kernel.split("x")
+    flat = [float(r[1:]) for r in rest if r.startswith("f")]
+    return {"margin": float(margin), "kernel": (int(kh), int(kp)), "per_source": int(per),
+            "grouping": rest[0] if rest else "timbre", "extra": "plain" not in rest,
+            "flatness": flat[0] if flat else None}
+
+
+def run_candidate(item: dict, cand: dict) -> np.ndarray:
+    """Percussion-aware factorization with ``cand``'s settings, stems as ``separate``'s."""
+    y, sr, S = item["mix"], item["sr"], len(item["names"])
+    cfg = STFTConfig.for_sample_rate(sr)
+    X = stft(y, cfg)
+    V = model_spectrogram(X, 1.0, scale=max_magnitude(X))
+    V /= np.float32(V.mean(dtype=np.float64))
+    fit = factorize_percussive(
+        V, cand["per_source"] * S, S, sr=sr, n_fft=cfg.n_fft, kernel=cand["kernel"],
+        margin=cand["margin"], grouping=cand["grouping"], extra_cluster=cand["extra"],
+        flatness=cand["flatness"],
+        beta=1.0, max_iter=200, tol=1e-4, random_state=0, warn=False,
+    )
+    M = GroupMasks(fit.W, fit.H, fit.groups, kind="soft", power=1.0)(0, X.shape[2])
+    return np.stack([istft(M[g].T[None] * X, cfg, y.shape[1])[0] for g in range(M.shape[0])])
+
+
+def run_method(item: dict, method: str) -> np.ndarray:
+    S = len(item["names"])
+    if method.startswith("pipeline:"):
+        return run_pipeline(item, int(method.split(":")[1]))
+    if method.startswith("p:"):
+        return run_candidate(item, parse_candidate(method))
+    # "today": the blind default; "percussive": separate(..., percussive=True)
+    res = separate(item["mix"], item["sr"], n_sources=S, random_state=0,
+                   percussive=method == "percussive" and S >= 2)
+    return np.stack([s[0] for s in res.stems.values()])
+
+
+def score(bss: BSSEval, ests: np.ndarray) -> list[float]:
+    """SDR of each reference under the estimates' permutation with the best mean SDR."""
+    S = ests.shape[0]
+    M = np.array([[bss.scores(e, j)[0] for j in range(S)] for e in ests])  # (est, ref)
+    best = max(itertools.permutations(range(S)), key=lambda p: sum(M[p[j], j] for j in range(S)))
+    return [float(M[best[j], j]) for j in range(S)]
+
+
+# ------------------------------------------------------------------------- report
+
+
+def heldout_threshold(guesses: list[dict], families: list[str], lineage: dict) -> None:
+    """Drums threshold chosen on unrelated families (midpoint of the gap), held-out accuracy."""
+    print("drums share threshold, leave one family out:")
+    for held in families:
+        dev = [g for g in guesses if g["family"] != held
+               and not lineage.get(g["family"], set()) & lineage.get(held, set())]
+        low = max((g["share"] for g in dev if g["task"] != "band"), default=0.0)
+        high = min((g["share"] for g in dev if g["task"] == "band"), default=1.0)
+        t = (low + high) / 2
+        test = [g for g in guesses if g["family"] == held]
+        ok = sum((g["share"] >= t) == (g["task"] == "band") for g in test)
+        print(f"  {held:10s} chosen {t:.3f} (gap {low:.3f}..{high:.3f}); held out: {ok} of "
+              f"{len(test)} right")
+
+
+def median(rows: list[dict], method: str, family: str | None, task: str,
+           source: str | None = None) -> float:
+    vals = [v for r in rows if r["method"] == method and r["task"] == task
+            and (family is None or r["family"] == family)
+            for n, v in zip(r["names"], r["sdr"], strict=True) if source in (None, n)]
+    return float(np.median(vals)) if vals else float("nan")
+
+
+def best_pipeline(rows: list[dict], family: str, task: str) -> str:
+    ks = [f"pipeline:{k}" for k in PIPE_KS
+          if any(r["method"] == f"pipeline:{k}" and r["task"] == task for r in rows)] or ["-:-"]
+    return max(ks, key=lambda m: np.nan_to_num(median(rows, m, family, task), nan=-1e9))
+
+
+def select(rows: list[dict], cands: list[str], families: list[str], lineage: dict) -> dict:
+    """Leave one family out: the candidate best on the families unrelated to the held-out one."""
+    chosen = {}
+    for held in families:
+        others = [f for f in families if f != held and not lineage.get(f, set())
+                  & lineage.get(held, set())]
+        def dev(c: str, others: list[str] = others) -> float:
+            return float(np.median([median(rows, c, f, "band") for f in others]))
+        chosen[held] = {"candidate": max(cands, key=dev), "chosen_on": others}
+    return chosen
+
+
+def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict | None) -> dict:
+    out: dict = {}
+    for task in ("band", "duo"):
+        methods = [m for m in ("today", "percussive") if any(r["method"] == m for r in rows)]
+        methods += cands
+        print(f"\n## {task}: median SDR (dB), drums stem in brackets")
+        print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>18s}" for m in methods)
+              + ("  held-out choice" if chosen and task == "band" else ""))
+        for fam in families:
+            if not any(r["family"] == fam and r["task"] == task for r in rows):
+                continue
+            pipe = best_pipeline(rows, fam, task)
+            cell = {"pipeline": median(rows, pipe, fam, task), "pipeline_k": pipe}
+            for m in methods:
+                cell[m] = median(rows, m, fam, task)
+                if task == "band":
+                    cell[m + "_drums"] = median(rows, m, fam, task, "drums")
+            if task == "band":
+                cell["pipeline_drums"] = median(rows, pipe, fam, task, "drums")
+
+            def fmt(m: str, cell: dict = cell, task: str = task) -> str:
+                d = f" [{cell[m + '_drums']:5.1f}]" if task == "band" else ""
+                return f"{cell[m]:6.2f}{d}"
+            line = f"{fam:10s} {fmt('pipeline'):>9s} ({pipe.split(':')[1]:>2s}) " + " ".join(
+                f"{fmt(m):>18s}" for m in methods)
+            if chosen and task == "band" and fam in chosen:
+                c = chosen[fam]["candidate"]
+                cell["heldout"], cell["heldout_drums"] = cell.get(c), cell.get(c + "_drums")
+                cell["heldout_candidate"] = c
+                line += f"  {c}: {fmt(c)}"
+            print(line)
+            out[f"{task}/{fam}"] = cell
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--tasks", default="band,duo", help="band, duo, trio (trio: --sources only)")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES))
+    ap.add_argument("--methods", default="today,percussive",
+                    help="fixed methods besides the pipeline and the candidates")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="compute no pipeline rows (those of --reuse are kept)")
+    ap.add_argument("--select", action="store_true")
+    ap.add_argument("--sources", action="store_true",
+                    help="also measure nmfsep.sources.suggest_sources on every mixture")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="a --json of an earlier run: its rows are kept, not recomputed")
+    args = ap.parse_args()
+    families = args.families.split(",")
+    cands = [c for c in args.candidates.split(",") if c]
+    methods = [m for m in args.methods.split(",") if m] + cands
+    methods += [f"pipeline:{k}" for k in PIPE_KS]
+    items = load_items(args.data, families, args.seeds, args.tasks.split(","))
+    rows, guesses, t0 = [], [], time.perf_counter()
+    old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
+    for item in items:
+        bss = BSSEval(item["refs"])
+        for m in methods if item["task"] != "trio" else []:  # trios: --sources only
+            if (m.startswith("p:") or m == "percussive") and item["task"] != "band":
+                continue
+            key = (item["family"], item["task"], item["seed"], m)
+            done = [r for r in old if (r["family"], r["task"], r["seed"], r["method"]) == key]
+            if done:
+                rows.append(done[0])
+                continue
+            if m.startswith("pipeline:") and args.no_pipeline:
+                continue
+            sdr = score(bss, run_method(item, m))
+            rows.append({"family": item["family"], "task": item["task"], "seed": item["seed"],
+                         "method": m, "names": item["names"], "sdr": sdr})
+            print(f"[{time.perf_counter() - t0:5.0f}s] {item['family']} {item['task']} "
+                  f"{item['seed']} {m}: {np.round(sdr, 2).tolist()}", file=sys.stderr, flush=True)
+        if args.sources:
+            from nmfsep.sources import suggest_sources
+
+            s = suggest_sources(item["mix"], item["sr"])
+            guesses.append({"family": item["family"], "task": item["task"],
+                            "seed": item["seed"], "true": len(item["names"]),
+                            "suggested": s.n_sources, "confidence": s.confidence,
+                            "drums": s.drums, "share": s.share, "votes": s.to_dict()["votes"]})
+            print(f"  sources: true {len(item['names'])}, suggested {s.n_sources} "
+                  f"({s.confidence:.2f})", file=sys.stderr, flush=True)
+    chosen = select(rows, cands, families, groups_of(args.data)) if args.select and cands else None
+    summary = report(rows, families, cands, chosen)
+    if guesses:
+        right = sum(g["true"] == g["suggested"] for g in guesses)
+        drums = sum(g["drums"] == (g["task"] == "band") for g in guesses)
+        print(f"\nnumber of sources: {right} of {len(guesses)} right; drums or not: {drums} "
+              f"of {len(guesses)} right")
+        for task in sorted({g["task"] for g in guesses}):
+            mine = [g for g in guesses if g["task"] == task]
+            print(f"  {task}: {sum(g['true'] == g['suggested'] for g in mine)} of {len(mine)}"
+                  f" right, suggested {sorted(g['suggested'] for g in mine)}")
+        heldout_threshold(guesses, families, groups_of(args.data))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "summary": summary, "chosen": chosen,
+                                         "sources": guesses}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
