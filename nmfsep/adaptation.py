@@ -23,7 +23,9 @@ and 1 lose up to 2.9 dB (TimGM6mb speech, FluidR3 duo); 4 free copies per source
 6.2 to 7.0 dB (FluidR3 duo and trio), with or without ``adapt=3``. Under the penalty a
 learned harmonic cannot move to another pitch (an adapted atom keeps at least
 μ/(1+μ) of every learned value), which is what the held-out duos lack; free atoms take
-over the other source. The runs (``--reuse`` takes the fixed-atom rows of
+over the other source. On the bundled material ``adapt=10`` changes the median SDR of
+the five tasks by -0.08 to +0.13 dB (``benchmarks/bench_augmentation.py --separate
+'{"adapt": 10}'``). The runs (``--reuse`` takes the fixed-atom rows of
 ``sel1.json``, whose candidate ``ps2`` is today's default augmentation)::
 
     nice python benchmarks/bench_heldout.py --jobs 1 --families timgm6mb \
