@@ -24,9 +24,10 @@ and 1 lose up to 2.9 dB (TimGM6mb speech, FluidR3 duo); 4 free copies per source
 learned harmonic cannot move to another pitch (an adapted atom keeps at least
 μ/(1+μ) of every learned value), which is what the held-out duos lack; free atoms take
 over the other source. On the bundled material ``adapt=10`` changes the median SDR of
-the five tasks by -0.08 to +0.13 dB (``benchmarks/bench_augmentation.py --separate
-'{"adapt": 10}'``). The runs (``--reuse`` takes the fixed-atom rows of
-``sel1.json``, whose candidate ``ps2`` is today's default augmentation)::
+the five tasks by -0.08 to +0.13 dB and ``adapt=3`` by -0.27 to +0.39 dB
+(``benchmarks/bench_augmentation.py --separate '{"adapt": 10}'``). The runs
+(``--reuse`` takes the fixed-atom rows of ``sel1.json``, whose candidate ``ps2`` is
+today's default augmentation)::
 
     nice python benchmarks/bench_heldout.py --jobs 1 --families timgm6mb \
         --candidate 'a0.3={"separate": {"adapt": 0.3}}' \
