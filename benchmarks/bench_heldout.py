@@ -37,13 +37,9 @@ output of the same render when that output has a candidate with literally the sa
 candidates whose code path did not change since: ``{}`` means the defaults of the day, so
 spell out a default that changed); with
 ``--reuse-ceiling`` its ceiling rows too (which that run's product candidate made; say
-so when reporting them). Issue 13's adaptation runs (today's default augmentation is the
-``ps2`` candidate of ``sel1.json``)::
-
-    nice python benchmarks/bench_heldout.py --jobs 1 --select \
-        --reuse benchmarks/results/sel1.json --reuse-ceiling \
-        --learn '{"pitch_shifts": [-2, -1, 1, 2]}' \
-        --candidate a1='{"learn": {"pitch_shifts": [-2, -1, 1, 2]}, "separate": {"adapt": 1}}'
+so when reporting them). Issue 13's adaptation runs, which reuse the fixed-atom rows of
+``sel1.json`` (its candidate ``ps2`` is today's default augmentation), are in the
+docstring of ``nmfsep/adaptation.py``.
 
     nice python benchmarks/render.py --what families
     nice python benchmarks/bench_heldout.py --json benchmarks/results/heldout.json

@@ -1,4 +1,4 @@
-"""The atoms a run with dictionaries hands to :func:`nmfsep.nmf`, fixed or adapted.
+r"""The atoms a run with dictionaries hands to :func:`nmfsep.nmf`, fixed or adapted.
 
 With dictionaries, the learned atoms are normally held fixed. Two settings of
 :class:`~nmfsep.plan.SeparationParams` let them follow the mixture instead:
