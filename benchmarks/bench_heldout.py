@@ -31,6 +31,16 @@ Pipeline, ceiling and oracle figures do not depend on the candidates; they are s
 ``--refs`` (keyed by the manifest's render command) and reused by later runs unless
 ``--fresh``.
 
+``--reuse OLD.json`` (repeatable) takes the rows of a candidate from an earlier ``--json``
+output of the same render when that output has a candidate with literally the same
+``learn`` and ``separate`` keywords, for the families and tasks it has rows of (only for
+candidates whose code path did not change since: ``{}`` means the defaults of the day, so
+spell out a default that changed); with
+``--reuse-ceiling`` its ceiling rows too (which that run's product candidate made; say
+so when reporting them). Issue 13's adaptation runs, which reuse the fixed-atom rows of
+``sel1.json`` (its candidate ``ps2`` is today's default augmentation), are in the
+docstring of ``nmfsep/adaptation.py``.
+
     nice python benchmarks/render.py --what families
     nice python benchmarks/bench_heldout.py --json benchmarks/results/heldout.json
     nice python benchmarks/bench_heldout.py --select \\
@@ -117,7 +127,7 @@ def run_product(item: dict, cand: dict, cache: dict, *, ceiling: bool = False) -
         if ceiling:
             dicts.append(learn([(item["stems"][name], item["sr"])], name, cand["learn"]))
             continue
-        key = (cand["name"], item["train_files"][name], item["sr"])
+        key = (json.dumps(cand["learn"], sort_keys=True), item["train_files"][name], item["sr"])
         if key not in cache:
             cache[key] = learn([item["train"][name]], name, cand["learn"])
         dicts.append(cache[key])
@@ -212,7 +222,8 @@ def run_unit(job: dict) -> list[dict]:
         ident = f"{item['family']}/{item['task']}/seed{item['seed']:03d}"
         base = {"family": item["family"], "task": item["task"], "seed": item["seed"],
                 "names": item["names"], "id": ident}
-        todo = [f"cand {c['name']}" for c in job["candidates"]] + ["ceiling"]
+        todo = [f"cand {c['name']}" for c in job["candidates"] if c["name"] not in job["reused"]]
+        todo += [] if job["reuse_ceiling"] else ["ceiling"]
         todo += [m for m in ref_methods() if f"{ident}|{m}" not in job["have"]]
         for method in todo:
             rows.append({**base, "method": method,
@@ -308,6 +319,32 @@ def parse_candidates(args: argparse.Namespace) -> list[dict]:
     return cands
 
 
+def reused_rows(args: argparse.Namespace, cands: list[dict], render: str,
+                families: list[str]) -> list[dict]:
+    """Rows of ``--reuse`` for candidates with identical keywords (and the ceiling)."""
+    if not args.reuse:
+        return []
+    rows: dict[tuple, dict] = {}
+    for path in args.reuse:
+        old = json.loads(path.read_text())
+        if old.get("render") != render:
+            raise SystemExit(f"--reuse {path} was rendered by another command")
+        rename = {}
+        for c in cands:
+            for o in old["candidates"]:
+                if (o["learn"], o["separate"]) == (c["learn"], c["separate"]):
+                    rename[f"cand {o['name']}"] = f"cand {c['name']}"
+        if args.reuse_ceiling and path == args.reuse[0]:
+            rename["ceiling"] = "ceiling"
+        for r in old["rows"]:
+            if r["method"] in rename and r["family"] in families:
+                new = {**r, "method": rename[r["method"]]}
+                rows.setdefault((new["id"], new["method"]), new)
+        print(f"reused from {path}: {sorted(set(rename.values()))}", file=sys.stderr)
+    tasks = args.tasks.split(",") if args.tasks else None
+    return [r for r in rows.values() if tasks is None or r["task"] in tasks]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
@@ -323,6 +360,12 @@ def main() -> None:
                     default=ROOT / "benchmarks" / "results" / "heldout_refs.json")
     ap.add_argument("--fresh", action="store_true", help="recompute the stored references")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--reuse", type=Path, action="append", default=[],
+                    help="earlier --json output: reuse the rows of identical candidates "
+                    "(repeatable; the first file that has a row gives it)")
+    ap.add_argument("--reuse-ceiling", action="store_true",
+                    help="with --reuse: also the ceiling rows of the first file")
+    ap.add_argument("--tasks", default="", help="comma-separated subset (default all)")
     args = ap.parse_args()
 
     cands = parse_candidates(args)
@@ -337,15 +380,23 @@ def main() -> None:
             stored = {f"{r['id']}|{r['method']}": r for r in saved["rows"]}
     key = zlib.crc32(f"{manifest['command']} {args.max_iter}".encode())
     cache_dir = args.refs.parent / f"heldout_atoms_{key:08x}"
+    reused = reused_rows(args, cands, manifest["command"], chosen)
+    found = defaultdict(set)  # (family, task) -> methods reused (runs store whole families)
+    for r in reused:
+        found[(r["family"], r["task"])].add(r["method"])
     jobs = []
     for fam in chosen:
         for tasks in UNITS:
-            tasks = tuple(t for t in tasks if t in families[fam]["tasks"])
+            tasks = tuple(t for t in tasks if t in families[fam]["tasks"]
+                          and (not args.tasks or t in args.tasks.split(",")))
             if tasks:
                 jobs.append({"data": str(args.data), "family": fam, "tasks": tasks,
                              "candidates": cands, "product": cands[0],
                              "have": set(stored), "max_iter": args.max_iter,
-                             "cache_dir": str(cache_dir)})
+                             "cache_dir": str(cache_dir),
+                             "reused": {n[5:] for n in set.intersection(
+                                 *(found[(fam, t)] for t in tasks)) if n.startswith("cand ")},
+                             "reuse_ceiling": all("ceiling" in found[(fam, t)] for t in tasks)})
     t0 = time.perf_counter()
     if args.jobs > 1:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -354,13 +405,14 @@ def main() -> None:
             results = list(ex.map(run_unit, jobs))
     else:
         results = [run_unit(j) for j in jobs]
-    new = [r for res in results for r in res]
+    new = [r for res in results for r in res] + reused
     refs = {k: v for k, v in stored.items()}
     refs.update({f"{r['id']}|{r['method']}": r for r in new if r["method"] in ref_methods()})
     args.refs.parent.mkdir(parents=True, exist_ok=True)
     args.refs.write_text(json.dumps({"render": manifest["command"], "rows": list(refs.values())}))
     rows = [r for r in new if r["method"] not in ref_methods()] + [
-        r for r in refs.values() if r["family"] in chosen]
+        r for r in refs.values() if r["family"] in chosen
+        and (not args.tasks or r["task"] in args.tasks.split(","))]
     out = report(rows, [c["name"] for c in cands], families, args.select)
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s ({args.jobs} processes)", file=sys.stderr)

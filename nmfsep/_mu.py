@@ -50,6 +50,7 @@ class MUSettings:
     block_rows: int = 64
     v_floor: float = 0.0  # β <= 0: entries of V below this are read as this
     fused: bool = True  # KL and IS: the compiled kernel (False: the numpy path, the reference)
+    l1_W_atoms: np.ndarray | None = None  # KL: one more L1 weight per atom (k,), float64
 
 
 def _rows(V: np.ndarray, b0: int, b1: int, v_floor: float) -> np.ndarray:
@@ -176,6 +177,8 @@ def _work(V, W, H, rows, free, s, update_W, update_H, k_free):
     den_kl = None
     if s.beta == 1:
         den_kl = H.sum(axis=1) + s.l1_W
+        if s.l1_W_atoms is not None:
+            den_kl = den_kl + s.l1_W_atoms
         den_kl[den_kl == 0] = EPSILON
     scratch = np.empty((s.block_rows, n_bins), dtype=V.dtype)
     for b0 in range(start, stop, s.block_rows):
@@ -198,6 +201,8 @@ def _fused(V, W, H, rows, free, s, update_W, update_H, num_H, den_H) -> None:
     den_kl = np.zeros(k)
     if s.beta == 1:
         den_kl = H.sum(axis=1, dtype=np.float64) + s.l1_W
+        if s.l1_W_atoms is not None:
+            den_kl += s.l1_W_atoms
         den_kl[den_kl == 0] = EPSILON
     args = (V, W, H, free_idx, den_kl, bool(s.beta == 0), float(s.l1_W), float(s.l2_W),
             float(s.exponent), bool(s.beta < 1), float(s.v_floor), bool(update_W),

@@ -286,7 +286,7 @@ def stream_reason(
         return None
     out: dict[str, Any] = {"estimate": estimate, "memory": int(memory), "stream": True}
     blockers = [k for k in ("save_model", "report", "percussive") if kwargs.get(k)]
-    blockers += [k for k in ("stft", "power") if kwargs.get(k) is not None]
+    blockers += [k for k in ("stft", "power", "adapt") if kwargs.get(k) is not None]
     dicts = load_dictionaries(kwargs.get("dictionaries", ()))
     if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:
         blockers.append("dictionaries at another sample rate than the file")

@@ -51,6 +51,7 @@ peak), so spectrograms with digital silence work. scikit-learn raises instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -62,6 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _cd
+from ._adapt import Adaptation, adapt_penalty, adapt_rows, check_adapt, w_penalty
 from ._checks import check_choice, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from .divergence import EPSILON, beta_loss_to_float, penalties, use_kernel
@@ -82,7 +84,8 @@ class NMFResult:
     W : np.ndarray [shape=(n_frames, k)]
         Activations.
     H : np.ndarray [shape=(k, n_bins)]
-        Spectral atoms; fixed atoms are bit-identical to those given.
+        Spectral atoms; fixed atoms are bit-identical to those given (unless
+        ``adapt`` let them move).
     n_iter : int
         Iterations run.
     loss_history : np.ndarray [shape=(n_checks,)]
@@ -200,6 +203,7 @@ def nmf(
     W=None,
     H=None,
     fixed_atoms=None,
+    adapt=None,
     update_H: bool = True,
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -242,6 +246,13 @@ def nmf(
         of H and stay bit-identical; the remaining ``k - k_fixed`` atoms are
         learned (semi-supervised NMF). ``n_components == k_fixed`` is fully
         supervised.
+    adapt : None, float or array-like [shape=(k_fixed,)], optional
+        Let the fixed atoms move towards the data under the penalty
+        ``mu_k * sum_t W_tk * D_KL(H0_k || H_k)`` that keeps each near its learned
+        value H0_k (:mod:`nmfsep._adapt`; Kullback-Leibler, solver ``"mu"`` or
+        ``"amu"``). One μ for every fixed atom or one per atom; None or ``inf``
+        keeps an atom fixed (bit for bit), 0 makes it a free atom that starts
+        from its learned value.
     update_H : bool, default=True
         False holds all of H fixed and solves for W only (scikit-learn's
         ``transform``).
@@ -306,6 +317,7 @@ def nmf(
     n_threads = check_int(n_threads, "n_threads", 1)
     check_random_state(random_state)  # validate early, even when no randomness is used
     Hfix = _check_fixed_atoms(fixed_atoms, n_bins)
+    adaptation = check_adapt(adapt, Hfix, beta=beta_f, solver=solver, update_H=update_H)
     k = _n_components(n_components, Hfix, H, n_bins)
     W0, H0, fixed = _initial_factors(V, k, init, W, H, Hfix, update_H, random_state)
     v_floor = _v_floor(V, beta_f, eps)
@@ -317,7 +329,7 @@ def nmf(
                 "set alpha_H=0 and regularise W only"
             )
         _normalize_start(W0, H0, fixed)
-    solver_fn = _cd.fit_cd if solver == "cd" else _fit_mu
+    solver_fn = _cd.fit_cd if solver == "cd" else functools.partial(_fit_mu, adapt=adaptation)
     Vw = np.ascontiguousarray(V)  # no copy for C-ordered input: V is read block by block
     with warnings.catch_warnings():
         # overflow is reported once, below, as one ParameterError (the filters are
@@ -649,15 +661,22 @@ class _MUSteps:
         Threads sharing the blocks of rows.
     v_floor : float
         Floor of V for β ≤ 0 (0: none).
+    adapt : Adaptation or None
+        Fixed atoms that move under a penalty (:mod:`nmfsep._adapt`).
     """
 
-    def __init__(self, V, beta, fixed, reg, normalize_atoms, pool, v_floor):
+    def __init__(self, V, beta, fixed, reg, normalize_atoms, pool, v_floor,
+                 adapt: Adaptation | None = None):
         self.V, self.beta, self.fixed, self.reg = V, beta, fixed, reg
         self.normalize_atoms, self.pool, self.v_floor = normalize_atoms, pool, v_floor
         self.free = np.flatnonzero(~fixed)
         assert not self.free.size or not fixed[self.free[0]:].any(), "fixed atoms come first"
-        self.update_H = self.free.size > 0
-        self.free_idx = None if self.free.size == fixed.shape[0] else self.free
+        self.adapt = adapt
+        # atoms whose update terms are accumulated: the adapted ones, then the free ones
+        moving = self.free if adapt is None else np.concatenate([adapt.rows, self.free])
+        self.n_adapt = 0 if adapt is None else adapt.rows.size
+        self.update_H = moving.size > 0
+        self.free_idx = None if moving.size == fixed.shape[0] else moving
         self.block_rows = max(16, min(256, 131072 // max(V.shape[1], 1)))
         # compiled kernels or numpy, by the problem's size alone (reproducible results)
         self.fused = use_kernel(V.shape[0], V.shape[1], fixed.shape[0])
@@ -668,17 +687,27 @@ class _MUSteps:
         d = divergence_blocked(self.V, W, H, self.beta, pool=self.pool, n_parts=N_PARTS,
                                block_rows=256, v_floor=self.v_floor, fused=self.fused)
         self.evaluated[n_iter] = d
-        return d, d + penalties(W, H, self.fixed, self.reg)
+        obj = d + penalties(W, H, self.fixed, self.reg)
+        if self.adapt is not None:
+            obj += adapt_penalty(self.adapt, W, H)
+        return d, obj
 
     def step(self, W: np.ndarray, H: np.ndarray, exponent: float) -> None:
         """Update W, then the free atoms of H, in place, with MU exponent ``exponent``."""
         reg = self.reg
+        extra = None if self.adapt is None else w_penalty(self.adapt, H)
         s = MUSettings(beta=self.beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
-                       block_rows=self.block_rows, v_floor=self.v_floor, fused=self.fused)
+                       block_rows=self.block_rows, v_floor=self.v_floor, fused=self.fused,
+                       l1_W_atoms=extra)
         acc = mu_pass(self.V, W, H, s, update_W=True, update_H=self.update_H,
                       free=self.free_idx, pool=self.pool, n_parts=N_PARTS)
-        if self.update_H:
-            _update_H(H, self.free, acc[0], acc[1], self.beta, exponent, reg,
+        if not self.update_H:
+            return
+        num, den, na = acc[0], acc[1], self.n_adapt
+        if self.adapt is not None:
+            adapt_rows(self.adapt, H, num[:na], den[:na], exponent)
+        if self.free.size:
+            _update_H(H, self.free, num[na:], den[na:], self.beta, exponent, reg,
                       self.normalize_atoms)
 
 
@@ -706,10 +735,10 @@ def _adaptive_step(mu: _MUSteps, W: np.ndarray, H: np.ndarray, n_iter: int, gamm
 
 
 def _fit_mu(V, W, H, *, beta, fixed, reg, normalize_atoms, max_iter, tol, check_every,
-            callback, pool, n_threads, adaptive, v_floor):
+            callback, pool, n_threads, adaptive, v_floor, adapt=None):
     """Multiplicative updates (``adaptive`` = Badeau et al. over-relaxation)."""
     gamma = mu_exponent(beta)
-    mu = _MUSteps(V, beta, fixed, reg, normalize_atoms, pool, v_floor)
+    mu = _MUSteps(V, beta, fixed, reg, normalize_atoms, pool, v_floor, adapt)
     n_iter = 0
     div0, obj0 = mu.objective(W, H, n_iter)
     error_at_init = np.sqrt(2 * max(div0, 0.0))

@@ -402,6 +402,13 @@ class SeparationParams:
         Regularisation of the activations (as in scikit-learn).
     random_state : int, numpy generator or None
         Seed of the initialisation.
+    adapt : float or None
+        With dictionaries: let their atoms move towards the mixture under a penalty of
+        weight μ = ``adapt`` that keeps them near the learned ones (``nmf(adapt=)``;
+        Kullback-Leibler); None keeps them fixed (:mod:`nmfsep.adaptation`).
+    free_per_source : int
+        With dictionaries: free atoms added to every source's stem, started from copies
+        of that source's atoms (:mod:`nmfsep.adaptation`).
     """
 
     beta: str | float | None = None
@@ -416,6 +423,8 @@ class SeparationParams:
     alpha_W: float = 0.0
     l1_ratio: float = 0.0
     random_state: int | np.random.Generator | None = 0
+    adapt: float | None = None
+    free_per_source: int = 0
 
     def validate(self) -> SeparationParams:
         """Check every setting; return self.
@@ -440,6 +449,8 @@ class SeparationParams:
         if self.stft is not None and not isinstance(self.stft, STFTConfig):
             raise fail("stft", "an STFTConfig or None", type(self.stft).__name__)
         check_real(self.power, "power", strict=True, none_ok=True)
+        check_real(self.adapt, "adapt", none_ok=True)
+        check_int(self.free_per_source, "free_per_source", 0, MAX_COMPONENTS)
         return self
 
     def mask_power_for(self, plan: Plan) -> float:
@@ -477,9 +488,10 @@ def settings_record(
     -------
     dict
         ``mode``, ``n_components``, ``n_sources``, ``n_free``, ``beta``, ``power``,
-        ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``, ``tol``,
-        ``alpha_W``, ``l1_ratio``, ``random_state``, ``dictionaries``, ``sr``, ``stft``,
-        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``nmfsep_version``.
+        ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
+        ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
+        ``dictionaries``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
+        ``context_frames``, ``nmfsep_version``.
     """
     seed = params.random_state
     if isinstance(seed, np.integer):
@@ -503,6 +515,8 @@ def settings_record(
         "alpha_W": float(params.alpha_W),
         "l1_ratio": float(params.l1_ratio),
         "random_state": seed,
+        "adapt": None if params.adapt is None else float(params.adapt),
+        "free_per_source": int(params.free_per_source),
         "dictionaries": [
             {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
              "clips": [dict(c) for c in d.clips]}

@@ -406,6 +406,8 @@ def _parameter_rows(model: Any) -> list[tuple[str, str]]:
         rows.append(("final loss", f"{loss[-1]:.6g}"))
     if s.get("alpha_W"):
         rows.append(("regularisation", f"alpha_W={s['alpha_W']}, l1_ratio={s.get('l1_ratio')}"))
+    if s.get("adapt") is not None:
+        rows.append(("dictionary atoms", f"adapted to the mixture, penalty mu={s['adapt']}"))
     rows.append(("seed (random_state)", str(s.get("random_state"))))
     made_with = getattr(model, "nmfsep_version", None) or s.get("nmfsep_version")
     if made_with:

@@ -48,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate
+from nmfsep.adaptation import atom_plan, check_adaptation
 from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power, fit_mismatch
 from nmfsep.divergence import beta_loss_to_float
@@ -385,6 +386,8 @@ def separate(
     random_state: int | np.random.Generator | None = 0,
     callback: Callable[[int, float | None], None] | None = None,
     n_threads: int | None = None,
+    adapt: float | None = None,
+    free_per_source: int = 0,
     percussive: bool = False,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
@@ -444,6 +447,15 @@ def separate(
     n_threads : int or None
         Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
         not depend on it (bit for bit).
+    adapt : float or None
+        With dictionaries (Kullback-Leibler): let their atoms move towards the mixture
+        under a penalty of this weight μ >= 0 that keeps them near the learned ones
+        (``nmf(adapt=)``, :mod:`nmfsep._adapt`); 0 frees them, large values keep them
+        close. None (default) keeps them fixed.
+    free_per_source : int
+        With dictionaries (Kullback-Leibler): add this many free atoms to every
+        source's stem, started from copies of the source's atoms
+        (:mod:`nmfsep.adaptation`).
     percussive : bool
         Blind mode with ``n_sources >= 2``: split the drums off first (median-filter
         harmonic-percussive separation, :mod:`nmfsep.percussive`), then group the
@@ -495,7 +507,8 @@ def separate(
     params = SeparationParams(
         beta=beta, power=power, stft=stft, mask=mask, mask_power=mask_power,
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
-        l1_ratio=l1_ratio, random_state=random_state,
+        l1_ratio=l1_ratio, random_state=random_state, adapt=adapt,
+        free_per_source=free_per_source,
     )
     y_in = y
     y, sr = check_mixture(y, sr)
@@ -644,11 +657,12 @@ def _factorize(
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]], Any]:
     """Run the NMF of ``V`` and group its components; return W, H, groups and the result."""
-    fixed = None if plan.dictionary is None else plan.dictionary.atoms
+    atoms = atom_plan(plan, params)
     result = nmf(
-        V, plan.k, beta=grids.beta, solver=params.solver, fixed_atoms=fixed,
-        max_iter=params.max_iter, tol=params.tol, alpha_W=params.alpha_W, alpha_H=0.0,
-        l1_ratio=params.l1_ratio, normalize_atoms=bool(params.alpha_W > 0 and plan.n_free > 0),
+        V, atoms.k, beta=grids.beta, solver=params.solver, fixed_atoms=atoms.fixed_atoms,
+        adapt=atoms.adapt, max_iter=params.max_iter, tol=params.tol, alpha_W=params.alpha_W,
+        alpha_H=0.0, l1_ratio=params.l1_ratio,
+        normalize_atoms=bool(params.alpha_W > 0 and plan.n_free > 0),
         random_state=params.random_state, callback=callback, n_threads=n_threads, warn=False,
     )
     W = np.asarray(result.W, dtype=np.float32)
@@ -662,7 +676,7 @@ def _factorize(
             random_state=params.random_state, n_threads=n_threads, warn=False)
         return fit.W, fit.H, fit.groups, fit
     if plan.mode != "blind":
-        groups = fallback_groups(plan)
+        groups = atoms.groups
     elif plan.n_sources is None:
         groups = components_groups(plan.k)
     else:
@@ -720,6 +734,7 @@ def analyse(
         As :func:`separate`.
     """
     grids = _grids(plan, params, sr)
+    check_adaptation(params, plan, grids.beta)
     resampled = grids.analysis_sr != sr
     y_a = resample(y, sr, grids.analysis_sr) if resampled else y
     if y_a.shape[1] == 0:

@@ -1219,3 +1219,25 @@ def test_separate_memory_budget_streams_and_says_so(audio, tmp_path):
         "component_01.wav", "component_02.wav"]
     r = run("separate", audio / "mix.wav", "-k", "2", "--memory", "off", "-o", tmp_path / "p")
     assert r.exit_code == 0 and "streamed" not in r.stdout
+
+
+def test_adapt_is_recorded_in_the_summary(audio, dicts, tmp_path):
+    r = run("separate", audio / "mix.wav", "--dict", dicts / "tone.npz", "--dict",
+            dicts / "noise.npz", "--adapt", "0.5", "-o", tmp_path, "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc[0]["settings"]["adapt"] == 0.5
+    assert sorted(doc[0]["stems"]) == ["noise", "tone"]
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["-k", "2", "--adapt", "1"], "--adapt needs --dict"),
+    (["--dict", "TONE", "--stream", "--adapt", "1"], "no --stream"),
+    (["--dict", "TONE", "--adapt", "-1"], "--adapt"),
+])
+def test_adapt_usage_errors(audio, dicts, tmp_path, extra, needle):
+    extra = [str(dicts / "tone.npz") if e == "TONE" else e for e in extra]
+    r = run("separate", audio / "mix.wav", *extra, "-o", tmp_path / "out")
+    assert r.exit_code == 2, r.output
+    assert needle in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -20,12 +20,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nmfsep"
 #: From the bottom up: a module may import from its own layer and the ones before it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"exceptions", "_checks", "_version"}),
-    ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "init", "nmf",
-                "online", "estimator"}),
+    ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "_adapt", "init",
+                "nmf", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
                          "sources"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),
-    ("pipeline", {"plan", "separate", "stream"}),
+    ("pipeline", {"plan", "adaptation", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
     ("cli", {"cli", "__main__"}),

@@ -658,3 +658,51 @@ def test_threads_do_not_change_the_stems(mix: np.ndarray, dicts) -> None:
         np.testing.assert_array_equal(one.stems[name], two.stems[name])
     with pytest.raises(ParameterError, match="n_threads"):
         separate(mix, SR, dictionaries=dicts, n_threads=0)
+
+
+# --------------------------------------------------------------------------- adapted atoms
+
+
+def test_adapted_atoms_separate_and_are_recorded(mix: np.ndarray, sources, dicts) -> None:
+    fixed = separate(mix, SR, dictionaries=dicts, max_iter=60)
+    same = separate(mix, SR, dictionaries=dicts, max_iter=60, adapt=None)
+    assert np.array_equal(fixed.H, same.H) and same.settings["adapt"] is None
+    res = separate(mix, SR, dictionaries=dicts, max_iter=60, adapt=0.5)
+    check_result(res, mix)
+    assert res.settings["adapt"] == 0.5 and res.groups == fixed.groups
+    assert not np.array_equal(res.H, fixed.H)  # the atoms moved, less under a larger mu
+    near = separate(mix, SR, dictionaries=dicts, max_iter=60, adapt=1e4)
+    assert 0 < np.abs(near.H - fixed.H).max() < 1e-2 * np.abs(res.H - fixed.H).max()
+    for name in ("low", "high"):
+        assert sdr(sources[name][0], res.stems[name][0]) > 8.0
+
+
+def test_adapt_errors(mix: np.ndarray, dicts) -> None:
+    with pytest.raises(ParameterError, match="adapt needs dictionaries"):
+        separate(mix, SR, n_components=2, stft=CFG, adapt=0.5)
+    with pytest.raises(ParameterError, match="adapt must be None or a finite number >= 0"):
+        separate(mix, SR, dictionaries=dicts, adapt=-1.0)
+    with pytest.raises(ParameterError, match="adapt must be None or a finite number >= 0"):
+        separate(mix, SR, dictionaries=dicts, adapt=float("inf"))
+    is_dicts = [Dictionary(d.atoms, d.labels, SR, CFG, context_frames=d.context_frames,
+                           beta=0.0, power=2.0) for d in dicts]
+    with pytest.raises(ParameterError, match="adapt supports Kullback-Leibler"):
+        separate(mix, SR, dictionaries=is_dicts, adapt=0.5)
+
+
+def test_free_atoms_per_source_join_their_source(mix: np.ndarray, dicts) -> None:
+    T = dicts[0].context_frames
+    res = separate(mix, SR, dictionaries=dicts, n_free=1, free_per_source=2, max_iter=40)
+    check_result(res, mix)
+    assert res.settings["free_per_source"] == 2
+    # 12 atoms, 2 copies per source, then the free atom, each of T frames
+    assert res.groups["low"] == list(range(6 * T)) + list(range(12 * T, 14 * T))
+    assert res.groups["high"] == list(range(6 * T, 12 * T)) + list(range(14 * T, 16 * T))
+    assert res.groups["residual"] == list(range(16 * T, 17 * T))
+    learned = np.concatenate([d.atoms for d in dicts]).reshape(12 * T, CFG.n_bins)
+    np.testing.assert_array_equal(res.H[: 12 * T], learned)  # adapt=None: the rest fixed
+    assert not np.array_equal(res.H[12 * T: 13 * T], learned[:T])  # the copy moved
+    with pytest.raises(ParameterError, match="free_per_source needs dictionaries"):
+        separate(mix, SR, n_components=2, stft=CFG, free_per_source=1)
+    with pytest.raises(ParameterError, match="free_per_source"):
+        separate(mix, SR, dictionaries=dicts, free_per_source=-1)
