@@ -657,6 +657,14 @@ def _factorize(
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]], Any]:
     """Run the NMF of ``V`` and group its components; return W, H, groups and the result."""
+    if plan.percussive:  # drums split off first (nmfsep.percussive)
+        fit = factorize_percussive(
+            V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
+            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
+            solver=params.solver, max_iter=params.max_iter, tol=params.tol,
+            alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
+            random_state=params.random_state, n_threads=n_threads, warn=False)
+        return fit.W, fit.H, fit.groups, fit
     atoms = atom_plan(plan, params)
     result = nmf(
         V, atoms.k, beta=grids.beta, solver=params.solver, fixed_atoms=atoms.fixed_atoms,
@@ -667,14 +675,6 @@ def _factorize(
     )
     W = np.asarray(result.W, dtype=np.float32)
     H = np.asarray(result.H, dtype=np.float32)
-    if plan.percussive:  # drums split off first (nmfsep.percussive)
-        fit = factorize_percussive(
-            V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
-            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
-            solver=params.solver, max_iter=params.max_iter, tol=params.tol,
-            alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
-            random_state=params.random_state, n_threads=n_threads, warn=False)
-        return fit.W, fit.H, fit.groups, fit
     if plan.mode != "blind":
         groups = atoms.groups
     elif plan.n_sources is None:
