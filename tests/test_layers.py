@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nmfsep"
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"exceptions", "_checks", "_version"}),
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "init", "nmf",
-                "online", "estimator"}),
+                "ntf", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io"}),
     ("models", {"_npz", "dictionary", "model"}),
     ("pipeline", {"plan", "separate", "stream"}),
