@@ -750,6 +750,16 @@ def separate(
             "activations (components that play together), or combined.",
         ),
     ] = _GROUPING,
+    spatial: Annotated[
+        Literal["shared", "gains"] | None,
+        typer.Option(
+            "--spatial",
+            help="Stereo/multichannel: 'gains' learns where each component sits (a gain "
+            "per channel, every stem keeps its own position), 'shared' models the channels "
+            "combined (the same masks for every channel). [default: shared]",
+            show_default=False,
+        ),
+    ] = None,
     max_iter: _MaxIter = 200,
     tol: _Tol = 1e-4,
     seed: _Seed = 0,
@@ -901,7 +911,7 @@ def separate(
         grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
         report=report, block_seconds=block_seconds,
     )
-    kwargs.update(format=audio_format, subtype=subtype)
+    kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):

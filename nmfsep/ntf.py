@@ -40,10 +40,10 @@ from ._checks import check_choice, check_int, check_real
 from ._mu import mu_exponent
 from .divergence import EPSILON, beta_loss_to_float, divergence_terms
 from .exceptions import ParameterError
-from .nmf import check_nonnegative_matrix, nmf
+from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
-           "normalise_gains", "check_channels", "divergence",
+           "normalise_gains", "check_channels", "divergence", "gain_positions",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
@@ -310,8 +310,11 @@ def ntf(
     if beta_f <= 0:  # as nmf: entries below EPSILON * max(V) read as that floor
         floor = EPSILON * float(V.max()) or EPSILON
         V = np.maximum(V, V.dtype.type(floor)) if V.min() < floor else V
-    return _fit(V, W0, H0, Q0, beta_f, n_fixed, update_Q and V.shape[0] > 1, max_iter, tol,
-                check_every, callback)
+    # single-threaded BLAS, as nmf: on these sizes BLAS threads only spin (14x slower on
+    # a busy 2-core machine, measured)
+    with blas_single_thread(enabled=True):
+        return _fit(V, W0, H0, Q0, beta_f, n_fixed, update_Q and V.shape[0] > 1, max_iter,
+                    tol, check_every, callback)
 
 
 def _fit(V, W, H, Q, beta, n_fixed, update_Q, max_iter, tol, check_every,
@@ -468,3 +471,25 @@ def initial_gains(
         g = np.stack([np.cos(snapped), np.sin(snapped)]) ** float(power)
         Q = g / g.sum(axis=0)
     return Q
+
+
+def gain_positions(Q: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Return every component's position: the unit vector of its channel magnitudes.
+
+    Parameters
+    ----------
+    Q : np.ndarray [shape=(n_channels, k)], non-negative
+        Gains of spectrograms of power ``power``.
+    power : float
+        The spectrogram's power.
+
+    Returns
+    -------
+    np.ndarray [shape=(k, n_channels)], float64
+        ``Q[:, k] ** (1 / power)`` scaled to unit length (stereo: ``(cos θ, sin θ)``
+        with θ the pan angle); equal gains for a component with none.
+    """
+    P = np.asarray(Q, dtype=np.float64).T ** (1.0 / float(power))
+    norms = np.linalg.norm(P, axis=1, keepdims=True)
+    P = np.divide(P, norms, out=np.full_like(P, 1.0 / np.sqrt(P.shape[1])), where=norms > 0)
+    return P

@@ -52,6 +52,11 @@ __all__ = [
     "DEFAULT_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
     "RESIDUAL",
+    "SPATIAL_MODELS",
+    "DEFAULT_SPATIAL",
+    "MAX_GAIN_CHANNELS",
+    "GAIN_INIT_BLIND",
+    "GAIN_INIT_SUPERVISED",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -70,6 +75,18 @@ DEFAULT_GROUPING = "timbre"
 DEFAULT_COMPONENTS_PER_SOURCE = 8
 #: Stem of the free atoms in semi-supervised separation.
 RESIDUAL = "residual"
+#: Models of multichannel input: ``"shared"``, one model of the channels combined and the
+#: same masks for every channel; ``"gains"``, a gain per channel and component
+#: (:mod:`nmfsep.ntf`), so every channel gets its own masks.
+SPATIAL_MODELS = ("shared", "gains")
+#: The model of multichannel input when ``spatial`` is None (mono is always "shared").
+DEFAULT_SPATIAL = "shared"
+#: Initial gains of ``spatial="gains"`` (:func:`nmfsep.ntf.initial_gains`), blind and with
+#: dictionaries.
+GAIN_INIT_BLIND = "peaks"
+GAIN_INIT_SUPERVISED = "share"
+#: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
+MAX_GAIN_CHANNELS = 8
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -333,6 +350,9 @@ class SeparationParams:
         Regularisation of the activations (as in scikit-learn).
     random_state : int, numpy generator or None
         Seed of the initialisation.
+    spatial : {"shared", "gains"} or None
+        Model of multichannel input (:data:`SPATIAL_MODELS`); None:
+        :data:`DEFAULT_SPATIAL`. Mono input always uses the shared model.
     """
 
     beta: str | float | None = None
@@ -347,6 +367,7 @@ class SeparationParams:
     alpha_W: float = 0.0
     l1_ratio: float = 0.0
     random_state: int | np.random.Generator | None = 0
+    spatial: str | None = None
 
     def validate(self) -> SeparationParams:
         """Check every setting; return self.
@@ -371,7 +392,37 @@ class SeparationParams:
         if self.stft is not None and not isinstance(self.stft, STFTConfig):
             raise fail("stft", "an STFTConfig or None", type(self.stft).__name__)
         check_real(self.power, "power", strict=True, none_ok=True)
+        if self.spatial is not None:
+            check_choice(self.spatial, "spatial", SPATIAL_MODELS)
         return self
+
+    def spatial_for(self, n_channels: int) -> str:
+        """Return the model of a mixture of ``n_channels`` channels ("shared" or "gains").
+
+        Raises
+        ------
+        ParameterError
+            If ``spatial="gains"`` and the mixture has more than
+            :data:`MAX_GAIN_CHANNELS` channels, or ``alpha_W > 0`` (the default
+            then falls back to "shared").
+        """
+        if n_channels == 1:
+            return "shared"
+        spatial = DEFAULT_SPATIAL if self.spatial is None else self.spatial
+        if spatial == "gains" and self.spatial is None and (
+                n_channels > MAX_GAIN_CHANNELS or self.alpha_W > 0):
+            return "shared"
+        if spatial == "gains" and n_channels > MAX_GAIN_CHANNELS:
+            raise ParameterError(
+                f"spatial='gains' models at most {MAX_GAIN_CHANNELS} channels, the mixture "
+                f"has {n_channels}; use spatial='shared' or fewer channels"
+            )
+        if spatial == "gains" and self.alpha_W > 0:
+            raise ParameterError(
+                "alpha_W (sparse activations) is not available with spatial='gains'; use "
+                "spatial='shared' or alpha_W=0"
+            )
+        return spatial
 
     def mask_power_for(self, plan: Plan) -> float:
         """Return the mask exponent of a run of ``plan`` (the default when None)."""
@@ -390,6 +441,7 @@ def settings_record(
     stft: STFTConfig,
     analysis_sr: int,
     analysis_stft: STFTConfig,
+    spatial: str = "shared",
 ) -> dict[str, Any]:
     """Return the JSON record of a run's settings (results, models, reports, summaries).
 
@@ -403,6 +455,8 @@ def settings_record(
         The mixture's rate and the STFT of the masks.
     analysis_sr, analysis_stft : int, STFTConfig
         The rate and STFT the factorization ran at.
+    spatial : {"shared", "gains"}
+        The model of the channels used.
 
     Returns
     -------
@@ -410,7 +464,8 @@ def settings_record(
         ``mode``, ``n_components``, ``n_sources``, ``n_free``, ``beta``, ``power``,
         ``mask``, ``mask_power``, ``grouping``, ``solver``, ``max_iter``, ``tol``,
         ``alpha_W``, ``l1_ratio``, ``random_state``, ``dictionaries``, ``sr``, ``stft``,
-        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``nmfsep_version``.
+        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``spatial``,
+        ``nmfsep_version``.
     """
     seed = params.random_state
     if isinstance(seed, np.integer):
@@ -443,6 +498,7 @@ def settings_record(
         "analysis_sr": analysis_sr,
         "analysis_stft": analysis_stft.to_dict(),
         "context_frames": 1 if plan.dictionary is None else plan.dictionary.context_frames,
+        "spatial": spatial,
         "nmfsep_version": __version__,
     }
 
