@@ -199,7 +199,7 @@ def group_components(
     sr: float,
     n_fft: int,
     positions: np.ndarray | None = None,
-    position_weight: float = POSITION_WEIGHT,
+    position_weight: float | None = None,
 ) -> dict[str, list[int]]:
     """Cluster the components of a blind factorization into sources.
 
@@ -221,8 +221,9 @@ def group_components(
         Unit vectors of the components' channel gains
         (:func:`nmfsep.ntf.gain_positions`), clustered with the timbre; None: timbre
         (or activations) alone.
-    position_weight : float
-        Weight of the positions (see the module documentation), >= 0.
+    position_weight : float or None
+        Weight of the positions (see the module documentation), >= 0; None:
+        :data:`POSITION_WEIGHT`.
 
     Returns
     -------
@@ -257,7 +258,8 @@ def group_components(
                 f"positions must have shape (k={H.shape[0]}, n_channels), got {positions.shape}"
             )
     return _group(H, n_sources, method, sr, n_fft, lambda: _activation_distance(W),
-                  W.sum(axis=0), positions, float(position_weight))
+                  W.sum(axis=0), positions,
+                  POSITION_WEIGHT if position_weight is None else float(position_weight))
 
 
 class ActivationStats:

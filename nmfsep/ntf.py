@@ -31,7 +31,7 @@ histogram as in ADRess / DUET) rather than at random.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,11 +43,15 @@ from .exceptions import ParameterError
 from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
-           "normalise_gains", "check_channels", "divergence", "gain_positions",
+           "check_channels", "divergence", "gain_positions",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
 GAIN_INITS = ("uniform", "share", "peaks")
+
+#: Gain groups of at least this many atoms on average are mixed from group models
+#: (:func:`_pass_WH`); smaller ones are computed channel by channel (:func:`_direct_WH`).
+_GROUP_SIZE = 8
 
 #: Floor applied to the factors for β < 1, as :func:`nmfsep.nmf.nmf` does.
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -122,63 +126,162 @@ def channel_models(W: np.ndarray, H: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return np.stack([(W * Q[c]) @ H for c in range(Q.shape[0])])
 
 
-def _ratio(Vc: np.ndarray, L: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray | None]:
+def _ratio(Vb: np.ndarray, L: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``R = V L^(β-2)`` and ``P = L^(β-1)`` (None for KL: P = 1); L is overwritten."""
     if beta < 2 and L.min() < EPSILON:
         np.maximum(L, EPSILON, out=L)
     if beta == 1:
-        return np.divide(Vc, L, out=L), None
+        return np.divide(Vb, L, out=L), None
     if beta == 2:
-        return Vc, L
+        return Vb, L
     P = L ** (beta - 1)
     np.power(L, beta - 2, out=L)
-    return np.multiply(L, Vc, out=L), P
+    return np.multiply(L, Vb, out=L), P
 
 
-def _step_W(V, W, H, Q, beta, gamma) -> None:
-    """Multiplicative update of the activations, in place."""
-    Ht = H.T
-    num = np.zeros(W.shape, dtype=np.float64)
-    den = np.zeros(W.shape, dtype=np.float64)
-    for c in range(V.shape[0]):
-        R, P = _ratio(V[c], (W * Q[c]) @ H, beta)
-        num += (R @ Ht) * Q[c]
-        den += Q[c] * (H.sum(axis=1) if P is None else P @ Ht)
-    _apply(W, num, den, beta, gamma)
+class _Groups:
+    """Components sharing one gain vector: ``members[g]`` (ascending), ``labels[k]``."""
+
+    def __init__(self, groups: Sequence[Sequence[int]] | None, k: int) -> None:
+        if groups is None:
+            groups = [[i] for i in range(k)]
+        members = [np.asarray(sorted(int(i) for i in g), dtype=np.intp) for g in groups]
+        labels = np.full(k, -1, dtype=np.intp)
+        for g, idx in enumerate(members):
+            if idx.size == 0 or idx.min() < 0 or idx.max() >= k or (labels[idx] >= 0).any():
+                raise ParameterError(
+                    f"gain_groups must split the {k} components into non-empty groups, "
+                    f"each component in exactly one; group {g} is {list(idx)}"
+                )
+            labels[idx] = g
+        if (labels < 0).any():
+            raise ParameterError(
+                f"gain_groups leave components {list(np.flatnonzero(labels < 0))} out"
+            )
+        self.members, self.labels, self.n = members, labels, len(members)
+
+    def models(self, W: np.ndarray, H: np.ndarray) -> np.ndarray:
+        """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``."""
+        return np.stack([W[:, idx] @ H[idx] for idx in self.members])
 
 
-def _step_H(V, W, H, Q, beta, gamma, n_fixed) -> None:
-    """Multiplicative update of the free atoms (rows ``n_fixed:``), in place."""
-    free = slice(n_fixed, H.shape[0])
-    num = np.zeros(H[free].shape, dtype=np.float64)
-    den = np.zeros(H[free].shape, dtype=np.float64)
-    for c in range(V.shape[0]):
-        WQ = W * Q[c]
-        R, P = _ratio(V[c], WQ @ H, beta)
-        num += WQ[:, free].T @ R
-        den += WQ[:, free].sum(axis=0)[:, None] if P is None else WQ[:, free].T @ P
-    _apply(H[free], num, den, beta, gamma)
+def _mix(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``out[i] = Σ_j A[i, j] X[j]`` over stacked 2-D arrays, one BLAS product."""
+    return (A @ X.reshape(X.shape[0], -1)).reshape((A.shape[0], *X.shape[1:]))
 
 
-def _step_Q(V, W, H, Q, beta, gamma) -> None:
-    """Multiplicative update of the gains, then ``Σ_c Q = 1`` with the scale moved to W."""
+def _block_rows(n_bins: int, n_slices: int) -> int:
+    """Rows per block so that a block's temporaries stay near 32 MB."""
+    return max(16, (1 << 25) // max(1, 4 * n_bins * n_slices))
+
+
+def _pass_WH(V, W, H, Q, grp: _Groups, beta, gamma, free) -> tuple | None:
+    """Update W (a block of rows at a time); accumulate the free atoms' update.
+
+    Returns the numerator and denominator of the update of ``H[free]`` (None without
+    free atoms), from the updated activations, as :func:`nmfsep.nmf.nmf` does.
+    """
+    C, n, F = V.shape
+    q_sum = Q.sum(axis=0)[grp.labels]  # (k,): Σ_c Q[c, g(k)]
+    h_sum = H.sum(axis=1, dtype=np.float64)
+    acc = None if free is None else (np.zeros((free.size, F)), np.zeros((free.size, F)))
+    step = _block_rows(F, 2 * C + 2 * grp.n)
+    for b0 in range(0, n, step):
+        Wb, Vb = W[b0:b0 + step], V[:, b0:b0 + step]
+        R, P = _ratio(Vb, _mix(Q, grp.models(Wb, H)), beta)
+        Rg, Pg = _mix(Q.T, R), None if P is None else _mix(Q.T, P)
+        num = np.empty(Wb.shape, dtype=np.float64)
+        den = np.empty(Wb.shape, dtype=np.float64)
+        for g, idx in enumerate(grp.members):
+            num[:, idx] = Rg[g] @ H[idx].T
+            den[:, idx] = q_sum[idx] * h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+        _apply(Wb, num, den, beta, gamma)
+        if acc is not None:
+            _accumulate_H(Vb, Wb, H, Q, grp, beta, free, q_sum, acc)
+    return acc
+
+
+def _accumulate_H(Vb, Wb, H, Q, grp: _Groups, beta, free, q_sum, acc) -> None:
+    """Add one block's share of the update of the free atoms to ``acc = (num, den)``."""
+    R, P = _ratio(Vb, _mix(Q, grp.models(Wb, H)), beta)
+    Rg, Pg = _mix(Q.T, R), None if P is None else _mix(Q.T, P)
+    WQ = Wb[:, free] * q_sum[free]  # Σ_c Q[c, g] W, for the KL denominator
+    for g in np.unique(grp.labels[free]):
+        rows = np.flatnonzero(grp.labels[free] == g)
+        Wf = Wb[:, free[rows]]
+        acc[0][rows] += Wf.T @ Rg[g]
+        if Pg is None:
+            acc[1][rows] += WQ[:, rows].sum(axis=0, dtype=np.float64)[:, None]
+        else:
+            acc[1][rows] += Wf.T @ Pg[g]
+
+
+def _pass_Q(V, W, H, Q, grp: _Groups, beta, gamma) -> None:
+    """Update the gains, then ``Σ_c Q = 1`` with the scale moved to W (model unchanged)."""
+    C, n, F = V.shape
     num = np.zeros(Q.shape, dtype=np.float64)
     den = np.zeros(Q.shape, dtype=np.float64)
-    Ht = H.T
+    step = _block_rows(F, 2 * C + grp.n)
+    for b0 in range(0, n, step):
+        M = grp.models(W[b0:b0 + step], H)
+        R, P = _ratio(V[:, b0:b0 + step], _mix(Q, M), beta)
+        flat = M.reshape(grp.n, -1)
+        num += R.reshape(C, -1) @ flat.T
+        if P is None:
+            den += flat.sum(axis=1, dtype=np.float64)[None]
+        else:
+            den += P.reshape(C, -1) @ flat.T
+    _apply(Q, num, den, beta, gamma)
+    _normalise(W, Q, grp)
+
+
+def _direct_WH(V, W, H, Q, grp: _Groups, beta, gamma, free) -> tuple | None:
+    """:func:`_pass_WH` channel by channel, for small gain groups (one per component).
+
+    Every channel's model is ``(W * Q[c]) @ H``: the products of ``n_channels`` channels,
+    without the ``(n_groups, n_frames, n_bins)`` group models.
+    """
+    Qk = Q[:, grp.labels]  # (C, k)
+    num = np.zeros(W.shape, dtype=np.float64)
+    den = np.zeros(W.shape, dtype=np.float64)
+    h_sum = H.sum(axis=1, dtype=np.float64)
     for c in range(V.shape[0]):
-        R, P = _ratio(V[c], (W * Q[c]) @ H, beta)
-        num[c] = np.einsum("tk,tk->k", W, R @ Ht, dtype=np.float64)
+        R, P = _ratio(V[c], (W * Qk[c]) @ H, beta)
+        num += (R @ H.T) * Qk[c]
+        den += Qk[c] * (h_sum if P is None else P @ H.T)
+    _apply(W, num, den, beta, gamma)
+    if free is None:
+        return None
+    num_h = np.zeros((free.size, H.shape[1]), dtype=np.float64)
+    den_h = np.zeros((free.size, H.shape[1]), dtype=np.float64)
+    for c in range(V.shape[0]):
+        WQ = (W * Qk[c])[:, free]
+        R, P = _ratio(V[c], (W * Qk[c]) @ H, beta)
+        num_h += WQ.T @ R
+        den_h += WQ.sum(axis=0, dtype=np.float64)[:, None] if P is None else WQ.T @ P
+    return num_h, den_h
+
+
+def _direct_Q(V, W, H, Q, grp: _Groups, beta, gamma) -> None:
+    """:func:`_pass_Q` channel by channel, for small gain groups."""
+    Qk = Q[:, grp.labels]
+    num = np.zeros((V.shape[0], H.shape[0]), dtype=np.float64)
+    den = np.zeros_like(num)
+    for c in range(V.shape[0]):
+        R, P = _ratio(V[c], (W * Qk[c]) @ H, beta)
+        num[c] = np.einsum("tk,tk->k", W, R @ H.T, dtype=np.float64)
         if P is None:
             den[c] = W.sum(axis=0, dtype=np.float64) * H.sum(axis=1, dtype=np.float64)
         else:
-            den[c] = np.einsum("tk,tk->k", W, P @ Ht, dtype=np.float64)
-    _apply(Q, num, den, beta, gamma)
-    normalise_gains(W, Q)
+            den[c] = np.einsum("tk,tk->k", W, P @ H.T, dtype=np.float64)
+    onehot = np.eye(grp.n)[grp.labels]  # (k, n_groups): sum over each group's atoms
+    _apply(Q, num @ onehot, den @ onehot, beta, gamma)
+    _normalise(W, Q, grp)
 
 
 def _apply(X: np.ndarray, num: np.ndarray, den: np.ndarray, beta: float, gamma: float) -> None:
     """``X *= (num / den) ** γ`` in place (``num`` is scratch), with nmf's floors."""
-    den[den == 0] = EPSILON
+    den = np.where(den == 0, EPSILON, den)
     ratio = np.divide(num, den, out=num)
     if gamma != 1:
         ratio **= gamma
@@ -187,26 +290,40 @@ def _apply(X: np.ndarray, num: np.ndarray, den: np.ndarray, beta: float, gamma: 
         X[X < _EPS64] = 0.0
 
 
-def normalise_gains(W: np.ndarray, Q: np.ndarray) -> None:
+def _normalise(W: np.ndarray, Q: np.ndarray, grp: _Groups) -> None:
     """Scale every column of Q to sum 1 and W to match, in place (the model is unchanged).
 
-    A component whose gains are all zero gets equal gains (and keeps W).
+    A group whose gains are all zero gets equal gains (and keeps W).
     """
     s = Q.sum(axis=0)
     dead = ~(s > 0)
     s[dead] = 1.0
     Q /= s
     Q[:, dead] = 1.0 / Q.shape[0]
-    W *= s.astype(W.dtype, copy=False)
+    W *= s[grp.labels].astype(W.dtype, copy=False)
 
 
 def divergence(V: np.ndarray, W: np.ndarray, H: np.ndarray, Q: np.ndarray, beta: float,
-               v_floor: float = 0.0) -> float:
-    """Return ``Σ_c D_β(V_c | W diag(Q[c]) H)`` (V floored at ``v_floor`` if > 0)."""
+               gain_groups: Sequence[Sequence[int]] | None = None) -> float:
+    """Return ``Σ_c D_β(V_c | W diag(Q[c]) H)``.
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_channels, n_frames, n_bins)]
+    W, H : np.ndarray [shape=(n_frames, k), (k, n_bins)]
+    Q : np.ndarray [shape=(n_channels, n_groups)]
+        Gains of the groups of ``gain_groups`` (None: one per component).
+    beta : float
+    gain_groups : sequence of sequences of int, optional
+    """
+    grp = _Groups(gain_groups, H.shape[0])
     total = 0.0
-    for c in range(V.shape[0]):
-        Vc = np.maximum(V[c], V.dtype.type(v_floor)) if v_floor > 0 else V[c]
-        total += divergence_terms(Vc, (W * Q[c]) @ H, beta, overwrite_wh=True, fused=False)
+    step = _block_rows(V.shape[2], V.shape[0] + grp.n)
+    for b0 in range(0, V.shape[1], step):
+        L = _mix(Q, grp.models(W[b0:b0 + step], H))
+        for c in range(V.shape[0]):
+            total += divergence_terms(V[c, b0:b0 + step], L[c], beta, overwrite_wh=True,
+                                      fused=False)
     return total
 
 
@@ -225,13 +342,14 @@ def _initial_factors(V, k, fixed_atoms, W, H, random_state, beta) -> tuple[np.nd
             np.array(start.H, dtype=V.dtype, order="C"), n_fixed)
 
 
-def _initial_gains(Q: object, n_channels: int, k: int, dtype: np.dtype) -> np.ndarray:
+def _initial_gains(Q: object, n_channels: int, n_groups: int, dtype: np.dtype) -> np.ndarray:
     if Q is None:
-        return np.full((n_channels, k), 1.0 / n_channels, dtype=dtype)
+        return np.full((n_channels, n_groups), 1.0 / n_channels, dtype=dtype)
     arr = np.array(Q, dtype=dtype)
-    if arr.shape != (n_channels, k):
+    if arr.shape != (n_channels, n_groups):
         raise ParameterError(
-            f"Q must have shape (n_channels, k) = ({n_channels}, {k}), got {arr.shape}"
+            f"Q must have shape (n_channels, n_groups) = ({n_channels}, {n_groups}), "
+            f"got {arr.shape}"
         )
     if not np.isfinite(arr).all() or (arr < 0).any():
         raise ParameterError("Q must be finite and non-negative")
@@ -247,6 +365,7 @@ def ntf(
     W: np.ndarray | None = None,
     H: np.ndarray | None = None,
     Q: np.ndarray | None = None,
+    gain_groups: Sequence[Sequence[int]] | None = None,
     update_Q: bool = True,
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -269,8 +388,13 @@ def ntf(
     W, H : np.ndarray [shape=(n_frames, k), (k, n_bins)] or None
         A custom start (both or neither); default: :func:`nmfsep.nmf.nmf`'s
         initialisation of ``Σ_c V_c`` with ``random_state``.
-    Q : np.ndarray [shape=(n_channels, k)] or None
-        Initial gains (e.g. :func:`initial_gains`); None: equal gains ``1/n_channels``.
+    Q : np.ndarray [shape=(n_channels, n_groups)] or None
+        Initial gains of the gain groups (e.g. :func:`initial_gains`); None: equal
+        gains ``1/n_channels``.
+    gain_groups : sequence of sequences of int, optional
+        Components that share one gain vector (e.g. the atoms of one source: the
+        source sits at one place), a partition of ``0 .. k-1``; None: a gain vector
+        per component.
     update_Q : bool
         False keeps the gains (normalised) as given.
     max_iter, tol, check_every
@@ -284,11 +408,21 @@ def ntf(
     Returns
     -------
     NTFResult
+        ``Q`` per component, ``(n_channels, k)`` (tied components share a column).
 
     Raises
     ------
     ParameterError
         For invalid data or parameters.
+
+    Notes
+    -----
+    One iteration is one pass over blocks of frames that updates W and accumulates
+    the free atoms' update (as :func:`nmfsep.nmf.nmf`), then a pass that updates
+    the gains. The channel models are mixed from the models of the gain groups
+    (``V̂_c = Σ_g Q[c, g] W_g H_g``), so a pass costs the matrix products of one
+    channel however many channels there are: with a dictionary (no free atoms) an
+    iteration costs 1.5 times the products of :func:`nmfsep.nmf.nmf`'s.
 
     Examples
     --------
@@ -305,40 +439,46 @@ def ntf(
     check_every = check_int(check_every, "check_every", 1)
     tol = check_real(tol, "tol")
     W0, H0, n_fixed = _initial_factors(V, n_components, fixed_atoms, W, H, random_state, beta_f)
-    Q0 = _initial_gains(Q, V.shape[0], H0.shape[0], V.dtype)
-    normalise_gains(W0, Q0)
+    grp = _Groups(gain_groups, H0.shape[0])
+    Q0 = _initial_gains(Q, V.shape[0], grp.n, V.dtype)
+    _normalise(W0, Q0, grp)
     if beta_f <= 0:  # as nmf: entries below EPSILON * max(V) read as that floor
         floor = EPSILON * float(V.max()) or EPSILON
         V = np.maximum(V, V.dtype.type(floor)) if V.min() < floor else V
     # single-threaded BLAS, as nmf: on these sizes BLAS threads only spin (14x slower on
     # a busy 2-core machine, measured)
     with blas_single_thread(enabled=True):
-        return _fit(V, W0, H0, Q0, beta_f, n_fixed, update_Q and V.shape[0] > 1, max_iter,
-                    tol, check_every, callback)
+        return _fit(V, W0, H0, Q0, grp, beta_f, n_fixed, update_Q and V.shape[0] > 1,
+                    max_iter, tol, check_every, callback)
 
 
-def _fit(V, W, H, Q, beta, n_fixed, update_Q, max_iter, tol, check_every,
+def _fit(V, W, H, Q, grp, beta, n_fixed, update_Q, max_iter, tol, check_every,
          callback) -> NTFResult:
     """Run the multiplicative updates: W, then the free atoms, then the gains."""
     gamma = mu_exponent(beta)
-    div = divergence(V, W, H, Q, beta)
+    free = np.arange(n_fixed, H.shape[0]) if n_fixed < H.shape[0] else None
+    groups = grp.members
+    div = divergence(V, W, H, Q, beta, groups)
     error_init = previous = np.sqrt(2 * max(div, 0.0))
     losses, its, converged, n_iter = [div], [0], False, 0
+    # large groups (a source's atoms): mix the channels from the groups' models (the
+    # products of one channel); small ones (a gain per atom): channel by channel
+    grouped = _GROUP_SIZE * grp.n <= H.shape[0]
+    pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)
     for n_iter in range(1, max_iter + 1):
-        _step_W(V, W, H, Q, beta, gamma)
-        if n_fixed < H.shape[0]:
-            _step_H(V, W, H, Q, beta, gamma, n_fixed)
+        acc = pass_WH(V, W, H, Q, grp, beta, gamma, free)
+        if acc is not None:
+            _apply(H[n_fixed:], acc[0], acc[1], beta, gamma)
         if update_Q:
-            _step_Q(V, W, H, Q, beta, gamma)
-        loss_now = None
-        if n_iter % check_every == 0 or n_iter == max_iter or (tol > 0 and n_iter % 10 == 0):
-            div = divergence(V, W, H, Q, beta)
-            if n_iter % check_every == 0 or n_iter == max_iter:
+            pass_Q(V, W, H, Q, grp, beta, gamma)
+        record = n_iter % check_every == 0 or n_iter == max_iter
+        if record or (tol > 0 and n_iter % 10 == 0):
+            div = divergence(V, W, H, Q, beta, groups)
+            if record:
                 losses.append(div)
                 its.append(n_iter)
-                loss_now = div
         if callback is not None:
-            callback(n_iter, loss_now)
+            callback(n_iter, div if record else None)
         if tol > 0 and n_iter % 10 == 0:
             error = np.sqrt(2 * max(div, 0.0))
             if error_init == 0 or (previous - error) / error_init < tol:
@@ -348,8 +488,8 @@ def _fit(V, W, H, Q, beta, n_fixed, update_Q, max_iter, tol, check_every,
     if converged and its[-1] != n_iter:
         losses.append(div)
         its.append(n_iter)
-    return NTFResult(W=W, H=H, Q=Q,
-                     n_iter=n_iter, loss_history=np.asarray(losses, dtype=np.float64),
+    return NTFResult(W=W, H=H, Q=np.ascontiguousarray(Q[:, grp.labels]), n_iter=n_iter,
+                     loss_history=np.asarray(losses, dtype=np.float64),
                      loss_iterations=np.asarray(its, dtype=np.int64), converged=converged,
                      beta=beta)
 
@@ -425,8 +565,9 @@ def initial_gains(
     method: str = "share",
     power: float = 1.0,
     n_peaks: int = 4,
+    gain_groups: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
-    """Return initial gains of every component, from the mixture.
+    """Return initial gains of every gain group, from the mixture.
 
     Parameters
     ----------
@@ -435,31 +576,36 @@ def initial_gains(
     W, H : np.ndarray [shape=(n_frames, k), (k, n_bins)]
         A starting factorisation of ``Σ_c V_c`` (e.g. ``nmf(..., max_iter=0)``).
     method : {"uniform", "share", "peaks"}
-        ``"uniform"``: ``1/n_channels``. ``"share"``: each component's energy-weighted
-        share of every channel, ``Q[c,k] ∝ Σ_{t,f} W[t,k] H[k,f] V_c[t,f] / Σ_c' V_c'[t,f]``
-        (exact for a component alone in its bins). ``"peaks"`` (stereo): the share,
-        moved to the nearest of the ``n_peaks`` highest peaks of the pan histogram
+        ``"uniform"``: ``1/n_channels``. ``"share"``: each group's energy-weighted
+        share of every channel,
+        ``Q[c,g] ∝ Σ_{k∈g} Σ_{t,f} W[t,k] H[k,f] V_c[t,f] / Σ_c' V_c'[t,f]`` (exact for
+        a group alone in its bins). ``"peaks"`` (stereo): the share, moved to the
+        nearest of the ``n_peaks`` highest peaks of the pan histogram
         (:func:`pan_histogram`); with other channel counts, the share.
     power : float
         The spectrogram's power.
     n_peaks : int
         Peaks of the histogram considered (``"peaks"``).
+    gain_groups : sequence of sequences of int, optional
+        As for :func:`ntf`; None: one group per component.
 
     Returns
     -------
-    Q : np.ndarray [shape=(n_channels, k)], float64
+    Q : np.ndarray [shape=(n_channels, n_groups)], float64
         Non-negative, each column summing to one.
     """
     check_choice(method, "method", GAIN_INITS)
-    C, k = V.shape[0], H.shape[0]
+    grp = _Groups(gain_groups, H.shape[0])
+    C = V.shape[0]
     if method == "uniform" or C == 1:
-        return np.full((C, k), 1.0 / C)
+        return np.full((C, grp.n), 1.0 / C)
     total = V.sum(axis=0, dtype=np.float64)
     total[total == 0] = 1.0
-    Q = np.empty((C, k))
+    per_component = np.empty((C, H.shape[0]))
     Ht = H.astype(np.float64).T
     for c in range(C):
-        Q[c] = np.einsum("tk,tk->k", W, (V[c] / total) @ Ht)
+        per_component[c] = np.einsum("tk,tk->k", W, (V[c] / total) @ Ht)
+    Q = np.stack([per_component[:, idx].sum(axis=1) for idx in grp.members], axis=1)
     s = Q.sum(axis=0)
     Q[:, s > 0] /= s[s > 0]
     Q[:, ~(s > 0)] = 1.0 / C

@@ -57,6 +57,7 @@ __all__ = [
     "MAX_GAIN_CHANNELS",
     "GAIN_INIT_BLIND",
     "GAIN_INIT_SUPERVISED",
+    "TIE_GAINS",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -85,6 +86,9 @@ DEFAULT_SPATIAL = "shared"
 #: dictionaries.
 GAIN_INIT_BLIND = "peaks"
 GAIN_INIT_SUPERVISED = "share"
+#: With dictionaries, every source's atoms share one gain vector (the source sits at one
+#: place) instead of one per atom.
+TIE_GAINS = True
 #: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
 MAX_GAIN_CHANNELS = 8
 

@@ -62,6 +62,8 @@ from nmfsep.plan import (
     DEFAULT_GROUPING,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
+    RESIDUAL,
+    TIE_GAINS,
     Plan,
     SeparationParams,
     fallback_groups,
@@ -702,15 +704,24 @@ def _factorize_gains(
     V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
     callback: Callable[[int, float | None], None] | None,
 ) -> NTFResult:
-    """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture."""
+    """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
+
+    With dictionaries every source's atoms share one gain vector (a source sits at one
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each.
+    """
     fixed = None if plan.dictionary is None else plan.dictionary.atoms
     start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
                 random_state=params.random_state, warn=False)
+    ties = None
+    if plan.mode != "blind" and TIE_GAINS:
+        by_source = fallback_groups(plan)
+        free = by_source.pop(RESIDUAL, []) if plan.mode == "semi-supervised" else []
+        ties = [*by_source.values(), *([i] for i in free)]
     method = GAIN_INIT_BLIND if plan.mode == "blind" else GAIN_INIT_SUPERVISED
     Q0 = initial_gains(V, start.W, start.H, method=method, power=grids.power,
-                       n_peaks=plan.n_sources or len(plan.names))
+                       n_peaks=plan.n_sources or len(plan.names), gain_groups=ties)
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
-               max_iter=params.max_iter, tol=params.tol, callback=callback)
+               gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
 
 
 def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[

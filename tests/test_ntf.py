@@ -51,10 +51,15 @@ def test_loss_never_increases(beta: float) -> None:
     np.testing.assert_allclose(res.Q.sum(axis=0), 1.0, rtol=1e-12)
 
 
-def _oracle(V, W, H, Q, beta, n_iter):
-    """The updates written out with einsum over the whole tensor (slow and obvious)."""
+def _oracle(V, W, H, Qg, beta, n_iter, labels):
+    """The updates written out with einsum over the whole tensor (slow and obvious).
+
+    ``Qg (C, n_groups)``: gains shared by the components of each group (``labels[k]``).
+    """
     g = 1 / (2 - beta) if beta < 1 else 1.0
-    W, H, Q = W.copy(), H.copy(), Q.copy()
+    W, H, Qg = W.copy(), H.copy(), Qg.copy()
+    T = np.eye(Qg.shape[1])[labels]  # (k, n_groups), one-hot
+    Q = Qg @ T.T
 
     def model():
         return np.maximum(np.einsum("ck,tk,kf->ctf", Q, W, H), 2.0**-23)
@@ -67,23 +72,30 @@ def _oracle(V, W, H, Q, beta, n_iter):
         H *= (np.einsum("ctf,ck,tk->kf", V * L ** (beta - 2), Q, W)
               / np.einsum("ctf,ck,tk->kf", L ** (beta - 1), Q, W)) ** g
         L = model()
-        Q *= (np.einsum("ctf,tk,kf->ck", V * L ** (beta - 2), W, H)
-              / np.einsum("ctf,tk,kf->ck", L ** (beta - 1), W, H)) ** g
-        s = Q.sum(axis=0)
-        Q /= s
-        W *= s
+        Qg *= ((np.einsum("ctf,tk,kf->ck", V * L ** (beta - 2), W, H) @ T)
+               / (np.einsum("ctf,tk,kf->ck", L ** (beta - 1), W, H) @ T)) ** g
+        s = Qg.sum(axis=0)
+        Qg /= s
+        W *= s @ T.T
+        Q = Qg @ T.T
     return W, H, Q
 
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
-def test_equals_a_slow_oracle(beta: float) -> None:
+@pytest.mark.parametrize("tied", [False, True, "large"])
+def test_equals_a_slow_oracle(beta: float, tied: bool | str) -> None:
+    """Gains per atom (channel by channel), in small groups, in large groups (mixed)."""
     rng = np.random.default_rng(4)
+    k = 20 if tied == "large" else 4
     V = rng.gamma(1.0, 1.0, (3, 30, 12))
-    W0, H0 = rng.random((30, 4)) + 0.1, rng.random((4, 12)) + 0.1
-    Q0 = rng.random((3, 4)) + 0.1
+    W0, H0 = rng.random((30, k)) + 0.1, rng.random((k, 12)) + 0.1
+    labels = {False: np.arange(4), True: np.array([0, 1, 0, 2]),
+              "large": np.arange(k) // 10}[tied]
+    groups = [list(np.flatnonzero(labels == g)) for g in range(labels.max() + 1)]
+    Q0 = rng.random((3, len(groups))) + 0.1
     Q0 /= Q0.sum(axis=0)
-    res = ntf(V, 4, beta=beta, W=W0, H=H0, Q=Q0, max_iter=15, tol=0)
-    W, H, Q = _oracle(V, W0, H0, Q0, beta, 15)
+    res = ntf(V, k, beta=beta, W=W0, H=H0, Q=Q0, gain_groups=groups, max_iter=15, tol=0)
+    W, H, Q = _oracle(V, W0, H0, Q0, beta, 15, labels)
     np.testing.assert_allclose(res.Q, Q, rtol=1e-8)
     np.testing.assert_allclose(res.W @ res.H, W @ H, rtol=1e-8)
 
@@ -93,6 +105,14 @@ def test_recovers_known_gains_with_fixed_atoms() -> None:
     res = ntf(V, fixed_atoms=H, max_iter=400, tol=0)
     np.testing.assert_allclose(res.Q, Q, atol=2e-3)
     assert np.array_equal(res.H, H)
+    # a source of 16 atoms at one place, another of 8: one gain vector each
+    rng = np.random.default_rng(9)
+    W, H = rng.gamma(0.5, 1.0, (150, 24)), rng.gamma(0.5, 1.0, (24, 30))
+    Qt = np.array([[0.8] * 16 + [0.3] * 8, [0.2] * 16 + [0.7] * 8])
+    V = channel_models(W, H, Qt)
+    res = ntf(V, fixed_atoms=H, gain_groups=[range(16), range(16, 24)], max_iter=1500, tol=0)
+    np.testing.assert_allclose(res.Q, Qt, atol=2e-3)
+    assert np.array_equal(res.Q[:, 0], res.Q[:, 15])
 
 
 def test_inputs_untouched_and_arguments_checked() -> None:
@@ -106,6 +126,10 @@ def test_inputs_untouched_and_arguments_checked() -> None:
         ntf(-V, 3)
     with pytest.raises(ParameterError, match="Q must have shape"):
         ntf(V, 3, Q=np.ones((3, 3)))
+    with pytest.raises(ParameterError, match="gain_groups"):
+        ntf(V, 3, gain_groups=[[0, 1], [1, 2]])
+    with pytest.raises(ParameterError, match="leave components"):
+        ntf(V, 3, gain_groups=[[0, 1]])
 
 
 def test_pan_histogram_finds_the_positions() -> None:
@@ -133,4 +157,7 @@ def test_initial_gains_point_at_each_component(method: str) -> None:
     V = channel_models(W, H, Q)
     got = initial_gains(V, np.ones_like(W), H, method=method)
     np.testing.assert_allclose(got, Q, atol=0.03)
+    both = initial_gains(V, np.ones_like(W), H, method="share", gain_groups=[[0, 1]])
+    share = (V / V.sum(axis=0)).mean(axis=(1, 2))  # W H = 1 everywhere: a plain mean
+    np.testing.assert_allclose(both[:, 0], share, atol=1e-9)
     np.testing.assert_allclose(initial_gains(V, W, H, method="uniform"), 0.5)
