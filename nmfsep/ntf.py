@@ -52,6 +52,9 @@ GAIN_INITS = ("uniform", "share", "peaks")
 #: Gain groups of at least this many atoms on average are mixed from group models
 #: (:func:`_pass_WH`); smaller ones are computed channel by channel (:func:`_direct_WH`).
 _GROUP_SIZE = 8
+#: Most bytes of group models and channel temporaries kept whole for one iteration
+#: (:func:`_cached_iteration`); beyond, two passes over blocks of frames.
+_CACHE_BYTES = 1 << 29
 
 #: Floor applied to the factors for β < 1, as :func:`nmfsep.nmf.nmf` does.
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -162,7 +165,10 @@ class _Groups:
 
     def models(self, W: np.ndarray, H: np.ndarray) -> np.ndarray:
         """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``."""
-        return np.stack([W[:, idx] @ H[idx] for idx in self.members])
+        out = np.empty((self.n, W.shape[0], H.shape[1]), dtype=np.result_type(W, H))
+        for g, idx in enumerate(self.members):
+            np.matmul(W[:, idx], H[idx], out=out[g])
+        return out
 
 
 def _mix(A: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -233,6 +239,47 @@ def _pass_Q(V, W, H, Q, grp: _Groups, beta, gamma) -> None:
             den += P.reshape(C, -1) @ flat.T
     _apply(Q, num, den, beta, gamma)
     _normalise(W, Q, grp)
+
+
+def _cached_iteration(V, W, H, Q, grp: _Groups, beta, gamma, update_Q) -> None:
+    """One iteration with fixed atoms, group models kept whole: the gains, then W.
+
+    The group models ``W_g H_g`` do not depend on the gains, so one product serves the
+    update of the gains and then (remixed with the new gains) that of W: two products
+    per iteration, as :func:`nmfsep.nmf.nmf`'s (memory: the models of every frame).
+    """
+    C = V.shape[0]
+    M = grp.models(W, H)
+    if update_Q:
+        R, P = _ratio(V, _mix(Q, M), beta)
+        flat = M.reshape(grp.n, -1)
+        num = R.reshape(C, -1) @ flat.T
+        den = (np.broadcast_to(flat.sum(axis=1, dtype=np.float64), num.shape).copy()
+               if P is None else P.reshape(C, -1) @ flat.T)
+        s = _gain_step(Q, num, den, beta, gamma)
+        W *= s[grp.labels].astype(W.dtype, copy=False)
+        M *= s.astype(M.dtype)[:, None, None]
+    R, P = _ratio(V, _mix(Q, M), beta)
+    Rg, Pg = _mix(Q.T, R), None if P is None else _mix(Q.T, P)
+    h_sum = H.sum(axis=1, dtype=np.float64) * Q.sum(axis=0)[grp.labels]
+    num = np.empty(W.shape, dtype=np.float64)
+    den = np.empty(W.shape, dtype=np.float64)
+    for g, idx in enumerate(grp.members):
+        num[:, idx] = Rg[g] @ H[idx].T
+        den[:, idx] = h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+    _apply(W, num, den, beta, gamma)
+
+
+def _gain_step(Q: np.ndarray, num: np.ndarray, den: np.ndarray, beta: float,
+               gamma: float) -> np.ndarray:
+    """Update the gains, scale each column to sum 1; return the scales (for W)."""
+    _apply(Q, num, den, beta, gamma)
+    s = Q.sum(axis=0)
+    dead = ~(s > 0)
+    s[dead] = 1.0
+    Q /= s
+    Q[:, dead] = 1.0 / Q.shape[0]
+    return s
 
 
 def _direct_WH(V, W, H, Q, grp: _Groups, beta, gamma, free) -> tuple | None:
@@ -465,12 +512,17 @@ def _fit(V, W, H, Q, grp, beta, n_fixed, update_Q, max_iter, tol, check_every,
     # products of one channel); small ones (a gain per atom): channel by channel
     grouped = _GROUP_SIZE * grp.n <= H.shape[0]
     pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)
+    cached = grouped and free is None and (
+        (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
     for n_iter in range(1, max_iter + 1):
-        acc = pass_WH(V, W, H, Q, grp, beta, gamma, free)
-        if acc is not None:
-            _apply(H[n_fixed:], acc[0], acc[1], beta, gamma)
-        if update_Q:
-            pass_Q(V, W, H, Q, grp, beta, gamma)
+        if cached:  # gains first, then W, from one product (monotone all the same)
+            _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)
+        else:
+            acc = pass_WH(V, W, H, Q, grp, beta, gamma, free)
+            if acc is not None:
+                _apply(H[n_fixed:], acc[0], acc[1], beta, gamma)
+            if update_Q:
+                pass_Q(V, W, H, Q, grp, beta, gamma)
         record = n_iter % check_every == 0 or n_iter == max_iter
         if record or (tol > 0 and n_iter % 10 == 0):
             div = divergence(V, W, H, Q, beta, groups)

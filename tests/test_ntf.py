@@ -161,3 +161,35 @@ def test_initial_gains_point_at_each_component(method: str) -> None:
     share = (V / V.sum(axis=0)).mean(axis=(1, 2))  # W H = 1 everywhere: a plain mean
     np.testing.assert_allclose(both[:, 0], share, atol=1e-9)
     np.testing.assert_allclose(initial_gains(V, W, H, method="uniform"), 0.5)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 1.5])
+def test_fixed_atoms_in_source_groups_gains_then_activations(beta: float) -> None:
+    """With a dictionary and large gain groups the gains are updated first, then W."""
+    rng = np.random.default_rng(10)
+    V = rng.gamma(1.0, 1.0, (2, 40, 15)) + 1e-3
+    D = rng.random((20, 15)) + 0.1
+    labels = np.arange(20) // 10
+    groups = [range(10), range(10, 20)]
+    W0 = rng.random((40, 20)) + 0.1
+    Q0 = np.array([[0.7, 0.4], [0.3, 0.6]])
+    res = ntf(V, fixed_atoms=D, beta=beta, W=W0, H=D, Q=Q0, gain_groups=groups, max_iter=12,
+              tol=0, check_every=1)
+    assert (np.diff(res.loss_history) <= 1e-10 * res.loss_history[0]).all()
+    g = 1 / (2 - beta) if beta < 1 else 1.0
+    W, Qg, T = W0.copy(), Q0.copy(), np.eye(2)[labels]
+    for _ in range(12):
+        for part in ("Q", "W"):
+            L = np.maximum(np.einsum("ck,tk,kf->ctf", Qg @ T.T, W, D), 2.0**-23)
+            num, den = V * L ** (beta - 2), L ** (beta - 1)
+            if part == "Q":
+                Qg *= ((np.einsum("ctf,tk,kf->ck", num, W, D) @ T)
+                       / (np.einsum("ctf,tk,kf->ck", den, W, D) @ T)) ** g
+                s = Qg.sum(axis=0)
+                Qg /= s
+                W *= s @ T.T
+            else:
+                W *= (np.einsum("ctf,ck,kf->tk", num, Qg @ T.T, D)
+                      / np.einsum("ctf,ck,kf->tk", den, Qg @ T.T, D)) ** g
+    np.testing.assert_allclose(res.Q, Qg @ T.T, rtol=1e-8)
+    np.testing.assert_allclose(res.W, W, rtol=1e-8)
