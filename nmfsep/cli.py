@@ -1810,13 +1810,15 @@ def eval_command(
         ),
     ] = None,
     images: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--images",
+            "--images/--downmix",
             help="Score stereo (multichannel) stems as source images: SDR, ISR (how well "
-            "the stereo image is kept), SIR, SAR; instead of mono downmixes.",
+            "the stereo image is kept), SIR, SAR; or as mono downmixes. [default: images "
+            "for stereo references without --framewise]",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 

@@ -31,7 +31,7 @@ histogram as in ADRess / DUET) rather than at random.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ from .exceptions import ParameterError
 from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
-           "check_channels", "divergence", "gain_positions",
+           "check_channels", "divergence", "gain_positions", "group_positions",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
@@ -691,3 +691,42 @@ def gain_positions(Q: np.ndarray, power: float = 1.0) -> np.ndarray:
     norms = np.linalg.norm(P, axis=1, keepdims=True)
     P = np.divide(P, norms, out=np.full_like(P, 1.0 / np.sqrt(P.shape[1])), where=norms > 0)
     return P
+
+
+def group_positions(
+    W: np.ndarray, H: np.ndarray, Q: np.ndarray, groups: Mapping[str, Sequence[int]],
+    power: float = 1.0,
+) -> dict[str, tuple[np.ndarray, float | None]]:
+    """Return where every group of components sits: its gains and, in stereo, its pan.
+
+    Parameters
+    ----------
+    W, H : np.ndarray [shape=(n_frames, k), (k, n_bins)]
+    Q : np.ndarray [shape=(n_channels, k)]
+        Gains of the components (columns summing to one).
+    groups : Mapping[str, Sequence[int]]
+        Group name -> component indices.
+    power : float
+        The spectrogram's power (the gains are gains of ``|X| ** power``).
+
+    Returns
+    -------
+    dict[str, tuple[np.ndarray [shape=(n_channels,)], float or None]]
+        Name -> (the gains of the group's components weighted by their energy
+        ``Σ_t W[t, k] Σ_f H[k, f]``, summing to one; the pan in ``[-1, 1]`` (-1: only
+        channel 0, 0: centre, 1: only channel 1, constant-power law) for two
+        channels, else None).
+    """
+    energy = np.asarray(W, dtype=np.float64).sum(axis=0) * np.asarray(H, np.float64).sum(axis=1)
+    Q = np.asarray(Q, dtype=np.float64)
+    out: dict[str, tuple[np.ndarray, float | None]] = {}
+    for name, idx in groups.items():
+        idx = list(idx)
+        e = energy[idx]
+        gains = Q[:, idx] @ e / e.sum() if e.sum() > 0 else Q[:, idx].mean(axis=1)
+        pan = None
+        if Q.shape[0] == 2:
+            mag = gains ** (1.0 / float(power))
+            pan = float(4 / np.pi * np.arctan2(mag[1], mag[0]) - 1)
+        out[name] = (gains, pan)
+    return out

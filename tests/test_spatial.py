@@ -122,6 +122,19 @@ def test_errors_are_one_line(images, dicts) -> None:
         separate(y, SR, n_sources=2, spatial="gains", alpha_W=0.1)
 
 
+def test_figure_shows_positions(images, dicts) -> None:
+    from nmfsep.ntf import group_positions
+    from nmfsep.plots import separation_figure
+
+    y = images["low"] + images["high"]
+    res = separate(y, SR, dictionaries=dicts, max_iter=30, spatial="gains")
+    found = group_positions(res.W, res.H, res.Q, res.groups)
+    assert found["low"][1] < -0.5 and found["high"][1] > 0.5  # panned at -0.75 and +0.72
+    fig = separation_figure(res)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_label().startswith("mask:")]
+    assert titles == [f"Mask: {n} (pan {found[n][1]:+.2f})" for n in ("low", "high")]
+
+
 def test_saved_model_keeps_the_gains(images, dicts, tmp_path: Path) -> None:
     y = images["low"] + images["high"]
     res = separate(y, SR, dictionaries=dicts, max_iter=20, spatial="gains")
@@ -147,11 +160,17 @@ def test_command_line_spatial_and_stream(images, dicts, tmp_path: Path) -> None:
     paths = [d.save(tmp_path / f"{d.names[0]}.npz") for d in dicts]
     dict_args = [a for p in paths for a in ("--dict", p)]
     done = run("separate", mix, *dict_args, "--spatial", "gains", "--max-iter", "20",
-               "--save-model", "-o", tmp_path / "out", "--json")
+               "--save-model", "--report", "-o", tmp_path / "out", "--json")
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)[0]
     assert summary["settings"]["spatial"] == "gains"
-    assert load_model(tmp_path / "out" / "mix" / "model.npz").Q.shape[0] == 2
+    model_path = tmp_path / "out" / "mix" / "model.npz"
+    assert load_model(model_path).Q.shape[0] == 2
+    html = (tmp_path / "out" / "mix" / "report.html").read_text()
+    assert "positions (gains per channel)" in html and "low: pan -" in html
+    assert "high: pan +" in html
+    plotted = run("plot", model_path, "-o", tmp_path / "model.png")
+    assert plotted.exit_code == 0, plotted.output
     streamed = run("separate", mix, *dict_args, "--spatial", "gains", "--stream",
                    "--max-iter", "20", "-o", tmp_path / "stream", "--json")
     assert streamed.exit_code == 0, streamed.output
