@@ -37,6 +37,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
 
     nice python benchmarks/bench_stereo.py --families fluidr3 musescore timgm6mb --seeds 1
     python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3 musescore
+    python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
 """
 
 from __future__ import annotations
@@ -268,6 +269,33 @@ def summary(args: argparse.Namespace, results: list[dict]) -> None:
             table(results, method, base, families)
 
 
+def timing(args: argparse.Namespace) -> None:
+    """Time shared and gains alternately ``--timing`` times on one mixture per task."""
+    data = Path(args.data)
+    for family in args.families:
+        seen = set()
+        for item in load_items(data, family, tuple(args.tasks), 1):
+            if item["task"] in seen:
+                continue
+            seen.add(item["task"])
+            dicts = [dictionary(data, item["train"][n], n, ROOT / "results" / "stereo-dicts")
+                     for n in item["names"]]
+            for condition in args.conditions:
+                mix = sum(image(item["stems"][n], j, condition, 0)
+                          for j, n in enumerate(item["names"]))
+                for mode in ("sup", "blind"):
+                    if mode == "blind" and len(item["names"]) != 2:
+                        continue
+                    times: dict[str, list[float]] = {"shared": [], "gains": []}
+                    for _ in range(args.timing):
+                        for spatial in times:
+                            times[spatial].append(run_method(f"{mode}-{spatial}", mix, dicts)[1])
+                    old, new = np.median(times["shared"]), np.median(times["gains"])
+                    print(f"{family:9s} {item['task']:10s} {condition:8s} {mode:5s} shared "
+                          f"{old:6.2f} s  gains {new:6.2f} s  ratio {new / old:4.2f} "
+                          f"(medians of {args.timing})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "data" / "families"))
@@ -280,7 +308,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--summary", action="store_true", help="only summarise --json")
     ap.add_argument("--select", action="store_true", help="choose on --choose-on, report the rest")
     ap.add_argument("--choose-on", nargs="+", default=["fluidr3", "musescore"])
+    ap.add_argument("--timing", type=int, default=0, metavar="N",
+                    help="only time shared and gains, N times each, alternately")
     args = ap.parse_args(argv)
+    if args.timing:
+        timing(args)
+        return
     p = Path(args.json)
     results = json.loads(p.read_text()) if p.exists() else []
     if not args.summary:

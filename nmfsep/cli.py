@@ -1541,6 +1541,14 @@ def _model_info(model: Any, path: Path) -> dict[str, Any]:
     if model.analysis_sr != model.sr or model.analysis_stft != model.stft:
         info["analysis_sr"] = model.analysis_sr
         info["analysis_stft"] = model.analysis_stft.to_dict()
+    if model.Q is not None:  # spatial="gains": where each stem sits
+        from nmfsep.ntf import group_positions
+
+        found = group_positions(model.W, model.H, model.Q, model.groups,
+                                float(settings.get("power") or 1.0))
+        info["positions"] = {name: {"gains": [round(float(g), 4) for g in gains],
+                                    "pan": None if pan is None else round(pan, 4)}
+                             for name, (gains, pan) in found.items()}
     return info
 
 

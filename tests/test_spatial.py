@@ -171,6 +171,10 @@ def test_command_line_spatial_and_stream(images, dicts, tmp_path: Path) -> None:
     assert "high: pan +" in html
     plotted = run("plot", model_path, "-o", tmp_path / "model.png")
     assert plotted.exit_code == 0, plotted.output
+    info = run("info", model_path, "--json")
+    assert info.exit_code == 0, info.output
+    positions = json.loads(info.stdout)["positions"]
+    assert positions["low"]["pan"] < -0.5 < 0.5 < positions["high"]["pan"]
     streamed = run("separate", mix, *dict_args, "--spatial", "gains", "--stream",
                    "--max-iter", "20", "-o", tmp_path / "stream", "--json")
     assert streamed.exit_code == 0, streamed.output
