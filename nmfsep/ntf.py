@@ -44,6 +44,7 @@ from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
            "check_channels", "divergence", "gain_positions", "group_positions",
+           "GAINS_CACHE_BYTES",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
@@ -54,7 +55,7 @@ GAIN_INITS = ("uniform", "share", "peaks")
 _GROUP_SIZE = 8
 #: Most bytes of group models and channel temporaries kept whole for one iteration
 #: (:func:`_cached_iteration`); beyond, two passes over blocks of frames.
-_CACHE_BYTES = 1 << 29
+_CACHE_BYTES = GAINS_CACHE_BYTES = 1 << 29
 
 #: Floor applied to the factors for β < 1, as :func:`nmfsep.nmf.nmf` does.
 _EPS64 = float(np.finfo(np.float64).eps)
