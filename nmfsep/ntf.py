@@ -44,7 +44,7 @@ from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
            "check_channels", "divergence", "gain_positions", "group_positions",
-           "GAINS_CACHE_BYTES",
+           "GAINS_CACHE_BYTES", "pan_spread",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
@@ -731,3 +731,28 @@ def group_positions(
             pan = float(4 / np.pi * np.arctan2(mag[1], mag[0]) - 1)
         out[name] = (gains, pan)
     return out
+
+
+def pan_spread(V: np.ndarray, *, power: float = 1.0) -> float | None:
+    """Return how far apart the energy of a stereo spectrogram sits: the pan's spread.
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_channels, n_frames, n_bins)], non-negative
+    power : float
+        The spectrogram's power.
+
+    Returns
+    -------
+    float or None
+        The energy-weighted standard deviation of the pan angle ``θ`` of
+        :func:`pan_histogram` in radians (0 when everything sits at one place);
+        None unless V has two channels.
+    """
+    if V.shape[0] != 2:
+        return None
+    centres, weights = pan_histogram(V, power=power, n_bins=360)
+    if not weights.sum() > 0:
+        return 0.0
+    mean = float(centres @ weights)
+    return float(np.sqrt(((centres - mean) ** 2) @ weights))

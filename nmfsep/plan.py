@@ -58,6 +58,7 @@ __all__ = [
     "GAIN_INIT_BLIND",
     "GAIN_INIT_SUPERVISED",
     "TIE_GAINS",
+    "MIN_PAN_SPREAD",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -89,6 +90,11 @@ GAIN_INIT_SUPERVISED = "share"
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
 TIE_GAINS = True
+#: Blind ``spatial="gains"`` groups components by position too only when the energy of
+#: the mixture's pan angles spreads at least this far (radians, about 3 degrees): at one
+#: position the gains of quiet components are noise and misled the grouping (-5 dB on a
+#: duo of benchmarks/bench_stereo.py).
+MIN_PAN_SPREAD = 0.05
 #: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
 MAX_GAIN_CHANNELS = 8
 

@@ -193,3 +193,15 @@ def test_fixed_atoms_in_source_groups_gains_then_activations(beta: float) -> Non
                       / np.einsum("ctf,ck,kf->tk", den, Qg @ T.T, D)) ** g
     np.testing.assert_allclose(res.Q, Qg @ T.T, rtol=1e-8)
     np.testing.assert_allclose(res.W, W, rtol=1e-8)
+
+
+def test_pan_spread_tells_one_place_from_several() -> None:
+    from nmfsep.ntf import pan_spread
+
+    rng = np.random.default_rng(11)
+    S = rng.gamma(0.3, 1.0, (2, 100, 40))
+    one = np.stack([np.cos(0.5) * S.sum(0), np.sin(0.5) * S.sum(0)])
+    apart = np.stack([np.cos(0.2) * S[0] + np.cos(1.3) * S[1],
+                      np.sin(0.2) * S[0] + np.sin(1.3) * S[1]])
+    assert pan_spread(one) < 0.01 < 0.3 < pan_spread(apart)
+    assert pan_spread(np.zeros((2, 3, 4))) == 0.0 and pan_spread(S[:1]) is None
