@@ -181,7 +181,8 @@ def test_evaluate_images_scores_stereo_stems(mixed):
     assert res.downmix == "images" and "ISR" in res.format_table()
     assert "source images" in res.format_table()
     assert EvaluationResult.from_dict(res.to_dict()) == res
-    mono = evaluate_separation(R, E, sr=8000)
+    assert evaluate_separation(R, E, sr=8000).downmix == "images"  # stereo: the default
+    mono = evaluate_separation(R, E, sr=8000, images=False)
     assert math.isnan(mono["a"].isr) and "isr" not in mono.to_dict()["stems"][0]
     with pytest.raises(ParameterError, match="^images must be used with no framewise"):
         evaluate_separation(R, E, sr=8000, images=True, framewise=0.2)
