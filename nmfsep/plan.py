@@ -81,8 +81,11 @@ RESIDUAL = "residual"
 #: same masks for every channel; ``"gains"``, a gain per channel and component
 #: (:mod:`nmfsep.ntf`), so every channel gets its own masks.
 SPATIAL_MODELS = ("shared", "gains")
-#: The model of multichannel input when ``spatial`` is None (mono is always "shared").
-DEFAULT_SPATIAL = "shared"
+#: The model of multichannel input when ``spatial`` is None (mono is always "shared"):
+#: chosen on the FluidR3 family of benchmarks/bench_stereo.py (stereo 44.1 kHz duos and
+#: drums + bass, five placements), where "gains" gained at distinct positions (median
+#: +2.3 dB supervised) and stayed within 0.01 dB at one position; reported on TimGM6mb.
+DEFAULT_SPATIAL = "gains"
 #: Initial gains of ``spatial="gains"`` (:func:`nmfsep.ntf.initial_gains`), blind and with
 #: dictionaries.
 GAIN_INIT_BLIND = "peaks"
@@ -90,10 +93,11 @@ GAIN_INIT_SUPERVISED = "share"
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
 TIE_GAINS = True
-#: Blind ``spatial="gains"`` groups components by position too only when the energy of
-#: the mixture's pan angles spreads at least this far (radians, about 3 degrees): at one
-#: position the gains of quiet components are noise and misled the grouping (-5 dB on a
-#: duo of benchmarks/bench_stereo.py).
+#: ``spatial="gains"`` falls back to the shared model for a stereo mixture whose energy
+#: sits at one place: the spread of its pan angles (:func:`nmfsep.ntf.pan_spread`) under
+#: this many radians (about 3 degrees; 0.001 for sources at one position, 0.38 and more
+#: for sources apart in benchmarks/bench_stereo.py). Position cannot help there, and
+#: blind grouping of the gains model's components lost up to 5 dB on such a duo.
 MIN_PAN_SPREAD = 0.05
 #: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
 MAX_GAIN_CHANNELS = 8

@@ -694,11 +694,7 @@ def _factorize(
     elif plan.n_sources is None:
         groups = components_groups(plan.k)
     else:
-        # positions group components only when the mixture's sources sit apart: at one
-        # place the gains of quiet components are noise (benchmarks/bench_stereo.py)
-        spread = None if Q is None else pan_spread(V, power=grids.power)
-        positions = (None if Q is None or (spread is not None and spread < MIN_PAN_SPREAD)
-                     else gain_positions(Q, grids.power))
+        positions = None if Q is None else gain_positions(Q, grids.power)
         groups = group_components(W, H, plan.n_sources, method=params.grouping,
                                   sr=grids.analysis_sr, n_fft=grids.analysis_stft.n_fft,
                                   positions=positions)
@@ -801,6 +797,11 @@ def analyse(
     n_frames = X_a.shape[2]
     _check_frames(plan, n_frames, y, sr)
     V = _spectrogram(X_a, grids.power, grids.context, per_channel=spatial == "gains")
+    spread = None if spatial == "shared" or V is None else pan_spread(V, power=grids.power)
+    if spread is not None and spread < MIN_PAN_SPREAD:
+        # every source at one place: position cannot help, the shared model it is
+        spatial = "shared"
+        V = _spectrogram(X_a, grids.power, grids.context)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
     warnings_out: list[str] = [short] if short else []
     if V is None:

@@ -62,6 +62,23 @@ def test_mono_is_the_shared_model_bit_for_bit(sources, dicts) -> None:
             assert np.array_equal(a.stems[name], c.stems[name])
 
 
+def test_stereo_default_is_gains(images) -> None:
+    y = images["low"] + images["high"]
+    assert separate(y, SR, n_sources=2, max_iter=5).settings["spatial"] == "gains"
+    many = np.tile(y[:1], (9, 1))  # beyond MAX_GAIN_CHANNELS the default is shared
+    assert separate(many, SR, n_sources=2, max_iter=5).settings["spatial"] == "shared"
+
+
+def test_sources_at_one_place_use_the_shared_model(sources, dicts) -> None:
+    y = pan(sources["low"] + sources["high"], 0.6)
+    for kwargs in ({"n_sources": 2}, {"dictionaries": dicts}):
+        a = separate(y, SR, max_iter=20, spatial="gains", **kwargs)
+        b = separate(y, SR, max_iter=20, spatial="shared", **kwargs)
+        assert a.settings["spatial"] == "shared" and a.Q is None
+        for name in a.stems:
+            assert np.array_equal(a.stems[name], b.stems[name])
+
+
 def test_supervised_stems_keep_their_own_position(images, dicts) -> None:
     y = images["low"] + images["high"]
     gains = separate(y, SR, dictionaries=dicts, max_iter=60, spatial="gains")
