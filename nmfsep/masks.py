@@ -416,7 +416,8 @@ def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:
         STFT of the mixture, as returned by :func:`nmfsep.spectral.stft`.
     M : np.ndarray [shape=(n_groups, n_frames, n_bins)], real
         Masks from :func:`masks` (frame-major, like ``V``); the same mask is used
-        for every channel.
+        for every channel. Masks of shape ``(n_groups, n_channels, n_frames,
+        n_bins)`` (:class:`ChannelMasks`) give every channel its own.
 
     Returns
     -------
@@ -440,6 +441,9 @@ def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:
             f"X must have shape (n_channels, n_bins, n_frames), got {getattr(X, 'shape', type(X))}"
         )
     M = np.asarray(M)
+    if M.ndim == 4 and M.shape[1] == X.shape[0]:  # every channel its own masks
+        return np.stack([apply_masks(X[c : c + 1], M[:, c])[:, 0] for c in range(X.shape[0])],
+                        axis=1)
     if M.ndim != 3:
         raise ParameterError(f"M must have shape (n_groups, n_frames, n_bins), got {M.shape}")
     if np.iscomplexobj(M):
