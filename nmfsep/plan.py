@@ -82,9 +82,10 @@ RESIDUAL = "residual"
 #: (:mod:`nmfsep.ntf`), so every channel gets its own masks.
 SPATIAL_MODELS = ("shared", "gains")
 #: The model of multichannel input when ``spatial`` is None (mono is always "shared"):
-#: chosen on the FluidR3 family of benchmarks/bench_stereo.py (stereo 44.1 kHz duos and
-#: drums + bass, five placements), where "gains" gained at distinct positions (median
-#: +2.3 dB supervised) and stayed within 0.01 dB at one position; reported on TimGM6mb.
+#: chosen on the FluidR3 family of benchmarks/bench_stereo.py (stereo 44.1 kHz duo and
+#: drums + bass, four placements apart and one together), where "gains" gained a median
+#: +3.9 dB supervised and +12.4 dB blind at distinct positions and 0.00 dB at one place
+#: (the shared model is used there); held-out TimGM6mb: see the README.
 DEFAULT_SPATIAL = "gains"
 #: Initial gains of ``spatial="gains"`` (:func:`nmfsep.ntf.initial_gains`), blind and with
 #: dictionaries.
