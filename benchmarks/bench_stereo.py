@@ -35,9 +35,14 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
 ("gains" or "shared", by the median gain over every condition with distinct positions and the
 "same" condition within 0.3 dB) on ``--choose-on`` families and reports it on the others.
 
-    nice python benchmarks/bench_stereo.py --families fluidr3 musescore timgm6mb --seeds 1
-    python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3 musescore
+    nice python benchmarks/bench_stereo.py --families fluidr3 --tasks duo drums_bass
+    nice python benchmarks/bench_stereo.py --families timgm6mb
+    python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3
     python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
+
+The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
+first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
+machine); MuseScore General (same lineage as FluidR3) and the AVL kit were not run.
 """
 
 from __future__ import annotations
@@ -307,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default=str(ROOT / "results" / "stereo.json"))
     ap.add_argument("--summary", action="store_true", help="only summarise --json")
     ap.add_argument("--select", action="store_true", help="choose on --choose-on, report the rest")
-    ap.add_argument("--choose-on", nargs="+", default=["fluidr3", "musescore"])
+    ap.add_argument("--choose-on", nargs="+", default=["fluidr3"])
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="only time shared and gains, N times each, alternately")
     args = ap.parse_args(argv)
