@@ -1056,9 +1056,8 @@ def evaluate_separation(
     n_samples = _pad_references(refs, messages)
     channels = {y.shape[0] for y in refs.values()}
     common_channels = channels.pop() if len(channels) == 1 else None
-    if images is None:
-        images = framewise is None and common_channels is not None and common_channels > 1
-
+    stereo = framewise is None and (common_channels or 1) > 1  # the default of images=None
+    images = stereo if images is None else images
     for name in est_names:
         target_ch = refs[name].shape[0] if match == "name" else common_channels
         ests[name] = _fit_to(
