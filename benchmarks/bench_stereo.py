@@ -301,6 +301,24 @@ def timing(args: argparse.Namespace) -> None:
                           f"(medians of {args.timing})", flush=True)
 
 
+def timing_bundled(n: int) -> None:
+    """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way."""
+    d = ROOT.parent / "audio_samples"
+    stems = [io.load(d / "piano_flute_44k" / f"{name}.flac", sr=SR)[0][0]
+             for name in ("piano", "flute")]
+    mix = sum(image(x, j, "moderate", 0) for j, x in enumerate(stems))
+    dicts = [learn_dictionary([io.load(d / "train" / f"{name}.flac")], name)
+             for name in ("piano", "flute")]
+    for mode in ("sup", "blind"):
+        times: dict[str, list[float]] = {"shared": [], "gains": []}
+        for _ in range(n):
+            for spatial in times:
+                times[spatial].append(run_method(f"{mode}-{spatial}", mix, dicts)[1])
+        old, new = np.median(times["shared"]), np.median(times["gains"])
+        print(f"bundled piano+flute 44.1 kHz moderate {mode:5s} shared {old:6.2f} s  gains "
+              f"{new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "data" / "families"))
@@ -315,7 +333,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--choose-on", nargs="+", default=["fluidr3"])
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="only time shared and gains, N times each, alternately")
+    ap.add_argument("--timing-bundled", type=int, default=0, metavar="N",
+                    help="time shared and gains N times on the bundled audio_samples")
     args = ap.parse_args(argv)
+    if args.timing_bundled:
+        timing_bundled(args.timing_bundled)
+        return
     if args.timing:
         timing(args)
         return
