@@ -598,16 +598,16 @@ def pan_peaks(centres: np.ndarray, weights: np.ndarray, n_peaks: int) -> np.ndar
     np.ndarray [shape=(n <= n_peaks,)]
         Angles in radians, highest peak first; the centre ``π/4`` if there is none.
     """
-    from scipy.signal import find_peaks
-
     smooth = np.convolve(np.pad(weights, 2, mode="edge"), np.hanning(5) / 2.0, mode="valid")
     # the edges of [0, π/2] are positions too (hard left / right)
     padded = np.concatenate([[0.0], smooth, [0.0]])
-    peaks, props = find_peaks(padded, height=0.02 * padded.max() if padded.max() > 0 else 1)
+    mid = padded[1:-1]
+    height = 0.02 * padded.max() if padded.max() > 0 else 1.0
+    peaks = np.flatnonzero((mid > padded[:-2]) & (mid >= padded[2:]) & (mid >= height))
     if peaks.size == 0:
         return np.array([np.pi / 4])
-    order = np.argsort(props["peak_heights"])[::-1][:n_peaks]
-    return centres[peaks[order] - 1]
+    order = np.argsort(mid[peaks], kind="stable")[::-1][:n_peaks]
+    return centres[peaks[order]]
 
 
 def initial_gains(
