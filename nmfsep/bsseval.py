@@ -70,8 +70,13 @@ class BSSEval:
         self.spectra = np.fft.fft(self.rows, n=self.n_fft, axis=1)
         G = self._gram()
         c = self.n_chan * f  # rows of G per source
-        self._all = _factor(G)
-        self._own = [_factor(G[j * c:(j + 1) * c, j * c:(j + 1) * c]) for j in range(self.n_src)]
+        # source images may be rank-deficient (a panned mono source: its channels are
+        # scaled copies of one signal); the projections are still defined, and are
+        # computed with a pseudo-inverse, as mir_eval falls back to least squares
+        singular_ok = not self.mono
+        self._all = _factor(G, singular_ok)
+        self._own = [_factor(G[j * c:(j + 1) * c, j * c:(j + 1) * c], singular_ok)
+                     for j in range(self.n_src)]
 
     def _gram(self) -> np.ndarray:
         """Inner products of every pair of delayed reference rows."""
@@ -128,14 +133,12 @@ class BSSEval:
         s_true, e_spat, e_interf, e_artif : np.ndarray
             [shape=(n_samples + flen - 1,) or (n_channels, n_samples + flen - 1)]
         """
-        import scipy.linalg
-
         e = np.asarray(estimate, dtype=np.float64).reshape(self.n_chan, self.n)
         D = self._correlations(e)
         c = self.n_chan * self.flen
         with np.errstate(all="ignore"):
-            c_own = scipy.linalg.lu_solve(self._own[j], D[j * c:(j + 1) * c], check_finite=False)
-            c_all = scipy.linalg.lu_solve(self._all, D, check_finite=False)
+            c_own = _solve(self._own[j], D[j * c:(j + 1) * c])
+            c_all = _solve(self._all, D)
         own_rows = range(j * self.n_chan, (j + 1) * self.n_chan)
         s_true = np.hstack((self.rows[own_rows.start:own_rows.stop],
                             np.zeros((self.n_chan, self.flen - 1))))
@@ -167,19 +170,40 @@ class BSSEval:
         )
 
 
-def _factor(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LU-factorise a Gram matrix; refuse one that is singular to rounding."""
+def _factor(G: np.ndarray, singular_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """LU-factorise a Gram matrix, or refuse one that is singular to rounding.
+
+    With ``singular_ok`` a singular one gives its pseudo-inverse, ``("pinv", G^+)``.
+    """
     import scipy.linalg
 
     with np.errstate(all="ignore"):
         try:
             lu = scipy.linalg.lu_factor(G, check_finite=False)
+            pivots = np.abs(np.diag(lu[0]))
+            ok = pivots.min() > pivots.max() * G.shape[0] * np.finfo(np.float64).eps
         except (np.linalg.LinAlgError, ValueError) as exc:
-            raise ParameterError(_DEPENDENT) from exc
-    pivots = np.abs(np.diag(lu[0]))
-    if not pivots.min() > pivots.max() * G.shape[0] * np.finfo(np.float64).eps:
+            if not singular_ok:
+                raise ParameterError(_DEPENDENT) from exc
+            ok = False
+    if ok:
+        return lu
+    if not singular_ok:
         raise ParameterError(_DEPENDENT)
-    return lu
+    w, V = np.linalg.eigh(G)
+    keep = w > w.max() * G.shape[0] * np.finfo(np.float64).eps
+    if not keep.any():
+        raise ParameterError(_DEPENDENT)
+    return "pinv", (V[:, keep] / w[keep]) @ V[:, keep].T  # type: ignore[return-value]
+
+
+def _solve(factor: tuple[np.ndarray, np.ndarray], D: np.ndarray) -> np.ndarray:
+    """``G^{-1} D`` (or ``G^+ D``) with a factor from :func:`_factor`."""
+    import scipy.linalg
+
+    if isinstance(factor[0], str):
+        return factor[1] @ D
+    return scipy.linalg.lu_solve(factor, D, check_finite=False)
 
 
 def bss_eval_sources(

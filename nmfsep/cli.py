@@ -794,6 +794,16 @@ def separate(
             "harmonic-percussive separation); the stems are source_1 ... and drums.wav.",
         ),
     ] = False,
+    spatial: Annotated[
+        Literal["shared", "gains"] | None,
+        typer.Option(
+            "--spatial",
+            help="Stereo/multichannel: 'gains' learns where each component sits (a gain "
+            "per channel, every stem keeps its own position), 'shared' models the channels "
+            "combined (the same masks for every channel). [default: shared]",
+            show_default=False,
+        ),
+    ] = None,
     max_iter: _MaxIter = 200,
     tol: _Tol = 1e-4,
     seed: _Seed = 0,
@@ -950,7 +960,7 @@ def separate(
         grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
         report=report, block_seconds=block_seconds,
     )
-    kwargs.update(format=audio_format, subtype=subtype)
+    kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
     if adapt is not None:
         kwargs["adapt"] = adapt
     if percussive:
@@ -1595,6 +1605,14 @@ def _model_info(model: Any, path: Path) -> dict[str, Any]:
     if model.analysis_sr != model.sr or model.analysis_stft != model.stft:
         info["analysis_sr"] = model.analysis_sr
         info["analysis_stft"] = model.analysis_stft.to_dict()
+    if model.Q is not None:  # spatial="gains": where each stem sits
+        from nmfsep.ntf import group_positions
+
+        found = group_positions(model.W, model.H, model.Q, model.groups,
+                                float(settings.get("power") or 1.0))
+        info["positions"] = {name: {"gains": [round(float(g), 4) for g in gains],
+                                    "pan": None if pan is None else round(pan, 4)}
+                             for name, (gains, pan) in found.items()}
     return info
 
 
@@ -1899,13 +1917,15 @@ def eval_command(
         ),
     ] = None,
     images: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--images",
+            "--images/--downmix",
             help="Score stereo (multichannel) stems as source images: SDR, ISR (how well "
-            "the stereo image is kept), SIR, SAR; instead of mono downmixes.",
+            "the stereo image is kept), SIR, SAR; or as mono downmixes. [default: images "
+            "for stereo references without --framewise]",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Score separated stems against the true sources: SDR, SIR, SAR, SI-SDR, SI-SDRi.
 

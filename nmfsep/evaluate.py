@@ -13,11 +13,12 @@ What is measured
 
 Channels
 --------
-Every metric is computed on **mono downmixes** (the mean of the channels) of the
-references, the estimates and the mixture. ``bss_eval_sources`` wants
-``(n_sources, n_samples)``; the multichannel ``bss_eval_images`` is an order of
-magnitude slower and nmfsep applies one mask to all channels anyway. Mono audio
-is used as it is.
+Stereo (multichannel) stems are scored as **source images** by default
+(``bss_eval_images``: SDR, ISR, SIR, SAR), as SiSEC / museval judge stereo
+separation; ``images=False`` (or ``framewise``) computes every metric on **mono
+downmixes** (the mean of the channels) of the references, the estimates and the
+mixture instead, an order of magnitude faster. SI-SDR is always on the downmixes.
+Mono audio is used as it is.
 
 Silence
 -------
@@ -977,7 +978,7 @@ def evaluate_separation(
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
     framewise: float | None = None,
-    images: bool = False,
+    images: bool | None = None,
 ) -> EvaluationResult:
     """Score separated stems against the true sources.
 
@@ -1012,11 +1013,13 @@ def evaluate_separation(
         Seconds per window: SDR, SIR and SAR become the medians over successive
         windows of that length (museval/SiSEC style, e.g. 1.0), ignoring windows
         where a reference or the estimate is silent; SI-SDR stays whole-signal.
-    images : bool, default=False
+    images : bool or None, default=None
         Score the multichannel source images (``bss_eval_images``: SDR, ISR, SIR,
-        SAR; stereo stems keep or lose their image) instead of mono downmixes;
-        matching still uses the downmixes. All references need the same number of
-        channels. Not with ``framewise``.
+        SAR; stereo stems keep or lose their image, as SiSEC / museval judge
+        stereo separation) instead of mono downmixes; matching still uses the
+        downmixes. All references need the same number of channels. Not with
+        ``framewise``. None: images when every reference has the same number of
+        channels, more than one, and ``framewise`` is None; else mono downmixes.
 
     Returns
     -------
@@ -1037,7 +1040,8 @@ def evaluate_separation(
 
     Notes
     -----
-    All metrics are computed on mono downmixes (see the module documentation).
+    Without ``images`` the metrics are computed on mono downmixes (see the module
+    documentation).
     """
     sr, sr_est, sr_mix, window = _checked_options(match, oracle, sr, sr_estimates, sr_mixture,
                                                   framewise)
@@ -1052,7 +1056,8 @@ def evaluate_separation(
     n_samples = _pad_references(refs, messages)
     channels = {y.shape[0] for y in refs.values()}
     common_channels = channels.pop() if len(channels) == 1 else None
-
+    stereo = framewise is None and (common_channels or 1) > 1  # the default of images=None
+    images = stereo if images is None else images
     for name in est_names:
         target_ch = refs[name].shape[0] if match == "name" else common_channels
         ests[name] = _fit_to(
@@ -1318,7 +1323,7 @@ def evaluate_files(
     oracle: Literal["irm", "wiener", "ibm"] | None = None,
     config=None,
     framewise: float | None = None,
-    images: bool = False,
+    images: bool | None = None,
 ) -> EvaluationResult:
     """Score separated audio files against reference files.
 
@@ -1342,8 +1347,9 @@ def evaluate_files(
         STFT of the oracle.
     framewise : float, optional
         Seconds per window of framewise SDR/SIR/SAR (see :func:`evaluate_separation`).
-    images : bool, default=False
-        Score the stems as multichannel source images, with ISR (see
+    images : bool or None, default=None
+        Score the stems as multichannel source images, with ISR; None: for stereo
+        (multichannel) references without ``framewise`` (see
         :func:`evaluate_separation`).
 
     Returns

@@ -17,6 +17,7 @@ from typing import Any
 from nmfsep import io
 from nmfsep._checks import check_int
 from nmfsep.exceptions import ParameterError
+from nmfsep.ntf import GAINS_CACHE_BYTES
 from nmfsep.plan import (
     Plan,
     SeparationParams,
@@ -216,7 +217,8 @@ def estimate_memory(path: str | os.PathLike[str], **kwargs: Any) -> int:
 
     The arrays that grow with the duration: the audio (float32, every channel), its
     complex64 STFT (every channel) and the spectrogram the NMF factorises (one, with
-    the dictionaries' temporal context), at the analysis settings of the run
+    the dictionaries' temporal context; with ``spatial="gains"`` one per channel and
+    the models of the sources, :mod:`nmfsep.ntf`), at the analysis settings of the run
     (the file's rate and :meth:`~nmfsep.spectral.STFTConfig.for_sample_rate` blind,
     the dictionaries' otherwise), times a measured overhead, plus the imports.
 
@@ -254,6 +256,10 @@ def estimate_memory(path: str | os.PathLike[str], **kwargs: Any) -> int:
     grows = channels * n * 4.0 + channels * n_a * 8.0 * per_frame + n_a * 4.0 * context * per_frame
     if a_sr != sr:  # the resampled copy and the native-rate STFT of the masks
         grows += channels * n_a * 4.0 + channels * n * 8.0 * per_frame
+    if params.spatial_for(channels, plan) == "gains":  # a spectrogram per channel, group models
+        one = n_a * 4.0 * context * per_frame
+        grows += (channels - 1) * one + min(float(GAINS_CACHE_BYTES),
+                                            (len(plan.names) + 3 * channels) * one)
     return int(_BASE_BYTES + _OVERHEAD * grows)
 
 

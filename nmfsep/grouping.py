@@ -14,6 +14,13 @@ than instruments; grouping clusters them into sources:
 ``"combined"``
     Average-linkage clustering of the mean of both distances (each scaled to [0, 1]).
 
+With ``positions`` (multichannel factorizations, :func:`nmfsep.ntf.gain_positions`),
+each component's position joins its timbre: the Ward features get the position
+vectors, scaled so that hard left to hard right weighs ``position_weight`` times the
+spread of the timbre features; the distances of the other methods get
+``position_weight`` times the distance of the positions (scaled to [0, 1]).
+Components at one position are grouped by timbre alone.
+
 Everything is deterministic (no random initialisation), so a given
 factorization always gives the same groups, named ``source_1`` ... ``source_S``
 in ascending order of the spectral centroid of their energy (low sources first).
@@ -37,6 +44,8 @@ __all__ = [
 
 #: Methods accepted by :func:`group_components`.
 GROUPING_METHODS = ("timbre", "activations", "combined")
+#: Weight of the components' positions against their timbre (see the module docstring).
+POSITION_WEIGHT = 2.0
 
 _N_MELS = 40
 _N_MFCC = 13  # c1 .. c12 are used
@@ -189,6 +198,8 @@ def group_components(
     method: Literal["timbre", "activations", "combined"] = "timbre",
     sr: float,
     n_fft: int,
+    positions: np.ndarray | None = None,
+    position_weight: float | None = None,
 ) -> dict[str, list[int]]:
     """Cluster the components of a blind factorization into sources.
 
@@ -206,6 +217,13 @@ def group_components(
         Sample rate in Hz of the analysis (for the mel scale and centroids).
     n_fft : int
         FFT size of the analysis.
+    positions : np.ndarray [shape=(k, n_channels)] or None
+        Unit vectors of the components' channel gains
+        (:func:`nmfsep.ntf.gain_positions`), clustered with the timbre; None: timbre
+        (or activations) alone.
+    position_weight : float or None
+        Weight of the positions (see the module documentation), >= 0; None:
+        :data:`POSITION_WEIGHT`.
 
     Returns
     -------
@@ -233,8 +251,15 @@ def group_components(
     ['source_1', 'source_2']
     """
     W, H = _check_factors(W, H)
+    if positions is not None:
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[0] != H.shape[0]:
+            raise ParameterError(
+                f"positions must have shape (k={H.shape[0]}, n_channels), got {positions.shape}"
+            )
     return _group(H, n_sources, method, sr, n_fft, lambda: _activation_distance(W),
-                  W.sum(axis=0))
+                  W.sum(axis=0), positions,
+                  POSITION_WEIGHT if position_weight is None else float(position_weight))
 
 
 class ActivationStats:
@@ -323,6 +348,7 @@ def group_components_stats(
 
 def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
            activation_distance: Callable[[], np.ndarray], weights: np.ndarray,
+           positions: np.ndarray | None = None, position_weight: float = POSITION_WEIGHT,
            ) -> dict[str, list[int]]:
     """Cluster and order the groups (``weights``: each component's total activation)."""
     k = H.shape[0]
@@ -351,13 +377,20 @@ def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
         from scipy.spatial.distance import squareform
 
         if method == "timbre":
-            Z = linkage(timbre_features(H, sr=sr, n_fft=n_fft), method="ward")
+            F = timbre_features(H, sr=sr, n_fft=n_fft)
+            if positions is not None:
+                spread = float(np.sqrt(((F - F.mean(axis=0)) ** 2).sum(axis=1).mean()))
+                F = np.hstack([F, positions * (position_weight * spread / np.sqrt(2.0))])
+            Z = linkage(F, method="ward")
         else:
             D = activation_distance()
             if method == "combined":
                 T = _timbre_distance(H, sr, n_fft)
                 scale = T.max()
                 D = D / 2.0 + (T / scale if scale > 0 else T)
+            if positions is not None:
+                diff = positions[:, None, :] - positions[None, :, :]
+                D = D + position_weight * np.sqrt((diff**2).sum(axis=-1)) / np.sqrt(2.0)
             Z = linkage(squareform(D, checks=False), method="average")
         labels = _cut(Z, k, n_sources)
 

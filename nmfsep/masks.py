@@ -21,7 +21,7 @@ from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["group_models", "masks", "GroupMasks", "apply_masks", "MASK_KINDS"]
+__all__ = ["group_models", "masks", "GroupMasks", "ChannelMasks", "apply_masks", "MASK_KINDS"]
 
 #: Mask kinds: soft (α-Wiener, summing to one) and binary (the loudest group wins).
 MASK_KINDS = ("soft", "binary")
@@ -343,6 +343,70 @@ class GroupMasks:
         return _mask_block(models, self._kind, self._power, self._eps)
 
 
+class ChannelMasks:
+    """Every channel's masks of a multichannel factorization, a block of frames at a time.
+
+    Channel c is modelled by ``W diag(Q[c]) H`` (:mod:`nmfsep.ntf`), so its masks are
+    those of :class:`GroupMasks` with the activations ``W * Q[c]``: each channel's masks
+    lie in ``[0, 1]`` and sum to one over the groups.
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_frames, k)], non-negative
+        Activations.
+    H : np.ndarray [shape=(k, n_bins)], non-negative
+        Spectral atoms.
+    Q : np.ndarray [shape=(n_channels, k)], non-negative
+        Gain of every component in every channel.
+    groups : Mapping[str, Sequence[int]]
+        Group name -> component indices, as for :func:`group_models`.
+    kind, power, eps
+        As for :func:`masks`.
+
+    Raises
+    ------
+    ParameterError
+        As :class:`GroupMasks`, or for gains of the wrong shape or values.
+    """
+
+    def __init__(
+        self,
+        W: np.ndarray,
+        H: np.ndarray,
+        Q: np.ndarray,
+        groups: Mapping[str, Sequence[int]],
+        *,
+        kind: Literal["soft", "binary"] = "soft",
+        power: float = 2.0,
+        eps: float | None = None,
+    ) -> None:
+        W = _as_float_matrix(W, "W", "(n_frames, k)")
+        Q = _as_float_matrix(Q, "Q", "(n_channels, k)")
+        if Q.shape[1] != W.shape[1]:
+            raise ParameterError(
+                f"Q has {Q.shape[1]} components (columns) but W has {W.shape[1]}; "
+                "Q must be (n_channels, k)"
+            )
+        dtype = np.result_type(W.dtype, np.float32)
+        self._channels = [GroupMasks(W * Q[c].astype(dtype), H, groups, kind=kind, power=power,
+                                     eps=eps) for c in range(Q.shape[0])]
+        self.names = self._channels[0].names
+        self.n_frames, self.n_bins = self._channels[0].n_frames, self._channels[0].n_bins
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """Masks of frames ``start .. stop - 1`` of every channel.
+
+        Returns
+        -------
+        M : np.ndarray [shape=(n_groups, n_channels, stop - start, n_bins)], float32
+            In ``[0, 1]``, summing to one over the groups in every channel.
+        """
+        return np.stack([m(start, stop) for m in self._channels], axis=1)
+
+
 def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Apply one mask per group to every channel of an STFT (mixture phase kept).
 
@@ -352,7 +416,8 @@ def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:
         STFT of the mixture, as returned by :func:`nmfsep.spectral.stft`.
     M : np.ndarray [shape=(n_groups, n_frames, n_bins)], real
         Masks from :func:`masks` (frame-major, like ``V``); the same mask is used
-        for every channel.
+        for every channel. Masks of shape ``(n_groups, n_channels, n_frames,
+        n_bins)`` (:class:`ChannelMasks`) give every channel its own.
 
     Returns
     -------
@@ -376,6 +441,9 @@ def apply_masks(X: np.ndarray, M: np.ndarray) -> np.ndarray:
             f"X must have shape (n_channels, n_bins, n_frames), got {getattr(X, 'shape', type(X))}"
         )
     M = np.asarray(M)
+    if M.ndim == 4 and M.shape[1] == X.shape[0]:  # every channel its own masks
+        return np.stack([apply_masks(X[c : c + 1], M[:, c])[:, 0] for c in range(X.shape[0])],
+                        axis=1)
     if M.ndim != 3:
         raise ParameterError(f"M must have shape (n_groups, n_frames, n_bins), got {M.shape}")
     if np.iscomplexobj(M):

@@ -63,6 +63,10 @@ class Factorization:
         Warnings of the run.
     nmfsep_version : str
         Version that wrote the file.
+    Q : np.ndarray [shape=(n_channels, k)], float32, or None
+        Gain of every component in every channel (``settings["spatial"] == "gains"``,
+        :mod:`nmfsep.ntf`; each column sums to one), or None for one model of the
+        channels combined.
     """
 
     W: np.ndarray
@@ -78,13 +82,17 @@ class Factorization:
     converged: bool
     warnings: list[str]
     nmfsep_version: str
+    Q: np.ndarray | None = None
 
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write this factorization to ``path`` (:func:`save_model`)."""
         return save_model(self, path, force=force)
 
     def masks(self) -> np.ndarray:
-        """Recompute the masks on the analysis grid.
+        """Recompute the masks on the analysis grid (of the channels combined).
+
+        With gains (``Q``) the model of the channels combined is ``W @ H`` (the gains
+        of every component sum to one), so these are the masks of that sum.
 
         Returns
         -------
@@ -142,7 +150,8 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
             )
     groups = _checked_groups(p, meta["groups"], H.shape[0])
     warns = meta["warnings"]
-    for arr in (W, H):
+    Q = _checked_gains(p, H.shape[0]) if settings.get("spatial") == "gains" else None
+    for arr in (W, H, *([] if Q is None else [Q])):
         arr.flags.writeable = False
     return Factorization(
         W=W,
@@ -158,7 +167,21 @@ def load_model(path: str | os.PathLike[str]) -> Factorization:
         converged=meta["converged"],
         warnings=warns,
         nmfsep_version=meta["nmfsep_version"],
+        Q=Q,
     )
+
+
+def _checked_gains(p: Path, k: int) -> np.ndarray:
+    """Return the gains ``Q (n_channels, k)`` of a model, refusing wrong shapes or values."""
+    Q = read_npz(p, ("Q",), what="model")["Q"]
+    if Q.dtype != np.float32 or Q.ndim != 2 or Q.shape[1] != k or not 2 <= Q.shape[0] <= 64:
+        raise DictionaryError(
+            f"{p}: Q must be a float32 array of shape (n_channels, {k}) with 2 to 64 "
+            f"channels, got {Q.dtype} {Q.shape}; corrupt file"
+        )
+    if not np.isfinite(Q).all() or (Q < 0).any():
+        raise DictionaryError(f"{p}: Q holds NaN, Inf or negative values; corrupt file")
+    return Q
 
 
 def _checked_meta(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +263,8 @@ SeparationModel = Factorization
 def save_model(fit: Any, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Save a factorization (not the audio) as ``.npz`` + JSON, atomically, no pickle.
 
-    The file holds ``W`` and ``H`` (float32), ``loss_history`` (float64) and ``meta``
+    The file holds ``W`` and ``H`` (float32), the gains ``Q`` (float32, only with
+    ``spatial="gains"``), ``loss_history`` (float64) and ``meta``
     (JSON: ``kind="model"``, format version, groups, settings, sample rate, STFT,
     iterations, convergence, warnings). Read it back with :func:`load_model`.
 
@@ -281,5 +305,7 @@ def save_model(fit: Any, path: str | os.PathLike[str], *, force: bool = False) -
         "loss_history": np.asarray(fit.loss_history, dtype=np.float64),
         "meta": np.array(json.dumps(meta, allow_nan=False), dtype=np.str_),
     }
+    if getattr(fit, "Q", None) is not None:
+        arrays["Q"] = np.ascontiguousarray(fit.Q, dtype=np.float32)
     return atomic_savez(path, arrays, force=force)
 

@@ -56,6 +56,13 @@ __all__ = [
     "DEFAULT_COMPONENTS_PER_SOURCE",
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
+    "SPATIAL_MODELS",
+    "DEFAULT_SPATIAL",
+    "MAX_GAIN_CHANNELS",
+    "GAIN_INIT_BLIND",
+    "GAIN_INIT_SUPERVISED",
+    "TIE_GAINS",
+    "MIN_PAN_SPREAD",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -77,6 +84,31 @@ RESIDUAL = "residual"
 #: Free atoms of the one named source that is not a built-in (``n_sources=["drums",
 #: "bass", "other"]``) when ``n_free`` is 0: the blind components per source, untuned.
 DEFAULT_NAMED_FREE = DEFAULT_COMPONENTS_PER_SOURCE
+#: Models of multichannel input: ``"shared"``, one model of the channels combined and the
+#: same masks for every channel; ``"gains"``, a gain per channel and component
+#: (:mod:`nmfsep.ntf`), so every channel gets its own masks.
+SPATIAL_MODELS = ("shared", "gains")
+#: The model of multichannel input when ``spatial`` is None (mono is always "shared"):
+#: chosen on the FluidR3 family of benchmarks/bench_stereo.py (stereo 44.1 kHz duo and
+#: drums + bass, four placements apart and one together), where "gains" gained a median
+#: +3.9 dB supervised and +12.4 dB blind at distinct positions and 0.00 dB at one place
+#: (the shared model is used there); held-out TimGM6mb: see the README.
+DEFAULT_SPATIAL = "gains"
+#: Initial gains of ``spatial="gains"`` (:func:`nmfsep.ntf.initial_gains`), blind and with
+#: dictionaries.
+GAIN_INIT_BLIND = "peaks"
+GAIN_INIT_SUPERVISED = "share"
+#: With dictionaries, every source's atoms share one gain vector (the source sits at one
+#: place) instead of one per atom.
+TIE_GAINS = True
+#: ``spatial="gains"`` falls back to the shared model for a stereo mixture whose energy
+#: sits at one place: the spread of its pan angles (:func:`nmfsep.ntf.pan_spread`) under
+#: this many radians (about 3 degrees; 0.001 for sources at one position, 0.38 and more
+#: for sources apart in benchmarks/bench_stereo.py). Position cannot help there, and
+#: blind grouping of the gains model's components lost up to 5 dB on such a duo.
+MIN_PAN_SPREAD = 0.05
+#: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
+MAX_GAIN_CHANNELS = 8
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -409,6 +441,9 @@ class SeparationParams:
     free_per_source : int
         With dictionaries: free atoms added to every source's stem, started from copies
         of that source's atoms (:mod:`nmfsep.adaptation`).
+    spatial : {"shared", "gains"} or None
+        Model of multichannel input (:data:`SPATIAL_MODELS`); None:
+        :data:`DEFAULT_SPATIAL`. Mono input always uses the shared model.
     """
 
     beta: str | float | None = None
@@ -425,6 +460,7 @@ class SeparationParams:
     random_state: int | np.random.Generator | None = 0
     adapt: float | None = None
     free_per_source: int = 0
+    spatial: str | None = None
 
     def validate(self) -> SeparationParams:
         """Check every setting; return self.
@@ -451,7 +487,49 @@ class SeparationParams:
         check_real(self.power, "power", strict=True, none_ok=True)
         check_real(self.adapt, "adapt", none_ok=True)
         check_int(self.free_per_source, "free_per_source", 0, MAX_COMPONENTS)
+        if self.spatial is not None:
+            check_choice(self.spatial, "spatial", SPATIAL_MODELS)
         return self
+
+    def spatial_for(self, n_channels: int, plan: Plan | None = None) -> str:
+        """Return the model of a mixture of ``n_channels`` channels ("shared" or "gains").
+
+        Raises
+        ------
+        ParameterError
+            If ``spatial="gains"`` and the mixture has more than
+            :data:`MAX_GAIN_CHANNELS` channels, or a setting the gains model does not
+            support is on (``alpha_W > 0``, ``adapt``, ``free_per_source``,
+            ``percussive``); the default then falls back to "shared".
+        """
+        if n_channels == 1:
+            return "shared"
+        spatial = DEFAULT_SPATIAL if self.spatial is None else self.spatial
+        unsupported = self._shared_only(plan)
+        if spatial == "gains" and self.spatial is None and (
+                n_channels > MAX_GAIN_CHANNELS or unsupported):
+            return "shared"
+        if spatial == "gains" and n_channels > MAX_GAIN_CHANNELS:
+            raise ParameterError(
+                f"spatial='gains' models at most {MAX_GAIN_CHANNELS} channels, the mixture "
+                f"has {n_channels}; use spatial='shared' or fewer channels"
+            )
+        if spatial == "gains" and unsupported:
+            raise ParameterError(
+                f"{unsupported} is not available with spatial='gains'; use "
+                f"spatial='shared' or leave {unsupported.split()[0]} out"
+            )
+        return spatial
+
+    def _shared_only(self, plan: Plan | None) -> str | None:
+        """Name the first setting on that only the shared model supports, or None."""
+        for name, on in (("alpha_W (sparse activations)", self.alpha_W > 0),
+                         ("adapt", self.adapt is not None),
+                         ("free_per_source", self.free_per_source > 0),
+                         ("percussive", plan is not None and plan.percussive)):
+            if on:
+                return name
+        return None
 
     def mask_power_for(self, plan: Plan) -> float:
         """Return the mask exponent of a run of ``plan`` (the default when None)."""
@@ -470,6 +548,7 @@ def settings_record(
     stft: STFTConfig,
     analysis_sr: int,
     analysis_stft: STFTConfig,
+    spatial: str = "shared",
 ) -> dict[str, Any]:
     """Return the JSON record of a run's settings (results, models, reports, summaries).
 
@@ -483,6 +562,8 @@ def settings_record(
         The mixture's rate and the STFT of the masks.
     analysis_sr, analysis_stft : int, STFTConfig
         The rate and STFT the factorization ran at.
+    spatial : {"shared", "gains"}
+        The model of the channels used.
 
     Returns
     -------
@@ -491,7 +572,7 @@ def settings_record(
         ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
         ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
         ``dictionaries``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
-        ``context_frames``, ``nmfsep_version``.
+        ``context_frames``, ``spatial``, ``nmfsep_version``.
     """
     seed = params.random_state
     if isinstance(seed, np.integer):
@@ -527,6 +608,7 @@ def settings_record(
         "analysis_sr": analysis_sr,
         "analysis_stft": analysis_stft.to_dict(),
         "context_frames": 1 if plan.dictionary is None else plan.dictionary.context_frames,
+        "spatial": spatial,
         "nmfsep_version": __version__,
     }
 

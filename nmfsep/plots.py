@@ -1218,7 +1218,7 @@ def separation_figure(
         m_n_fft = grid.stft.n_fft if masks.shape[2] == grid.stft.n_bins and m_sr == grid.sr else (
             grid.a_n_fft if masks.shape[2] == H.shape[1] else None)
         _draw_masks(fig, gs, ax_spec, masks, names, (m_sr, m_hop, m_n_fft), ncols_m,
-                    max_mask_panels, freq_scale, duration)
+                    max_mask_panels, freq_scale, duration, _pans(model, groups, names))
     fig.suptitle(_separation_title(settings, k, names, grid.sr), fontsize="large")
     return fig
 
@@ -1268,6 +1268,8 @@ def _masks_of(
     Returns
     -------
     masks : np.ndarray [shape=(n_groups, n_frames, n_bins)] or None
+        Per-channel masks ``(n_groups, n_channels, n_frames, n_bins)`` are averaged
+        over the channels.
     m_sr : float
         Their sample rate.
     m_hop : int
@@ -1282,6 +1284,8 @@ def _masks_of(
         masks = np.asarray(masks)
         if masks.ndim == 3 and masks.shape[2] != grid.stft.n_bins and masks.shape[2] == n_bins_a:
             m_sr, m_hop = grid.a_sr, grid.a_stft.hop_length
+    if masks is not None and np.ndim(masks) == 4:  # every channel its own: their mean
+        masks = np.asarray(masks).mean(axis=1)
     if masks is not None:
         masks = _check_array(masks, "masks", 3, "(n_groups, n_frames, n_bins)")
     return masks, m_sr, m_hop
@@ -1342,12 +1346,27 @@ def _draw_components(
     ax_act.tick_params(labelleft=False)
 
 
+def _pans(model: Any, groups: dict, names: list[str]) -> list[float] | None:
+    """Return each group's pan for a stereo factorization with gains (``model.Q``), or None."""
+    Q = getattr(model, "Q", None)
+    if Q is None or np.shape(Q)[0] != 2 or list(groups) != names:
+        return None
+    from nmfsep.ntf import group_positions
+
+    power = float((getattr(model, "settings", None) or {}).get("power") or 1.0)
+    found = group_positions(model.W, model.H, Q, groups, power)
+    return [float(found[n][1]) for n in names]  # type: ignore[arg-type]
+
+
 def _draw_masks(
     fig: Figure, gs: Any, ax_spec: Axes, masks: np.ndarray, names: list[str],
     mask_grid: tuple[float, int, int | None], ncols: int, max_panels: int, freq_scale: str,
-    duration: float | None,
+    duration: float | None, pans: list[float] | None = None,
 ) -> None:
     """Draw one panel per mask (rows 2+), or the dominant group when there are too many.
+
+    ``pans``: each group's stereo position (:func:`nmfsep.ntf.group_positions`), shown
+    in the panel titles.
 
     Parameters
     ----------
@@ -1377,6 +1396,9 @@ def _draw_masks(
                                     label=f"mask:{names[g]}", sharex=ax_spec))
     plot_masks(masks, m_sr, m_hop, names=names, axes=axes, freq_scale=freq_scale,
                n_fft=m_n_fft, duration=duration, max_frames=800)
+    if pans is not None:  # where each stem sits (spatial="gains")
+        for g, ax in enumerate(axes):
+            ax.set_title(f"Mask: {names[g]} (pan {pans[g]:+.2f})", fontsize="medium")
     for g, ax in enumerate(axes):
         r, c = divmod(g, ncols)
         if c:

@@ -52,6 +52,7 @@ from nmfsep.evaluate import METRIC_LABELS, METRICS, EvaluationWarning, evaluate_
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.io import MIXTURE_NAME, REPORT_NAME, output_files
 from nmfsep.model import load_model
+from nmfsep.ntf import group_positions
 from nmfsep.plots import png_base64, separation_figure, spectrogram_strip, use_headless_backend
 from nmfsep.spectral import stft as compute_stft
 
@@ -358,6 +359,20 @@ def _dictionaries_text(dicts: list[Any]) -> str:
     )
 
 
+def _positions_text(model: Any, settings: Mapping[str, Any]) -> str | None:
+    """Say where every stem sits (``spatial="gains"``), or None for a shared model."""
+    Q = getattr(model, "Q", None)
+    if Q is None or not model.groups:
+        return None
+    found = group_positions(model.W, model.H, Q, model.groups,
+                            float(settings.get("power") or 1.0))
+    return "; ".join(
+        f"{name}: " + ("" if pan is None else f"pan {pan:+.2f} (")
+        + " / ".join(f"{g:.2f}" for g in gains) + ("" if pan is None else ")")
+        for name, (gains, pan) in found.items()
+    )
+
+
 def _parameter_rows(model: Any) -> list[tuple[str, str]]:
     """Return the rows of the parameters table: ``(label, text)``."""
     s = dict(getattr(model, "settings", None) or {})
@@ -386,6 +401,9 @@ def _parameter_rows(model: Any) -> list[tuple[str, str]]:
             ("analysis rate", f"{a_sr} Hz"),
             ("analysis STFT", _stft_text(s.get("analysis_stft"))),
         ]
+    positions = _positions_text(model, s)
+    if positions:
+        rows.append(("positions (gains per channel)", positions))
     rows += [
         ("mask", f"{s.get('mask', '–')}, power {s.get('mask_power', '–')}"),
         (

@@ -55,12 +55,18 @@ from nmfsep.divergence import beta_loss_to_float
 from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
 from nmfsep.grouping import components_groups, group_components
 from nmfsep.io import resample
-from nmfsep.masks import GroupMasks, group_models, masks
+from nmfsep.masks import ChannelMasks, GroupMasks, group_models, masks
 from nmfsep.model import Factorization, save_model
 from nmfsep.nmf import nmf
+from nmfsep.ntf import NTFResult, gain_positions, initial_gains, ntf, pan_spread
 from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
     DEFAULT_GROUPING,
+    GAIN_INIT_BLIND,
+    GAIN_INIT_SUPERVISED,
+    MIN_PAN_SPREAD,
+    RESIDUAL,
+    TIE_GAINS,
     Plan,
     SeparationParams,
     fallback_groups,
@@ -100,7 +106,8 @@ class SeparationResult:
         and length, in group order; the stems add up to the mixture.
     masks : np.ndarray [shape=(n_groups, n_frames, n_bins)], float32
         The masks applied to the mixture's STFT (computed with ``stft`` at ``sr``), in
-        ``[0, 1]`` and summing to one over the groups.
+        ``[0, 1]`` and summing to one over the groups; with gains (``Q`` not None)
+        every channel has its own, shape ``(n_groups, n_channels, n_frames, n_bins)``.
     W : np.ndarray [shape=(n_frames_a, k)], float32
         Activations, on the analysis grid (``settings["analysis_sr"]``,
         ``settings["analysis_stft"]``).
@@ -126,6 +133,10 @@ class SeparationResult:
         Whether NMF reached ``tol`` before ``max_iter``.
     warnings : list of str
         Things the user should know (e.g. a silent mixture); one line each.
+    Q : np.ndarray [shape=(n_channels, k)], float32, or None
+        With ``spatial="gains"``: the gain of every component (column of ``W``) in
+        every channel, each column summing to one (:mod:`nmfsep.ntf`); None for
+        one model of the channels combined.
     """
 
     stems: dict[str, np.ndarray]
@@ -140,6 +151,7 @@ class SeparationResult:
     loss_history: np.ndarray
     converged: bool
     warnings: list[str] = field(default_factory=list)
+    Q: np.ndarray | None = None
 
     @property
     def names(self) -> list[str]:
@@ -306,7 +318,9 @@ def stem_blocks(
         STFT of the mixture (with ``config``).
     masks_of : callable(t0, t1) -> np.ndarray [shape=(n_groups, t1 - t0, n_bins)]
         Masks of frames ``t0 .. t1 - 1``, float32, summing to one over the groups;
-        called for consecutive ranges from frame 0.
+        called for consecutive ranges from frame 0. The same masks go to every
+        channel; masks of shape ``(n_groups, n_channels, t1 - t0, n_bins)`` give
+        every channel its own (:class:`nmfsep.masks.ChannelMasks`).
     y : np.ndarray [shape=(n_channels, n_samples)]
         The mixture.
     config : STFTConfig
@@ -343,7 +357,9 @@ def stem_blocks(
 
     def windowed(t0: int, t1: int) -> np.ndarray:
         M = masks_of(t0, t1)
-        return ola.windowed(M[:, None] * frames[None, :, t0:t1])
+        if M.ndim == 3:  # the same masks for every channel
+            M = M[:, None]
+        return ola.windowed(M * frames[None, :, t0:t1])
 
     # A worker thread computes the masks and inverse FFTs of the next blocks while this
     # one overlap-adds and the caller writes (numpy and soundfile release the GIL);
@@ -389,6 +405,7 @@ def separate(
     adapt: float | None = None,
     free_per_source: int = 0,
     percussive: bool = False,
+    spatial: str | None = None,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -461,6 +478,13 @@ def separate(
         harmonic-percussive separation, :mod:`nmfsep.percussive`), then group the
         harmonic components into ``n_sources - 1`` stems; the stems are
         ``source_1 ... source_{S-1}, drums``.
+    spatial : {"shared", "gains"} or None
+        Model of multichannel input: ``"shared"``, one model of the channels combined
+        and the same masks for every channel; ``"gains"``, the same atoms and
+        activations with a gain per channel and component (:func:`nmfsep.ntf.ntf`,
+        multiplicative updates whatever ``solver``), so every channel gets its own
+        masks and every stem keeps its own stereo position. None:
+        :data:`nmfsep.plan.DEFAULT_SPATIAL`. Mono input always uses the shared model.
 
     Returns
     -------
@@ -508,7 +532,7 @@ def separate(
         beta=beta, power=power, stft=stft, mask=mask, mask_power=mask_power,
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
         l1_ratio=l1_ratio, random_state=random_state, adapt=adapt,
-        free_per_source=free_per_source,
+        free_per_source=free_per_source, spatial=spatial,
     )
     y_in = y
     y, sr = check_mixture(y, sr)
@@ -523,11 +547,12 @@ def separate(
         M, masks_of = fit.full_masks, fit.masks
     else:
         # the masks of the result are the very blocks applied to the mixture
-        M = np.empty((len(names), n_frames, fit.X.shape[1]), dtype=np.float32)
+        per_channel = [] if fit.model.Q is None else [y.shape[0]]
+        M = np.empty((len(names), *per_channel, n_frames, fit.X.shape[1]), dtype=np.float32)
         done = [0]
 
         def masks_of(t0: int, t1: int) -> np.ndarray:
-            M[:, t0:t1] = block = fit.masks(t0, t1)
+            M[..., t0:t1, :] = block = fit.masks(t0, t1)
             done[0] = t1
             return block
 
@@ -535,13 +560,13 @@ def separate(
         for stem, values in zip(stems, part, strict=True):
             stem[:, start : start + values.shape[-1]] = values
     if fit.full_masks is None and done[0] < n_frames:  # frames after the end of the audio
-        M[:, done[0] :] = fit.masks(done[0], n_frames)
+        M[..., done[0] :, :] = fit.masks(done[0], n_frames)
     m = fit.model
     return SeparationResult(
         stems=dict(zip(names, [s[0] if one_d else s for s in stems], strict=True)),
         masks=M, W=m.W, H=m.H, groups=m.groups,
         sr=m.sr, stft=m.stft, settings=m.settings, n_iter=m.n_iter,
-        loss_history=m.loss_history, converged=m.converged, warnings=m.warnings,
+        loss_history=m.loss_history, converged=m.converged, warnings=m.warnings, Q=m.Q,
     )
 
 
@@ -556,7 +581,8 @@ class Analysis:
     X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
         Its STFT at its own rate (``model.stft``).
     masks : callable(t0, t1) -> np.ndarray [shape=(n_groups, t1 - t0, n_bins)]
-        The masks of frames ``t0 .. t1 - 1`` on that grid.
+        The masks of frames ``t0 .. t1 - 1`` on that grid; with gains
+        (``model.Q``), ``(n_groups, n_channels, t1 - t0, n_bins)``.
     full_masks : np.ndarray or None
         All masks, when they were computed at once (another analysis rate).
     model : Factorization
@@ -637,42 +663,64 @@ def _check_frames(plan: Plan, n_frames: int, y: np.ndarray, sr: int) -> None:
         )
 
 
-def _spectrogram(X: np.ndarray, power: float, context: int) -> np.ndarray | None:
-    """Return V scaled to a peak of 1 then a mean of 1 (frames stacked), or None if silent."""
+def _spectrogram(X: np.ndarray, power: float, context: int,
+                 per_channel: bool = False) -> np.ndarray | None:
+    """Return V scaled to a peak of 1 then a mean of 1 (frames stacked), or None if silent.
+
+    ``per_channel``: one spectrogram per channel, ``(n_channels, n_frames, n_cols)``.
+    """
     peak = max_magnitude(X)
     if not peak > 0:
         return None
-    V = model_spectrogram(X, power, scale=peak)
+    if per_channel:
+        V = np.stack([model_spectrogram(X[c : c + 1], power, scale=peak)
+                      for c in range(X.shape[0])])
+    else:
+        V = model_spectrogram(X, power, scale=peak)
     mean = float(V.mean(dtype=np.float64))
     if not mean > 0 or not math.isfinite(mean):
         return None
     V /= np.float32(mean)  # our own array
     # dictionaries with temporal context: atoms span `context` frames, so the
     # mixture's frames are stacked the same way (nmfsep.context)
+    if per_channel:
+        return np.stack([stack_frames(Vc, context) for Vc in V]) if context > 1 else V
     return stack_frames(V, context)
 
 
 def _factorize(
     V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]], Any]:
-    """Run the NMF of ``V`` and group its components; return W, H, groups and the result."""
-    if plan.percussive:  # drums split off first (nmfsep.percussive)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, list[int]], Any]:
+    """Factorize ``V`` and group its components; return W, H, Q, groups and the result.
+
+    ``V`` of shape ``(n_channels, n_frames, n_cols)`` is factorized with a gain per
+    channel and component (:func:`_factorize_gains`), a 2-D ``V`` with :func:`nmf`
+    (Q is then None), or with the drums split off first when ``plan.percussive``
+    (:mod:`nmfsep.percussive`; always the shared model, so V is 2-D).
+    """
+    if plan.percussive:
         fit = factorize_percussive(
             V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
             n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
             solver=params.solver, max_iter=params.max_iter, tol=params.tol,
             alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
             random_state=params.random_state, n_threads=n_threads, warn=False)
-        return fit.W, fit.H, fit.groups, fit
-    atoms = atom_plan(plan, params)
-    result = nmf(
-        V, atoms.k, beta=grids.beta, solver=params.solver, fixed_atoms=atoms.fixed_atoms,
-        adapt=atoms.adapt, max_iter=params.max_iter, tol=params.tol, alpha_W=params.alpha_W,
-        alpha_H=0.0, l1_ratio=params.l1_ratio,
-        normalize_atoms=bool(params.alpha_W > 0 and plan.n_free > 0),
-        random_state=params.random_state, callback=callback, n_threads=n_threads, warn=False,
-    )
+        return fit.W, fit.H, None, fit.groups, fit
+    atoms = atom_plan(plan, params)  # fixed atoms unless adapted (then the shared model)
+    Q = None
+    if V.ndim == 3:
+        result = _factorize_gains(V, plan, params, grids, callback)
+        Q = np.asarray(result.Q, dtype=np.float32)
+    else:
+        result = nmf(
+            V, atoms.k, beta=grids.beta, solver=params.solver, fixed_atoms=atoms.fixed_atoms,
+            adapt=atoms.adapt, max_iter=params.max_iter, tol=params.tol,
+            alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
+            normalize_atoms=bool(params.alpha_W > 0 and plan.n_free > 0),
+            random_state=params.random_state, callback=callback, n_threads=n_threads,
+            warn=False,
+        )
     W = np.asarray(result.W, dtype=np.float32)
     H = np.asarray(result.H, dtype=np.float32)
     if plan.mode != "blind":
@@ -680,9 +728,35 @@ def _factorize(
     elif plan.n_sources is None:
         groups = components_groups(plan.k)
     else:
+        positions = None if Q is None else gain_positions(Q, grids.power)
         groups = group_components(W, H, plan.n_sources, method=params.grouping,
-                                  sr=grids.analysis_sr, n_fft=grids.analysis_stft.n_fft)
-    return W, H, groups, result
+                                  sr=grids.analysis_sr, n_fft=grids.analysis_stft.n_fft,
+                                  positions=positions)
+    return W, H, Q, groups, result
+
+
+def _factorize_gains(
+    V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
+    callback: Callable[[int, float | None], None] | None,
+) -> NTFResult:
+    """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
+
+    With dictionaries every source's atoms share one gain vector (a source sits at one
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each.
+    """
+    fixed = None if plan.dictionary is None else plan.dictionary.atoms
+    start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
+                random_state=params.random_state, warn=False)
+    ties = None
+    if plan.mode != "blind" and TIE_GAINS:
+        by_source = fallback_groups(plan)
+        free = by_source.pop(RESIDUAL, []) if plan.mode == "semi-supervised" else []
+        ties = [*by_source.values(), *([i] for i in free)]
+    method = GAIN_INIT_BLIND if plan.mode == "blind" else GAIN_INIT_SUPERVISED
+    Q0 = initial_gains(V, start.W, start.H, method=method, power=grids.power,
+                       n_peaks=plan.n_sources or len(plan.names), gain_groups=ties)
+    return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
+               gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
 
 
 def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[
@@ -698,6 +772,20 @@ def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[
     if plan.dictionary is not None:
         H[: plan.n_fixed] = plan.dictionary.atoms
     return W, H, fallback_groups(plan), warning
+
+
+def _native_masks(W: np.ndarray, H: np.ndarray, Q: np.ndarray | None,
+                  groups: dict[str, list[int]], kind: Any, power: float, grids: _Grids,
+                  sr: int, n_frames: int) -> np.ndarray:
+    """Return the masks on the native grid (``(G, T, F)``, or ``(G, C, T, F)`` with gains)."""
+    def regrid(Wc: np.ndarray) -> np.ndarray:
+        M_a = masks(group_models(Wc, H, groups), kind=kind, power=power)
+        return _regrid_masks(M_a, grids.analysis_sr, grids.analysis_stft, sr,
+                             grids.native_stft, n_frames)
+
+    if Q is None:
+        return regrid(W)
+    return np.stack([regrid(W * Q[c]) for c in range(Q.shape[0])], axis=1)
 
 
 def analyse(
@@ -735,6 +823,7 @@ def analyse(
     """
     grids = _grids(plan, params, sr)
     check_adaptation(params, plan, grids.beta)
+    spatial = params.spatial_for(y.shape[0], plan)
     resampled = grids.analysis_sr != sr
     y_a = resample(y, sr, grids.analysis_sr) if resampled else y
     if y_a.shape[1] == 0:
@@ -742,7 +831,12 @@ def analyse(
     X_a = compute_stft(y_a, grids.analysis_stft)
     n_frames = X_a.shape[2]
     _check_frames(plan, n_frames, y, sr)
-    V = _spectrogram(X_a, grids.power, grids.context)
+    V = _spectrogram(X_a, grids.power, grids.context, per_channel=spatial == "gains")
+    spread = None if spatial == "shared" or V is None else pan_spread(V, power=grids.power)
+    if spread is not None and spread < MIN_PAN_SPREAD:
+        # every source at one place: position cannot help, the shared model it is
+        spatial = "shared"
+        V = _spectrogram(X_a, grids.power, grids.context)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
     warnings_out: list[str] = [short] if short else []
     if V is None:
@@ -750,8 +844,10 @@ def analyse(
                                         grids.context * grids.analysis_stft.n_bins)
         warnings_out.append(warning)
         n_iter, loss_history, converged = 0, np.zeros(0, dtype=np.float64), True
+        Q = None if spatial == "shared" else np.full((y.shape[0], plan.k), 1 / y.shape[0],
+                                                     dtype=np.float32)
     else:
-        W, H, groups, res = _factorize(V, plan, params, grids, callback, n_threads)
+        W, H, Q, groups, res = _factorize(V, plan, params, grids, callback, n_threads)
         n_iter, loss_history, converged = res.n_iter, res.loss_history, res.converged
     del V  # only the STFT and the factorization are needed from here on
     if grids.context > 1:
@@ -760,26 +856,26 @@ def analyse(
         # the T predictions of every frame (nmfsep.context.expand_factors)
         W, H = expand_factors(W, H, grids.context)
         groups = {name: expand_indices(idx, grids.context) for name, idx in groups.items()}
+        Q = None if Q is None else np.repeat(Q, grids.context, axis=1)
     mask_power = params.mask_power_for(plan)
     if resampled:
-        M_a = masks(group_models(W, H, groups), kind=params.mask, power=mask_power)
         del X_a, y_a
         X = compute_stft(y, grids.native_stft)
-        full = _regrid_masks(M_a, grids.analysis_sr, grids.analysis_stft, sr,
-                             grids.native_stft, X.shape[2])
-        masks_of: Callable[[int, int], np.ndarray] = lambda t0, t1: full[:, t0:t1]  # noqa: E731
+        full = _native_masks(W, H, Q, groups, params.mask, mask_power, grids, sr, X.shape[2])
+        masks_of: Callable[[int, int], np.ndarray] = lambda t0, t1: full[..., t0:t1, :]  # noqa: E731
     else:
         X, full = X_a, None
-        masks_of = GroupMasks(W, H, groups, kind=params.mask, power=mask_power)
+        masks_of = (GroupMasks(W, H, groups, kind=params.mask, power=mask_power) if Q is None
+                    else ChannelMasks(W, H, Q, groups, kind=params.mask, power=mask_power))
     settings = settings_record(
         plan, params, beta=grids.beta, power=grids.power, sr=sr, stft=grids.native_stft,
-        analysis_sr=grids.analysis_sr, analysis_stft=grids.analysis_stft,
+        analysis_sr=grids.analysis_sr, analysis_stft=grids.analysis_stft, spatial=spatial,
     )
     model = Factorization(
         W=W, H=H, groups={name: list(idx) for name, idx in groups.items()}, sr=sr,
         stft=grids.native_stft, analysis_sr=grids.analysis_sr,
         analysis_stft=grids.analysis_stft, settings=settings, n_iter=int(n_iter),
         loss_history=np.asarray(loss_history, dtype=np.float64), converged=bool(converged),
-        warnings=warnings_out, nmfsep_version=settings["nmfsep_version"],
+        warnings=warnings_out, nmfsep_version=settings["nmfsep_version"], Q=Q,
     )
     return Analysis(y=y, X=X, masks=masks_of, full_masks=full, model=model)

@@ -123,6 +123,7 @@ from nmfsep.nmf import blas_single_thread, nmf
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
     DEFAULT_GROUPING,
+    DEFAULT_SPATIAL,
     Plan,
     SeparationParams,
     fallback_groups,
@@ -175,6 +176,7 @@ def separate_stream(
     format: str = "wav",
     subtype: str | None = None,
     name: str | None = None,
+    spatial: str | None = None,
 ) -> dict[str, Any]:
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
@@ -224,6 +226,10 @@ def separate_stream(
     format, subtype, name : str or None
         Stem file format, sample type and output folder, as for
         :func:`nmfsep.files.separate_file`.
+    spatial : {"shared", "gains"} or None
+        As for :func:`nmfsep.separate`; a stream always models the channels combined
+        (the same masks for every channel) and its summary warns when ``"gains"``
+        (given or the default) was wanted for multichannel input.
 
     Returns
     -------
@@ -251,7 +257,7 @@ def separate_stream(
     params = SeparationParams(
         beta=beta, mask=mask, mask_power=mask_power, grouping=grouping, solver=solver,
         max_iter=max_iter, tol=tol, alpha_W=alpha_W, l1_ratio=l1_ratio,
-        random_state=random_state,
+        random_state=random_state, spatial=spatial,
     ).validate()
     check_real(block_seconds, "block_seconds", strict=True)
     check_int(learn_passes, "learn_passes", 1)
@@ -289,9 +295,19 @@ def separate_stream(
         "learn_passes": learn_passes if plan.n_free else None,
         **({"online": learned} if learned else {}),
     }
-    warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt)]
+    warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
+                    *_spatial_note(params, run.channels)]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time)
+
+
+def _spatial_note(params: SeparationParams, n_channels: int) -> list[str]:
+    """Say that a stream uses the shared model where a gain per channel was wanted."""
+    wanted = DEFAULT_SPATIAL if params.spatial is None else params.spatial
+    if n_channels < 2 or wanted == "shared":
+        return []
+    return ["a stream models the channels combined (spatial='shared': every channel gets "
+            "the same masks); separate without --stream for a gain per channel"]
 
 
 class _Progress:

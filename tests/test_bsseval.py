@@ -143,6 +143,25 @@ def test_images_match_mir_eval(mixed):
         bss_eval_images(refs, ests)
 
 
+def test_images_of_panned_sources_match_mir_eval(mixed):
+    """Panned mono sources: each image's channels are copies (a singular Gram matrix)."""
+    from nmfsep.bsseval import bss_eval_images
+
+    refs, _ = mixed
+    rng = np.random.default_rng(2)
+    n = 2500
+    gains = [(0.9, 0.2), (0.3, 0.8)]
+    imgs = np.stack([np.outer(g, r[:n]) for g, r in zip(gains, refs[:2], strict=True)])
+    est = imgs + 0.2 * imgs[::-1] + 0.05 * rng.standard_normal(imgs.shape)
+    ours = np.array(bss_eval_images(imgs, est))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oracle = np.array(separation.bss_eval_images(imgs.transpose(0, 2, 1),
+                                                     est.transpose(0, 2, 1), False)[:4])
+    np.testing.assert_allclose(ours, oracle, rtol=0, atol=1e-6)
+    assert np.isfinite(ours).all()
+
+
 def test_evaluate_images_scores_stereo_stems(mixed):
     from nmfsep.bsseval import bss_eval_images
     from nmfsep.evaluate import EvaluationResult, evaluate_separation
@@ -162,7 +181,8 @@ def test_evaluate_images_scores_stereo_stems(mixed):
     assert res.downmix == "images" and "ISR" in res.format_table()
     assert "source images" in res.format_table()
     assert EvaluationResult.from_dict(res.to_dict()) == res
-    mono = evaluate_separation(R, E, sr=8000)
+    assert evaluate_separation(R, E, sr=8000).downmix == "images"  # stereo: the default
+    mono = evaluate_separation(R, E, sr=8000, images=False)
     assert math.isnan(mono["a"].isr) and "isr" not in mono.to_dict()["stems"][0]
     with pytest.raises(ParameterError, match="^images must be used with no framewise"):
         evaluate_separation(R, E, sr=8000, images=True, framewise=0.2)

@@ -1025,7 +1025,8 @@ def test_stream_matches_whole_file_separation(audio, tmp_path):
             "--context", 3, "--online")
     assert r.exit_code == 1
     one_error_line(r, "--context 3 does not apply with --online")
-    args = ["--dict", dicts / "tone.npz", "--dict", dicts / "noise.npz", "--tol", 0, *FAST]
+    args = ["--dict", dicts / "tone.npz", "--dict", dicts / "noise.npz", "--tol", 0,
+            "--spatial", "shared", *FAST]  # a stream models the channels combined
     r = run("separate", audio / "stereo.wav", "-o", tmp_path / "whole", *args)
     assert r.exit_code == 0, r.output
     r = run(

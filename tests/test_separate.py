@@ -160,14 +160,14 @@ def test_stereo_channels_share_masks(sources, dicts) -> None:
     left = sources["low"][0] + 0.3 * sources["high"][0]
     right = 0.4 * sources["low"][0] + sources["high"][0]
     same = np.stack([left, left])
-    res = separate(same, SR, dictionaries=dicts, max_iter=20)
+    res = separate(same, SR, dictionaries=dicts, max_iter=20, spatial="shared")
     check_result(res, same)
     for stem in res.stems.values():
         np.testing.assert_array_equal(stem[0], stem[1])
     lr = np.stack([left, right])
     rl = np.stack([right, left])
-    a = separate(lr, SR, dictionaries=dicts, max_iter=20)
-    b = separate(rl, SR, dictionaries=dicts, max_iter=20)
+    a = separate(lr, SR, dictionaries=dicts, max_iter=20, spatial="shared")
+    b = separate(rl, SR, dictionaries=dicts, max_iter=20, spatial="shared")
     check_result(a, lr)
     for name in a.stems:
         np.testing.assert_array_equal(a.stems[name], b.stems[name][::-1])
