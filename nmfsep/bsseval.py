@@ -293,6 +293,14 @@ def bss_eval_images(
         In dB; ISR (source image to spatial distortion) measures how well the
         stereo image is kept.
     """
+    for name, x in (("references", references), ("estimates", estimates)):
+        shape = np.shape(x)
+        if len(shape) == 3 and shape[1] > shape[2]:
+            raise ParameterError(
+                f"{name} has shape {shape}: more channels than samples; bss_eval_images "
+                "takes (n_sources, n_channels, n_samples): for mir_eval's (n_sources, "
+                "n_samples, n_channels) layout pass x.transpose(0, 2, 1)"
+            )
     bss = BSSEval(np.asarray(references), filter_length)
     if bss.mono:
         raise ParameterError("bss_eval_images wants (n_sources, n_channels, n_samples) arrays")

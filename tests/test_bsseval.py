@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nmfsep.bsseval import BSSEval, bss_eval_framewise, bss_eval_sources
+from nmfsep.bsseval import BSSEval, bss_eval_framewise, bss_eval_images, bss_eval_sources
 from nmfsep.exceptions import ParameterError
 
 separation = pytest.importorskip("mir_eval.separation")
@@ -213,3 +213,9 @@ def test_cli_eval_images(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["downmix"] == "images" and all(s["isr"] > 20 for s in doc["stems"])
+
+
+def test_images_in_mir_evals_layout_are_refused_before_allocating() -> None:
+    x = np.zeros((2, 44100, 2))  # (n_sources, n_samples, n_channels)
+    with pytest.raises(ParameterError, match=r"more channels than samples.*transpose\(0, 2, 1\)"):
+        bss_eval_images(x, x)
