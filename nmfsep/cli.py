@@ -946,9 +946,9 @@ def separate(
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
     if adapt is not None and (not dict_paths or stream):
         ctx.fail("--adapt needs --dict (it adapts the dictionaries' atoms) and no --stream")
-    if percussive and (stream or dict_paths or (n_sources or 0) < 2):
-        ctx.fail("--percussive needs blind --sources S with S >= 2 (the drums and the rest), "
-                 "without --dict or --stream")
+    if percussive and (stream or dict_paths or not isinstance(n_sources, int) or n_sources < 2):
+        ctx.fail("--percussive needs blind --sources S, a number S >= 2 (the drums and the "
+                 "rest), without --dict, named sources or --stream")
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts, origins = _load_dictionaries(
@@ -1011,7 +1011,7 @@ def _separate_kwargs(
     *,
     stream: bool,
     n_components: int | None,
-    n_sources: int | None,
+    n_sources: int | tuple[str, ...] | None,
     dictionaries: tuple[Any, ...],
     n_free: int,
     beta: str | float | None,

@@ -186,8 +186,10 @@ def test_cli_percussive_writes_drums(tmp_path, band) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out" / "band").iterdir()) == [
         "drums.wav", "source_1.wav"]
-    bad = run("separate", mix, "-k", "4", "--percussive", "-o", tmp_path / "out2")
-    assert bad.exit_code == 2 and "--percussive" in bad.output
+    for extra in (["-k", "4"], ["--sources", "drums,bass"]):
+        bad = run("separate", mix, *extra, "--percussive", "-o", tmp_path / "out2")
+        assert bad.exit_code == 2 and "--percussive" in bad.stderr, bad.output
+        assert "Traceback" not in bad.output and not (tmp_path / "out2").exists()
     suggestion = run("rank", mix, "--sources", "--quiet")
     assert suggestion.exit_code == 0, suggestion.output
     assert int(suggestion.stdout.strip()) >= 2
