@@ -138,6 +138,8 @@ _FLAGS = {
     "subtype": "--subtype",
     "framewise": "--framewise",
     "images": "--images",
+    "spatial": "--spatial",
+    "percussive": "--percussive",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -944,8 +946,9 @@ def separate(
     _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
                        report=report, jobs=jobs, scheduler=scheduler)
     _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
-    if adapt is not None and (not dict_paths or stream):
-        ctx.fail("--adapt needs --dict (it adapts the dictionaries' atoms) and no --stream")
+    if adapt is not None and (stream or not (dict_paths or isinstance(n_sources, tuple))):
+        ctx.fail("--adapt needs --dict or named --sources (it adapts the dictionaries' atoms) "
+                 "and no --stream")
     if percussive and (stream or dict_paths or not isinstance(n_sources, int) or n_sources < 2):
         ctx.fail("--percussive needs blind --sources S, a number S >= 2 (the drums and the "
                  "rest), without --dict, named sources or --stream")

@@ -1229,6 +1229,10 @@ def test_adapt_is_recorded_in_the_summary(audio, dicts, tmp_path):
     doc = json.loads(r.stdout)
     assert doc[0]["settings"]["adapt"] == 0.5
     assert sorted(doc[0]["stems"]) == ["noise", "tone"]
+    named = run("separate", audio / "mix.wav", "--sources", "piano,other", "--adapt", "2",
+                "-o", tmp_path / "named", "--json", *FAST)  # built-in atoms adapt too
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.stdout)[0]["settings"]["adapt"] == 2.0
 
 
 @pytest.mark.parametrize(("extra", "needle"), [
