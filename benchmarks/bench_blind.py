@@ -264,7 +264,8 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line of this benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
     ap.add_argument("--families", default=",".join(FAMILIES))
@@ -281,7 +282,36 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--reuse", type=Path, default=None,
                     help="a --json of an earlier run: its rows are kept, not recomputed")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def guess_sources(item: dict) -> dict:
+    """nmfsep.sources.suggest_sources on one mixture, beside the true number of sources."""
+    from nmfsep.sources import suggest_sources
+
+    s = suggest_sources(item["mix"], item["sr"])
+    print(f"  sources: true {len(item['names'])}, suggested {s.n_sources} "
+          f"({s.confidence:.2f})", file=sys.stderr, flush=True)
+    return {"family": item["family"], "task": item["task"], "seed": item["seed"],
+            "true": len(item["names"]), "suggested": s.n_sources, "confidence": s.confidence,
+            "drums": s.drums, "share": s.share, "votes": s.to_dict()["votes"]}
+
+
+def report_sources(guesses: list[dict], families: list[str], data: Path) -> None:
+    """Print how often the suggested number of sources (and drums or not) was right."""
+    right = sum(g["true"] == g["suggested"] for g in guesses)
+    drums = sum(g["drums"] == (g["task"] == "band") for g in guesses)
+    print(f"\nnumber of sources: {right} of {len(guesses)} right; drums or not: {drums} "
+          f"of {len(guesses)} right")
+    for task in sorted({g["task"] for g in guesses}):
+        mine = [g for g in guesses if g["task"] == task]
+        print(f"  {task}: {sum(g['true'] == g['suggested'] for g in mine)} of {len(mine)}"
+              f" right, suggested {sorted(g['suggested'] for g in mine)}")
+    heldout_threshold(guesses, families, groups_of(data))
+
+
+def main() -> None:
+    args = parse_args()
     families = args.families.split(",")
     cands = [c for c in args.candidates.split(",") if c]
     methods = [m for m in args.methods.split(",") if m] + cands
@@ -307,31 +337,14 @@ def main() -> None:
             print(f"[{time.perf_counter() - t0:5.0f}s] {item['family']} {item['task']} "
                   f"{item['seed']} {m}: {np.round(sdr, 2).tolist()}", file=sys.stderr, flush=True)
         if args.sources:
-            from nmfsep.sources import suggest_sources
-
-            s = suggest_sources(item["mix"], item["sr"])
-            guesses.append({"family": item["family"], "task": item["task"],
-                            "seed": item["seed"], "true": len(item["names"]),
-                            "suggested": s.n_sources, "confidence": s.confidence,
-                            "drums": s.drums, "share": s.share, "votes": s.to_dict()["votes"]})
-            print(f"  sources: true {len(item['names'])}, suggested {s.n_sources} "
-                  f"({s.confidence:.2f})", file=sys.stderr, flush=True)
+            guesses.append(guess_sources(item))
     chosen = select(rows, cands, families, groups_of(args.data)) if args.select and cands else None
     summary = report(rows, families, cands, chosen)
     if guesses:
-        right = sum(g["true"] == g["suggested"] for g in guesses)
-        drums = sum(g["drums"] == (g["task"] == "band") for g in guesses)
-        print(f"\nnumber of sources: {right} of {len(guesses)} right; drums or not: {drums} "
-              f"of {len(guesses)} right")
-        for task in sorted({g["task"] for g in guesses}):
-            mine = [g for g in guesses if g["task"] == task]
-            print(f"  {task}: {sum(g['true'] == g['suggested'] for g in mine)} of {len(mine)}"
-                  f" right, suggested {sorted(g['suggested'] for g in mine)}")
-        heldout_threshold(guesses, families, groups_of(args.data))
+        report_sources(guesses, families, args.data)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary, "chosen": chosen,
                                          "sources": guesses}, indent=1))
-
 
 if __name__ == "__main__":
     main()
