@@ -39,6 +39,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     nice python benchmarks/bench_stereo.py --families timgm6mb
     python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3
     python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
+    python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -59,7 +60,7 @@ from scipy.signal import fftconvolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nmfsep import io  # noqa: E402
-from nmfsep.bsseval import BSSEval  # noqa: E402
+from nmfsep.bsseval import BSSEval, bss_eval_images  # noqa: E402
 from nmfsep.dictionary import Dictionary, learn_dictionary  # noqa: E402
 from nmfsep.separate import separate  # noqa: E402
 
@@ -319,6 +320,32 @@ def timing_bundled(n: int) -> None:
               f"{new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
+def bundled_quality(seconds: float = 4.0) -> None:
+    """Supervised shared vs gains on the bundled stereo mixtures as they ship.
+
+    ``audio_samples/piano_flute_44k`` and ``audio_samples/trio`` (their own panning),
+    dictionaries learned with today's defaults from ``audio_samples/train``; median
+    source-image SDR over the first ``seconds`` (BSS Eval images of the whole 8 s at
+    44.1 kHz takes minutes). Bundled material is the in-family check ("no task of
+    today's benchmark worse"), not a held-out figure.
+    """
+    d = ROOT.parent / "audio_samples"
+    for task, names in (("piano_flute_44k", ("piano", "flute")),
+                        ("trio", ("piano", "flute", "bass"))):
+        y, sr = io.load(d / task / "mix.flac")
+        refs = np.stack([io.load(d / task / f"{n}.flac")[0] for n in names])
+        dicts = [learn_dictionary([io.load(d / "train" / f"{n}.flac")], n) for n in names]
+        n = int(seconds * sr)
+        sdr = {}
+        for spatial in ("shared", "gains"):
+            res = separate(y, sr, dictionaries=dicts, spatial=spatial)
+            est = np.stack([res.stems[name] for name in names])
+            sdr[spatial] = float(np.median(bss_eval_images(refs[..., :n], est[..., :n])[0]))
+        print(f"bundled {task:16s} supervised, first {seconds:g} s: shared {sdr['shared']:6.2f} "
+              f"dB  gains {sdr['gains']:6.2f} dB  ({sdr['gains'] - sdr['shared']:+.2f})",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "data" / "families"))
@@ -335,7 +362,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="only time shared and gains, N times each, alternately")
     ap.add_argument("--timing-bundled", type=int, default=0, metavar="N",
                     help="time shared and gains N times on the bundled audio_samples")
+    ap.add_argument("--bundled", action="store_true",
+                    help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
+    if args.bundled:
+        bundled_quality()
+        return
     if args.timing_bundled:
         timing_bundled(args.timing_bundled)
         return
