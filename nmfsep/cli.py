@@ -134,6 +134,8 @@ _FLAGS = {
     "learn_passes": "--passes",
     "context_frames": "--context",
     "pitch_shifts": "--pitch-shifts",
+    "harmonic": "--harmonic",
+    "harmonic_margin": "--harmonic",
     "format": "--format",
     "subtype": "--subtype",
     "framewise": "--framewise",
@@ -1407,6 +1409,18 @@ def learn(
             show_default=False,
         ),
     ] = None,
+    harmonic: Annotated[
+        str | None,
+        typer.Option(
+            "--harmonic",
+            metavar="auto|off|LOW-HIGH",
+            help="Harmonic atoms: one per third of a semitone, with the partial amplitudes "
+            "the clips teach, so notes the clips do not play are covered too. 'auto' adds "
+            "them when the clips are pitched, over the notes they play ± 7 semitones; "
+            "LOW-HIGH (e.g. C4-C7 or 60-96) over that range (the register of the song "
+            "you will separate); 'off' learns plain atoms only.",
+        ),
+    ] = None,
 ) -> None:
     """Learn a dictionary of spectral atoms for one source from training clips.
 
@@ -1441,6 +1455,7 @@ def learn(
             random_state=seed,
             context_frames=context,
             pitch_shifts=_parse_shifts(pitch_shifts),
+            harmonic=_parse_harmonic(harmonic),
             **({"validate": _VALIDATE_FRACTION} if validate else {}),
             block_seconds=block_seconds,
             passes=passes,
@@ -1468,6 +1483,18 @@ def _parse_shifts(text: str | None) -> str | list[float] | None:
             f"{text!r} is not a comma-separated list of semitones, e.g. -2,-1,1,2 or none",
             param_hint="'--pitch-shifts'",
         ) from None
+
+
+def _parse_harmonic(text: str | None) -> str | tuple[float, float] | None:
+    """Parse ``--harmonic`` (auto, off, LOW-HIGH); None keeps the library's default."""
+    if text is None or text.strip().lower() in ("auto", "off"):
+        return None if text is None else text.strip().lower()
+    from nmfsep.harmonic import parse_pitch_range
+
+    try:
+        return parse_pitch_range(text)
+    except _user_errors() as exc:
+        raise typer.BadParameter(_describe(exc), param_hint="'--harmonic'") from None
 
 
 def _learn_with_progress(
@@ -1691,6 +1718,20 @@ def _format_info(info: dict[str, Any]) -> list[str]:
     return lines + _training_lines(info.get("training") or {})
 
 
+def _harmonic_lines(record: dict[str, Any]) -> list[str]:
+    """``info`` line for a dictionary's harmonic atoms, if any were asked for."""
+    if not record:
+        return []
+    if not record.get("atoms"):
+        return [f"  harmonic:      none (the clips do not sound pitched: mean voiced "
+                f"probability {record.get('voiced_probability', 0):.2f})"]
+    low, high = record.get("range", ["?", "?"])
+    how = "the pitch of the clips ± {:g}".format(record["margin"]) if "margin" in record \
+        else "given"
+    return [f"  harmonic:      {record['atoms']} atoms (incl. {record.get('noise_atoms', 0)} "
+            f"noise), MIDI {low:g}-{high:g} ({how})"]
+
+
 def _training_lines(training: dict[str, Any]) -> list[str]:
     """``info`` lines for a dictionary's augmentation and validation, if recorded."""
     lines = []
@@ -1698,6 +1739,7 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
     if shifts:
         text = ", ".join(f"{s:+g}" for s in shifts if isinstance(s, int | float))
         lines.append(f"  augmentation:  pitch shifts {text} semitones")
+    lines += _harmonic_lines(training.get("harmonic") or {})
     fit = training.get("validation") or {}
     if isinstance(fit.get("fit_db"), int | float):
         share = fit.get("fraction")

@@ -72,6 +72,8 @@ __all__ = [
     "DEFAULT_CONTEXT_FRAMES",
     "default_learning_stft",
     "DEFAULT_PITCH_SHIFTS",
+    "DEFAULT_HARMONIC",
+    "HARMONIC_MARGIN",
     "AUTO_PITCH_SHIFTS",
     "check_pitch_shifts",
     "dictionary_fit",
@@ -107,6 +109,24 @@ AUTO_PITCH_SHIFTS: tuple[float, ...] = (-2.0, -1.0, 1.0, 2.0)
 #: chooses by the fit on held-back audio, which keeps the in-sweep figures but gave
 #: little of the held-out gain (it seldom chose the shifts there).
 DEFAULT_PITCH_SHIFTS: str | tuple[float, ...] = AUTO_PITCH_SHIFTS
+
+#: Harmonic atoms (:mod:`nmfsep.harmonic`): "auto" adds them for a pitched source, over
+#: the range its clips play widened by :data:`HARMONIC_MARGIN` semitones each way. Off by
+#: default, measured with benchmarks/bench_heldout.py --select (median SDR, 3 mixtures
+#: per family x task, ± 12 semitones, against the default plain atoms alone): piano +
+#: flute +0.2 to +7.0 dB and piano + flute + bass +0.9 to +2.4 dB (FluidR3, MuseScore,
+#: TimGM6mb), but speech over piano -3.7 to -4.1 dB (the piano's harmonic atoms take the
+#: voice, which has none) and drums + bass -0.4 to +0.04 dB; leave-one-family-out chose
+#: them for two held-out families of four. ± 7 semitones swung from -6.1 to +6.4 dB.
+#: Turn them on when every source of the mixture is a pitched instrument with its own
+#: dictionary.
+DEFAULT_HARMONIC = "off"
+#: Semitones the "auto" range reaches beyond the pitches the clips play (12 was chosen
+#: over 7 on every held-out family's choosing families).
+HARMONIC_MARGIN = 12.0
+#: Harmonic atoms per semitone: a third of a semitone apart, so partials of notes with
+#: vibrato or a little out of tune still fall near an atom's.
+HARMONIC_STEPS = 3
 
 #: Dictionaries are learned, by default, with a window this many times longer than
 #: :meth:`STFTConfig.for_sample_rate` (about 186 ms): finer frequency resolution
@@ -900,6 +920,8 @@ def learn_dictionary(
     clip_names: Sequence[str] | None = None,
     context_frames: int = DEFAULT_CONTEXT_FRAMES,
     pitch_shifts: str | Sequence[float] = DEFAULT_PITCH_SHIFTS,
+    harmonic: str | tuple[float, float] = DEFAULT_HARMONIC,
+    harmonic_margin: float = HARMONIC_MARGIN,
 ) -> Dictionary:
     """Learn the spectral atoms of one source from example clips.
 
@@ -963,12 +985,21 @@ def learn_dictionary(
         play every note); "auto" chooses between ``()`` and :data:`AUTO_PITCH_SHIFTS`
         by the fit on held-back audio (three times the work). Recorded in
         ``training["augmentation"]``.
+    harmonic : "auto", "off" or (low, high)
+        Harmonic atoms (:mod:`nmfsep.harmonic`), one per third of a semitone, plus a few
+        smooth noise atoms, learned from the clips (without augmentation) and placed
+        before the plain atoms: "auto" (:data:`DEFAULT_HARMONIC`) when the clips are
+        pitched (:func:`nmfsep.harmonic.played_pitches`), over the pitches they
+        play widened by ``harmonic_margin`` semitones; (low, high) over those MIDI
+        pitches; "off" never. Recorded in ``training["harmonic"]``.
+    harmonic_margin : float
+        Semitones, 0 to 24, the "auto" range reaches beyond the pitches played.
 
     Returns
     -------
     Dictionary
-        ``atoms (n_components, context_frames * n_bins)`` float32 unit-norm, every
-        label ``name``;
+        ``atoms (n_harmonic + n_components, context_frames * n_bins)`` float32
+        unit-norm, every label ``name``;
         ``training`` holds the iterations, final loss, convergence and frame count.
 
     Raises
@@ -997,6 +1028,8 @@ def learn_dictionary(
         normalize_atoms = is_real(alpha_W) and float(alpha_W) > 0
     context_frames = _check_context_frames(context_frames)
     shifts = check_pitch_shifts(pitch_shifts)
+    harmonic = check_harmonic(harmonic)
+    check_real(harmonic_margin, "harmonic_margin", 0, 24)
     checked = _check_clip_pairs(clips)
     target_sr = check_rate(checked[0][1] if sr is None else sr, "sr")
     config = default_learning_stft(target_sr) if stft is None else stft
@@ -1006,7 +1039,7 @@ def learn_dictionary(
             sr=target_sr, stft=config, beta=beta_f, power=power,
             normalize_atoms=normalize_atoms, alpha_W=alpha_W, l1_ratio=l1_ratio,
             max_iter=max_iter, tol=tol, random_state=random_state,
-            context_frames=context_frames))
+            context_frames=context_frames, harmonic="off"))
 
     assert not isinstance(shifts, str)  # "auto" was resolved above
     V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames,
@@ -1026,10 +1059,15 @@ def learn_dictionary(
         training["augmentation"] = {"pitch_shifts": list(shifts),
                                     "method": "frequency warp of the training spectrogram",
                                     **chosen}
+    if harmonic != "off":
+        extra, training["harmonic"] = _harmonic_atoms(
+            checked, target_sr, config, power, context_frames, harmonic,
+            float(harmonic_margin), random_state)
+        atoms = np.vstack([extra, atoms])
     return Dictionary(
         context_frames=context_frames,
         atoms=atoms,
-        labels=(name,) * n_components,
+        labels=(name,) * atoms.shape[0],
         sr=target_sr,
         stft=config,
         power=float(power),
@@ -1102,6 +1140,73 @@ def _fit_atoms(
         "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
     return unit_atoms(result.H), training
+
+
+def _harmonic_atoms(
+    clips: list[tuple[np.ndarray, int]],
+    sr: int,
+    config: STFTConfig,
+    power: float,
+    context_frames: int,
+    harmonic: str | tuple[float, float],
+    margin: float,
+    random_state: int | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Harmonic and noise atoms of the clips (:func:`learn_dictionary`'s ``harmonic``).
+
+    Returns
+    -------
+    atoms : np.ndarray [shape=(n, context_frames * n_bins)], float32
+        Unit norm; ``n`` is 0 when "auto" finds the clips unpitched.
+    record : dict
+        How the range was chosen, the range, the number of atoms, the fit.
+    """
+    import scipy.signal
+
+    from nmfsep.harmonic import PITCHED, fit_harmonic, pitch_grid, played_pitches
+    from nmfsep.io import resample
+
+    record: dict[str, Any] = {"chosen_by": "given"}
+    if harmonic == "auto":
+        audio = [resample(y, c_sr, sr) if c_sr != sr else y for y, c_sr in clips]
+        low, high, pitched = played_pitches(audio, sr, frame_length=config.n_fft)
+        record = {"chosen_by": "pitch of the clips (librosa.pyin)",
+                  "voiced_probability": round(pitched, 3), "margin": margin}
+        if pitched < PITCHED or not np.isfinite(low):
+            width = context_frames * config.n_bins
+            return np.zeros((0, width), np.float32), {**record, "atoms": 0}
+        harmonic = (low - margin, high + margin)
+    V, _ = _training_spectrogram(clips, sr, config, power, context_frames)
+    pitches = pitch_grid(*harmonic, HARMONIC_STEPS)
+    window = scipy.signal.get_window(config.window, config.effective_win_length, fftbins=True)
+    fit = fit_harmonic(V / V.mean(dtype=np.float64), sr=sr, n_fft=config.n_fft,
+                       window=window, context_frames=context_frames, pitches=pitches,
+                       power=power, random_state=random_state)
+    record.update(range=[round(float(pitches[0]), 2), round(float(pitches[-1]), 2)],
+                  atoms=int(fit.atoms.shape[0]), steps_per_semitone=HARMONIC_STEPS,
+                  noise_atoms=int(fit.atoms.shape[0] - pitches.size),
+                  loss=fit.loss, harmonic_share=round(fit.harmonic_share, 3))
+    return unit_atoms(fit.atoms), record
+
+
+def check_harmonic(harmonic: object) -> str | tuple[float, float]:
+    """Return ``harmonic`` checked: "auto", "off" or a (low, high) MIDI pitch pair.
+
+    Raises
+    ------
+    ParameterError
+        For anything else, or a range outside C1-C8 (24-108) or with ``low > high``.
+    """
+    if isinstance(harmonic, str) and harmonic in ("auto", "off"):
+        return harmonic
+    if (isinstance(harmonic, tuple | list) and len(harmonic) == 2
+            and all(is_real(v) for v in harmonic)):
+        low, high = (float(v) for v in harmonic)
+        if 24 <= low <= high <= 108:
+            return low, high
+    raise ParameterError(
+        f"harmonic must be 'auto', 'off' or a (low, high) pair of MIDI pitches from 24 "
+        f"(C1) to 108 (C8) with low <= high, got {harmonic!r}")
 
 
 def _choose_shifts(
@@ -1721,6 +1826,7 @@ def learn_dictionary_files(
     random_state: int | None = 0,
     context_frames: int | None = None,
     pitch_shifts: str | Sequence[float] | None = None,
+    harmonic: str | tuple[float, float] | None = None,
     validate: float | None = None,
     block_seconds: float = DEFAULT_ONLINE_BLOCK_SECONDS,
     passes: int = 1,
@@ -1755,6 +1861,9 @@ def learn_dictionary_files(
     pitch_shifts : sequence of float or None
         Augmentation (:func:`learn_dictionary`); None: :data:`DEFAULT_PITCH_SHIFTS`,
         or none when ``online`` (which does not augment: other values are refused).
+    harmonic : "auto", "off", (low, high) or None
+        Harmonic atoms (:func:`learn_dictionary`); None: :data:`DEFAULT_HARMONIC`, or
+        none when ``online`` (which learns plain atoms only: other values are refused).
     validate : float or None
         Also measure how well the atoms generalise: learn once more from the first
         ``1 - validate`` of every file and report the fit (:func:`dictionary_fit`) on
@@ -1797,6 +1906,11 @@ def learn_dictionary_files(
                 f"pitch_shifts={list(pitch_shifts)!r} does not apply with online=True (online "  # type: ignore[arg-type]
                 "learning does not augment); pass pitch_shifts=None"
             )
+        if harmonic not in (None, "off"):
+            raise ParameterError(
+                f"harmonic={harmonic!r} does not apply with online=True (online learning "
+                "learns plain atoms only); pass harmonic=None or 'off'"
+            )
         return learn_dictionary_online(
             paths, name, n_components, sr=sr, stft=stft, beta=beta, power=power,
             block_seconds=block_seconds, passes=passes, random_state=random_state,
@@ -1816,6 +1930,7 @@ def learn_dictionary_files(
         random_state=random_state,
         context_frames=DEFAULT_CONTEXT_FRAMES if context_frames is None else context_frames,
         pitch_shifts=DEFAULT_PITCH_SHIFTS if pitch_shifts is None else pitch_shifts,
+        harmonic=DEFAULT_HARMONIC if harmonic is None else harmonic,
     )
     dictionary = learn_dictionary(loaded, name, n_components, callback=callback,
                                   clip_names=[path.name for path in paths], **settings)

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "_adapt", "init",
                 "nmf", "ntf", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
-                         "sources"}),
+                         "harmonic", "sources"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),
     ("pipeline", {"plan", "adaptation", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),

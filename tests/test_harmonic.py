@@ -1,0 +1,225 @@
+"""Harmonic atoms (nmfsep.harmonic) and their use by learn_dictionary / nmfsep learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from nmfsep.dictionary import Dictionary, learn_dictionary
+from nmfsep.exceptions import ParameterError
+from nmfsep.harmonic import (
+    PITCH_LIMITS,
+    PITCHED,
+    _build,
+    _interpolation,
+    fit_harmonic,
+    parse_pitch_range,
+    partial_lobes,
+    pitch_grid,
+    played_pitches,
+)
+from nmfsep.spectral import STFTConfig, model_spectrogram, stft
+
+SR = 8000
+N_FFT = 1024
+WINDOW = scipy.signal.get_window("hann", N_FFT, fftbins=True)
+
+
+def tone(midi: float, seconds: float, sr: int = SR, n_harmonics: int = 8) -> np.ndarray:
+    """A harmonic tone with 1/h partials, (1, n) float64."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, n_harmonics + 1)
+            if h * f0 < sr / 2)
+    return 0.3 * y[None, :]
+
+
+def melody(pitches: list[float], note_s: float = 0.4, sr: int = SR) -> np.ndarray:
+    return np.concatenate([tone(p, note_s, sr) for p in pitches], axis=1)
+
+
+def spectrogram(y: np.ndarray, context: int = 1) -> np.ndarray:
+    from nmfsep.context import stack_frames
+
+    V = model_spectrogram(stft(y, STFTConfig(n_fft=N_FFT, hop_length=256)), 1.0)
+    V = stack_frames(V, context)
+    return V / V.mean()
+
+
+def test_pitch_grid_spacing_and_limits():
+    g = pitch_grid(60, 62, 3)
+    np.testing.assert_allclose(g, 60 + np.arange(7) / 3)
+    assert pitch_grid(10, 200, 1)[[0, -1]].tolist() == list(PITCH_LIMITS)
+
+
+def test_partial_lobes_peak_on_the_partial_bin_and_nothing_above_nyquist():
+    # 1000 Hz falls on bin 128 exactly at sr 8000, n_fft 1024: MIDI of 1000 Hz
+    midi = 69 + 12 * np.log2(1000 / 440)
+    bins, w = partial_lobes(np.array([midi]), sr=SR, n_fft=N_FFT, window=WINDOW, n_harmonics=5)
+    j = np.argmax(w[0, 0])
+    assert bins[0, 0, j] == 128 and w[0, 0, j] == pytest.approx(1.0)
+    assert np.all(w[0, 1:3].max(axis=1) > 0.99)  # 2 and 3 kHz also on bins
+    assert np.all(w[0, 3:] == 0)  # 4 and 5 kHz: at or above the Nyquist frequency
+
+
+def test_build_equals_a_slow_loop():
+    p = pitch_grid(40, 60, 3)
+    bins, w = partial_lobes(p, sr=22050, n_fft=1024, window=scipy.signal.get_window(
+        "hann", 1024), n_harmonics=10)
+    S = _interpolation(p, 6.0)
+    B = np.random.default_rng(0).random((S.shape[1], 10, 3))
+    got = _build(B, S, bins, w, 513)
+    A = np.einsum("pr,rht->pht", S, B)
+    ref = np.zeros((p.size, 3, 513))
+    for i in range(p.size):
+        for h in range(10):
+            for j in range(bins.shape[2]):
+                ref[i, :, bins[i, h, j]] += A[i, h, :] * w[i, h, j]
+    np.testing.assert_allclose(got, ref.reshape(p.size, -1), rtol=1e-12, atol=1e-12)
+
+
+def test_interpolation_rows_sum_to_one():
+    S = _interpolation(pitch_grid(30, 70, 3), 6.0)
+    np.testing.assert_allclose(S.sum(axis=1), 1.0)
+    assert S.min() >= 0
+
+
+def fit(V, **kw):
+    return fit_harmonic(V, sr=SR, n_fft=N_FFT, window=WINDOW, context_frames=kw.pop("T", 1),
+                        pitches=kw.pop("pitches", pitch_grid(55, 72, 3)), **kw)
+
+
+def test_loss_does_not_increase_with_iterations():
+    V = spectrogram(melody([57, 60, 64, 67]))
+    losses = [fit(V, max_iter=n).loss for n in (1, 5, 20, 60)]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(losses, losses[1:], strict=False))
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_fit_finds_the_played_pitch():
+    V = spectrogram(melody([62.0]))
+    f = fit(V, max_iter=60)
+    P = f.pitches.size
+    assert f.pitches[np.argmax(f.energy[:P])] == pytest.approx(62.0, abs=0.34)
+    assert f.harmonic_share > 0.8
+    assert np.all(np.isfinite(f.atoms)) and f.atoms.min() >= 0
+
+
+def test_context_atoms_have_one_block_per_frame():
+    V = spectrogram(melody([60, 64]), context=3)
+    f = fit(V, T=3, max_iter=10)
+    assert f.atoms.shape[1] == 3 * (N_FFT // 2 + 1)
+
+
+def test_wrong_width_is_refused():
+    with pytest.raises(ParameterError, match="columns"):
+        fit(np.ones((10, 7)))
+
+
+def test_played_pitches_of_a_melody_and_of_noise():
+    sr = 22050
+    low, high, pitched = played_pitches([melody([57, 60, 64], 0.5, sr)], sr,
+                                        frame_length=2048)
+    assert pitched > 0.5
+    assert 56.5 <= low <= 57.5 and 63.5 <= high <= 64.5
+    noise = np.random.default_rng(0).normal(0, 0.1, (1, 2 * sr))
+    assert played_pitches([noise], sr, frame_length=2048)[2] < PITCHED / 2
+    assert played_pitches([noise[:, :100]], sr, frame_length=2048)[2] == 0.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("C4-C7", (60.0, 96.0)), ("Bb1-G3", (34.0, 55.0)), ("60-96", (60.0, 96.0)),
+    ("C#4-D5", (61.0, 74.0))])
+def test_parse_pitch_range(text, expected):
+    assert parse_pitch_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["C4", "x-y", "C7-C4", "C0-C4", "", "1-2-3"])
+def test_parse_pitch_range_refuses(text):
+    with pytest.raises(ParameterError):
+        parse_pitch_range(text)
+
+
+# ------------------------------------------------------------------ learn_dictionary
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return melody([60, 62, 64, 65, 67], 0.5, 22050), 22050
+
+
+def test_learn_auto_adds_harmonic_atoms_before_the_plain_ones(clip):
+    plain = learn_dictionary([clip], "keys", 8, pitch_shifts=(), harmonic="off", max_iter=20)
+    both = learn_dictionary([clip], "keys", 8, pitch_shifts=(), harmonic="auto",
+                            harmonic_margin=3, max_iter=20)
+    rec = both.training["harmonic"]
+    assert rec["atoms"] == both.atoms.shape[0] - 8 > 0
+    np.testing.assert_array_equal(both.atoms[rec["atoms"]:], plain.atoms)
+    low, high = rec["range"]
+    assert 56.5 <= low <= 57.5 and 69.5 <= high <= 70.5  # 60-67 played, +- 3
+    assert rec["noise_atoms"] == 4
+    np.testing.assert_allclose(np.linalg.norm(both.atoms, axis=1), 1, rtol=1e-5)
+    assert set(both.labels) == {"keys"}
+
+
+def test_learn_with_a_given_range_and_file_round_trip(clip, tmp_path):
+    d = learn_dictionary([clip], "keys", 8, pitch_shifts=(), harmonic=(48, 60),
+                         max_iter=20)
+    assert d.training["harmonic"]["range"] == [48.0, 60.0]
+    assert d.atoms.shape[0] == 8 + 37 + 4
+    back = Dictionary.load(d.save(tmp_path / "k.npz"))
+    assert back.training["harmonic"] == d.training["harmonic"]
+    np.testing.assert_array_equal(back.atoms, d.atoms)
+
+
+def test_learn_auto_adds_nothing_for_unpitched_clips():
+    noise = (np.random.default_rng(1).normal(0, 0.1, (1, 3 * 22050)), 22050)
+    d = learn_dictionary([noise], "hats", 8, pitch_shifts=(), harmonic="auto",
+                         max_iter=20)
+    assert d.training["harmonic"]["atoms"] == 0 and d.atoms.shape[0] == 8
+
+
+@pytest.mark.parametrize("bad", ["on", (60,), (70, 60), (10, 60), ("a", "b"), 3])
+def test_learn_refuses_bad_harmonic(clip, bad):
+    with pytest.raises(ParameterError, match="harmonic"):
+        learn_dictionary([clip], "keys", 4, harmonic=bad)
+
+
+def test_separation_with_harmonic_atoms_adds_up(clip):
+    from nmfsep.separate import separate
+
+    y, sr = clip
+    other = (melody([48, 43, 45, 41, 48], 0.5, sr), sr)
+    d1 = learn_dictionary([clip], "a", 8, harmonic=(57, 70), pitch_shifts=(), max_iter=20)
+    d2 = learn_dictionary([other], "b", 8, harmonic=(38, 51), pitch_shifts=(), max_iter=20)
+    mix = 0.5 * (y + other[0])
+    res = separate(mix, sr, dictionaries=[d1, d2], max_iter=30)
+    np.testing.assert_allclose(res.stems["a"] + res.stems["b"], mix, atol=1e-5)
+
+
+def test_cli_learn_harmonic_range_info_and_bad_range(tmp_path, clip):
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from nmfsep.cli import app
+
+    runner = CliRunner()
+    y, sr = clip
+    sf.write(tmp_path / "k.wav", y[0].astype(np.float32), sr)
+    r = runner.invoke(app, ["learn", str(tmp_path / "k.wav"), "-n", "keys", "-k", "4", "-o",
+                            str(tmp_path / "k.npz"), "--harmonic", "C3-C4", "--max-iter", "5",
+                            "--pitch-shifts", "none"])
+    assert r.exit_code == 0, r.output
+    d = Dictionary.load(tmp_path / "k.npz")
+    assert d.training["harmonic"]["range"] == [48.0, 60.0]
+    info = runner.invoke(app, ["info", str(tmp_path / "k.npz")])
+    assert "harmonic:      41 atoms (incl. 4 noise), MIDI 48-60 (given)" in info.output
+    for bad in ("C4", "C7-C4"):
+        r = runner.invoke(app, ["learn", str(tmp_path / "k.wav"), "-n", "keys", "-o",
+                                str(tmp_path / "x.npz"), "--harmonic", bad])
+        assert r.exit_code == 2 and "--harmonic" in r.output
+        assert not (tmp_path / "x.npz").exists()
+    r = runner.invoke(app, ["learn", str(tmp_path / "k.wav"), "-n", "keys", "-o",
+                            str(tmp_path / "x.npz"), "--harmonic", "auto", "--online"])
+    assert r.exit_code != 0 and "--harmonic" in r.output and "online" in r.output
