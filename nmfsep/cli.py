@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import typer
 
@@ -306,7 +306,7 @@ def _print_json(document: Any) -> None:
 # The library's defaults, repeated so that ``nmfsep --help`` need not import it;
 # tests/test_cli.py checks that they agree (the library is authoritative).
 _MASK_POWER = None  # nmfsep.separate: 1 blind, 1.5 with dictionaries (default_mask_power)
-_GROUPING = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
+_GROUPING: Final = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
 _COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
 _RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
 _RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
@@ -943,22 +943,23 @@ def separate(
     whole-file separation would need more than [bold]--memory[/] is streamed anyway.
     """
     dict_paths = list(dictionaries or [])
+    sources = cast("int | tuple[str, ...] | None", n_sources)  # as _parse_sources made it
     _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
                        report=report, jobs=jobs, scheduler=scheduler)
-    _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
-    if adapt is not None and (stream or not (dict_paths or isinstance(n_sources, tuple))):
+    _check_separate_usage(ctx, n_components, sources, dict_paths, n_free)
+    if adapt is not None and (stream or not (dict_paths or isinstance(sources, tuple))):
         ctx.fail("--adapt needs --dict or named --sources (it adapts the dictionaries' atoms) "
                  "and no --stream")
-    if percussive and (stream or dict_paths or not isinstance(n_sources, int) or n_sources < 2):
+    if percussive and (stream or dict_paths or not isinstance(sources, int) or sources < 2):
         ctx.fail("--percussive needs blind --sources S, a number S >= 2 (the drums and the "
                  "rest), without --dict, named sources or --stream")
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts, origins = _load_dictionaries(
-        ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
+        ctx, console, dict_paths, n_components=n_components, n_sources=sources, n_free=n_free
     )
     kwargs = _separate_kwargs(
-        stream=stream, n_components=n_components, n_sources=n_sources,
+        stream=stream, n_components=n_components, n_sources=sources,
         dictionaries=loaded_dicts, n_free=n_free, beta=beta, mask=mask, mask_power=mask_power,
         grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
         report=report, block_seconds=block_seconds,
@@ -2068,6 +2069,7 @@ def rank_command(
     if sources:
         _suggest_sources(console, clips, seconds=seconds, as_json=as_json, quiet=quiet)
         return
+    k_list = cast("list[int]", ks)  # as _ks_callback made it
     _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
         from nmfsep import io
@@ -2083,7 +2085,8 @@ def rank_command(
                 sr = clip_sr if sr is None else sr
                 loaded.append(y)
                 progress.advance(load_task)
-            sweep_task = progress.add_task("NMF runs", total=len(ks) * len(seeds))
+            assert sr is not None  # CLIP is a required argument: one clip or more
+            sweep_task = progress.add_task("NMF runs", total=len(k_list) * len(seeds))
 
             def callback(done: int, total: int) -> None:
                 progress.update(sweep_task, completed=done, total=total)
@@ -2092,7 +2095,7 @@ def rank_command(
                 result = rank_sweep_audio(
                     loaded,
                     sr,
-                    ks,
+                    k_list,
                     seconds=seconds,
                     seeds=seeds,
                     beta=beta,
