@@ -953,6 +953,7 @@ def separate(
     if percussive and (stream or dict_paths or not isinstance(sources, int) or sources < 2):
         ctx.fail("--percussive needs blind --sources S, a number S >= 2 (the drums and the "
                  "rest), without --dict, named sources or --stream")
+    _check_model_usage(ctx, spatial=spatial, percussive=percussive, adapt=adapt, beta=beta)
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts, origins = _load_dictionaries(
@@ -998,6 +999,30 @@ def separate(
             kwargs=kwargs,
             note=origins,
         )
+
+
+def _check_model_usage(
+    ctx: typer.Context,
+    *,
+    spatial: str | None,
+    percussive: bool,
+    adapt: float | None,
+    beta: str | float | None,
+) -> None:
+    """Refuse the settings the library never runs together, whatever MIX is (usage error).
+
+    ``SeparationParams.spatial_for`` refuses ``spatial="gains"`` with ``percussive`` or
+    ``adapt`` (on multichannel input), ``adaptation.check_adaptation`` ``adapt`` with a
+    β other than 1; tests/test_cli.py checks that the library still refuses each pair.
+    """
+    if spatial == "gains":
+        for flag, given in (("--percussive", percussive), ("--adapt", adapt is not None)):
+            if given:
+                ctx.fail(f"{flag} is not available with --spatial gains; use --spatial "
+                         f"shared or leave {flag} out")
+    if adapt is not None and beta is not None and beta not in ("kullback-leibler", 1.0):
+        ctx.fail(f"--adapt adapts Kullback-Leibler atoms (--beta kl), not --beta "
+                 f"{_beta_text(beta)}; leave --beta out or drop --adapt")
 
 
 def _check_format_usage(ctx: typer.Context, audio_format: str, subtype: str | None) -> None:
