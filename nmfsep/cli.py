@@ -42,6 +42,8 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import typer
 
+from nmfsep._startup import handler_before, take_over
+
 __all__ = ["app", "main"]
 
 _DEBUG_ENV = "NMFSEP_DEBUG"
@@ -2339,7 +2341,7 @@ def _signals_as_interrupt() -> Iterator[None]:
     for name in _TERMINATION_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
-            previous[sig] = signal.signal(sig, _on_signal)
+            previous[sig] = handler_before(sig, signal.signal(sig, _on_signal))
     try:
         yield
     finally:
@@ -2351,19 +2353,27 @@ def main() -> None:
     """Console-script entry point (``nmfsep``); ``python -m nmfsep`` calls it too.
 
     SIGTERM and SIGHUP stop a run as Ctrl-C does (no temporary or partial output is
-    left) and exit with status 128 + the signal's number. With ``NMFSEP_DEBUG=1`` every
-    error is re-raised with a plain, full traceback.
+    left) and exit with status 128 + the signal's number, also while the package is
+    still being imported (:mod:`nmfsep._startup`); Ctrl-C exits with status 130. With
+    ``NMFSEP_DEBUG=1`` every error is re-raised with a plain, full traceback.
     """
+    import signal
+
     if _debug():
         app.pretty_exceptions_enable = False
     try:
         with _signals_as_interrupt():
+            early = take_over()  # a signal that came while nmfsep was being imported
+            if early is not None:
+                if early != signal.SIGINT:
+                    _received.append(early)
+                raise KeyboardInterrupt(f"signal {early}")
             app(prog_name="nmfsep")
-    except (SystemExit, KeyboardInterrupt):
+    except (SystemExit, KeyboardInterrupt) as exc:
         if not _received:
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C outside the command: as inside
+                raise SystemExit(130) from None
             raise
-        import signal
-
         name = signal.Signals(_received[0]).name
         _say(_stderr_console(), "error", f"stopped by {name}; no partial output was left")
         raise SystemExit(128 + _received[0]) from None
