@@ -987,6 +987,7 @@ def separate(
             as_json=as_json,
             quiet=quiet,
             kwargs=kwargs,
+            note=origins,
         )
     else:
         _separate_files(
@@ -1278,12 +1279,15 @@ def _separate_batch(
     as_json: bool,
     quiet: bool,
     kwargs: dict[str, Any],
+    note: str = "",
 ) -> None:
     """``separate`` for a batch: :func:`nmfsep.batch.separate_batch`, a table, exit 1 on failures.
 
     Errors and warnings are printed on stderr as each file finishes; stdout gets the
     table (when some file was done or skipped; otherwise the error lines say it all),
-    the batch report with ``--json``, or nothing with ``--quiet``.
+    the batch report with ``--json``, or nothing with ``--quiet``. ``note`` (which
+    dictionaries built-in names resolved to, the same for every file) ends the table's
+    closing line as it ends each summary line of files separated one by one.
     """
     with _errors_as_exit(console):
         from nmfsep.batch import expand_inputs, separate_batch
@@ -1328,7 +1332,7 @@ def _separate_batch(
     if as_json:
         _print_json(result.to_dict())
     elif not quiet and (result.done or result.skipped):
-        typer.echo(result.format_table())
+        typer.echo(result.format_table() + (f"; {note}" if note else ""))
     if not result.ok:
         raise typer.Exit(1)
 
