@@ -137,6 +137,14 @@ def test_separate_defaults_are_the_library_defaults():
     assert cli["report"] is file_lib["report"] is False
 
 
+def test_separate_spatial_help_names_the_library_default():
+    from nmfsep.plan import DEFAULT_SPATIAL
+
+    (spatial,) = [p for p in get_command(app).commands["separate"].params if p.name == "spatial"]
+    assert spatial.default is None  # the library decides, per mixture
+    assert f"[default: {DEFAULT_SPATIAL} " in spatial.help, spatial.help
+
+
 def test_rank_defaults_are_the_library_defaults():
     from nmfsep.cli import _ks_callback, _seeds_callback
     from nmfsep.rank import rank_sweep
