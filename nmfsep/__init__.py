@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import importlib
 
+from . import _startup
+
+if _startup.is_command_line():  # before the heavy imports below (nmfsep.cli.main ends it)
+    _startup.defer_signals()
+
 from ._version import __version__
 
 # Functions named like their modules are imported eagerly: importing a submodule

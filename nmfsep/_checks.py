@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from nmfsep.exceptions import ParameterError
 __all__ = [
     "is_int",
     "is_real",
+    "is_choice",
     "fail",
     "check_int",
     "check_real",
@@ -36,6 +37,8 @@ __all__ = [
 MAX_SAMPLE_RATE = 768_000
 #: Most channels a mixture may have (more is almost surely a transposed array).
 MAX_CHANNELS = 64
+
+_T = TypeVar("_T")
 
 
 def is_int(value: object) -> TypeGuard[int]:
@@ -161,7 +164,16 @@ def check_real(
     return float(value)  # type: ignore[arg-type]
 
 
-def check_choice(value: object, name: str, options: Sequence[object]) -> Any:
+def is_choice(value: object, options: Sequence[_T]) -> TypeGuard[_T]:
+    """Tell whether ``value`` (a string, number or None) is one of ``options``.
+
+    For type checkers, a True answer gives ``value`` the type of the options (a
+    ``Literal`` of the accepted strings when ``options`` is typed so).
+    """
+    return isinstance(value, str | int | float | None) and value in options
+
+
+def check_choice(value: object, name: str, options: Sequence[_T]) -> _T:
     """Return ``value`` if it is one of ``options``, else raise.
 
     Parameters
@@ -176,14 +188,14 @@ def check_choice(value: object, name: str, options: Sequence[object]) -> Any:
     Returns
     -------
     object
-        ``value``.
+        ``value``, typed as the options are.
 
     Raises
     ------
     ParameterError
         ``"{name} must be one of (...), got {value!r}"``.
     """
-    if isinstance(value, str | int | float | None) and value in options:
+    if is_choice(value, options):
         return value
     raise fail(name, f"one of {tuple(options)}", value)
 

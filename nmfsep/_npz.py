@@ -65,7 +65,7 @@ def atomic_savez(
             raise ParameterError(f"array {name!r} is an object array; it would need pickle")
     with atomic_output(path, force=force, example="out.npz", hint="choose another path") as tmp:
         with open(tmp, "wb") as fh:
-            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+            (np.savez_compressed if compress else np.savez)(fh, allow_pickle=False, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
     return Path(path)

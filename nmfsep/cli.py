@@ -38,9 +38,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import typer
+
+from nmfsep._startup import handler_before, take_over
 
 __all__ = ["app", "main"]
 
@@ -308,7 +310,7 @@ def _print_json(document: Any) -> None:
 # The library's defaults, repeated so that ``nmfsep --help`` need not import it;
 # tests/test_cli.py checks that they agree (the library is authoritative).
 _MASK_POWER = None  # nmfsep.separate: 1 blind, 1.5 with dictionaries (default_mask_power)
-_GROUPING = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
+_GROUPING: Final = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
 _COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
 _RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
 _RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
@@ -804,7 +806,9 @@ def separate(
             "--spatial",
             help="Stereo/multichannel: 'gains' learns where each component sits (a gain "
             "per channel, every stem keeps its own position), 'shared' models the channels "
-            "combined (the same masks for every channel). [default: shared]",
+            "combined (the same masks for every channel). [default: gains where it applies; "
+            "shared with --percussive, --adapt or --stream, over 8 channels, or when the "
+            "sources sit at one place]",
             show_default=False,
         ),
     ] = None,
@@ -945,22 +949,24 @@ def separate(
     whole-file separation would need more than [bold]--memory[/] is streamed anyway.
     """
     dict_paths = list(dictionaries or [])
+    sources = cast("int | tuple[str, ...] | None", n_sources)  # as _parse_sources made it
     _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
                        report=report, jobs=jobs, scheduler=scheduler)
-    _check_separate_usage(ctx, n_components, n_sources, dict_paths, n_free)
-    if adapt is not None and (stream or not (dict_paths or isinstance(n_sources, tuple))):
+    _check_separate_usage(ctx, n_components, sources, dict_paths, n_free)
+    if adapt is not None and (stream or not (dict_paths or isinstance(sources, tuple))):
         ctx.fail("--adapt needs --dict or named --sources (it adapts the dictionaries' atoms) "
                  "and no --stream")
-    if percussive and (stream or dict_paths or not isinstance(n_sources, int) or n_sources < 2):
+    if percussive and (stream or dict_paths or not isinstance(sources, int) or sources < 2):
         ctx.fail("--percussive needs blind --sources S, a number S >= 2 (the drums and the "
                  "rest), without --dict, named sources or --stream")
+    _check_model_usage(ctx, spatial=spatial, percussive=percussive, adapt=adapt, beta=beta)
     _check_format_usage(ctx, audio_format, subtype)
     console = _stderr_console()
     loaded_dicts, origins = _load_dictionaries(
-        ctx, console, dict_paths, n_components=n_components, n_sources=n_sources, n_free=n_free
+        ctx, console, dict_paths, n_components=n_components, n_sources=sources, n_free=n_free
     )
     kwargs = _separate_kwargs(
-        stream=stream, n_components=n_components, n_sources=n_sources,
+        stream=stream, n_components=n_components, n_sources=sources,
         dictionaries=loaded_dicts, n_free=n_free, beta=beta, mask=mask, mask_power=mask_power,
         grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
         report=report, block_seconds=block_seconds,
@@ -985,6 +991,7 @@ def separate(
             as_json=as_json,
             quiet=quiet,
             kwargs=kwargs,
+            note=origins,
         )
     else:
         _separate_files(
@@ -999,6 +1006,30 @@ def separate(
             kwargs=kwargs,
             note=origins,
         )
+
+
+def _check_model_usage(
+    ctx: typer.Context,
+    *,
+    spatial: str | None,
+    percussive: bool,
+    adapt: float | None,
+    beta: str | float | None,
+) -> None:
+    """Refuse the settings the library never runs together, whatever MIX is (usage error).
+
+    ``SeparationParams.spatial_for`` refuses ``spatial="gains"`` with ``percussive`` or
+    ``adapt`` (on multichannel input), ``adaptation.check_adaptation`` ``adapt`` with a
+    β other than 1; tests/test_cli.py checks that the library still refuses each pair.
+    """
+    if spatial == "gains":
+        for flag, given in (("--percussive", percussive), ("--adapt", adapt is not None)):
+            if given:
+                ctx.fail(f"{flag} is not available with --spatial gains; use --spatial "
+                         f"shared or leave {flag} out")
+    if adapt is not None and beta is not None and beta not in ("kullback-leibler", 1.0):
+        ctx.fail(f"--adapt adapts Kullback-Leibler atoms (--beta kl), not --beta "
+                 f"{_beta_text(beta)}; leave --beta out or drop --adapt")
 
 
 def _check_format_usage(ctx: typer.Context, audio_format: str, subtype: str | None) -> None:
@@ -1252,12 +1283,15 @@ def _separate_batch(
     as_json: bool,
     quiet: bool,
     kwargs: dict[str, Any],
+    note: str = "",
 ) -> None:
     """``separate`` for a batch: :func:`nmfsep.batch.separate_batch`, a table, exit 1 on failures.
 
     Errors and warnings are printed on stderr as each file finishes; stdout gets the
     table (when some file was done or skipped; otherwise the error lines say it all),
-    the batch report with ``--json``, or nothing with ``--quiet``.
+    the batch report with ``--json``, or nothing with ``--quiet``. ``note`` (which
+    dictionaries built-in names resolved to, the same for every file) ends the table's
+    closing line as it ends each summary line of files separated one by one.
     """
     with _errors_as_exit(console):
         from nmfsep.batch import expand_inputs, separate_batch
@@ -1302,7 +1336,7 @@ def _separate_batch(
     if as_json:
         _print_json(result.to_dict())
     elif not quiet and (result.done or result.skipped):
-        typer.echo(result.format_table())
+        typer.echo(result.format_table() + (f"; {note}" if note else ""))
     if not result.ok:
         raise typer.Exit(1)
 
@@ -2110,6 +2144,7 @@ def rank_command(
     if sources:
         _suggest_sources(console, clips, seconds=seconds, as_json=as_json, quiet=quiet)
         return
+    k_list = cast("list[int]", ks)  # as _ks_callback made it
     _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
         from nmfsep import io
@@ -2125,7 +2160,8 @@ def rank_command(
                 sr = clip_sr if sr is None else sr
                 loaded.append(y)
                 progress.advance(load_task)
-            sweep_task = progress.add_task("NMF runs", total=len(ks) * len(seeds))
+            assert sr is not None  # CLIP is a required argument: one clip or more
+            sweep_task = progress.add_task("NMF runs", total=len(k_list) * len(seeds))
 
             def callback(done: int, total: int) -> None:
                 progress.update(sweep_task, completed=done, total=total)
@@ -2134,7 +2170,7 @@ def rank_command(
                 result = rank_sweep_audio(
                     loaded,
                     sr,
-                    ks,
+                    k_list,
                     seconds=seconds,
                     seeds=seeds,
                     beta=beta,
@@ -2353,7 +2389,7 @@ def _signals_as_interrupt() -> Iterator[None]:
     for name in _TERMINATION_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
-            previous[sig] = signal.signal(sig, _on_signal)
+            previous[sig] = handler_before(sig, signal.signal(sig, _on_signal))
     try:
         yield
     finally:
@@ -2365,19 +2401,27 @@ def main() -> None:
     """Console-script entry point (``nmfsep``); ``python -m nmfsep`` calls it too.
 
     SIGTERM and SIGHUP stop a run as Ctrl-C does (no temporary or partial output is
-    left) and exit with status 128 + the signal's number. With ``NMFSEP_DEBUG=1`` every
-    error is re-raised with a plain, full traceback.
+    left) and exit with status 128 + the signal's number, also while the package is
+    still being imported (:mod:`nmfsep._startup`); Ctrl-C exits with status 130. With
+    ``NMFSEP_DEBUG=1`` every error is re-raised with a plain, full traceback.
     """
+    import signal
+
     if _debug():
         app.pretty_exceptions_enable = False
     try:
         with _signals_as_interrupt():
+            early = take_over()  # a signal that came while nmfsep was being imported
+            if early is not None:
+                if early != signal.SIGINT:
+                    _received.append(early)
+                raise KeyboardInterrupt(f"signal {early}")
             app(prog_name="nmfsep")
-    except (SystemExit, KeyboardInterrupt):
+    except (SystemExit, KeyboardInterrupt) as exc:
         if not _received:
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C outside the command: as inside
+                raise SystemExit(130) from None
             raise
-        import signal
-
         name = signal.Signals(_received[0]).name
         _say(_stderr_console(), "error", f"stopped by {name}; no partial output was left")
         raise SystemExit(128 + _received[0]) from None

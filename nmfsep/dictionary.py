@@ -1257,7 +1257,7 @@ def check_pitch_shifts(pitch_shifts: object) -> str | tuple[float, ...]:
         len(set(shifts)) != len(shifts)
     ):
         raise fail("pitch_shifts", what, list(pitch_shifts))
-    return shifts  # type: ignore[return-value]
+    return shifts
 
 
 def _check_stft(stft: object) -> None:
@@ -1901,9 +1901,9 @@ def learn_dictionary_files(
                 f"context_frames={context_frames!r} does not apply with online=True (online "
                 "learning learns single frames); pass context_frames=1 or None"
             )
-        if pitch_shifts not in (None, "auto") and list(pitch_shifts):  # type: ignore[arg-type]
+        if pitch_shifts not in (None, "auto") and list(pitch_shifts):
             raise ParameterError(
-                f"pitch_shifts={list(pitch_shifts)!r} does not apply with online=True (online "  # type: ignore[arg-type]
+                f"pitch_shifts={list(pitch_shifts)!r} does not apply with online=True (online "
                 "learning does not augment); pass pitch_shifts=None"
             )
         if harmonic not in (None, "off"):

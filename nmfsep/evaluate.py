@@ -59,7 +59,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from nmfsep._checks import check_choice, check_int, check_real, fail
+from nmfsep._checks import check_choice, check_int, check_real, fail, is_choice
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.bsseval import FILTER_LENGTH, BSSEval
 from nmfsep.exceptions import ParameterError
@@ -77,6 +77,7 @@ __all__ = [
     "oracle_masks",
     "oracle_separation",
     "ORACLE_KINDS",
+    "OracleKind",
     "METRICS",
     "METRIC_LABELS",
     "IMAGE_METRICS",
@@ -95,8 +96,10 @@ METRIC_LABELS = {
 }
 #: The metrics of a source-image evaluation (``images=True``): ISR added.
 IMAGE_METRICS = ("sdr", "isr", "sir", "sar", "si_sdr", "si_sdri")
+#: The type of an oracle mask kind (a key of :data:`ORACLE_KINDS`).
+OracleKind = Literal["irm", "wiener", "ibm"]
 #: Oracle mask kinds and the exponent each applies to the reference magnitudes.
-ORACLE_KINDS = {"irm": 1.0, "wiener": 2.0, "ibm": None}
+ORACLE_KINDS: dict[OracleKind, float | None] = {"irm": 1.0, "wiener": 2.0, "ibm": None}
 _PAIR_FLOOR = -1000.0  # stand-in SDR of impossible pairs when matching by permutation
 _PAIR_CEIL = 1000.0
 
@@ -210,9 +213,11 @@ def _metrics(
             for j, i in pairs:
                 if np.any(E[i, sl] != 0):
                     frames[j].append(bss.scores(E[i, sl], j))
-        nan3 = (math.nan, math.nan, math.nan)
-        return {j: tuple(float(v) for v in np.median(f, axis=0)) if f else nan3
-                for j, f in frames.items()}
+        medians: dict[int, tuple[float, float, float]] = {}
+        for j, f in frames.items():
+            sdr, sir, sar = (float(v) for v in np.median(f, axis=0)) if f else (math.nan,) * 3
+            medians[j] = (sdr, sir, sar)
+        return medians
 
     return _quietly(run)
 
@@ -873,7 +878,7 @@ class EvaluationResult:
             return
         from nmfsep.io import atomic_output
 
-        p = Path(path_or_file)  # type: ignore[arg-type]
+        p = Path(path_or_file)
         buf = _stdio.StringIO()
         self._write_csv(buf)
         with atomic_output(p, force=True, example="scores.csv", hint="choose another path") as tmp:
@@ -975,7 +980,7 @@ def evaluate_separation(
     match: Literal["name", "permutation"] = "name",
     sr_estimates: int | None = None,
     sr_mixture: int | None = None,
-    oracle: Literal["irm", "wiener", "ibm"] | None = None,
+    oracle: OracleKind | None = None,
     config=None,
     framewise: float | None = None,
     images: bool | None = None,
@@ -1284,7 +1289,7 @@ def _stem_scores(
 
 def _oracle_result(
     refs: dict[str, np.ndarray], mix: np.ndarray | None, common_channels: int | None,
-    config: Any, oracle: str, sr: int,
+    config: Any, oracle: OracleKind, sr: int,
 ) -> EvaluationResult:
     """Evaluate the oracle masks of kind ``oracle`` on the same references.
 
@@ -1320,7 +1325,7 @@ def evaluate_files(
     *,
     mixture_path: str | os.PathLike[str] | None = None,
     match: Literal["name", "permutation"] = "name",
-    oracle: Literal["irm", "wiener", "ibm"] | None = None,
+    oracle: OracleKind | None = None,
     config=None,
     framewise: float | None = None,
     images: bool | None = None,
@@ -1413,8 +1418,8 @@ def evaluate_files(
 # --------------------------------------------------------------------------- oracles
 
 
-def _check_kind_power(kind: str, power: float | None) -> tuple[str, float]:
-    if kind not in ORACLE_KINDS:
+def _check_kind_power(kind: str, power: float | None) -> tuple[OracleKind, float]:
+    if not is_choice(kind, tuple(ORACLE_KINDS)):
         raise fail("kind", f"one of {sorted(ORACLE_KINDS)}", kind)
     if power is None:
         return kind, ORACLE_KINDS[kind] or 1.0
@@ -1425,7 +1430,7 @@ def oracle_masks(
     references,
     config,
     *,
-    kind: Literal["irm", "wiener", "ibm"] = "irm",
+    kind: OracleKind = "irm",
     power: float | None = None,
 ) -> np.ndarray:
     """Oracle masks computed from the true sources: the ceiling of mask-based separation.
@@ -1482,7 +1487,7 @@ def oracle_separation(
     mixture=None,
     config=None,
     *,
-    kind: Literal["irm", "wiener", "ibm"] = "irm",
+    kind: OracleKind = "irm",
     power: float | None = None,
     sr: int | None = None,
 ) -> dict[str, np.ndarray]:

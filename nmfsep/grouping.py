@@ -39,11 +39,13 @@ from nmfsep.exceptions import ParameterError
 
 __all__ = [
     "GROUPING_METHODS", "group_components", "group_components_stats", "ActivationStats",
-    "components_groups", "source_names",
+    "components_groups", "source_names", "GroupingMethod",
 ]
 
+#: The type of a grouping method (one of :data:`GROUPING_METHODS`).
+GroupingMethod = Literal["timbre", "activations", "combined"]
 #: Methods accepted by :func:`group_components`.
-GROUPING_METHODS = ("timbre", "activations", "combined")
+GROUPING_METHODS: tuple[GroupingMethod, ...] = ("timbre", "activations", "combined")
 #: Weight of the components' positions against their timbre (see the module docstring).
 POSITION_WEIGHT = 2.0
 
@@ -195,7 +197,7 @@ def group_components(
     H: np.ndarray,
     n_sources: int,
     *,
-    method: Literal["timbre", "activations", "combined"] = "timbre",
+    method: GroupingMethod = "timbre",
     sr: float,
     n_fft: int,
     positions: np.ndarray | None = None,
@@ -307,7 +309,7 @@ def group_components_stats(
     H: np.ndarray,
     n_sources: int,
     *,
-    method: Literal["timbre", "activations", "combined"] = "timbre",
+    method: GroupingMethod = "timbre",
     sr: float,
     n_fft: int,
 ) -> dict[str, list[int]]:

@@ -21,10 +21,15 @@ from nmfsep._checks import is_int as _is_int
 from nmfsep._checks import is_real as _is_real
 from nmfsep.exceptions import ParameterError
 
-__all__ = ["group_models", "masks", "GroupMasks", "ChannelMasks", "apply_masks", "MASK_KINDS"]
+__all__ = [
+    "group_models", "masks", "GroupMasks", "ChannelMasks", "apply_masks", "MASK_KINDS",
+    "MaskKind",
+]
 
+#: The type of a mask kind (one of :data:`MASK_KINDS`).
+MaskKind = Literal["soft", "binary"]
 #: Mask kinds: soft (α-Wiener, summing to one) and binary (the loudest group wins).
-MASK_KINDS = ("soft", "binary")
+MASK_KINDS: tuple[MaskKind, ...] = ("soft", "binary")
 
 
 def _as_float_matrix(a: object, name: str, shape_doc: str) -> np.ndarray:
@@ -147,7 +152,7 @@ def _models(W: np.ndarray, H: np.ndarray, index_lists: Sequence[np.ndarray]) -> 
 def masks(
     models: np.ndarray,
     *,
-    kind: Literal["soft", "binary"] = "soft",
+    kind: MaskKind = "soft",
     power: float = 2.0,
     eps: float | None = None,
 ) -> np.ndarray:
@@ -309,7 +314,7 @@ class GroupMasks:
         H: np.ndarray,
         groups: Mapping[str, Sequence[int]],
         *,
-        kind: Literal["soft", "binary"] = "soft",
+        kind: MaskKind = "soft",
         power: float = 2.0,
         eps: float | None = None,
     ) -> None:
@@ -376,7 +381,7 @@ class ChannelMasks:
         Q: np.ndarray,
         groups: Mapping[str, Sequence[int]],
         *,
-        kind: Literal["soft", "binary"] = "soft",
+        kind: MaskKind = "soft",
         power: float = 2.0,
         eps: float | None = None,
     ) -> None:

@@ -245,12 +245,12 @@ def _checked_groups(p: Path, groups: object, k: int) -> dict[str, list[int]]:
             check_name(name)
         except ParameterError as exc:
             raise DictionaryError(f"{p}: unsafe group name: {exc}") from None
-        if not isinstance(idx, list) or not idx or not all(
-            _is_int(i) and 0 <= i < k and i not in seen and not seen.add(i) for i in idx
-        ):
+        in_range = isinstance(idx, list) and all(_is_int(i) and 0 <= i < k for i in idx)
+        if not in_range or not idx or len(set(idx)) != len(idx) or not seen.isdisjoint(idx):
             raise DictionaryError(
                 f"{p}: group {name!r} must list distinct component indices in [0, {k})"
             )
+        seen.update(idx)
     if seen != set(range(k)):
         raise DictionaryError(f"{p}: groups do not cover all {k} components; corrupt file")
     return {name: list(idx) for name, idx in groups.items()}

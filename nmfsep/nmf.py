@@ -493,7 +493,7 @@ def _initial_factors(
         if Hfix is not None:
             H0[:k_fixed] = Hfix.astype(dtype, copy=False)
             fixed[:k_fixed] = True
-    elif k_fixed:
+    elif Hfix is not None and k_fixed:
         rng = check_random_state(random_state)
         avg = np.sqrt(V.mean() / k)
         W0 = np.full((n_frames, k), avg, dtype=dtype)
@@ -701,7 +701,7 @@ class _MUSteps:
                        l1_W_atoms=extra)
         acc = mu_pass(self.V, W, H, s, update_W=True, update_H=self.update_H,
                       free=self.free_idx, pool=self.pool, n_parts=N_PARTS)
-        if not self.update_H:
+        if acc is None:  # update_H is False: only W was updated
             return
         num, den, na = acc[0], acc[1], self.n_adapt
         if self.adapt is not None:

@@ -375,7 +375,9 @@ def divergence(V: np.ndarray, W: np.ndarray, H: np.ndarray, Q: np.ndarray, beta:
     return total
 
 
-def _initial_factors(V, k, fixed_atoms, W, H, random_state, beta) -> tuple[np.ndarray, ...]:
+def _initial_factors(
+    V, k, fixed_atoms, W, H, random_state, beta,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Return the starting W, H (``nmf``'s initialisation of ``Σ_c V_c``) and n_fixed."""
     n_fixed = 0 if fixed_atoms is None else np.asarray(fixed_atoms).shape[0]
     if W is not None or H is not None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from nmfsep._checks import check_int, check_real
 from nmfsep.exceptions import ParameterError
-from nmfsep.grouping import group_components, source_names
+from nmfsep.grouping import GroupingMethod, group_components, source_names
 from nmfsep.nmf import nmf
 
 __all__ = [
@@ -167,7 +167,7 @@ def atom_flatness(H: np.ndarray) -> np.ndarray:
 
 
 def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, sr: float,
-                     n_fft: int, grouping: str, extra: bool,
+                     n_fft: int, grouping: GroupingMethod, extra: bool,
                      flatness: float | None) -> dict[str, list[int]]:
     """Group the ``k_h`` harmonic components; the percussive ones (after them) are drums."""
     k = H.shape[0]
@@ -179,7 +179,7 @@ def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, 
             keep = np.flatnonzero(~noisy)
             drums = sorted([int(i) for i in np.flatnonzero(noisy)] + drums)
     n_groups = min(len(keep), n_sources if extra else n_sources - 1)
-    found = group_components(W[:, keep], H[keep], n_groups, method=grouping,  # type: ignore[arg-type]
+    found = group_components(W[:, keep], H[keep], n_groups, method=grouping,
                              sr=sr, n_fft=n_fft)
     parts = [[int(keep[i]) for i in idx] for idx in found.values()]
     if n_groups == n_sources:
@@ -199,7 +199,7 @@ def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, 
 
 def factorize_percussive(
     V: np.ndarray, k: int, n_sources: int, *, sr: float, n_fft: int,
-    grouping: str = "timbre", kernel: tuple[int, int] = DEFAULT_KERNEL,
+    grouping: GroupingMethod = "timbre", kernel: tuple[int, int] = DEFAULT_KERNEL,
     margin: float = DEFAULT_MARGIN, extra_cluster: bool = False,
     flatness: float | None = DEFAULT_FLATNESS, **nmf_kwargs: Any,
 ) -> PercussiveFit:

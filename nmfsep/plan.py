@@ -31,9 +31,9 @@ from nmfsep._version import __version__
 from nmfsep.builtins import builtin_names, is_builtin, load_builtin, resolve_dictionary
 from nmfsep.dictionary import Dictionary, combine
 from nmfsep.exceptions import DictionaryError, ParameterError
-from nmfsep.grouping import GROUPING_METHODS, components_groups, source_names
+from nmfsep.grouping import GROUPING_METHODS, GroupingMethod, components_groups, source_names
 from nmfsep.io import OutputFiles
-from nmfsep.masks import MASK_KINDS
+from nmfsep.masks import MASK_KINDS, MaskKind
 from nmfsep.nmf import SOLVERS
 from nmfsep.percussive import percussive_names
 from nmfsep.spectral import STFTConfig
@@ -75,7 +75,7 @@ DEFAULT_MASK_POWER = 1.0
 SUPERVISED_MASK_POWER = 1.5
 #: Grouping of blind components into sources: "timbre" came closest to the oracle
 #: grouping on duos and trios (benchmarks/bench_grouping.py).
-DEFAULT_GROUPING = "timbre"
+DEFAULT_GROUPING: GroupingMethod = "timbre"
 #: Blind components per source when only ``n_sources`` is given: 8 beat 4 on duos
 #: and trios (benchmarks/bench_grouping.py).
 DEFAULT_COMPONENTS_PER_SOURCE = 8
@@ -449,9 +449,9 @@ class SeparationParams:
     beta: str | float | None = None
     power: float | None = None
     stft: STFTConfig | None = None
-    mask: str = "soft"
+    mask: MaskKind = "soft"
     mask_power: float | None = None
-    grouping: str = DEFAULT_GROUPING
+    grouping: GroupingMethod = DEFAULT_GROUPING
     solver: str = "mu"
     max_iter: int = 200
     tol: float = 1e-4
@@ -574,11 +574,8 @@ def settings_record(
         ``dictionaries``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
         ``context_frames``, ``spatial``, ``nmfsep_version``.
     """
-    seed = params.random_state
-    if isinstance(seed, np.integer):
-        seed = int(seed)
-    elif seed is not None and not is_int(seed):
-        seed = "generator"
+    rs = params.random_state
+    seed: int | str | None = None if rs is None else int(rs) if is_int(rs) else "generator"
     return {
         "mode": plan.mode,
         "n_components": plan.k,

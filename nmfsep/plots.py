@@ -395,7 +395,7 @@ def _hz_locator(which: str) -> Any:
 
     min_px = 38.0 if which == "x" else 16.0
 
-    class _HzLocator(Locator):  # type: ignore[misc]
+    class _HzLocator(Locator):
         """Round frequencies, as many as fit without overlapping labels."""
 
         def __call__(self) -> list[float]:

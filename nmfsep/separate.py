@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -53,11 +53,11 @@ from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power, fit_mismatch
 from nmfsep.divergence import beta_loss_to_float
 from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
-from nmfsep.grouping import components_groups, group_components
+from nmfsep.grouping import GroupingMethod, components_groups, group_components
 from nmfsep.io import resample
-from nmfsep.masks import ChannelMasks, GroupMasks, group_models, masks
+from nmfsep.masks import ChannelMasks, GroupMasks, MaskKind, group_models, masks
 from nmfsep.model import Factorization, save_model
-from nmfsep.nmf import nmf
+from nmfsep.nmf import NMFResult, nmf
 from nmfsep.ntf import NTFResult, gain_positions, initial_gains, ntf, pan_spread
 from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
@@ -391,9 +391,9 @@ def separate(
     beta: str | float | None = None,
     power: float | None = None,
     stft: STFTConfig | None = None,
-    mask: Literal["soft", "binary"] = "soft",
+    mask: MaskKind = "soft",
     mask_power: float | None = None,
-    grouping: str = DEFAULT_GROUPING,
+    grouping: GroupingMethod = DEFAULT_GROUPING,
     solver: str = "mu",
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -709,6 +709,7 @@ def _factorize(
         return fit.W, fit.H, None, fit.groups, fit
     atoms = atom_plan(plan, params)  # fixed atoms unless adapted (then the shared model)
     Q = None
+    result: NMFResult | NTFResult
     if V.ndim == 3:
         result = _factorize_gains(V, plan, params, grids, callback)
         Q = np.asarray(result.Q, dtype=np.float32)

@@ -107,7 +107,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -117,8 +117,8 @@ from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power
 from nmfsep.divergence import EPSILON, beta_loss_to_float
 from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
-from nmfsep.grouping import ActivationStats, group_components_stats
-from nmfsep.masks import group_models, masks
+from nmfsep.grouping import ActivationStats, GroupingMethod, group_components_stats
+from nmfsep.masks import MaskKind, group_models, masks
 from nmfsep.nmf import blas_single_thread, nmf
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
@@ -158,10 +158,10 @@ def separate_stream(
     n_free: int = 0,
     n_components: int | None = None,
     n_sources: int | None = None,
-    grouping: str = DEFAULT_GROUPING,
+    grouping: GroupingMethod = DEFAULT_GROUPING,
     block_seconds: float = DEFAULT_BLOCK_SECONDS,
     beta: str | float | None = None,
-    mask: Literal["soft", "binary"] = "soft",
+    mask: MaskKind = "soft",
     mask_power: float | None = None,
     solver: str = "mu",
     max_iter: int = 200,
@@ -517,7 +517,7 @@ class _Run:
         if plan.mode != "blind" or plan.n_sources is None:
             return
         self.groups = group_components_stats(
-            stats, self.H, plan.n_sources, method=self.params.grouping,  # type: ignore[arg-type]
+            stats, self.H, plan.n_sources, method=self.params.grouping,
             sr=self.sr, n_fft=self.cfg.n_fft,
         )
 

@@ -234,6 +234,26 @@ def test_cli_resolves_builtins_and_says_which_was_used(tmp_path: Path, mixture,
     assert (tmp_path / "out2" / "mix" / "piano.wav").exists()
 
 
+def test_cli_batch_table_says_which_dictionaries_were_used(tmp_path: Path, mixture,
+                                                          monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "songs").mkdir()
+    for name in ("a", "b"):
+        _write_mixture(tmp_path, mixture).rename(tmp_path / "songs" / f"{name}.wav")
+    load_builtin("piano").save(tmp_path / "drums")  # a file named like a built-in wins
+    for args, note in ((["--dict", "drums", "--dict", "bass"],
+                        "dictionaries: file drums (not the built-in drums), built-in bass"),
+                       (["--sources", "drums,bass,other"], "built-in dictionaries: drums, bass")):
+        out = f"out{len(note)}"
+        res = run("separate", "songs", *args, "--jobs", "1", "--max-iter", "5", "-o", out)
+        assert res.exit_code == 0, res.output
+        table = res.stdout.strip().splitlines()
+        assert [line.split()[:2] for line in table[1:3]] == [["done", "songs/a.wav"],
+                                                            ["done", "songs/b.wav"]]
+        assert table[-1].startswith("2 done, 0 skipped, 0 failed") and table[-1].endswith(
+            f"; {note}"), table
+
+
 def test_cli_unknown_name_is_one_line_listing_the_builtins(tmp_path: Path, mixture,
                                                            monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)

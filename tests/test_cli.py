@@ -137,6 +137,14 @@ def test_separate_defaults_are_the_library_defaults():
     assert cli["report"] is file_lib["report"] is False
 
 
+def test_separate_spatial_help_names_the_library_default():
+    from nmfsep.plan import DEFAULT_SPATIAL
+
+    (spatial,) = [p for p in get_command(app).commands["separate"].params if p.name == "spatial"]
+    assert spatial.default is None  # the library decides, per mixture
+    assert f"[default: {DEFAULT_SPATIAL} " in spatial.help, spatial.help
+
+
 def test_rank_defaults_are_the_library_defaults():
     from nmfsep.cli import _ks_callback, _seeds_callback
     from nmfsep.rank import rank_sweep
@@ -225,6 +233,49 @@ def test_separate_usage_errors_exit_2(audio, tmp_path, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.output
     assert not (tmp_path / "out").exists()
+
+
+# option pairs the library refuses (SeparationParams.spatial_for on multichannel input,
+# adaptation.check_adaptation): usage errors naming both, before any file is read
+REFUSED_PAIRS = [
+    (["-k", "4", "--sources", "2", "--percussive", "--spatial", "gains"],
+     ("--percussive", "--spatial gains"), dict(n_sources=2, percussive=True, spatial="gains")),
+    (["--dict", "{d}/tone.npz", "--dict", "{d}/noise.npz", "--adapt", "1", "--spatial", "gains"],
+     ("--adapt", "--spatial gains"), dict(adapt=1.0, spatial="gains")),
+    (["--sources", "drums,other", "--adapt", "1", "--spatial", "gains"],
+     ("--adapt", "--spatial gains"), None),
+    (["--dict", "{d}/tone.npz", "--dict", "{d}/noise.npz", "--adapt", "1", "--beta", "is"],
+     ("--adapt", "--beta"), dict(adapt=1.0, beta="itakura-saito")),
+    (["--sources", "drums,other", "--adapt", "0.5", "--beta", "2"],
+     ("--adapt", "--beta"), None),
+]
+
+
+@pytest.mark.parametrize("mix", ["stereo.wav", "mix.wav"])
+@pytest.mark.parametrize(("args", "needles", "library"), REFUSED_PAIRS)
+def test_options_the_library_refuses_together_are_usage_errors(
+    audio, dicts, tmp_path, mix, args, needles, library
+):
+    r = run("separate", audio / mix, "-o", tmp_path / "out",
+            *(a.format(d=dicts) for a in args))
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    message = " ".join(r.stderr.replace("│", " ").split())
+    assert all(n in message for n in needles), message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("args", "needles", "library"),
+                         [p for p in REFUSED_PAIRS if p[2] is not None])
+def test_the_library_refuses_those_pairs_on_stereo(audio, dicts, args, needles, library):
+    from nmfsep import separate
+    from nmfsep.exceptions import ParameterError
+
+    y, sr = read(audio / "stereo.wav")
+    if "n_sources" not in library:
+        library = dict(library, dictionaries=[dicts / "tone.npz", dicts / "noise.npz"])
+    with pytest.raises(ParameterError):
+        separate(y, sr, max_iter=2, **library)
 
 
 def test_neither_k_nor_dict_explains_both(audio):

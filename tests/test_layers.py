@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nmfsep"
 
 #: From the bottom up: a module may import from its own layer and the ones before it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"exceptions", "_checks", "_version"}),
+    ("base", {"exceptions", "_checks", "_version", "_startup"}),
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "_adapt", "init",
                 "nmf", "ntf", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",

@@ -1,4 +1,4 @@
-"""nmfsep ships ``py.typed`` and its public API type-checks in user code (mypy)."""
+"""nmfsep ships ``py.typed``, type-checks (mypy) and so does user code on its public API."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ def test_user_code_on_the_public_api_type_checks():
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_package_type_checks(tmp_path):
+    # with the [tool.mypy] settings of pyproject.toml
+    pytest.importorskip("mypy")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), "nmfsep"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Success: no issues found" in r.stdout
