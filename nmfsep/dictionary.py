@@ -1177,7 +1177,8 @@ def _harmonic_atoms(
             return np.zeros((0, width), np.float32), {**record, "atoms": 0}
         harmonic = (low - margin, high + margin)
     V, _ = _training_spectrogram(clips, sr, config, power, context_frames)
-    pitches = pitch_grid(*harmonic, HARMONIC_STEPS)
+    assert not isinstance(harmonic, str)  # "auto" was resolved above; "off" never comes here
+    pitches = pitch_grid(harmonic[0], harmonic[1], HARMONIC_STEPS)
     window = scipy.signal.get_window(config.window, config.effective_win_length, fftbins=True)
     fit = fit_harmonic(V / V.mean(dtype=np.float64), sr=sr, n_fft=config.n_fft,
                        window=window, context_frames=context_frames, pitches=pitches,

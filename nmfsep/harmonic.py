@@ -217,9 +217,9 @@ def _extrapolate(B: np.ndarray, support: np.ndarray, floor: float = 0.01) -> np.
     under ``floor`` times the largest copy ``B`` of the nearest anchor above it, so notes
     above or below the clips' register keep the timbre of the nearest notes played.
     """
-    ok = np.flatnonzero(support >= floor * support.max()) if support.max() > 0 else []
-    if len(ok) == 0:
+    if not support.max() > 0:
         return B
+    ok = np.flatnonzero(support >= floor * support.max())
     B = B.copy()
     for r in range(B.shape[0]):
         if r not in ok:
@@ -360,8 +360,8 @@ def played_pitches(
     for y in clips:
         if y.shape[1] < frame_length:
             continue
-        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=librosa.midi_to_hz(PITCH_LIMITS[0]),
-                                   fmax=librosa.midi_to_hz(PITCH_LIMITS[1]), sr=sr,
+        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=_hz(PITCH_LIMITS[0]),
+                                   fmax=_hz(PITCH_LIMITS[1]), sr=sr,
                                    frame_length=frame_length, hop_length=frame_length // 2)
         f0s.append(f0[prob > 0.5])
         probs.append(prob)
@@ -373,6 +373,11 @@ def played_pitches(
         return float("nan"), float("nan"), pitched
     low, high = np.percentile(librosa.hz_to_midi(f0), [5, 95])
     return float(low), float(high), pitched
+
+
+def _hz(midi: float) -> float:
+    """Frequency in Hz of a MIDI pitch."""
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
 
 
 def parse_pitch_range(text: str) -> tuple[float, float]:
