@@ -24,7 +24,9 @@ the families' ``duo`` (piano + flute), ``trio`` (+ bass) and ``drums_bass``. Met
 
 A method may carry a variant after a colon: ``sup-gains:uniform`` / ``:share`` / ``:peaks``
 sets the initial gains (:func:`nmfsep.ntf.initial_gains`), ``sup-gains:untied`` gives every atom
-its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping.
+its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping,
+``:joint`` updates the gains from the products of the activations' update
+(:data:`nmfsep.ntf.JOINT_GAINS`).
 
 Stems are scored as stereo source images with the project's BSS Eval
 (:func:`nmfsep.bsseval.bss_eval_images`' decomposition: SDR and ISR; blind stems in the better
@@ -67,6 +69,7 @@ from nmfsep.separate import separate  # noqa: E402
 # the modules (``nmfsep.separate`` is also the function): their defaults are varied below
 SEPARATE = importlib.import_module("nmfsep.separate")
 GROUPING = importlib.import_module("nmfsep.grouping")
+NTF = importlib.import_module("nmfsep.ntf")
 ROOT = Path(__file__).resolve().parent
 SR = 44100
 CONDITIONS = ("hard", "moderate", "same", "width", "reverb")
@@ -143,13 +146,15 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
     kind, _, variant = method.partition(":")
     mode, spatial = kind.split("-")
     saved = (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS)
+             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS)
     if variant in ("uniform", "share", "peaks"):
         SEPARATE.GAIN_INIT_SUPERVISED = SEPARATE.GAIN_INIT_BLIND = variant
     elif variant.startswith("w"):
         GROUPING.POSITION_WEIGHT = float(variant[1:])
     elif variant == "untied":
         SEPARATE.TIE_GAINS = False
+    elif variant == "joint":
+        NTF.JOINT_GAINS = True
     try:
         kwargs = {"dictionaries": dicts} if mode == "sup" else {"n_sources": 2}
         t0 = time.perf_counter()
@@ -157,7 +162,7 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         return res.stems, time.perf_counter() - t0
     finally:
         (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS) = saved
+         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS) = saved
 
 
 def score(bss: BSSEval, stems: dict, names: list[str], blind: bool) -> tuple[list, list]:

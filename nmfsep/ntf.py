@@ -58,6 +58,9 @@ _GROUP_SIZE = 8
 #: Most bytes of group models and channel temporaries kept whole for one iteration
 #: (:func:`_cached_iteration`); beyond, two passes over blocks of frames.
 _CACHE_BYTES = GAINS_CACHE_BYTES = 1 << 29
+#: KL: update the gains from the products of the activations' update (same state) instead of
+#: a pass of their own (:func:`_stacked_iteration`); read at every call of :func:`ntf`.
+JOINT_GAINS = False
 
 #: Floor applied to the factors for β < 1, as :func:`nmfsep.nmf.nmf` does.
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -371,27 +374,52 @@ class _Stacked:
                                   n_parts=N_PARTS, block_rows=256, fused=self.s.fused)
 
 
-def _stacked_iteration(st: _Stacked, W, H, Q, grp: _Groups, free, update_Q) -> None:
-    """One KL iteration (W, the free atoms, the gains) by :class:`_Stacked` passes."""
+def _atom_sums(H: np.ndarray) -> np.ndarray:
+    """``Σ_f H[k, f]`` in float64, zeros floored at EPSILON (the kernels' denominator)."""
     h = H.sum(axis=1, dtype=np.float64)
-    h[h == 0] = EPSILON  # as the kernels' denominator
-    W[...] = st.scaled_gradients(W, H, Q[:, grp.labels]).sum(axis=0)
+    h[h == 0] = EPSILON
+    return h
+
+
+def _gain_terms(B: np.ndarray, W: np.ndarray, H: np.ndarray, Qk: np.ndarray,
+                grp: _Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator of the KL gain update, per group, from ``B`` of the state.
+
+    ``B (C, n_frames, k)`` from :meth:`_Stacked.scaled_gradients`: ``Σ_t W G_c =
+    h Σ_t B_c / Q_c`` (a gain of 0 stays 0 whatever its ratio); the denominator is
+    ``Σ_t W Σ_f H``.
+    """
+    Bt = B.sum(axis=1, dtype=np.float64)
+    num = np.divide(Bt * _atom_sums(H), Qk, out=np.zeros_like(Bt), where=Qk > 0)
+    den = np.broadcast_to(W.sum(axis=0, dtype=np.float64) * H.sum(axis=1, dtype=np.float64),
+                          num.shape)
+    onehot = np.eye(grp.n)[grp.labels]
+    return num @ onehot, den @ onehot
+
+
+def _stacked_iteration(st: _Stacked, W, H, Q, grp: _Groups, free, update_Q,
+                       joint: bool = False) -> None:
+    """One KL iteration (W, the free atoms, the gains) by :class:`_Stacked` passes.
+
+    ``joint``: the gains are updated from the products of W's update (the same state),
+    scaled to sum one without moving their scale into W, and get no pass of their own.
+    """
+    Qk = Q[:, grp.labels].astype(np.float64)
+    B = st.scaled_gradients(W, H, Qk)
+    terms = _gain_terms(B, W, H, Qk, grp) if update_Q and joint else None
+    W[...] = B.sum(axis=0)
+    if terms is not None:
+        _apply(Q, *terms, 1.0, 1.0)
+        Q /= np.where(Q.sum(axis=0) > 0, Q.sum(axis=0), 1.0)
+        Q[:, ~(Q.sum(axis=0) > 0)] = 1.0 / Q.shape[0]
     if free is not None:
         num, den = mu_pass(st.V, st.stack(W, Q[:, grp.labels]), H, st.s, update_W=False,
                            update_H=True, free=free, pool=st.pool, n_parts=N_PARTS)
         _apply(H[free[0]:], num, den, 1.0, 1.0)
-        h = H.sum(axis=1, dtype=np.float64)
-        h[h == 0] = EPSILON
-    if not update_Q:
+    if not update_Q or joint:
         return
     Qk = Q[:, grp.labels].astype(np.float64)
-    B = st.scaled_gradients(W, H, Qk).sum(axis=1, dtype=np.float64)  # (C, k)
-    # Σ_t W G_c = h Σ_t B_c / Q_c (Q_c = 0 stays 0 whatever its ratio)
-    num = np.divide(B * h, Qk, out=np.zeros_like(B), where=Qk > 0)
-    den = np.broadcast_to(W.sum(axis=0, dtype=np.float64) * H.sum(axis=1, dtype=np.float64),
-                          num.shape)
-    onehot = np.eye(grp.n)[grp.labels]
-    _apply(Q, num @ onehot, den @ onehot, 1.0, 1.0)
+    _apply(Q, *_gain_terms(st.scaled_gradients(W, H, Qk), W, H, Qk, grp), 1.0, 1.0)
     _normalise(W, Q, grp)
 
 
@@ -533,12 +561,15 @@ def ntf(
 
     Notes
     -----
-    One iteration is one pass over blocks of frames that updates W and accumulates
-    the free atoms' update (as :func:`nmfsep.nmf.nmf`), then a pass that updates
-    the gains. The channel models are mixed from the models of the gain groups
-    (``V̂_c = Σ_g Q[c, g] W_g H_g``), so a pass costs the matrix products of one
-    channel however many channels there are: with a dictionary (no free atoms) an
-    iteration costs 1.5 times the products of :func:`nmfsep.nmf.nmf`'s.
+    One iteration updates W, then the free atoms, then the gains. With a dictionary
+    (no free atoms) in large gain groups whose models fit in memory, the gains and
+    then W are updated from one product of the groups' models
+    (``V̂_c = Σ_g Q[c, g] W_g H_g``): 1.5 times the products of
+    :func:`nmfsep.nmf.nmf`'s iteration. Otherwise, for KL, each of the three
+    updates is one pass of nmf's multiplicative-update code (compiled kernels
+    on large problems, threads) over the channels' frames stacked, whose model is
+    ``[W ∘ Q_0; W ∘ Q_1; ...] H``: about three times nmf's products per channel
+    (no channel-sized temporaries); other β: numpy, block by block.
 
     Examples
     --------
@@ -588,7 +619,7 @@ def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, pool) -> tuple[Call
         return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss
     if beta == 1 and V.dtype == W.dtype == H.dtype:
         st = _Stacked(V, H.shape[0], pool)
-        return ((lambda: _stacked_iteration(st, W, H, Q, grp, free, update_Q)),
+        return ((lambda: _stacked_iteration(st, W, H, Q, grp, free, update_Q, JOINT_GAINS)),
                 lambda: st.divergence(W, H, Q[:, grp.labels]))
     pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)
 

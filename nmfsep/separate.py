@@ -266,6 +266,7 @@ def _regrid_masks(
     sr_n: int,
     stft_n: STFTConfig,
     n_frames_n: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bring masks ``(G, T_a, F_a)`` from the analysis grid to the native STFT grid.
 
@@ -273,6 +274,7 @@ def _regrid_masks(
     bin's mask) and over frame time (frames beyond the ends take the edge frame's),
     then renormalisation so that the masks sum to one. One group at a time (twice:
     the sum over the groups first), so the float64 temporaries are one mask's size.
+    ``out``: a float32 array ``(G, n_frames_n, F_n)`` (or a view) to write into.
     """
     f_a = fft_frequencies(sr_a, stft_a)
     f_n = fft_frequencies(sr_n, stft_n)
@@ -289,7 +291,8 @@ def _regrid_masks(
     for g in range(M.shape[0]):
         total += regrid(g)
     np.copyto(total, 1.0, where=~(total > 0))
-    out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
+    if out is None:
+        out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
     for g in range(M.shape[0]):
         out[g] = regrid(g) / total
     return out
@@ -778,14 +781,19 @@ def _native_masks(W: np.ndarray, H: np.ndarray, Q: np.ndarray | None,
                   groups: dict[str, list[int]], kind: Any, power: float, grids: _Grids,
                   sr: int, n_frames: int) -> np.ndarray:
     """Return the masks on the native grid (``(G, T, F)``, or ``(G, C, T, F)`` with gains)."""
-    def regrid(Wc: np.ndarray) -> np.ndarray:
+    def regrid(Wc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         M_a = masks(group_models(Wc, H, groups), kind=kind, power=power)
         return _regrid_masks(M_a, grids.analysis_sr, grids.analysis_stft, sr,
-                             grids.native_stft, n_frames)
+                             grids.native_stft, n_frames, out)
 
     if Q is None:
         return regrid(W)
-    return np.stack([regrid(W * Q[c]) for c in range(Q.shape[0])], axis=1)
+    # every channel's masks written in place (a stack of a list would hold them twice)
+    full = np.empty((len(groups), Q.shape[0], n_frames, grids.native_stft.n_bins),
+                    dtype=np.float32)
+    for c in range(Q.shape[0]):
+        regrid(W * Q[c], full[:, c])
+    return full
 
 
 def analyse(

@@ -123,6 +123,22 @@ def test_compiled_stacked_passes_equal_the_oracle(n_fixed: int) -> None:
     assert np.array_equal(res.H[:n_fixed], H0[:n_fixed]) and res.W.dtype == np.float32
 
 
+def test_joint_gain_updates_converge_like_the_alternating_ones(monkeypatch) -> None:
+    """nmfsep.ntf.JOINT_GAINS (off by default): gains from W's products, no pass of their own."""
+    import nmfsep.ntf as ntf_module
+
+    rng = np.random.default_rng(8)
+    W, H, Q, V = _panned(rng, 150, 40)
+    exact = ntf(V, 3, max_iter=150, tol=0, random_state=0)
+    monkeypatch.setattr(ntf_module, "JOINT_GAINS", True)
+    joint = ntf(V, 3, max_iter=150, tol=0, check_every=1, random_state=0)
+    assert joint.loss < 1e-3 * joint.loss_history[0]
+    assert joint.loss == pytest.approx(exact.loss, rel=0.5, abs=1e-6 * exact.loss_history[0])
+    np.testing.assert_allclose(joint.Q.sum(axis=0), 1.0, rtol=1e-12)
+    found = sorted(map(tuple, np.round(joint.Q.T, 1)))
+    assert found == sorted(map(tuple, np.round(Q.T, 1)))
+
+
 def test_recovers_known_gains_with_fixed_atoms() -> None:
     W, H, Q, V = _panned(np.random.default_rng(5))
     res = ntf(V, fixed_atoms=H, max_iter=400, tol=0)
