@@ -42,6 +42,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3
     python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
     python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
+    python benchmarks/bench_stereo.py --timing-bundled 3 --tile 6   # timing on 30 s
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -307,12 +308,13 @@ def timing(args: argparse.Namespace) -> None:
                           f"(medians of {args.timing})", flush=True)
 
 
-def timing_bundled(n: int) -> None:
-    """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way."""
+def timing_bundled(n: int, tile: int = 1) -> None:
+    """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way
+    (the 5 s mixture repeated ``tile`` times)."""
     d = ROOT.parent / "audio_samples"
     stems = [io.load(d / "piano_flute_44k" / f"{name}.flac", sr=SR)[0][0]
              for name in ("piano", "flute")]
-    mix = sum(image(x, j, "moderate", 0) for j, x in enumerate(stems))
+    mix = np.tile(sum(image(x, j, "moderate", 0) for j, x in enumerate(stems)), tile)
     dicts = [learn_dictionary([io.load(d / "train" / f"{name}.flac")], name)
              for name in ("piano", "flute")]
     for mode in ("sup", "blind"):
@@ -321,7 +323,7 @@ def timing_bundled(n: int) -> None:
             for spatial in times:
                 times[spatial].append(run_method(f"{mode}-{spatial}", mix, dicts)[1])
         old, new = np.median(times["shared"]), np.median(times["gains"])
-        print(f"bundled piano+flute 44.1 kHz moderate {mode:5s} shared {old:6.2f} s  gains "
+        print(f"bundled piano+flute 44.1 kHz moderate x{tile} {mode:5s} shared {old:6.2f} s  gains "
               f"{new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
@@ -367,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="only time shared and gains, N times each, alternately")
     ap.add_argument("--timing-bundled", type=int, default=0, metavar="N",
                     help="time shared and gains N times on the bundled audio_samples")
+    ap.add_argument("--tile", type=int, default=1,
+                    help="--timing-bundled: repeat the 5 s mixture this many times")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
@@ -374,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         bundled_quality()
         return
     if args.timing_bundled:
-        timing_bundled(args.timing_bundled)
+        timing_bundled(args.timing_bundled, args.tile)
         return
     if args.timing:
         timing(args)
