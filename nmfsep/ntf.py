@@ -413,9 +413,10 @@ def _stacked_iteration(st: _Stacked, W, H, Q, grp: _Groups, free, update_Q,
         Q /= np.where(Q.sum(axis=0) > 0, Q.sum(axis=0), 1.0)
         Q[:, ~(Q.sum(axis=0) > 0)] = 1.0 / Q.shape[0]
     if free is not None:
-        num, den = mu_pass(st.V, st.stack(W, Q[:, grp.labels]), H, st.s, update_W=False,
-                           update_H=True, free=free, pool=st.pool, n_parts=N_PARTS)
-        _apply(H[free[0]:], num, den, 1.0, 1.0)
+        acc = mu_pass(st.V, st.stack(W, Q[:, grp.labels]), H, st.s, update_W=False,
+                      update_H=True, free=free, pool=st.pool, n_parts=N_PARTS)
+        if acc is not None:  # always, with update_H
+            _apply(H[free[0]:], acc[0], acc[1], 1.0, 1.0)
     if not update_Q or joint:
         return
     Qk = Q[:, grp.labels].astype(np.float64)
@@ -612,8 +613,10 @@ def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, pool) -> tuple[Call
     cached = grouped and free is None and (
         (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
 
+    members = [idx.tolist() for idx in grp.members]
+
     def loss() -> float:
-        return divergence(V, W, H, Q, beta, grp.members)
+        return divergence(V, W, H, Q, beta, members)
 
     if cached:  # gains first, then W, from one product (monotone all the same)
         return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss

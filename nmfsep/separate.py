@@ -245,8 +245,10 @@ def _scaled_stft(config: STFTConfig, ratio: float) -> STFTConfig:
     )
 
 
-def _interp_weights(x_old: np.ndarray, x_new: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray | None]:
+_Weights = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
+def _interp_weights(x_old: np.ndarray, x_new: np.ndarray) -> _Weights:
     """Left and right neighbours in ``x_old`` of every ``x_new`` and the right one's weight.
 
     The weight is None when ``x_old`` has one point (every new point takes it).
@@ -271,14 +273,15 @@ def _interp_axis(M: np.ndarray, x_old: np.ndarray, x_new: np.ndarray, axis: int)
     return np.take(M, i0, axis=axis) * (1 - w) + np.take(M, i1, axis=axis) * w
 
 
-def _regrid_block(Mg: np.ndarray, f_a: np.ndarray, f_n: np.ndarray, time_weights: tuple,
+def _regrid_block(Mg: np.ndarray, f_a: np.ndarray, f_n: np.ndarray, time_weights: _Weights,
                   t0: int, t1: int) -> np.ndarray:
     """Native frames ``t0 .. t1 - 1`` of one group's mask ``Mg (T_a, F_a)``, float64.
 
     Over frequency, then over time, from the analysis frames those frames lie between:
     element by element the arithmetic of interpolating the whole mask.
     """
-    i0, i1, w = (x if x is None else x[t0:t1] for x in time_weights)
+    i0, i1 = time_weights[0][t0:t1], time_weights[1][t0:t1]
+    w = None if time_weights[2] is None else time_weights[2][t0:t1]
     lo, hi = int(i0.min()), int(i1.max()) + 1
     rows = _interp_axis(Mg[lo:hi].astype(np.float64), f_a, f_n, axis=1)
     if w is None:
