@@ -24,7 +24,9 @@ the families' ``duo`` (piano + flute), ``trio`` (+ bass) and ``drums_bass``. Met
 
 A method may carry a variant after a colon: ``sup-gains:uniform`` / ``:share`` / ``:peaks``
 sets the initial gains (:func:`nmfsep.ntf.initial_gains`), ``sup-gains:untied`` gives every atom
-its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping.
+its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping,
+``:joint`` updates the gains from the products of the activations' update
+(:data:`nmfsep.ntf.JOINT_GAINS`).
 
 Stems are scored as stereo source images with the project's BSS Eval
 (:func:`nmfsep.bsseval.bss_eval_images`' decomposition: SDR and ISR; blind stems in the better
@@ -40,6 +42,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --summary --select --choose-on fluidr3
     python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
     python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
+    python benchmarks/bench_stereo.py --timing-bundled 3 --tile 6   # timing on 30 s
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -67,6 +70,7 @@ from nmfsep.separate import separate  # noqa: E402
 # the modules (``nmfsep.separate`` is also the function): their defaults are varied below
 SEPARATE = importlib.import_module("nmfsep.separate")
 GROUPING = importlib.import_module("nmfsep.grouping")
+NTF = importlib.import_module("nmfsep.ntf")
 ROOT = Path(__file__).resolve().parent
 SR = 44100
 CONDITIONS = ("hard", "moderate", "same", "width", "reverb")
@@ -143,13 +147,15 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
     kind, _, variant = method.partition(":")
     mode, spatial = kind.split("-")
     saved = (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS)
+             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS)
     if variant in ("uniform", "share", "peaks"):
         SEPARATE.GAIN_INIT_SUPERVISED = SEPARATE.GAIN_INIT_BLIND = variant
     elif variant.startswith("w"):
         GROUPING.POSITION_WEIGHT = float(variant[1:])
     elif variant == "untied":
         SEPARATE.TIE_GAINS = False
+    elif variant == "joint":
+        NTF.JOINT_GAINS = True
     try:
         kwargs = {"dictionaries": dicts} if mode == "sup" else {"n_sources": 2}
         t0 = time.perf_counter()
@@ -157,7 +163,7 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         return res.stems, time.perf_counter() - t0
     finally:
         (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS) = saved
+         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS) = saved
 
 
 def score(bss: BSSEval, stems: dict, names: list[str], blind: bool) -> tuple[list, list]:
@@ -302,12 +308,13 @@ def timing(args: argparse.Namespace) -> None:
                           f"(medians of {args.timing})", flush=True)
 
 
-def timing_bundled(n: int) -> None:
-    """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way."""
+def timing_bundled(n: int, tile: int = 1) -> None:
+    """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way
+    (the 5 s mixture repeated ``tile`` times)."""
     d = ROOT.parent / "audio_samples"
     stems = [io.load(d / "piano_flute_44k" / f"{name}.flac", sr=SR)[0][0]
              for name in ("piano", "flute")]
-    mix = sum(image(x, j, "moderate", 0) for j, x in enumerate(stems))
+    mix = np.tile(sum(image(x, j, "moderate", 0) for j, x in enumerate(stems)), tile)
     dicts = [learn_dictionary([io.load(d / "train" / f"{name}.flac")], name)
              for name in ("piano", "flute")]
     for mode in ("sup", "blind"):
@@ -316,7 +323,7 @@ def timing_bundled(n: int) -> None:
             for spatial in times:
                 times[spatial].append(run_method(f"{mode}-{spatial}", mix, dicts)[1])
         old, new = np.median(times["shared"]), np.median(times["gains"])
-        print(f"bundled piano+flute 44.1 kHz moderate {mode:5s} shared {old:6.2f} s  gains "
+        print(f"bundled piano+flute 44.1 kHz moderate x{tile} {mode:5s} shared {old:6.2f} s  gains "
               f"{new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
@@ -362,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="only time shared and gains, N times each, alternately")
     ap.add_argument("--timing-bundled", type=int, default=0, metavar="N",
                     help="time shared and gains N times on the bundled audio_samples")
+    ap.add_argument("--tile", type=int, default=1,
+                    help="--timing-bundled: repeat the 5 s mixture this many times")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
@@ -369,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         bundled_quality()
         return
     if args.timing_bundled:
-        timing_bundled(args.timing_bundled)
+        timing_bundled(args.timing_bundled, args.tile)
         return
     if args.timing:
         timing(args)

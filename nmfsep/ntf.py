@@ -32,15 +32,17 @@ histogram as in ADRess / DUET) rather than at random.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import check_choice, check_int, check_real
-from ._mu import mu_exponent
-from .divergence import EPSILON, beta_loss_to_float, divergence_terms
+from ._mu import N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
+from .divergence import EPSILON, beta_loss_to_float, divergence_terms, use_kernel
 from .exceptions import ParameterError
-from .nmf import blas_single_thread, check_nonnegative_matrix, nmf
+from .nmf import blas_single_thread, check_nonnegative_matrix, default_n_threads, nmf
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
            "check_channels", "divergence", "gain_positions", "group_positions",
@@ -56,6 +58,9 @@ _GROUP_SIZE = 8
 #: Most bytes of group models and channel temporaries kept whole for one iteration
 #: (:func:`_cached_iteration`); beyond, two passes over blocks of frames.
 _CACHE_BYTES = GAINS_CACHE_BYTES = 1 << 29
+#: KL: update the gains from the products of the activations' update (same state) instead of
+#: a pass of their own (:func:`_stacked_iteration`); read at every call of :func:`ntf`.
+JOINT_GAINS = False
 
 #: Floor applied to the factors for β < 1, as :func:`nmfsep.nmf.nmf` does.
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -327,6 +332,98 @@ def _direct_Q(V, W, H, Q, grp: _Groups, beta, gamma) -> None:
     _normalise(W, Q, grp)
 
 
+class _Stacked:
+    """KL passes of every channel as one β-NMF pass over the channels' stacked rows.
+
+    Channel c's model is ``(W ∘ Q_c) H``, so stacking the channels' rows,
+    ``V_s = [V_0; V_1; ...]`` ``(C n_frames, n_bins)`` and ``A = [W ∘ Q_0; W ∘ Q_1; ...]``,
+    gives one model ``V_s ≈ A H`` that the fused kernels of :func:`nmfsep._mu.mu_pass`
+    run (no V-sized temporary, threads over blocks of rows):
+
+    * H: ``Σ_c (W ∘ Q_c)ᵀ R_c`` is the H-update of ``V_s ≈ A H`` (``R = V / A H``);
+    * W and Q: an update of A with exponent 1 and denominator ``h = Σ_f H`` turns A
+      into ``B_c = W ∘ Q_c ∘ G_c / h`` with ``G_c = R_c Hᵀ``, whence the KL updates
+      ``W ← Σ_c B_c`` (since ``Σ_c Q_c = 1``) and ``Σ_t W G_c = h Σ_t B_c / Q_c``.
+
+    The same iterates as :func:`_direct_WH` / :func:`_direct_Q` to rounding.
+    """
+
+    def __init__(self, V: np.ndarray, k: int, pool) -> None:
+        C, n, F = V.shape
+        self.C, self.n, self.pool = C, n, pool
+        self.V = V.reshape(C * n, F)  # a view: V is C-contiguous (check_channels)
+        self.s = MUSettings(beta=1.0, exponent=1.0, fused=use_kernel(C * n, F, k))
+        self.A = np.empty((C * n, k), dtype=V.dtype)
+
+    def stack(self, W: np.ndarray, Qk: np.ndarray) -> np.ndarray:
+        """Return ``A = [W ∘ Qk[0]; W ∘ Qk[1]; ...]``, ``(C n_frames, k)`` (reused)."""
+        np.multiply(W[None], Qk[:, None].astype(W.dtype, copy=False),
+                    out=self.A.reshape(self.C, self.n, -1))
+        return self.A
+
+    def scaled_gradients(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> np.ndarray:
+        """Return ``B (C, n_frames, k)``: ``W ∘ Q_c ∘ (R_c Hᵀ) / h``."""
+        A = self.stack(W, Qk)
+        mu_pass(self.V, A, H, self.s, update_W=True, update_H=False, free=None,
+                pool=self.pool, n_parts=N_PARTS)
+        return A.reshape(self.C, self.n, -1)
+
+    def divergence(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> float:
+        """``Σ_c D_KL(V_c | (W ∘ Q_c) H)``."""
+        return divergence_blocked(self.V, self.stack(W, Qk), H, 1.0, pool=self.pool,
+                                  n_parts=N_PARTS, block_rows=256, fused=self.s.fused)
+
+
+def _atom_sums(H: np.ndarray) -> np.ndarray:
+    """``Σ_f H[k, f]`` in float64, zeros floored at EPSILON (the kernels' denominator)."""
+    h = H.sum(axis=1, dtype=np.float64)
+    h[h == 0] = EPSILON
+    return h
+
+
+def _gain_terms(B: np.ndarray, W: np.ndarray, H: np.ndarray, Qk: np.ndarray,
+                grp: _Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator of the KL gain update, per group, from ``B`` of the state.
+
+    ``B (C, n_frames, k)`` from :meth:`_Stacked.scaled_gradients`: ``Σ_t W G_c =
+    h Σ_t B_c / Q_c`` (a gain of 0 stays 0 whatever its ratio); the denominator is
+    ``Σ_t W Σ_f H``.
+    """
+    Bt = B.sum(axis=1, dtype=np.float64)
+    num = np.divide(Bt * _atom_sums(H), Qk, out=np.zeros_like(Bt), where=Qk > 0)
+    den = np.broadcast_to(W.sum(axis=0, dtype=np.float64) * H.sum(axis=1, dtype=np.float64),
+                          num.shape)
+    onehot = np.eye(grp.n)[grp.labels]
+    return num @ onehot, den @ onehot
+
+
+def _stacked_iteration(st: _Stacked, W, H, Q, grp: _Groups, free, update_Q,
+                       joint: bool = False) -> None:
+    """One KL iteration (W, the free atoms, the gains) by :class:`_Stacked` passes.
+
+    ``joint``: the gains are updated from the products of W's update (the same state),
+    scaled to sum one without moving their scale into W, and get no pass of their own.
+    """
+    Qk = Q[:, grp.labels].astype(np.float64)
+    B = st.scaled_gradients(W, H, Qk)
+    terms = _gain_terms(B, W, H, Qk, grp) if update_Q and joint else None
+    W[...] = B.sum(axis=0)
+    if terms is not None:
+        _apply(Q, *terms, 1.0, 1.0)
+        Q /= np.where(Q.sum(axis=0) > 0, Q.sum(axis=0), 1.0)
+        Q[:, ~(Q.sum(axis=0) > 0)] = 1.0 / Q.shape[0]
+    if free is not None:
+        acc = mu_pass(st.V, st.stack(W, Q[:, grp.labels]), H, st.s, update_W=False,
+                      update_H=True, free=free, pool=st.pool, n_parts=N_PARTS)
+        if acc is not None:  # always, with update_H
+            _apply(H[free[0]:], acc[0], acc[1], 1.0, 1.0)
+    if not update_Q or joint:
+        return
+    Qk = Q[:, grp.labels].astype(np.float64)
+    _apply(Q, *_gain_terms(st.scaled_gradients(W, H, Qk), W, H, Qk, grp), 1.0, 1.0)
+    _normalise(W, Q, grp)
+
+
 def _apply(X: np.ndarray, num: np.ndarray, den: np.ndarray, beta: float, gamma: float) -> None:
     """``X *= (num / den) ** γ`` in place (``num`` is scratch), with nmf's floors."""
     den = np.where(den == 0, EPSILON, den)
@@ -467,12 +564,15 @@ def ntf(
 
     Notes
     -----
-    One iteration is one pass over blocks of frames that updates W and accumulates
-    the free atoms' update (as :func:`nmfsep.nmf.nmf`), then a pass that updates
-    the gains. The channel models are mixed from the models of the gain groups
-    (``V̂_c = Σ_g Q[c, g] W_g H_g``), so a pass costs the matrix products of one
-    channel however many channels there are: with a dictionary (no free atoms) an
-    iteration costs 1.5 times the products of :func:`nmfsep.nmf.nmf`'s.
+    One iteration updates W, then the free atoms, then the gains. With a dictionary
+    (no free atoms) in large gain groups whose models fit in memory, the gains and
+    then W are updated from one product of the groups' models
+    (``V̂_c = Σ_g Q[c, g] W_g H_g``): 1.5 times the products of
+    :func:`nmfsep.nmf.nmf`'s iteration. Otherwise, for KL, each of the three
+    updates is one pass of nmf's multiplicative-update code (compiled kernels
+    on large problems, threads) over the channels' frames stacked, whose model is
+    ``[W ∘ Q_0; W ∘ Q_1; ...] H``: about three times nmf's products per channel
+    (no channel-sized temporaries); other β: numpy, block by block.
 
     Examples
     --------
@@ -502,44 +602,71 @@ def ntf(
                     max_iter, tol, check_every, callback)
 
 
+def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, pool) -> tuple[Callable, Callable]:
+    """Return ``step()`` (one iteration, in place) and ``loss()`` for this problem.
+
+    Fixed atoms in large gain groups with room for their models: gains then W from one
+    product (:func:`_cached_iteration`); else KL: the fused passes over the channels'
+    stacked rows (:class:`_Stacked`); else W, the free atoms and the gains with numpy,
+    mixed from the models of large groups (:func:`_pass_WH`) or channel by channel.
+    """
+    gamma = mu_exponent(beta)
+    grouped = _GROUP_SIZE * grp.n <= H.shape[0]
+    cached = grouped and free is None and (
+        (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
+
+    members = [idx.tolist() for idx in grp.members]
+
+    def loss() -> float:
+        return divergence(V, W, H, Q, beta, members)
+
+    if cached:  # gains first, then W, from one product (monotone all the same)
+        return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss
+    if beta == 1 and V.dtype == W.dtype == H.dtype:
+        st = _Stacked(V, H.shape[0], pool)
+        return ((lambda: _stacked_iteration(st, W, H, Q, grp, free, update_Q, JOINT_GAINS)),
+                lambda: st.divergence(W, H, Q[:, grp.labels]))
+    pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)
+
+    def step() -> None:
+        acc = pass_WH(V, W, H, Q, grp, beta, gamma, free)
+        if acc is not None:
+            _apply(H[free[0]:], acc[0], acc[1], beta, gamma)
+        if update_Q:
+            pass_Q(V, W, H, Q, grp, beta, gamma)
+
+    return step, loss
+
+
 def _fit(V, W, H, Q, grp, beta, n_fixed, update_Q, max_iter, tol, check_every,
          callback) -> NTFResult:
     """Run the multiplicative updates: W, then the free atoms, then the gains."""
-    gamma = mu_exponent(beta)
     free = np.arange(n_fixed, H.shape[0]) if n_fixed < H.shape[0] else None
-    groups = grp.members
-    div = divergence(V, W, H, Q, beta, groups)
-    error_init = previous = np.sqrt(2 * max(div, 0.0))
-    losses, its, converged, n_iter = [div], [0], False, 0
-    # large groups (a source's atoms): mix the channels from the groups' models (the
-    # products of one channel); small ones (a gain per atom): channel by channel
-    grouped = _GROUP_SIZE * grp.n <= H.shape[0]
-    pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)
-    cached = grouped and free is None and (
-        (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
-    for n_iter in range(1, max_iter + 1):
-        if cached:  # gains first, then W, from one product (monotone all the same)
-            _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)
-        else:
-            acc = pass_WH(V, W, H, Q, grp, beta, gamma, free)
-            if acc is not None:
-                _apply(H[n_fixed:], acc[0], acc[1], beta, gamma)
-            if update_Q:
-                pass_Q(V, W, H, Q, grp, beta, gamma)
-        record = n_iter % check_every == 0 or n_iter == max_iter
-        if record or (tol > 0 and n_iter % 10 == 0):
-            div = divergence(V, W, H, Q, beta, groups)
-            if record:
-                losses.append(div)
-                its.append(n_iter)
-        if callback is not None:
-            callback(n_iter, div if record else None)
-        if tol > 0 and n_iter % 10 == 0:
-            error = np.sqrt(2 * max(div, 0.0))
-            if error_init == 0 or (previous - error) / error_init < tol:
-                converged = True
-                break
-            previous = error
+    with ExitStack() as stack:
+        n_threads = default_n_threads()
+        pool = None
+        if n_threads > 1 and V.shape[0] * V.shape[1] >= 256:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=n_threads))
+        step, loss = _stepper(V, W, H, Q, grp, beta, free, update_Q, pool)
+        div = loss()
+        error_init = previous = np.sqrt(2 * max(div, 0.0))
+        losses, its, converged, n_iter = [div], [0], False, 0
+        for n_iter in range(1, max_iter + 1):
+            step()
+            record = n_iter % check_every == 0 or n_iter == max_iter
+            if record or (tol > 0 and n_iter % 10 == 0):
+                div = loss()
+                if record:
+                    losses.append(div)
+                    its.append(n_iter)
+            if callback is not None:
+                callback(n_iter, div if record else None)
+            if tol > 0 and n_iter % 10 == 0:
+                error = np.sqrt(2 * max(div, 0.0))
+                if error_init == 0 or (previous - error) / error_init < tol:
+                    converged = True
+                    break
+                previous = error
     if converged and its[-1] != n_iter:
         losses.append(div)
         its.append(n_iter)

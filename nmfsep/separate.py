@@ -245,18 +245,52 @@ def _scaled_stft(config: STFTConfig, ratio: float) -> STFTConfig:
     )
 
 
-def _interp_axis(M: np.ndarray, x_old: np.ndarray, x_new: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``M`` along ``axis``; outside ``x_old`` the edge value is kept."""
+_Weights = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
+def _interp_weights(x_old: np.ndarray, x_new: np.ndarray) -> _Weights:
+    """Left and right neighbours in ``x_old`` of every ``x_new`` and the right one's weight.
+
+    The weight is None when ``x_old`` has one point (every new point takes it).
+    """
     n = x_old.shape[0]
     if n == 1:
-        return np.take(M, np.zeros(x_new.shape[0], dtype=np.intp), axis=axis)
+        zeros = np.zeros(x_new.shape[0], dtype=np.intp)
+        return zeros, zeros, None
     i0 = np.clip(np.searchsorted(x_old, x_new, side="right") - 1, 0, n - 2)
     i1 = i0 + 1
-    w = np.clip((x_new - x_old[i0]) / (x_old[i1] - x_old[i0]), 0.0, 1.0)
+    return i0, i1, np.clip((x_new - x_old[i0]) / (x_old[i1] - x_old[i0]), 0.0, 1.0)
+
+
+def _interp_axis(M: np.ndarray, x_old: np.ndarray, x_new: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of ``M`` along ``axis``; outside ``x_old`` the edge value is kept."""
+    i0, i1, w = _interp_weights(x_old, x_new)
+    if w is None:
+        return np.take(M, i0, axis=axis)
     shape = [1] * M.ndim
     shape[axis] = -1
     w = w.reshape(shape).astype(M.dtype)
     return np.take(M, i0, axis=axis) * (1 - w) + np.take(M, i1, axis=axis) * w
+
+
+def _regrid_block(Mg: np.ndarray, f_a: np.ndarray, f_n: np.ndarray, time_weights: _Weights,
+                  t0: int, t1: int) -> np.ndarray:
+    """Native frames ``t0 .. t1 - 1`` of one group's mask ``Mg (T_a, F_a)``, float64.
+
+    Over frequency, then over time, from the analysis frames those frames lie between:
+    element by element the arithmetic of interpolating the whole mask.
+    """
+    i0, i1 = time_weights[0][t0:t1], time_weights[1][t0:t1]
+    w = None if time_weights[2] is None else time_weights[2][t0:t1]
+    lo, hi = int(i0.min()), int(i1.max()) + 1
+    rows = _interp_axis(Mg[lo:hi].astype(np.float64), f_a, f_n, axis=1)
+    if w is None:
+        out = np.take(rows, i0 - lo, axis=0)
+    else:
+        w = w[:, None]
+        out = np.take(rows, i0 - lo, axis=0) * (1 - w) + np.take(rows, i1 - lo, axis=0) * w
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def _regrid_masks(
@@ -266,32 +300,32 @@ def _regrid_masks(
     sr_n: int,
     stft_n: STFTConfig,
     n_frames_n: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bring masks ``(G, T_a, F_a)`` from the analysis grid to the native STFT grid.
 
     Linear interpolation over frequency (bins above the analysis Nyquist take the top
     bin's mask) and over frame time (frames beyond the ends take the edge frame's),
-    then renormalisation so that the masks sum to one. One group at a time (twice:
-    the sum over the groups first), so the float64 temporaries are one mask's size.
+    then renormalisation so that the masks sum to one. A block of native frames at a
+    time (about 8 MB of float64 per group), every group's block computed once.
+    ``out``: a float32 array ``(G, n_frames_n, F_n)`` (or a view) to write into.
     """
     f_a = fft_frequencies(sr_a, stft_a)
     f_n = fft_frequencies(sr_n, stft_n)
-    t_a = frame_times(M.shape[1], sr_a, stft_a)
-    t_n = frame_times(n_frames_n, sr_n, stft_n)
-
-    def regrid(g: int) -> np.ndarray:
-        out = _interp_axis(M[g].astype(np.float64), f_a, f_n, axis=1)
-        out = _interp_axis(out, t_a, t_n, axis=0)
-        np.clip(out, 0.0, 1.0, out=out)
-        return out
-
-    total = np.zeros((n_frames_n, f_n.shape[0]), dtype=np.float64)
-    for g in range(M.shape[0]):
-        total += regrid(g)
-    np.copyto(total, 1.0, where=~(total > 0))
-    out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
-    for g in range(M.shape[0]):
-        out[g] = regrid(g) / total
+    time_weights = _interp_weights(frame_times(M.shape[1], sr_a, stft_a),
+                                   frame_times(n_frames_n, sr_n, stft_n))
+    if out is None:
+        out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
+    step = max(1, (1 << 20) // f_n.shape[0])
+    for t0 in range(0, n_frames_n, step):
+        t1 = min(t0 + step, n_frames_n)
+        blocks = [_regrid_block(M[g], f_a, f_n, time_weights, t0, t1) for g in range(M.shape[0])]
+        total = np.zeros((t1 - t0, f_n.shape[0]), dtype=np.float64)
+        for block in blocks:
+            total += block
+        np.copyto(total, 1.0, where=~(total > 0))
+        for g, block in enumerate(blocks):
+            out[g, t0:t1] = block / total
     return out
 
 
@@ -779,14 +813,19 @@ def _native_masks(W: np.ndarray, H: np.ndarray, Q: np.ndarray | None,
                   groups: dict[str, list[int]], kind: Any, power: float, grids: _Grids,
                   sr: int, n_frames: int) -> np.ndarray:
     """Return the masks on the native grid (``(G, T, F)``, or ``(G, C, T, F)`` with gains)."""
-    def regrid(Wc: np.ndarray) -> np.ndarray:
+    def regrid(Wc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         M_a = masks(group_models(Wc, H, groups), kind=kind, power=power)
         return _regrid_masks(M_a, grids.analysis_sr, grids.analysis_stft, sr,
-                             grids.native_stft, n_frames)
+                             grids.native_stft, n_frames, out)
 
     if Q is None:
         return regrid(W)
-    return np.stack([regrid(W * Q[c]) for c in range(Q.shape[0])], axis=1)
+    # every channel's masks written in place (a stack of a list would hold them twice)
+    full = np.empty((len(groups), Q.shape[0], n_frames, grids.native_stft.n_bins),
+                    dtype=np.float32)
+    for c in range(Q.shape[0]):
+        regrid(W * Q[c], full[:, c])
+    return full
 
 
 def analyse(

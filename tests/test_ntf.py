@@ -51,10 +51,11 @@ def test_loss_never_increases(beta: float) -> None:
     np.testing.assert_allclose(res.Q.sum(axis=0), 1.0, rtol=1e-12)
 
 
-def _oracle(V, W, H, Qg, beta, n_iter, labels):
+def _oracle(V, W, H, Qg, beta, n_iter, labels, n_fixed=0):
     """The updates written out with einsum over the whole tensor (slow and obvious).
 
-    ``Qg (C, n_groups)``: gains shared by the components of each group (``labels[k]``).
+    ``Qg (C, n_groups)``: gains shared by the components of each group (``labels[k]``);
+    the first ``n_fixed`` atoms stay fixed.
     """
     g = 1 / (2 - beta) if beta < 1 else 1.0
     W, H, Qg = W.copy(), H.copy(), Qg.copy()
@@ -69,8 +70,8 @@ def _oracle(V, W, H, Qg, beta, n_iter, labels):
         W *= (np.einsum("ctf,ck,kf->tk", V * L ** (beta - 2), Q, H)
               / np.einsum("ctf,ck,kf->tk", L ** (beta - 1), Q, H)) ** g
         L = model()
-        H *= (np.einsum("ctf,ck,tk->kf", V * L ** (beta - 2), Q, W)
-              / np.einsum("ctf,ck,tk->kf", L ** (beta - 1), Q, W)) ** g
+        H[n_fixed:] *= (np.einsum("ctf,ck,tk->kf", V * L ** (beta - 2), Q, W)
+                        / np.einsum("ctf,ck,tk->kf", L ** (beta - 1), Q, W))[n_fixed:] ** g
         L = model()
         Qg *= ((np.einsum("ctf,tk,kf->ck", V * L ** (beta - 2), W, H) @ T)
                / (np.einsum("ctf,tk,kf->ck", L ** (beta - 1), W, H) @ T)) ** g
@@ -98,6 +99,44 @@ def test_equals_a_slow_oracle(beta: float, tied: bool | str) -> None:
     W, H, Q = _oracle(V, W0, H0, Q0, beta, 15, labels)
     np.testing.assert_allclose(res.Q, Q, rtol=1e-8)
     np.testing.assert_allclose(res.W @ res.H, W @ H, rtol=1e-8)
+
+
+@pytest.mark.parametrize("n_fixed", [0, 24])
+def test_compiled_stacked_passes_equal_the_oracle(n_fixed: int) -> None:
+    """KL in float32, large enough for the compiled kernels over the channels' stacked rows:
+    gains per atom (blind), and a dictionary in two tied groups plus free atoms."""
+    rng = np.random.default_rng(7)
+    C, n, F, k = 2, 256, 1024, 32  # C n F k = 2 ** 24: nmfsep.divergence.KERNEL_MIN_WORK
+    V = rng.gamma(1.0, 1.0, (C, n, F)).astype(np.float32)
+    W0 = (rng.random((n, k)) + 0.1).astype(np.float32)
+    H0 = (rng.random((k, F)) + 0.1).astype(np.float32)
+    labels = np.arange(k) if n_fixed == 0 else np.r_[[0] * 12, [1] * 12, np.arange(2, 10)]
+    groups = [list(np.flatnonzero(labels == g)) for g in range(labels.max() + 1)]
+    Q0 = rng.random((C, len(groups))) + 0.1
+    Q0 /= Q0.sum(axis=0)
+    res = ntf(V, k, W=W0, H=H0, Q=Q0, gain_groups=groups, max_iter=5, tol=0,
+              fixed_atoms=H0[:n_fixed] if n_fixed else None)
+    W, H, Q = _oracle(V.astype(np.float64), W0.astype(np.float64), H0.astype(np.float64),
+                      Q0, 1.0, 5, labels, n_fixed)
+    np.testing.assert_allclose(res.Q, Q, rtol=1e-4)
+    np.testing.assert_allclose(res.W @ res.H, W @ H, rtol=2e-4)
+    assert np.array_equal(res.H[:n_fixed], H0[:n_fixed]) and res.W.dtype == np.float32
+
+
+def test_joint_gain_updates_converge_like_the_alternating_ones(monkeypatch) -> None:
+    """nmfsep.ntf.JOINT_GAINS (off by default): gains from W's products, no pass of their own."""
+    import nmfsep.ntf as ntf_module
+
+    rng = np.random.default_rng(8)
+    W, H, Q, V = _panned(rng, 150, 40)
+    exact = ntf(V, 3, max_iter=150, tol=0, random_state=0)
+    monkeypatch.setattr(ntf_module, "JOINT_GAINS", True)
+    joint = ntf(V, 3, max_iter=150, tol=0, check_every=1, random_state=0)
+    assert joint.loss < 1e-3 * joint.loss_history[0]
+    assert joint.loss == pytest.approx(exact.loss, rel=0.5, abs=1e-6 * exact.loss_history[0])
+    np.testing.assert_allclose(joint.Q.sum(axis=0), 1.0, rtol=1e-12)
+    found = sorted(map(tuple, np.round(joint.Q.T, 1)))
+    assert found == sorted(map(tuple, np.round(Q.T, 1)))
 
 
 def test_recovers_known_gains_with_fixed_atoms() -> None:

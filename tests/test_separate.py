@@ -319,6 +319,27 @@ def test_mixture_at_another_rate(sources, dicts) -> None:
     np.testing.assert_allclose(top, top[:, :, :1].repeat(top.shape[2], axis=2), atol=1e-6)
 
 
+def test_masks_at_another_rate_are_interpolated_block_by_block(sources, dicts) -> None:
+    """Native-grid masks (several blocks of frames) = np.interp of the analysis masks."""
+    from nmfsep.masks import group_models, masks
+    from nmfsep.spectral import fft_frequencies, frame_times
+
+    y = np.tile(io.resample(sources["low"] + sources["high"], SR, 16000), 70)  # 70 s
+    res = separate(y, 16000, dictionaries=dicts, max_iter=3)
+    M_a = masks(group_models(res.W, res.H, res.groups), power=res.settings["mask_power"])
+    f_a, f_n = fft_frequencies(SR, CFG), fft_frequencies(16000, res.stft)
+    t_a = frame_times(M_a.shape[1], SR, CFG)
+    t_n = frame_times(res.masks.shape[1], 16000, res.stft)
+    assert res.masks.shape[1] * res.stft.n_bins > 2 * (1 << 20)  # three blocks or more
+    expect = []
+    for M in M_a.astype(np.float64):
+        over_f = np.stack([np.interp(f_n, f_a, row) for row in M])
+        expect.append(np.stack([np.interp(t_n, t_a, col) for col in over_f.T], axis=1))
+    expect = np.clip(expect, 0.0, 1.0)
+    expect /= expect.sum(axis=0)
+    np.testing.assert_allclose(res.masks, expect, atol=1e-6)
+
+
 def test_mixture_at_odd_rate_and_stereo(sources, dicts) -> None:
     y = io.resample(np.concatenate([sources["low"], sources["high"]]), SR, 11025)
     res = separate(y, 11025, dictionaries=dicts, max_iter=20)
