@@ -18,7 +18,11 @@ peak RSS at most 4x the STFT). Absolute times drift on shared machines: with
 ``--repeat N`` the two alternate N times and the medians are compared (peak RSS:
 the largest).
 
-    python benchmarks/bench_e2e.py [--minutes 3] [--repeat 1]
+    python benchmarks/bench_e2e.py [--minutes 3] [--repeat 1] [--spatial shared|gains]
+
+nmfsep's default for stereo is the model with a gain per channel and component
+(``spatial="gains"``, separation by position too, 2-3x the work of one shared
+spectrogram); ``--spatial shared`` times the model the baseline pipeline also uses.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ NMFSEP = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from nmfsep.files import separate_file
-s = separate_file(sys.argv[1], sys.argv[2], n_components=8, max_iter=200, tol=0, force=True)
+kw = {} if sys.argv[3] == "default" else {"spatial": sys.argv[3]}
+s = separate_file(sys.argv[1], sys.argv[2], n_components=8, max_iter=200, tol=0, force=True,
+                  **kw)
 dt = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": dt, "peak_rss_mib": rss,
@@ -83,6 +89,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=1, help="runs of each, alternating")
+    ap.add_argument("--spatial", choices=("default", "shared", "gains"), default="default",
+                    help="nmfsep's stereo model (default: the library's default)")
     args = ap.parse_args()
     import numpy as np
     import soundfile as sf
@@ -96,7 +104,7 @@ def main() -> None:
         sf.write(path, song, sr, subtype="FLOAT")
         runs: dict[str, list[dict]] = {"ours": [], "base": []}
         for i in range(max(1, args.repeat)):
-            ours = run(NMFSEP, str(path), str(Path(tmp) / f"nmfsep{i}"))
+            ours = run(NMFSEP, str(path), str(Path(tmp) / f"nmfsep{i}"), args.spatial)
             n_fft, hop = ours["stft"]["n_fft"], ours["stft"]["hop_length"]
             base = run(BASELINE, str(path), str(Path(tmp) / f"baseline{i}"), str(n_fft),
                        str(hop))
