@@ -1042,14 +1042,8 @@ def learn_dictionary(
             context_frames=context_frames, harmonic="off"))
 
     assert not isinstance(shifts, str)  # "auto" was resolved above
-    V, durations = _training_spectrogram(checked, target_sr, config, power, context_frames,
-                                         shifts)
-    n_frames = V.shape[0]
-    _check_enough_frames(n_components, n_frames, sum(durations), "clips")
-    mean = float(V.mean(dtype=np.float64))
-    _check_audible(mean, name, "clips")
-    V = V / np.float32(mean)
-
+    V, durations = _scaled_spectrogram(checked, name, n_components, target_sr, config, power,
+                                       context_frames, shifts)
     atoms, training = _fit_atoms(
         V, n_components, beta=beta_f, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
         l1_ratio=l1_ratio, normalize_atoms=normalize_atoms, random_state=random_state,
@@ -1140,6 +1134,24 @@ def _fit_atoms(
         "dead_atoms": int(np.sum(~result.H.any(axis=1))),
     }
     return unit_atoms(result.H), training
+
+
+def _scaled_spectrogram(
+    clips: list[tuple[np.ndarray, int]],
+    name: str,
+    n_components: int,
+    sr: int,
+    config: STFTConfig,
+    power: float,
+    context_frames: int,
+    shifts: Sequence[float],
+) -> tuple[np.ndarray, list[float]]:
+    """:func:`_training_spectrogram` scaled to mean 1, checked to hold enough audible frames."""
+    V, durations = _training_spectrogram(clips, sr, config, power, context_frames, shifts)
+    _check_enough_frames(n_components, V.shape[0], sum(durations), "clips")
+    mean = float(V.mean(dtype=np.float64))
+    _check_audible(mean, name, "clips")
+    return V / np.float32(mean), durations
 
 
 def _harmonic_atoms(
