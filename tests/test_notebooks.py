@@ -1,8 +1,9 @@
 """The teaching notebooks are stored clean: valid, without outputs, offline.
 
-Running them is a separate, slower command (about two minutes on two cores)::
+Running them is part of the README's test command (pyproject's addopts); alone, about four minutes
+on two cores::
 
-    python -m pytest --nbmake notebooks/ --nbmake-timeout=120 -q
+    python -m pytest --nbmake notebooks/ --nbmake-timeout=240 -q
 
 This module only checks what a commit must get right, in milliseconds, with the
 standard library (no nbformat needed).
