@@ -137,7 +137,6 @@ _FLAGS = {
     "context_frames": "--context",
     "pitch_shifts": "--pitch-shifts",
     "harmonic": "--harmonic",
-    "harmonic_margin": "--harmonic",
     "format": "--format",
     "subtype": "--subtype",
     "framewise": "--framewise",
@@ -1760,8 +1759,7 @@ def _harmonic_lines(record: dict[str, Any]) -> list[str]:
         return [f"  harmonic:      none (the clips do not sound pitched: mean voiced "
                 f"probability {record.get('voiced_probability', 0):.2f})"]
     low, high = record.get("range", ["?", "?"])
-    how = "the pitch of the clips ± {:g}".format(record["margin"]) if "margin" in record \
-        else "given"
+    how = f"the pitch of the clips ± {record['margin']:g}" if "margin" in record else "given"
     return [f"  harmonic:      {record['atoms']} atoms (incl. {record.get('noise_atoms', 0)} "
             f"noise), MIDI {low:g}-{high:g} ({how})"]
 

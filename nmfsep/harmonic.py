@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nmfsep.divergence import beta_divergence
 from nmfsep.exceptions import ParameterError
 
 __all__ = [
@@ -80,8 +81,6 @@ class HarmonicFit:
         MIDI pitch of every harmonic atom.
     loss : float
         Final KL divergence per entry of the training spectrogram.
-    harmonic_share : float
-        Share of the model's total magnitude the harmonic atoms carry (0..1).
     energy : np.ndarray [shape=(n_pitches + n_free,)]
         Magnitude every atom carries in the fit (activations times atom sums).
     """
@@ -89,8 +88,13 @@ class HarmonicFit:
     atoms: np.ndarray
     pitches: np.ndarray
     loss: float
-    harmonic_share: float
     energy: np.ndarray
+
+    @property
+    def harmonic_share(self) -> float:
+        """Share of the model's total magnitude the harmonic atoms carry (0..1)."""
+        total = float(self.energy.sum())
+        return float(self.energy[: self.pitches.size].sum()) / total if total > 0 else 0.0
 
 
 def pitch_grid(low: float, high: float, steps_per_semitone: int) -> np.ndarray:
@@ -155,7 +159,9 @@ def partial_lobes(
         Nyquist frequency and for bins out of range.
     """
     n_bins = n_fft // 2 + 1
-    f0 = 440.0 * 2.0 ** ((np.asarray(pitches, np.float64) - 69.0) / 12.0)
+    import librosa
+
+    f0 = librosa.midi_to_hz(np.asarray(pitches, np.float64))
     h = np.arange(1, n_harmonics + 1, dtype=np.float64)
     freqs = f0[:, None] * h[None, :] * np.sqrt(1.0 + inharmonicity * h[None, :] ** 2)
     centre = freqs * n_fft / sr  # fractional bin, (P, H)
@@ -220,11 +226,8 @@ def _extrapolate(B: np.ndarray, support: np.ndarray, floor: float = 0.01) -> np.
     if not support.max() > 0:
         return B
     ok = np.flatnonzero(support >= floor * support.max())
-    B = B.copy()
-    for r in range(B.shape[0]):
-        if r not in ok:
-            B[r] = B[ok[np.argmin(np.abs(ok - r))]]
-    return B
+    nearest = ok[np.argmin(np.abs(ok[None, :] - np.arange(B.shape[0])[:, None]), axis=1)]
+    return B[nearest]
 
 
 def fit_harmonic(
@@ -303,13 +306,9 @@ def fit_harmonic(
               / (colsum[P:, None, None] * bands.sum(axis=1) + _EPS))
     B = _extrapolate(B, S.T @ (colsum[:P] * weights.sum(axis=(1, 2))))
     atoms = np.vstack([_build(B, S, bins, weights, n_bins), _noise(C, bands)])
-    WH = W @ atoms + _EPS
-    energy = W.sum(axis=0) * atoms.sum(axis=1)
-    return HarmonicFit(
-        atoms=atoms, pitches=pitches,
-        loss=float(np.mean(V * np.log((V + _EPS) / WH) - V + WH)),
-        harmonic_share=float(energy[:P].sum() / max(float(energy.sum()), _EPS)),
-        energy=energy)
+    return HarmonicFit(atoms=atoms, pitches=pitches,
+                       loss=beta_divergence(V, W, atoms, "kullback-leibler") / V.size,
+                       energy=W.sum(axis=0) * atoms.sum(axis=1))
 
 
 def _noise(C: np.ndarray, bands: np.ndarray) -> np.ndarray:
@@ -360,8 +359,8 @@ def played_pitches(
     for y in clips:
         if y.shape[1] < frame_length:
             continue
-        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=_hz(PITCH_LIMITS[0]),
-                                   fmax=_hz(PITCH_LIMITS[1]), sr=sr,
+        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=float(librosa.midi_to_hz(PITCH_LIMITS[0])),
+                                   fmax=float(librosa.midi_to_hz(PITCH_LIMITS[1])), sr=sr,
                                    frame_length=frame_length, hop_length=frame_length // 2)
         f0s.append(f0[prob > 0.5])
         probs.append(prob)
@@ -373,11 +372,6 @@ def played_pitches(
         return float("nan"), float("nan"), pitched
     low, high = np.percentile(librosa.hz_to_midi(f0), [5, 95])
     return float(low), float(high), pitched
-
-
-def _hz(midi: float) -> float:
-    """Frequency in Hz of a MIDI pitch."""
-    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
 
 
 def parse_pitch_range(text: str) -> tuple[float, float]:
@@ -405,12 +399,17 @@ def parse_pitch_range(text: str) -> tuple[float, float]:
     """
     import librosa
 
+    def midi(part: str) -> float:
+        try:
+            return float(part)
+        except ValueError:
+            return float(librosa.note_to_midi(part.strip()))
+
     parts = str(text).strip().split("-")
     try:
         if len(parts) != 2:
             raise ValueError(text)
-        low, high = (float(p) if p.strip().replace(".", "", 1).isdigit()
-                     else float(librosa.note_to_midi(p.strip())) for p in parts)
+        low, high = midi(parts[0]), midi(parts[1])
     except (ValueError, librosa.ParameterError):
         raise ParameterError(
             f"{text!r} is not a pitch range; write LOW-HIGH with note names or MIDI "
