@@ -345,7 +345,7 @@ def reused_rows(args: argparse.Namespace, cands: list[dict], render: str,
     return [r for r in rows.values() if tasks is None or r["task"] in tasks]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
     ap.add_argument("--learn", default="{}", help="JSON kwargs of learn_dictionary (product)")
@@ -366,21 +366,12 @@ def main() -> None:
     ap.add_argument("--reuse-ceiling", action="store_true",
                     help="with --reuse: also the ceiling rows of the first file")
     ap.add_argument("--tasks", default="", help="comma-separated subset (default all)")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    cands = parse_candidates(args)
-    manifest = json.loads((args.data / "manifest.json").read_text())
-    families = manifest["families"]
-    chosen = [f for f in args.families.split(",") if f] or [
-        f for f in families if f != "librivox"]
-    stored = {}
-    if args.refs.exists() and not args.fresh:
-        saved = json.loads(args.refs.read_text())
-        if saved.get("render") == manifest["command"]:
-            stored = {f"{r['id']}|{r['method']}": r for r in saved["rows"]}
-    key = zlib.crc32(f"{manifest['command']} {args.max_iter}".encode())
-    cache_dir = args.refs.parent / f"heldout_atoms_{key:08x}"
-    reused = reused_rows(args, cands, manifest["command"], chosen)
+
+def make_jobs(args: argparse.Namespace, cands: list[dict], families: dict,
+              chosen: list[str], stored: dict, cache_dir: Path, reused: list[dict]) -> list[dict]:
+    """One work unit per family x group of tasks (:data:`UNITS`), minus what is reused."""
     found = defaultdict(set)  # (family, task) -> methods reused (runs store whole families)
     for r in reused:
         found[(r["family"], r["task"])].add(r["method"])
@@ -397,6 +388,26 @@ def main() -> None:
                              "reused": {n[5:] for n in set.intersection(
                                  *(found[(fam, t)] for t in tasks)) if n.startswith("cand ")},
                              "reuse_ceiling": all("ceiling" in found[(fam, t)] for t in tasks)})
+    return jobs
+
+
+def main() -> None:
+    args = parse_args()
+
+    cands = parse_candidates(args)
+    manifest = json.loads((args.data / "manifest.json").read_text())
+    families = manifest["families"]
+    chosen = [f for f in args.families.split(",") if f] or [
+        f for f in families if f != "librivox"]
+    stored = {}
+    if args.refs.exists() and not args.fresh:
+        saved = json.loads(args.refs.read_text())
+        if saved.get("render") == manifest["command"]:
+            stored = {f"{r['id']}|{r['method']}": r for r in saved["rows"]}
+    key = zlib.crc32(f"{manifest['command']} {args.max_iter}".encode())
+    cache_dir = args.refs.parent / f"heldout_atoms_{key:08x}"
+    reused = reused_rows(args, cands, manifest["command"], chosen)
+    jobs = make_jobs(args, cands, families, chosen, stored, cache_dir, reused)
     t0 = time.perf_counter()
     if args.jobs > 1:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
