@@ -69,11 +69,12 @@ def timing() -> None:
     piano = io.load(S / "train" / "piano.flac")[0]
     clips = [(y[:, :10 * sr], sr), (y[:, 10 * sr : 20 * sr], sr), (piano[:, :10 * sr], sr)]
     for label, learn in (("none", {"pitch_shifts": ()}), ("default", {}),
-                         ("auto", {"pitch_shifts": "auto"})):
+                         ("auto", {"pitch_shifts": "auto"}),
+                         ("harm-off", {"harmonic": "off"}), ("harm-on", {"harmonic": "auto"})):
         start = time.perf_counter()
         d = learn_dictionary(clips, "x", **learn)
         print(f"{label:8s} {time.perf_counter() - start:6.2f} s", flush=True)
-        if label == "default":
+        if label in ("default", "harm-on"):
             path = d.save(Path(tempfile.mkdtemp()) / "d.npz")
             print(f"default dictionary file: {os.path.getsize(path)} bytes, atoms {d.atoms.shape}")
 

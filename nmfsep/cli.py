@@ -799,6 +799,15 @@ def separate(
             "harmonic-percussive separation); the stems are source_1 ... and drums.wav.",
         ),
     ] = False,
+    harmonic: Annotated[
+        Literal["auto", "on", "off"],
+        typer.Option(
+            "--harmonic",
+            help="The dictionaries' harmonic atoms (learn --harmonic): 'auto' uses them "
+            "when every source has them and there is no --free, 'on' whenever a "
+            "dictionary has them, 'off' never.",
+        ),
+    ] = "auto",
     spatial: Annotated[
         Literal["shared", "gains"] | None,
         typer.Option(
@@ -975,6 +984,8 @@ def separate(
         kwargs["adapt"] = adapt
     if percussive:
         kwargs["percussive"] = True
+    if harmonic != "auto":
+        kwargs["harmonic"] = harmonic
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):

@@ -393,6 +393,29 @@ class Dictionary:
         return int(self.atoms.shape[0])
 
     @property
+    def n_harmonic(self) -> int:
+        """Number of harmonic atoms (:mod:`nmfsep.harmonic`), the first ones; 0 if none."""
+        record = self.training.get("harmonic")
+        n = record.get("atoms", 0) if isinstance(record, Mapping) else 0
+        return int(n) if is_int(n) and 0 <= n <= self.n_atoms else 0
+
+    def without_harmonic(self) -> Dictionary:
+        """Return this dictionary with its plain atoms only (itself when it has no others).
+
+        Returns
+        -------
+        Dictionary
+            ``atoms[n_harmonic:]`` and their labels; ``training["harmonic"]`` records
+            that the harmonic atoms were left out.
+        """
+        n = self.n_harmonic
+        if n == 0 or n == self.n_atoms:
+            return self
+        record = {**self.training["harmonic"], "atoms": 0, "left_out": n}
+        return dataclasses.replace(self, atoms=self.atoms[n:], labels=self.labels[n:],
+                                   training={**self.training, "harmonic": record})
+
+    @property
     def n_bins(self) -> int:
         """Number of frequency bins of every frame of an atom."""
         return int(self.atoms.shape[1] // self.context_frames)

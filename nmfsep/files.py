@@ -44,7 +44,8 @@ _BASE_BYTES = 200 * 2**20
 #: benchmarks/bench_long.py), rounded up.
 _OVERHEAD = 1.25
 
-_MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free", "percussive")
+_MODE_KEYS = ("n_components", "n_sources", "dictionaries", "n_free", "percussive",
+              "harmonic")
 _RUN_KEYS = ("callback", "n_threads")
 _STREAM_KEYS = ("block_seconds", "learn_passes")  # used only when the file is streamed
 
@@ -190,7 +191,7 @@ def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, 
     plan = make_plan(
         modes.get("n_components"), modes.get("n_sources"),
         load_dictionaries(modes.get("dictionaries", ())), modes.get("n_free", 0),
-        modes.get("percussive", False),
+        modes.get("percussive", False), modes.get("harmonic", "auto"),
     )
     return plan, params.validate(), options
 

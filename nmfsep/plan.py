@@ -63,6 +63,8 @@ __all__ = [
     "GAIN_INIT_SUPERVISED",
     "TIE_GAINS",
     "MIN_PAN_SPREAD",
+    "HARMONIC_USES",
+    "harmonic_in_use",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -109,6 +111,13 @@ TIE_GAINS = True
 MIN_PAN_SPREAD = 0.05
 #: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
 MAX_GAIN_CHANNELS = 8
+#: What a separation does with dictionaries' harmonic atoms (:mod:`nmfsep.harmonic`):
+#: ``"auto"`` uses them only when every source has them, ``"on"`` whenever a dictionary
+#: has them, ``"off"`` never. Harmonic atoms cover every pitch of a range, so they also
+#: explain a voice or an instrument that has none: speech over piano lost 3.7-4.1 dB
+#: when only the piano had them (benchmarks/bench_heldout.py, the note in
+#: :mod:`nmfsep.harmonic`). Free atoms count as a source without them.
+HARMONIC_USES = ("auto", "on", "off")
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -152,6 +161,10 @@ class Plan:
     residual : str
         Stem name of the free atoms (semi-supervised): ``residual``, or the source
         name that is not a built-in when sources are named.
+    harmonic_left_out : tuple of str
+        Sources whose harmonic atoms the separation leaves out (:func:`harmonic_in_use`).
+    harmonic_note : str
+        Why, when the default rule left them out (empty otherwise).
     """
 
     mode: str
@@ -163,6 +176,8 @@ class Plan:
     n_sources: int | None
     percussive: bool = False
     residual: str = RESIDUAL
+    harmonic_left_out: tuple[str, ...] = ()
+    harmonic_note: str = ""
 
     @property
     def n_free(self) -> int:
@@ -220,12 +235,13 @@ def make_plan(
     dictionaries: Sequence[Dictionary],
     n_free: int,
     percussive: bool = False,
+    harmonic: str = "auto",
 ) -> Plan:
     """Decide the mode, the number of components and the stem names.
 
     Parameters
     ----------
-    n_components, n_sources, n_free, percussive
+    n_components, n_sources, n_free, percussive, harmonic
         As for :func:`nmfsep.separate`.
     dictionaries : sequence of Dictionary
         Loaded dictionaries (:func:`load_dictionaries`).
@@ -244,13 +260,14 @@ def make_plan(
     """
     # bounded before any name or array is made from them (10**8 stems would need GBs)
     check_int(n_free, "n_free", 0, MAX_COMPONENTS)
+    check_choice(harmonic, "harmonic", HARMONIC_USES)
     if n_sources is not None and not is_int(n_sources):
         if percussive:
             raise ParameterError(
                 "percussive=True is for blind separation with a number of sources; named "
                 "sources use the built-in dictionaries (name one of them 'drums')"
             )
-        return _named_plan(n_components, n_sources, dictionaries, int(n_free))
+        return _named_plan(n_components, n_sources, dictionaries, int(n_free), harmonic)
     check_int(n_components, "n_components", 1, MAX_COMPONENTS, none_ok=True)
     check_int(n_sources, "n_sources", 1, MAX_COMPONENTS, none_ok=True)
     if not isinstance(percussive, bool | np.bool_):
@@ -261,7 +278,8 @@ def make_plan(
             "(the drums and the rest) and no dictionaries"
         )
     if dictionaries:
-        return _supervised_plan(n_components, n_sources, dictionaries, int(n_free))
+        return _supervised_plan(n_components, n_sources, dictionaries, int(n_free),
+                                harmonic=harmonic)
     if n_free > 0:
         raise ParameterError(
             "n_free needs dictionaries (semi-supervised); for blind separation use n_components"
@@ -287,7 +305,8 @@ def make_plan(
 
 
 def _named_plan(
-    n_components: int | None, names: object, dicts: Sequence[Dictionary], n_free: int
+    n_components: int | None, names: object, dicts: Sequence[Dictionary], n_free: int,
+    harmonic: str,
 ) -> Plan:
     """``n_sources`` as names: built-in dictionaries, the one other name gets free atoms."""
     if isinstance(names, str) or not isinstance(names, Sequence) or not names or not all(
@@ -313,12 +332,13 @@ def _named_plan(
     if others and n_free == 0:
         n_free = DEFAULT_NAMED_FREE
     residual = others[0] if others else RESIDUAL
-    return _supervised_plan(None, None, builtins, n_free, residual=residual)
+    return _supervised_plan(None, None, builtins, n_free, residual=residual,
+                            harmonic=harmonic)
 
 
 def _supervised_plan(
     n_components: int | None, n_sources: int | None, dicts: Sequence[Dictionary], n_free: int,
-    residual: str = RESIDUAL,
+    residual: str = RESIDUAL, harmonic: str = "auto",
 ) -> Plan:
     if n_components is not None:
         raise ParameterError(
@@ -330,6 +350,18 @@ def _supervised_plan(
             "n_sources is for blind separation; with dictionaries there is one stem per "
             "source name"
         )
+    used = harmonic_in_use(dicts, harmonic, n_free)
+    left_out = tuple(n for d, u in zip(dicts, used, strict=True) if u is not d for n in d.names)
+    dicts = used
+    note = ""
+    if left_out and harmonic == "auto":
+        without = [n for d in dicts if d.n_harmonic == 0 and d.names[0] not in left_out
+                   for n in d.names]
+        why = (f"{', '.join(without)} {'has' if len(without) == 1 else 'have'} none (learn "
+               "every source with --harmonic auto, or " if without else
+               "with free atoms they would take what the free atoms are for (")
+        note = (f"harmonic atoms of {', '.join(left_out)} left out: {why}separate with "
+                "--harmonic on to use them)")
     combined = combine(dicts)
     names = list(combined.names)
     if n_free > 0:
@@ -348,7 +380,33 @@ def _supervised_plan(
         dictionaries=tuple(dicts),
         n_sources=None,
         residual=residual,
+        harmonic_left_out=left_out,
+        harmonic_note=note,
     )
+
+
+def harmonic_in_use(dicts: Sequence[Dictionary], harmonic: str, n_free: int = 0
+                    ) -> list[Dictionary]:
+    """Return the dictionaries as a separation uses them: with or without harmonic atoms.
+
+    Parameters
+    ----------
+    dicts : sequence of Dictionary
+    harmonic : {"auto", "on", "off"}
+        :data:`HARMONIC_USES`: "auto" keeps the harmonic atoms only when every
+        dictionary has them and there are no free atoms.
+    n_free : int
+        Free atoms of the separation.
+
+    Returns
+    -------
+    list of Dictionary
+        ``dicts``, each with its harmonic atoms left out
+        (:meth:`~nmfsep.dictionary.Dictionary.without_harmonic`) where the rule says so.
+    """
+    keep = harmonic == "on" or (
+        harmonic == "auto" and n_free == 0 and all(d.n_harmonic > 0 for d in dicts))
+    return list(dicts) if keep else [d.without_harmonic() for d in dicts]
 
 
 def stem_names(
@@ -571,7 +629,8 @@ def settings_record(
         ``mode``, ``n_components``, ``n_sources``, ``n_free``, ``beta``, ``power``,
         ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
         ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
-        ``dictionaries``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
+        ``dictionaries`` (with each one's ``n_harmonic`` atoms in use),
+        ``harmonic_left_out``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
         ``context_frames``, ``spatial``, ``nmfsep_version``.
     """
     rs = params.random_state
@@ -596,10 +655,11 @@ def settings_record(
         "adapt": None if params.adapt is None else float(params.adapt),
         "free_per_source": int(params.free_per_source),
         "dictionaries": [
-            {"names": list(d.names), "n_atoms": d.n_atoms, "sr": d.sr,
-             "clips": [dict(c) for c in d.clips]}
+            {"names": list(d.names), "n_atoms": d.n_atoms, "n_harmonic": d.n_harmonic,
+             "sr": d.sr, "clips": [dict(c) for c in d.clips]}
             for d in plan.dictionaries
         ],
+        "harmonic_left_out": list(plan.harmonic_left_out),
         "sr": sr,
         "stft": stft.to_dict(),
         "analysis_sr": analysis_sr,

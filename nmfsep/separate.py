@@ -440,6 +440,7 @@ def separate(
     free_per_source: int = 0,
     percussive: bool = False,
     spatial: str | None = None,
+    harmonic: str = "auto",
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -512,6 +513,11 @@ def separate(
         harmonic-percussive separation, :mod:`nmfsep.percussive`), then group the
         harmonic components into ``n_sources - 1`` stems; the stems are
         ``source_1 ... source_{S-1}, drums``.
+    harmonic : {"auto", "on", "off"}
+        The dictionaries' harmonic atoms (``learn_dictionary(harmonic=)``): "auto" uses
+        them only when every source has them and ``n_free`` is 0 (a source without
+        them loses its notes to the others'), "on" whenever present, "off" never
+        (:func:`nmfsep.plan.harmonic_in_use`).
     spatial : {"shared", "gains"} or None
         Model of multichannel input: ``"shared"``, one model of the channels combined
         and the same masks for every channel; ``"gains"``, the same atoms and
@@ -572,7 +578,7 @@ def separate(
     y, sr = check_mixture(y, sr)
     one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
     plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
-                     percussive)
+                     percussive, harmonic)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
     n_frames = fit.X.shape[2]
@@ -878,7 +884,7 @@ def analyse(
         spatial = "shared"
         V = _spectrogram(X_a, grids.power, grids.context)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
-    warnings_out: list[str] = [short] if short else []
+    warnings_out: list[str] = [w for w in (short, plan.harmonic_note) if w]
     if V is None:
         W, H, groups, warning = _silent(plan, y, n_frames,
                                         grids.context * grids.analysis_stft.n_bins)

@@ -177,6 +177,7 @@ def separate_stream(
     subtype: str | None = None,
     name: str | None = None,
     spatial: str | None = None,
+    harmonic: str = "auto",
 ) -> dict[str, Any]:
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
@@ -230,6 +231,8 @@ def separate_stream(
         As for :func:`nmfsep.separate`; a stream always models the channels combined
         (the same masks for every channel) and its summary warns when ``"gains"``
         (given or the default) was wanted for multichannel input.
+    harmonic : {"auto", "on", "off"}
+        As for :func:`nmfsep.separate`.
 
     Returns
     -------
@@ -253,7 +256,8 @@ def separate_stream(
         A target exists (without ``force``) or the output cannot be written.
     """
     start_time = time.perf_counter()
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free)
+    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
+                     harmonic=harmonic)
     params = SeparationParams(
         beta=beta, mask=mask, mask_power=mask_power, grouping=grouping, solver=solver,
         max_iter=max_iter, tol=tol, alpha_W=alpha_W, l1_ratio=l1_ratio,

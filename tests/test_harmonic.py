@@ -223,3 +223,106 @@ def test_cli_learn_harmonic_range_info_and_bad_range(tmp_path, clip):
     r = runner.invoke(app, ["learn", str(tmp_path / "k.wav"), "-n", "keys", "-o",
                             str(tmp_path / "x.npz"), "--harmonic", "auto", "--online"])
     assert r.exit_code != 0 and "--harmonic" in r.output and "online" in r.output
+
+
+# ------------------------------------------------------------------ separation's use
+
+
+@pytest.fixture(scope="module")
+def pair(clip):
+    y, sr = clip
+    other = (melody([48, 43, 45, 41, 48], 0.5, sr), sr)
+    a = learn_dictionary([clip], "a", 8, harmonic=(57, 70), pitch_shifts=(), max_iter=20)
+    b = learn_dictionary([other], "b", 8, harmonic=(38, 51), pitch_shifts=(), max_iter=20)
+    c = learn_dictionary([other], "c", 8, pitch_shifts=(), max_iter=20)
+    return a, b, c, 0.5 * (y + other[0]), sr
+
+
+def test_without_harmonic_keeps_the_plain_atoms(pair):
+    a, _, c, _, _ = pair
+    plain = a.without_harmonic()
+    assert a.n_harmonic == a.n_atoms - 8 > 0 and plain.n_harmonic == 0 and c.n_harmonic == 0
+    np.testing.assert_array_equal(plain.atoms, a.atoms[a.n_harmonic:])
+    assert plain.labels == ("a",) * 8 and plain.training["harmonic"]["left_out"] == a.n_harmonic
+    assert c.without_harmonic() is c
+
+
+@pytest.mark.parametrize(("which", "use", "n_free", "kept"), [
+    ("ab", "auto", 0, {"a", "b"}), ("ac", "auto", 0, set()), ("ac", "on", 0, {"a"}),
+    ("ab", "off", 0, set()), ("ab", "auto", 2, set()), ("ab", "on", 2, {"a", "b"}),
+])
+def test_harmonic_atoms_are_used_only_when_every_source_has_them(pair, which, use, n_free,
+                                                                   kept):
+    from nmfsep.plan import harmonic_in_use, make_plan
+
+    dicts = [{"a": pair[0], "b": pair[1], "c": pair[2]}[n] for n in which]
+    used = harmonic_in_use(dicts, use, n_free)
+    assert {d.names[0] for d in used if d.n_harmonic} == kept
+    plan = make_plan(None, None, dicts, n_free, harmonic=use)
+    assert plan.n_fixed == sum(d.n_atoms for d in used)
+    had = {d.names[0] for d in dicts if d.n_harmonic}
+    assert set(plan.harmonic_left_out) == had - kept
+    assert bool(plan.harmonic_note) == (use == "auto" and bool(had - kept))
+
+
+def test_left_out_harmonic_atoms_separate_as_the_plain_dictionary(pair):
+    from nmfsep.separate import separate
+
+    a, _, c, mix, sr = pair
+    auto = separate(mix, sr, dictionaries=[a, c], max_iter=30)
+    plain = separate(mix, sr, dictionaries=[a.without_harmonic(), c], max_iter=30)
+    for name in ("a", "c"):
+        np.testing.assert_array_equal(auto.stems[name], plain.stems[name])
+    assert auto.settings["harmonic_left_out"] == ["a"]
+    assert [d["n_harmonic"] for d in auto.settings["dictionaries"]] == [0, 0]
+    assert any("harmonic atoms of a left out: c has none" in w for w in auto.warnings)
+    on = separate(mix, sr, dictionaries=[a, c], max_iter=30, harmonic="on")
+    assert on.settings["dictionaries"][0]["n_harmonic"] == a.n_harmonic and not on.warnings
+    np.testing.assert_allclose(on.stems["a"] + on.stems["c"], mix, atol=1e-5)
+    with pytest.raises(ParameterError, match="harmonic"):
+        separate(mix, sr, dictionaries=[a, c], harmonic="yes")
+
+
+def test_cli_separate_harmonic_choice(tmp_path, pair):
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from nmfsep.cli import app
+
+    a, _, c, mix, sr = pair
+    sf.write(tmp_path / "mix.wav", mix[0].astype(np.float32), sr)
+    for d in (a, c):
+        d.save(tmp_path / f"{d.names[0]}.npz")
+    runner = CliRunner()
+    base = ["separate", str(tmp_path / "mix.wav"), "--dict", str(tmp_path / "a.npz"),
+            "--dict", str(tmp_path / "c.npz"), "--max-iter", "10", "--json", "--force"]
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "on"), "--harmonic", "on"])
+    assert r.exit_code == 0, r.output
+    settings = json.loads(r.stdout)[0]["settings"]
+    assert settings["harmonic_left_out"] == [] and settings["n_components"] == a.n_atoms + 8
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "x"), "--harmonic", "yes"])
+    assert r.exit_code == 2 and "--harmonic" in r.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_played_pitches_skips_frames_the_viterbi_path_calls_unvoiced(monkeypatch):
+    import librosa
+
+    f0 = np.array([220.0, np.nan, 440.0, 330.0])
+    prob = np.array([0.9, 0.9, 0.9, 0.1])
+    monkeypatch.setattr(librosa, "pyin", lambda *a, **k: (f0, prob > 0.5, prob))
+    low, high, pitched = played_pitches([np.zeros((1, 4096))], SR, frame_length=1024)
+    assert np.isfinite(low) and 57 <= low <= high <= 69
+    assert pitched == pytest.approx(0.7)
+
+
+def test_fit_on_strided_frames_stays_close():
+    V = spectrogram(melody([57, 60, 64, 67], 0.6))
+    full = fit(V, max_iter=40, max_frames=V.shape[0])
+    half = fit(V, max_iter=40, max_frames=V.shape[0] // 2)
+    assert half.atoms.shape == full.atoms.shape
+    cos = np.sum(full.atoms * half.atoms, axis=1) / (
+        np.linalg.norm(full.atoms, axis=1) * np.linalg.norm(half.atoms, axis=1) + 1e-12)
+    assert np.median(cos) > 0.95
