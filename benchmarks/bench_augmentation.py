@@ -17,8 +17,10 @@ keyword arguments ``JSON``, on the same dictionaries (learned with the defaults)
 in-family check of a separation setting chosen on the held-out benchmark.
 
 ``--timing`` times ``learn_dictionary`` on three 10 s clips (two of flute, one of piano,
-22.05 kHz mono, default 48 atoms) without augmentation, with the default and with "auto"
-(issue 13's "learn under 20 s" check), and the size of the default dictionary file.
+22.05 kHz mono, default 48 atoms) without augmentation, with the default and with "auto",
+with harmonic atoms off and on (the default) (issue 13's "learn under 20 s" check), the
+size of the dictionary files, and the time of separating the bundled duo with and
+without the harmonic atoms.
 """
 
 from __future__ import annotations
@@ -76,7 +78,24 @@ def timing() -> None:
         print(f"{label:8s} {time.perf_counter() - start:6.2f} s", flush=True)
         if label in ("default", "harm-on"):
             path = d.save(Path(tempfile.mkdtemp()) / "d.npz")
-            print(f"default dictionary file: {os.path.getsize(path)} bytes, atoms {d.atoms.shape}")
+            print(f"{label} dictionary file: {os.path.getsize(path)} bytes, atoms {d.atoms.shape}")
+    separation_timing()
+
+
+def separation_timing(repeat: int = 3) -> None:
+    """Time of separating the bundled piano + flute duo with and without harmonic atoms."""
+    dicts = [learn_dictionary([io.load(S / "train" / f"{n}.flac")], n) for n in ("piano", "flute")]
+    mix, sr = io.load(S / "piano_flute" / "mix.flac")
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(repeat):  # alternate, so drifting machine load hits both alike
+        for use in times:
+            start = time.perf_counter()
+            separate(mix, sr, dictionaries=dicts, harmonic=use)
+            times[use].append(time.perf_counter() - start)
+    on, off = (float(np.median(times[u])) for u in ("on", "off"))
+    print(f"separate piano_flute (8 s), atoms {sum(d.n_atoms for d in dicts)} vs "
+          f"{sum(d.n_atoms - d.n_harmonic for d in dicts)}: with harmonic atoms {on:.2f} s, "
+          f"without {off:.2f} s, ratio {on / off:.2f}x (median of {repeat})")
 
 
 def compare(sep: dict) -> None:

@@ -1460,9 +1460,12 @@ def learn(
             metavar="auto|off|LOW-HIGH",
             help="Harmonic atoms: one per third of a semitone, with the partial amplitudes "
             "the clips teach, so notes the clips do not play are covered too. 'auto' adds "
-            "them when the clips are pitched, over the notes they play ± 7 semitones; "
+            "them when the clips are pitched, over the notes they play ± 12 semitones; "
             "LOW-HIGH (e.g. C4-C7 or 60-96) over that range (the register of the song "
-            "you will separate); 'off' learns plain atoms only.",
+            "you will separate); 'off' learns plain atoms only (smaller, faster files). "
+            "Separation uses them when every source has them. [default: auto; off with "
+            "--online]",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -1585,14 +1588,16 @@ def _learn_with_progress(
 
 
 def _learned_line(info: dict[str, Any], name: str, *, online: bool) -> str:
-    """``piano.npz: 16 atoms for 'piano' learned from 2 clips (3.0 s) at 22050 Hz``."""
+    """``piano.npz: 216 atoms (168 harmonic) for 'piano' learned from 2 clips (3.0 s) at ...``."""
     clips = info["clips"]
     total = sum(float(c["duration"]) for c in clips)
     how = "learned online" if online else "learned"
     fit = (info.get("training") or {}).get("validation") or {}
     check = f"; held-out fit {fit['fit_db']:.1f} dB" if "fit_db" in fit else ""
+    harmonic = ((info.get("training") or {}).get("harmonic") or {}).get("atoms", 0)
+    of = f" ({harmonic} harmonic)" if harmonic else ""
     return (
-        f"{info['path']}: {info.get('k')} atoms for {name!r} {how} from {len(clips)} "
+        f"{info['path']}: {info.get('k')} atoms{of} for {name!r} {how} from {len(clips)} "
         f"clip{'s' if len(clips) != 1 else ''} ({total:.1f} s) at {info.get('sr')} Hz{check}"
     )
 

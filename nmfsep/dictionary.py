@@ -111,16 +111,17 @@ AUTO_PITCH_SHIFTS: tuple[float, ...] = (-2.0, -1.0, 1.0, 2.0)
 DEFAULT_PITCH_SHIFTS: str | tuple[float, ...] = AUTO_PITCH_SHIFTS
 
 #: Harmonic atoms (:mod:`nmfsep.harmonic`): "auto" adds them for a pitched source, over
-#: the range its clips play widened by :data:`HARMONIC_MARGIN` semitones each way. Off by
-#: default, measured with benchmarks/bench_heldout.py --select (median SDR, 3 mixtures
-#: per family x task, ± 12 semitones, against the default plain atoms alone): piano +
-#: flute +0.2 to +7.0 dB and piano + flute + bass +0.9 to +2.4 dB (FluidR3, MuseScore,
-#: TimGM6mb), but speech over piano -3.7 to -4.1 dB (the piano's harmonic atoms take the
-#: voice, which has none) and drums + bass -0.4 to +0.04 dB; leave-one-family-out chose
-#: them for two held-out families of four. ± 7 semitones swung from -6.1 to +6.4 dB.
-#: Turn them on when every source of the mixture is a pitched instrument with its own
-#: dictionary.
-DEFAULT_HARMONIC = "off"
+#: the range its clips play widened by :data:`HARMONIC_MARGIN` semitones each way; a
+#: separation uses them when every source has them (``separate(harmonic="auto")``,
+#: :data:`nmfsep.plan.HARMONIC_USES`). Chosen with benchmarks/bench_heldout.py --select
+#: (median SDR, 3 mixtures per family x task, against plain atoms alone): leave-one-
+#: family-out chose them for each of the four held-out families; held out, piano + flute
+#: +0.4 to +7.0 dB and piano + flute + bass +0.9 to +2.0 dB (FluidR3, MuseScore,
+#: TimGM6mb), drums + bass and speech over piano unchanged (the drums and the voice have
+#: none, so the bass's and the piano's are left out; used anyway they lost up to 4.4 dB
+#: on speech). They cost learning time (pyin and a fit: about +8 s for 3 x 10 s of
+#: clips), file size and separation time (three atoms per semitone of the range).
+DEFAULT_HARMONIC = "auto"
 #: Semitones the "auto" range reaches beyond the pitches the clips play (12 was chosen
 #: over 7 on every held-out family's choosing families).
 HARMONIC_MARGIN = 12.0
@@ -486,7 +487,8 @@ class Dictionary:
     # ------------------------------------------------------------------ files
 
     def save(
-        self, path: str | os.PathLike[str], *, force: bool = False, compress: bool = False
+        self, path: str | os.PathLike[str], *, force: bool = False,
+        compress: bool | None = None,
     ) -> Path:
         """Write the dictionary as an ``.npz`` file, atomically.
 
@@ -500,9 +502,11 @@ class Dictionary:
             added). Missing parent folders are created.
         force : bool
             Overwrite ``path`` if it exists.
-        compress : bool
+        compress : bool or None
             Deflate the archive's members (``np.savez_compressed``); the arrays and
-            their dtypes are the same, readers need nothing new.
+            their dtypes are the same, readers need nothing new. None: when the
+            dictionary has harmonic atoms, which are 90 % zeros (a file of 267 atoms
+            6.6 MB -> 1.5 MB); plain atoms barely compress.
 
         Returns
         -------
@@ -520,7 +524,9 @@ class Dictionary:
             "labels": np.array([lab for lab in self.labels for _ in range(T)], dtype=np.str_),
             "meta": np.array(json.dumps(self.meta(), allow_nan=False), dtype=np.str_),
         }
-        return atomic_savez(path, arrays, force=force, compress=compress)
+        if compress is None:
+            compress = self.n_harmonic > 0
+        return atomic_savez(path, arrays, force=force, compress=bool(compress))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Dictionary:
@@ -945,6 +951,7 @@ def learn_dictionary(
     pitch_shifts: str | Sequence[float] = DEFAULT_PITCH_SHIFTS,
     harmonic: str | tuple[float, float] = DEFAULT_HARMONIC,
     harmonic_margin: float = HARMONIC_MARGIN,
+    harmonic_steps: int = HARMONIC_STEPS,
 ) -> Dictionary:
     """Learn the spectral atoms of one source from example clips.
 
@@ -1017,6 +1024,8 @@ def learn_dictionary(
         pitches; "off" never. Recorded in ``training["harmonic"]``.
     harmonic_margin : float
         Semitones, 0 to 24, the "auto" range reaches beyond the pitches played.
+    harmonic_steps : int
+        Harmonic atoms per semitone, 1 to 8 (:data:`HARMONIC_STEPS`).
 
     Returns
     -------
@@ -1053,6 +1062,7 @@ def learn_dictionary(
     shifts = check_pitch_shifts(pitch_shifts)
     harmonic = check_harmonic(harmonic)
     check_real(harmonic_margin, "harmonic_margin", 0, 24)
+    check_int(harmonic_steps, "harmonic_steps", 1, 8)
     checked = _check_clip_pairs(clips)
     target_sr = check_rate(checked[0][1] if sr is None else sr, "sr")
     config = default_learning_stft(target_sr) if stft is None else stft
@@ -1079,7 +1089,7 @@ def learn_dictionary(
     if harmonic != "off":
         extra, training["harmonic"] = _harmonic_atoms(
             checked, target_sr, config, power, context_frames, harmonic,
-            float(harmonic_margin), random_state)
+            (float(harmonic_margin), int(harmonic_steps)), random_state)
         atoms = np.vstack([extra, atoms])
     return Dictionary(
         context_frames=context_frames,
@@ -1184,10 +1194,12 @@ def _harmonic_atoms(
     power: float,
     context_frames: int,
     harmonic: str | tuple[float, float],
-    margin: float,
+    margin_steps: tuple[float, int],
     random_state: int | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Harmonic and noise atoms of the clips (:func:`learn_dictionary`'s ``harmonic``).
+
+    ``margin_steps`` is (``harmonic_margin``, ``harmonic_steps``).
 
     Returns
     -------
@@ -1201,6 +1213,7 @@ def _harmonic_atoms(
     from nmfsep.harmonic import PITCHED, fit_harmonic, pitch_grid, played_pitches
     from nmfsep.io import resample
 
+    margin, steps = margin_steps
     record: dict[str, Any] = {"chosen_by": "given"}
     if harmonic == "auto":
         audio = [resample(y, c_sr, sr) if c_sr != sr else y for y, c_sr in clips]
@@ -1213,13 +1226,13 @@ def _harmonic_atoms(
         harmonic = (low - margin, high + margin)
     V, _ = _training_spectrogram(clips, sr, config, power, context_frames)
     assert not isinstance(harmonic, str)  # "auto" was resolved above; "off" never comes here
-    pitches = pitch_grid(harmonic[0], harmonic[1], HARMONIC_STEPS)
+    pitches = pitch_grid(harmonic[0], harmonic[1], steps)
     window = scipy.signal.get_window(config.window, config.effective_win_length, fftbins=True)
     fit = fit_harmonic(V / V.mean(dtype=np.float64), sr=sr, n_fft=config.n_fft,
                        window=window, context_frames=context_frames, pitches=pitches,
                        power=power, random_state=random_state)
     record.update(range=[round(float(pitches[0]), 2), round(float(pitches[-1]), 2)],
-                  atoms=int(fit.atoms.shape[0]), steps_per_semitone=HARMONIC_STEPS,
+                  atoms=int(fit.atoms.shape[0]), steps_per_semitone=steps,
                   noise_atoms=int(fit.atoms.shape[0] - pitches.size),
                   loss=fit.loss, harmonic_share=round(fit.harmonic_share, 3))
     return unit_atoms(fit.atoms), record

@@ -15,18 +15,24 @@ temporal context (atoms spanning ``T`` frames) the amplitudes are learned per fr
 the context, so an atom may swell or decay.
 
 :func:`nmfsep.dictionary.learn_dictionary` adds these atoms to the plain ones for a
-pitched source with ``harmonic="auto"`` (:func:`played_pitches`) or a given range; they
-are off by default (measured there, :data:`nmfsep.dictionary.DEFAULT_HARMONIC`). The
-held-out measurement (issue 13), on the set of ``benchmarks/render.py --what families``,
-reusing the default candidate's rows of an earlier run::
+pitched source with ``harmonic="auto"`` (the default, :func:`played_pitches`) or a given
+range, and a separation uses them when every source has them
+(:func:`nmfsep.plan.harmonic_in_use`). The held-out measurement (issue 13), on the set of
+``benchmarks/render.py --what families``, reusing the plain-atom rows of an earlier run
+(``hr``: learned with "auto", used by the rule; ``hon``: used whenever present)::
 
     python benchmarks/bench_heldout.py --select --reuse benchmarks/results/sel1.json \
       --reuse-ceiling --learn '{"pitch_shifts": [-2, -1, 1, 2]}' \
-      --candidate h7='{"learn": {"pitch_shifts": [-2, -1, 1, 2], "harmonic": "auto",
-                                 "harmonic_margin": 7}}' \
-      --candidate h12='{"learn": {"pitch_shifts": [-2, -1, 1, 2], "harmonic": "auto",
-                                  "harmonic_margin": 12}}' \
-      --json benchmarks/results/harm2.json
+      --candidate hr='{"learn": {"pitch_shifts": [-2, -1, 1, 2], "harmonic": "auto",
+                                 "harmonic_margin": 12}}' \
+      --candidate hon='{"learn": {"pitch_shifts": [-2, -1, 1, 2], "harmonic": "auto",
+                                  "harmonic_margin": 12}, "separate": {"harmonic": "on"}}' \
+      --json benchmarks/results/harm3.json
+
+(``sel1.json``'s rows were learned before harmonic atoms existed, so they are plain
+atoms; to recompute them instead, add ``"harmonic": "off"`` to ``--learn`` and drop the
+``--reuse``), and, for one atom per half semitone, ``--reuse benchmarks/results/harm3.json --tasks
+duo,trio --candidate hr=... --candidate hs2='{"learn": {..., "harmonic_steps": 2}}'``.
 
 Pure functions on arrays.
 """
@@ -337,7 +343,8 @@ def played_pitches(
     """Find the pitch range the clips mostly play, and how clearly they are pitched.
 
     librosa's probabilistic YIN (:func:`librosa.pyin`) on every clip (channels
-    averaged), from C1 to C8 in half semitones (a finer grid costs 25 times the time for
+    averaged), from C1 to C8 (or the part of it below 0.45 ``sr`` with two periods
+    in a frame) in half semitones (a finer grid costs 25 times the time for
     a range that is widened by a margin anyway), frames of ``frame_length`` every half
     frame. Its voiced
     probability, not its voiced flag, decides: the flag calls most frames of white
@@ -364,12 +371,14 @@ def played_pitches(
     """
     import librosa
 
+    # pyin needs fmax under Nyquist, and two periods of fmin in a frame to trust it
+    fmin = max(float(librosa.midi_to_hz(PITCH_LIMITS[0])), 2.02 * sr / frame_length)
+    fmax = min(float(librosa.midi_to_hz(PITCH_LIMITS[1])), 0.45 * sr)
     f0s, probs = [], []
     for y in clips:
-        if y.shape[1] < frame_length:
+        if y.shape[1] < frame_length or fmin >= fmax:
             continue
-        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=float(librosa.midi_to_hz(PITCH_LIMITS[0])),
-                                   fmax=float(librosa.midi_to_hz(PITCH_LIMITS[1])), sr=sr,
+        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=fmin, fmax=fmax, sr=sr,
                                    frame_length=frame_length, hop_length=frame_length // 2,
                                    resolution=0.5)
         f0s.append(f0[(prob > 0.5) & np.isfinite(f0)])  # the Viterbi path may say unvoiced

@@ -68,10 +68,14 @@ def low_high_dicts(
     sr: int = SR,
     context_frames: int = DEFAULT_CONTEXT_FRAMES,
 ) -> list[Dictionary]:
-    """The dictionaries ``"low"`` and ``"high"`` learned on :func:`low_high_training`."""
+    """The dictionaries ``"low"`` and ``"high"`` learned on :func:`low_high_training`.
+
+    Plain atoms only (``harmonic="off"``): these dictionaries serve the tests of the
+    separation's mechanics; harmonic atoms are tested in ``test_harmonic.py``.
+    """
     low, high = low_high_training(sr, chords)
     return [
         learn_dictionary([(y[None], sr)], name, n_components, stft=stft, max_iter=max_iter,
-                         context_frames=context_frames)
+                         context_frames=context_frames, harmonic="off")
         for name, y in (("low", low), ("high", high))
     ]

@@ -434,7 +434,11 @@ def test_learn_writes_a_dictionary_and_info_reads_it(dicts):
     r = run("info", dicts / "tone.npz", "--json")
     doc = json.loads(r.stdout)
     assert doc["kind"] == "dictionary" and doc["context_frames"] == 3
-    assert doc["k"] == 3 and doc["sources"] == {"tone": 3} and doc["sr"] == SR
+    from nmfsep.dictionary import Dictionary
+
+    tone = Dictionary.load(dicts / "tone.npz")  # a pitched clip: harmonic atoms by default
+    assert doc["k"] == tone.n_atoms == 3 + tone.n_harmonic and tone.n_harmonic > 0
+    assert doc["sources"] == {"tone": doc["k"]} and doc["sr"] == SR
     assert doc["stft"]["n_fft"] > 0 and doc["clips"][0]["name"] == "tone.wav"
 
 
@@ -1244,7 +1248,8 @@ def test_learn_without_k_and_with_pitch_shifts(tmp_path):
                             str(tmp_path / "a.npz"), "--pitch-shifts", "-1,1", "--max-iter", "5"])
     assert r.exit_code == 0, r.output
     d = Dictionary.load(tmp_path / "a.npz")
-    assert d.n_atoms == DEFAULT_ATOMS_PER_SOURCE
+    assert d.n_atoms - d.n_harmonic == DEFAULT_ATOMS_PER_SOURCE and d.n_harmonic > 0
+    assert f"{d.n_atoms} atoms ({d.n_harmonic} harmonic) for 'a'" in r.output
     assert d.training["augmentation"]["pitch_shifts"] == [-1.0, 1.0]
     r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
                             str(tmp_path / "b.npz"), "--pitch-shifts", "up"])

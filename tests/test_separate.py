@@ -623,7 +623,8 @@ def sample_dicts() -> list[Dictionary]:
     dicts = []
     for name in ("piano", "flute"):
         y, sr = io.load(SAMPLES / "train" / f"{name}.flac")
-        dicts.append(learn_dictionary([(y[:, : 10 * sr], sr)], name, 16, max_iter=60))
+        dicts.append(learn_dictionary([(y[:, : 10 * sr], sr)], name, 16, max_iter=60,
+                                      harmonic="off"))
     return dicts
 
 
@@ -663,7 +664,7 @@ def test_temporal_context_separates_at_least_as_well_as_single_frames(
 
     scores = {}
     for T in (1, 3):
-        ds = [learn_dictionary([(sources[n], SR)], n, 6, stft=CFG, max_iter=60,
+        ds = [learn_dictionary([(sources[n], SR)], n, 6, stft=CFG, max_iter=60, harmonic="off",
                                context_frames=T) for n in ("low", "high")]
         res = separate(mix, SR, dictionaries=ds, max_iter=60)
         check_result(res, mix)
