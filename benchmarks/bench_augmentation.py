@@ -87,15 +87,17 @@ def separation_timing(repeat: int = 3) -> None:
     dicts = [learn_dictionary([io.load(S / "train" / f"{n}.flac")], n) for n in ("piano", "flute")]
     mix, sr = io.load(S / "piano_flute" / "mix.flac")
     times: dict[str, list[float]] = {"on": [], "off": []}
+    iters = {}
     for _ in range(repeat):  # alternate, so drifting machine load hits both alike
         for use in times:
             start = time.perf_counter()
-            separate(mix, sr, dictionaries=dicts, harmonic=use)
+            iters[use] = separate(mix, sr, dictionaries=dicts, harmonic=use).n_iter
             times[use].append(time.perf_counter() - start)
     on, off = (float(np.median(times[u])) for u in ("on", "off"))
     print(f"separate piano_flute (8 s), atoms {sum(d.n_atoms for d in dicts)} vs "
-          f"{sum(d.n_atoms - d.n_harmonic for d in dicts)}: with harmonic atoms {on:.2f} s, "
-          f"without {off:.2f} s, ratio {on / off:.2f}x (median of {repeat})")
+          f"{sum(d.n_atoms - d.n_harmonic for d in dicts)}: with harmonic atoms {on:.2f} s "
+          f"({iters['on']} iterations), without {off:.2f} s ({iters['off']}), ratio "
+          f"{on / off:.2f}x (median of {repeat})")
 
 
 def compare(sep: dict) -> None:
