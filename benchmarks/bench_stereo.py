@@ -26,7 +26,10 @@ A method may carry a variant after a colon: ``sup-gains:uniform`` / ``:share`` /
 sets the initial gains (:func:`nmfsep.ntf.initial_gains`), ``sup-gains:untied`` gives every atom
 its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping,
 ``:joint`` updates the gains from the products of the activations' update
-(:data:`nmfsep.ntf.JOINT_GAINS`).
+(:data:`nmfsep.ntf.JOINT_GAINS`), ``blind-gains:p2c100f30j`` sets the blind coarse-to-fine
+fit (frames pooled, coarse and fine iterations, ``j``: joint gain updates;
+:data:`nmfsep.plan.BLIND_POOL_FRAMES`); ``:p1c0f200`` is every frame and three passes per
+iteration throughout, as before.
 
 Stems are scored as stereo source images with the project's BSS Eval
 (:func:`nmfsep.bsseval.bss_eval_images`' decomposition: SDR and ISR; blind stems in the better
@@ -54,6 +57,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -147,8 +151,15 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
     kind, _, variant = method.partition(":")
     mode, spatial = kind.split("-")
     saved = (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS)
-    if variant in ("uniform", "share", "peaks"):
+             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
+             SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER, SEPARATE.BLIND_FINE_ITER,
+             SEPARATE.BLIND_JOINT_GAINS)
+    coarse = re.fullmatch(r"p(\d+)c(\d+)f(\d+)(j?)", variant)
+    if coarse:
+        (SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
+         SEPARATE.BLIND_FINE_ITER) = (int(v) for v in coarse.groups()[:3])
+        SEPARATE.BLIND_JOINT_GAINS = coarse.group(4) == "j"
+    elif variant in ("uniform", "share", "peaks"):
         SEPARATE.GAIN_INIT_SUPERVISED = SEPARATE.GAIN_INIT_BLIND = variant
     elif variant.startswith("w"):
         GROUPING.POSITION_WEIGHT = float(variant[1:])
@@ -163,7 +174,9 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         return res.stems, time.perf_counter() - t0
     finally:
         (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS) = saved
+         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
+         SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
+         SEPARATE.BLIND_FINE_ITER, SEPARATE.BLIND_JOINT_GAINS) = saved
 
 
 def score(bss: BSSEval, stems: dict, names: list[str], blind: bool) -> tuple[list, list]:

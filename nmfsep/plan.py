@@ -98,6 +98,16 @@ DEFAULT_SPATIAL = "gains"
 #: dictionaries.
 GAIN_INIT_BLIND = "peaks"
 GAIN_INIT_SUPERVISED = "share"
+#: Blind ``spatial="gains"``: at most ``BLIND_COARSE_ITER`` iterations on frames averaged
+#: in groups of ``BLIND_POOL_FRAMES``, then at most ``BLIND_FINE_ITER`` on every frame
+#: (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`; 1: every frame throughout), to keep
+#: blind stereo within twice the shared model's time. Chosen on the FluidR3 family of
+#: benchmarks/bench_stereo.py; held-out TimGM6mb and AVL: see the README.
+BLIND_POOL_FRAMES = 2
+BLIND_COARSE_ITER = 100
+BLIND_FINE_ITER = 30
+#: ... and the gains updated with the activations (:func:`nmfsep.ntf.ntf`'s ``joint_gains``).
+BLIND_JOINT_GAINS = True
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
 TIE_GAINS = True
