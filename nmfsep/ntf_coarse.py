@@ -109,7 +109,8 @@ def ntf_coarse_to_fine(
     pool: int = 2,
     coarse_iter: int = 100,
     fine_iter: int = 30,
-    joint_gains: bool | None = None,
+    joint_coarse: bool | None = None,
+    joint_fine: bool | None = None,
     beta: str | float = "kullback-leibler",
     W: np.ndarray | None = None,
     H: np.ndarray | None = None,
@@ -135,9 +136,9 @@ def ntf_coarse_to_fine(
     coarse_iter, fine_iter : int
         Most iterations of each stage; together at most ``max_iter`` (the fine stage
         first: ``max_iter <= fine_iter`` runs the fine stage alone).
-    joint_gains : bool or None
-        Both stages: the gains updated with the activations (two passes per iteration
-        instead of three; :func:`nmfsep.ntf.ntf`'s ``joint_gains``).
+    joint_coarse, joint_fine : bool or None
+        Each stage's ``joint_gains`` (:func:`nmfsep.ntf.ntf`): the gains updated with
+        the activations, two passes per iteration instead of three.
     beta, W, H, Q, gain_groups, max_iter, tol, random_state, check_every
         As for :func:`nmfsep.ntf.ntf` (W, H: a start on every frame; default
         :func:`nmfsep.nmf.nmf`'s initialisation of ``Σ_c V_c`` with ``random_state``).
@@ -180,16 +181,16 @@ def ntf_coarse_to_fine(
         raise ParameterError("W and H are given together (a custom start) or not at all")
     if pool == 1 or V.shape[1] < 2 * pool or n_coarse == 0:
         return ntf(V, n_components, beta=beta, W=W, H=H, Q=Q, gain_groups=gain_groups,
-                   joint_gains=joint_gains, max_iter=max_iter, tol=tol,
+                   joint_gains=joint_fine, max_iter=max_iter, tol=tol,
                    check_every=check_every, callback=callback)
     coarse = ntf(pool_frames(V, pool), n_components, beta=beta,
                  W=pool_frames(np.asarray(W), pool), H=H, Q=Q, gain_groups=gain_groups,
-                 joint_gains=joint_gains,
+                 joint_gains=joint_coarse,
                  max_iter=n_coarse, tol=tol, check_every=check_every,
                  callback=_shifted(callback, 0, with_loss=False))
     fine = ntf(V, n_components, beta=beta, W=unpool_frames(coarse.W, pool, V.shape[1]),
                H=coarse.H, Q=_group_gains(coarse.Q, gain_groups), gain_groups=gain_groups,
-               joint_gains=joint_gains,
+               joint_gains=joint_fine,
                max_iter=n_fine, tol=tol, check_every=check_every,
                callback=_shifted(callback, coarse.n_iter, with_loss=True))
     return NTFResult(W=fine.W, H=fine.H, Q=fine.Q, n_iter=coarse.n_iter + fine.n_iter,

@@ -799,9 +799,9 @@ def _factorize_gains(
     if plan.mode == "blind":
         return ntf_coarse_to_fine(
             V, plan.k, pool=BLIND_POOL_FRAMES, coarse_iter=BLIND_COARSE_ITER,
-            fine_iter=BLIND_FINE_ITER, joint_gains=BLIND_JOINT_GAINS, beta=grids.beta,
-            W=start.W, H=start.H, Q=Q0, max_iter=params.max_iter, tol=params.tol,
-            callback=callback)
+            fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
+            joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=start.W, H=start.H, Q=Q0,
+            max_iter=params.max_iter, tol=params.tol, callback=callback)
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
                gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
 

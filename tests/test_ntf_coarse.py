@@ -42,7 +42,8 @@ def test_fine_stage_loss_never_increases_and_counts_both_stages(beta: float, joi
     V = V + (1e-3 if beta == 0 else 0.0)
     seen: list[tuple[int, float | None]] = []
     res = ntf_coarse_to_fine(V, 4, beta=beta, pool=2, coarse_iter=25, fine_iter=15, tol=0,
-                             check_every=1, random_state=0, joint_gains=joint,
+                             check_every=1, random_state=0, joint_coarse=joint,
+                             joint_fine=joint,
                              callback=lambda i, d: seen.append((i, d)))
     assert res.n_iter == 40 and [i for i, _ in seen] == list(range(1, 41))
     assert all(d is None for _, d in seen[:25]) and all(d is not None for _, d in seen[25:])
@@ -72,7 +73,8 @@ def test_without_pooling_it_is_ntf() -> None:
 def test_recovers_the_positions_and_respects_max_iter(joint: bool) -> None:
     W, H, Q, V = _panned(5, n_frames=240)
     res = ntf_coarse_to_fine(V, 3, pool=2, coarse_iter=300, fine_iter=100, max_iter=350,
-                             tol=0, random_state=0, joint_gains=joint)
+                             tol=0, random_state=0, joint_coarse=joint,
+                             joint_fine=not joint)
     assert res.n_iter == 350  # 250 coarse (max_iter - fine_iter), 100 fine
     # every true position is found by a component (any order)
     found = np.sort(res.Q[0])
