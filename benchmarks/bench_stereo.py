@@ -26,7 +26,10 @@ A method may carry a variant after a colon: ``sup-gains:uniform`` / ``:share`` /
 sets the initial gains (:func:`nmfsep.ntf.initial_gains`), ``sup-gains:untied`` gives every atom
 its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping,
 ``:joint`` updates the gains from the products of the activations' update
-(:data:`nmfsep.ntf.JOINT_GAINS`).
+(:data:`nmfsep.ntf.JOINT_GAINS`), ``blind-gains:p2c100f30j`` sets the blind coarse-to-fine
+fit (frames pooled, coarse and fine iterations, ``j``: joint gain updates;
+:data:`nmfsep.plan.BLIND_POOL_FRAMES`); ``:p1c0f200`` is every frame and three passes per
+iteration throughout, as before.
 
 Stems are scored as stereo source images with the project's BSS Eval
 (:func:`nmfsep.bsseval.bss_eval_images`' decomposition: SDR and ISR; blind stems in the better
@@ -43,6 +46,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --timing 3 --families timgm6mb --conditions moderate
     python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
     python benchmarks/bench_stereo.py --timing-bundled 3 --tile 6   # timing on 30 s
+    python benchmarks/bench_stereo.py --timing-bundled 5 --tile 6 --timing-variants gains:p1c0f200
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -54,6 +58,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -147,8 +152,15 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
     kind, _, variant = method.partition(":")
     mode, spatial = kind.split("-")
     saved = (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS)
-    if variant in ("uniform", "share", "peaks"):
+             GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
+             SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER, SEPARATE.BLIND_FINE_ITER,
+             SEPARATE.BLIND_JOINT_GAINS)
+    coarse = re.fullmatch(r"p(\d+)c(\d+)f(\d+)(j?)", variant)
+    if coarse:
+        (SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
+         SEPARATE.BLIND_FINE_ITER) = (int(v) for v in coarse.groups()[:3])
+        SEPARATE.BLIND_JOINT_GAINS = coarse.group(4) == "j"
+    elif variant in ("uniform", "share", "peaks"):
         SEPARATE.GAIN_INIT_SUPERVISED = SEPARATE.GAIN_INIT_BLIND = variant
     elif variant.startswith("w"):
         GROUPING.POSITION_WEIGHT = float(variant[1:])
@@ -163,7 +175,9 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         return res.stems, time.perf_counter() - t0
     finally:
         (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
-         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS) = saved
+         GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
+         SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
+         SEPARATE.BLIND_FINE_ITER, SEPARATE.BLIND_JOINT_GAINS) = saved
 
 
 def score(bss: BSSEval, stems: dict, names: list[str], blind: bool) -> tuple[list, list]:
@@ -308,9 +322,9 @@ def timing(args: argparse.Namespace) -> None:
                           f"(medians of {args.timing})", flush=True)
 
 
-def timing_bundled(n: int, tile: int = 1) -> None:
+def timing_bundled(n: int, tile: int = 1, variants: tuple[str, ...] = ()) -> None:
     """Time shared and gains on the bundled 44.1 kHz piano + flute stems, panned half way
-    (the 5 s mixture repeated ``tile`` times)."""
+    (the 5 s mixture repeated ``tile`` times); ``variants`` (e.g. ``gains:p1c0f200``) too."""
     d = ROOT.parent / "audio_samples"
     stems = [io.load(d / "piano_flute_44k" / f"{name}.flac", sr=SR)[0][0]
              for name in ("piano", "flute")]
@@ -318,13 +332,15 @@ def timing_bundled(n: int, tile: int = 1) -> None:
     dicts = [learn_dictionary([io.load(d / "train" / f"{name}.flac")], name)
              for name in ("piano", "flute")]
     for mode in ("sup", "blind"):
-        times: dict[str, list[float]] = {"shared": [], "gains": []}
+        times: dict[str, list[float]] = {m: [] for m in ("shared", "gains", *variants)}
         for _ in range(n):
             for spatial in times:
                 times[spatial].append(run_method(f"{mode}-{spatial}", mix, dicts)[1])
-        old, new = np.median(times["shared"]), np.median(times["gains"])
-        print(f"bundled piano+flute 44.1 kHz moderate x{tile} {mode:5s} shared {old:6.2f} s  gains "
-              f"{new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
+        old = np.median(times["shared"])
+        for spatial in list(times)[1:]:
+            new = np.median(times[spatial])
+            print(f"bundled piano+flute 44.1 kHz moderate x{tile} {mode:5s} shared {old:6.2f} s  "
+                  f"{spatial} {new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
 def bundled_quality(seconds: float = 4.0) -> None:
@@ -371,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="time shared and gains N times on the bundled audio_samples")
     ap.add_argument("--tile", type=int, default=1,
                     help="--timing-bundled: repeat the 5 s mixture this many times")
+    ap.add_argument("--timing-variants", nargs="*", default=[], metavar="VARIANT",
+                    help="--timing-bundled: also time these (e.g. gains:p1c0f200, the old blind)")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
@@ -378,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
         bundled_quality()
         return
     if args.timing_bundled:
-        timing_bundled(args.timing_bundled, args.tile)
+        timing_bundled(args.timing_bundled, args.tile, tuple(args.timing_variants))
         return
     if args.timing:
         timing(args)

@@ -100,6 +100,22 @@ DEFAULT_SPATIAL = "gains"
 #: dictionaries.
 GAIN_INIT_BLIND = "peaks"
 GAIN_INIT_SUPERVISED = "share"
+#: Blind ``spatial="gains"``: at most ``BLIND_COARSE_ITER`` iterations on frames averaged
+#: in groups of ``BLIND_POOL_FRAMES``, then at most ``BLIND_FINE_ITER`` on every frame
+#: (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`; 1: every frame throughout), to keep
+#: blind stereo within twice the shared model's time. On the FluidR3 family of
+#: benchmarks/bench_stereo.py (blind SDR against every frame throughout, 8 mixtures):
+#: pairs cost nothing (median +0.3 dB; 3 or 4 frames lost 7.6 dB on one duo); with the
+#: joint updates, taken for time, median +0.1 dB but -7.5 dB on that duo and -4.4 dB on a
+#: drums + bass. Held-out TimGM6mb and AVL: see the README.
+BLIND_POOL_FRAMES = 2
+BLIND_COARSE_ITER = 100
+BLIND_FINE_ITER = 30
+#: ... the gains updated with the activations in both stages (:func:`nmfsep.ntf.ntf`'s
+#: ``joint_gains``): needed for the time (30 s: 1.5x the shared model; 1.8-2.3x with
+#: three passes in the coarse stage), at the price of rare flips to a worse local optimum
+#: (held-out: -7.9 dB on 1 of 8 AVL mixtures, -2.6 dB on 1 of 16 TimGM6mb).
+BLIND_JOINT_GAINS = True
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
 TIE_GAINS = True

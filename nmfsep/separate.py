@@ -59,8 +59,13 @@ from nmfsep.masks import ChannelMasks, GroupMasks, MaskKind, group_models, masks
 from nmfsep.model import Factorization, save_model
 from nmfsep.nmf import NMFResult, nmf
 from nmfsep.ntf import NTFResult, gain_positions, initial_gains, ntf, pan_spread
+from nmfsep.ntf_coarse import ntf_coarse_to_fine
 from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
+    BLIND_COARSE_ITER,
+    BLIND_FINE_ITER,
+    BLIND_JOINT_GAINS,
+    BLIND_POOL_FRAMES,
     DEFAULT_GROUPING,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
@@ -783,7 +788,8 @@ def _factorize_gains(
     """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
 
     With dictionaries every source's atoms share one gain vector (a source sits at one
-    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each.
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each. Blind: coarse to
+    fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`, :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
     """
     fixed = None if plan.dictionary is None else plan.dictionary.atoms
     start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
@@ -796,6 +802,12 @@ def _factorize_gains(
     method = GAIN_INIT_BLIND if plan.mode == "blind" else GAIN_INIT_SUPERVISED
     Q0 = initial_gains(V, start.W, start.H, method=method, power=grids.power,
                        n_peaks=plan.n_sources or len(plan.names), gain_groups=ties)
+    if plan.mode == "blind":
+        return ntf_coarse_to_fine(
+            V, plan.k, pool=BLIND_POOL_FRAMES, coarse_iter=BLIND_COARSE_ITER,
+            fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
+            joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=start.W, H=start.H, Q=Q0,
+            max_iter=params.max_iter, tol=params.tol, callback=callback)
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
                gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
 

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nmfsep"
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"exceptions", "_checks", "_version", "_startup"}),
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "_adapt", "init",
-                "nmf", "ntf", "online", "estimator"}),
+                "nmf", "ntf", "ntf_coarse", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
                          "harmonic", "sources"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),

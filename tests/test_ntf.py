@@ -139,6 +139,27 @@ def test_joint_gain_updates_converge_like_the_alternating_ones(monkeypatch) -> N
     assert found == sorted(map(tuple, np.round(Q.T, 1)))
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_joint_gain_updates_never_increase_the_loss(tied: bool, monkeypatch) -> None:
+    """joint_gains=True: W and the gains minimise one majorising function together (exact
+    for a product W_tk Q_ck), so the KL loss never increases, with tied gains too; the
+    argument equals the module switch."""
+    import nmfsep.ntf as ntf_module
+
+    rng = np.random.default_rng(10)
+    V = rng.gamma(1.0, 1.0, (2, 70, 20)).astype(np.float32)
+    groups = [[0, 1], [2], [3, 4]] if tied else None
+    res = ntf(V, 5, joint_gains=True, gain_groups=groups, max_iter=80, tol=0, check_every=1,
+              random_state=0)
+    steps = np.diff(res.loss_history)
+    assert (steps <= 1e-6 * res.loss_history[0]).all(), steps.max()
+    assert res.loss < 0.5 * res.loss_history[0]
+    np.testing.assert_allclose(res.Q.sum(axis=0), 1.0, rtol=1e-6)
+    monkeypatch.setattr(ntf_module, "JOINT_GAINS", True)
+    same = ntf(V, 5, gain_groups=groups, max_iter=80, tol=0, random_state=0)
+    assert np.array_equal(same.W, res.W) and np.array_equal(same.Q, res.Q)
+
+
 def test_recovers_known_gains_with_fixed_atoms() -> None:
     W, H, Q, V = _panned(np.random.default_rng(5))
     res = ntf(V, fixed_atoms=H, max_iter=400, tol=0)
