@@ -1743,7 +1743,10 @@ def _format_info(info: dict[str, Any]) -> list[str]:
         extra = f", power {mask_power:g}" if isinstance(mask_power, int | float) else ""
         lines.append(f"  mask:          {info['mask']}{extra}")
     if info.get("n_iter") is not None:
-        state = "converged" if info.get("converged") else "stopped at --max-iter"
+        max_iter = (info.get("settings") or {}).get("max_iter")
+        state = ("converged" if info.get("converged") else "stopped at --max-iter"
+                 if not isinstance(max_iter, int) or info["n_iter"] >= max_iter else
+                 "stopped at the end of its schedule, before --tol")
         lines.append(f"  iterations:    {info['n_iter']} ({state})")
     for text in info.get("warnings") or []:
         lines.append(f"  warning:       {text}")

@@ -218,3 +218,22 @@ def test_settings_of_the_shared_model_only(images, dicts, kwargs) -> None:
     name = next(k for k in kwargs if k not in ("n_sources", "dictionaries"))
     with pytest.raises(ParameterError, match=rf"^{name} is not available with spatial='gains'"):
         separate(y, SR, max_iter=5, spatial="gains", **kwargs)
+
+
+def test_info_of_a_blind_stereo_model_says_how_it_stopped(images, tmp_path: Path) -> None:
+    """Blind gains run a fixed coarse-to-fine schedule: info must not blame --max-iter."""
+    from _cli import run
+
+    mix = tmp_path / "mix.wav"
+    io.save(mix, images["low"] + images["high"], SR)
+    done = run("separate", mix, "--sources", "2", "--save-model", "-o", tmp_path / "out",
+               "--tol", "0")
+    assert done.exit_code == 0, done.output
+    model = load_model(tmp_path / "out" / "mix" / "model.npz")
+    assert model.n_iter < 200 and not model.converged
+    text = run("info", tmp_path / "out" / "mix" / "model.npz").stdout
+    assert f"iterations:    {model.n_iter} (stopped at the end of its schedule" in text
+    capped = run("separate", mix, "--sources", "2", "--save-model", "-o", tmp_path / "cap",
+                 "--tol", "0", "--max-iter", "20")
+    assert capped.exit_code == 0, capped.output
+    assert "(stopped at --max-iter)" in run("info", tmp_path / "cap" / "mix" / "model.npz").stdout
