@@ -140,7 +140,7 @@ def score(item: dict, estimates: dict[str, np.ndarray]) -> dict[str, list[float]
 
 
 def run_nmfsep(item, cache, *, k, beta, alpha, mask_power, max_iter, norm="auto",
-               sep_alpha=0.0, context=DEFAULT_CONTEXT_FRAMES):
+               sep_alpha=0.0, context=DEFAULT_CONTEXT_FRAMES, separate_kw=None):
     dicts = []
     for name in item["names"]:
         key = (item["seed"], name, k, beta, alpha, norm, max_iter, context)
@@ -154,7 +154,7 @@ def run_nmfsep(item, cache, *, k, beta, alpha, mask_power, max_iter, norm="auto"
         dicts.append(cache[key])
     t1 = time.perf_counter()
     res = separate(item["mix"], item["sr"], dictionaries=dicts, mask_power=mask_power,
-                   max_iter=max_iter, alpha_W=sep_alpha, l1_ratio=1.0)
+                   max_iter=max_iter, alpha_W=sep_alpha, l1_ratio=1.0, **(separate_kw or {}))
     t2 = time.perf_counter()
     return res.stems, t2 - t1
 
@@ -260,6 +260,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--no-grid", action="store_true")
+    ap.add_argument("--separate", type=json.loads, default={},
+                    help='extra keywords of nmfsep\'s separate, e.g. \'{"harmonic": "off"}\'')
     ap.add_argument("--sklearn-k", type=int, default=16, help="atoms per source, scikit-learn")
     ap.add_argument("--configs", default=FULL_GRID,
                     help="grid: ';'-separated BETA:K:MASK_POWER:ALPHA[:NORM] "
@@ -304,7 +306,8 @@ def main() -> None:
             for config in grid_configs if grid else other_configs:
                 beta, k, mp, alpha, norm, context = config
                 stems, sec = run_nmfsep(item, cache, k=k, beta=beta, alpha=alpha, norm=norm,
-                                        mask_power=mp, max_iter=args.max_iter, context=context)
+                                        mask_power=mp, max_iter=args.max_iter, context=context,
+                                        separate_kw=args.separate)
                 record(task, label(config), item, stems, sec)
 
     # ------------------------------------------------------------------ report
