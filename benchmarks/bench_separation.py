@@ -250,7 +250,7 @@ def label(config: tuple[str, int, float, float, str, int]) -> str:
     return text
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data")
     ap.add_argument("--samples", type=Path, default=ROOT / "audio_samples",
@@ -270,7 +270,11 @@ def main() -> None:
                     help="the nmfsep settings run on the non-grid tasks (same syntax)")
     ap.add_argument("--json", type=Path,
                     default=ROOT / "benchmarks" / "results" / "separation.json")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
 
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     times: dict[tuple[str, str], list[float]] = defaultdict(list)
