@@ -273,6 +273,32 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def report(tasks: list[str], rows: dict, per_source: dict, times: dict) -> list[dict]:
+    """Print one table per task (medians over seeds x sources); return the JSON rows."""
+    out = []
+    for task in tasks:
+        over = "one mixture (no seeds) x sources" if task in SAMPLE_TASKS else "seeds x sources"
+        print(f"\n## {task}  (median over {over}; SDR = mir_eval BSS Eval, dB)")
+        methods = [m for (t, m) in rows if t == task]
+        names = sorted({n for (t, m, n) in per_source if t == task})
+        head = f"| {'method':46s} | " + " | ".join(f"SDR {n:7s}" for n in names)
+        print(head + " | SDR all | SI-SDR all | sep s |")
+        rule = "|".join("-" * 13 for _ in names)
+        print("|" + "-" * 48 + "|" + rule + "|---------|------------|-------|")
+        for m in methods:
+            r = rows[(task, m)]
+            cells = " | ".join(f"{np.median(per_source[(task, m, n)]):11.2f}" for n in names)
+            print(f"| {m:46s} | {cells} | {np.median(r['sdr']):7.2f} | "
+                  f"{np.median(r['si_sdr']):10.2f} | {np.median(times[(task, m)]):5.2f} |")
+            out.append({"task": task, "method": m,
+                        "sdr_median": float(np.median(r["sdr"])),
+                        "si_sdr_median": float(np.median(r["si_sdr"])),
+                        "sdr_per_source": {n: float(np.median(per_source[(task, m, n)]))
+                                           for n in names},
+                        "n": len(r["sdr"])})
+    return out
+
+
 def main() -> None:
     args = parse_args()
 
@@ -314,28 +340,7 @@ def main() -> None:
                                         separate_kw=args.separate)
                 record(task, label(config), item, stems, sec)
 
-    # ------------------------------------------------------------------ report
-    out = []
-    for task in tasks:
-        over = "one mixture (no seeds) x sources" if task in SAMPLE_TASKS else "seeds x sources"
-        print(f"\n## {task}  (median over {over}; SDR = mir_eval BSS Eval, dB)")
-        methods = [m for (t, m) in rows if t == task]
-        names = sorted({n for (t, m, n) in per_source if t == task})
-        head = f"| {'method':46s} | " + " | ".join(f"SDR {n:7s}" for n in names)
-        print(head + " | SDR all | SI-SDR all | sep s |")
-        rule = "|".join("-" * 13 for _ in names)
-        print("|" + "-" * 48 + "|" + rule + "|---------|------------|-------|")
-        for m in methods:
-            r = rows[(task, m)]
-            cells = " | ".join(f"{np.median(per_source[(task, m, n)]):11.2f}" for n in names)
-            print(f"| {m:46s} | {cells} | {np.median(r['sdr']):7.2f} | "
-                  f"{np.median(r['si_sdr']):10.2f} | {np.median(times[(task, m)]):5.2f} |")
-            out.append({"task": task, "method": m,
-                        "sdr_median": float(np.median(r["sdr"])),
-                        "si_sdr_median": float(np.median(r["si_sdr"])),
-                        "sdr_per_source": {n: float(np.median(per_source[(task, m, n)]))
-                                           for n in names},
-                        "n": len(r["sdr"])})
+    out = report(tasks, rows, per_source, times)
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))

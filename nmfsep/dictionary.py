@@ -1092,7 +1092,7 @@ def learn_dictionary(
     if harmonic != "off":
         extra, training["harmonic"] = _harmonic_atoms(
             checked, target_sr, config, power, context_frames, harmonic,
-            (float(harmonic_margin), int(harmonic_steps)), random_state)
+            float(harmonic_margin), int(harmonic_steps), random_state)
         atoms = np.vstack([extra, atoms])
     return Dictionary(
         context_frames=context_frames,
@@ -1197,12 +1197,13 @@ def _harmonic_atoms(
     power: float,
     context_frames: int,
     harmonic: str | tuple[float, float],
-    margin_steps: tuple[float, int],
+    margin: float,
+    steps: int,
     random_state: int | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Harmonic and noise atoms of the clips (:func:`learn_dictionary`'s ``harmonic``).
 
-    ``margin_steps`` is (``harmonic_margin``, ``harmonic_steps``).
+    ``margin`` and ``steps`` are ``harmonic_margin`` and ``harmonic_steps``.
 
     Returns
     -------
@@ -1216,7 +1217,6 @@ def _harmonic_atoms(
     from nmfsep.harmonic import PITCHED, fit_harmonic, pitch_grid, played_pitches
     from nmfsep.io import resample
 
-    margin, steps = margin_steps
     record: dict[str, Any] = {"chosen_by": "given"}
     if harmonic == "auto":
         audio = [resample(y, c_sr, sr) if c_sr != sr else y for y, c_sr in clips]
