@@ -300,7 +300,8 @@ def separate_stream(
         **({"online": learned} if learned else {}),
     }
     warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
-                    *_spatial_note(params, run.channels)]
+                    *_spatial_note(params, run.channels),
+                    *([plan.harmonic_note] if plan.harmonic_note else [])]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time)
 

@@ -350,3 +350,15 @@ def test_default_dictionaries_of_the_bundled_piano_and_flute_separate_their_duo(
                      for n in ("piano", "flute")])
     sdr = bss_eval_sources(refs, np.stack([res.stems[n].mean(0) for n in ("piano", "flute")]))[0]
     assert sdr.min() > 15.0, sdr
+
+
+def test_stream_says_when_harmonic_atoms_are_left_out(pair, tmp_path):
+    import soundfile as sf
+
+    from nmfsep.stream import separate_stream
+
+    a, _, c, mix, sr = pair
+    sf.write(tmp_path / "mix.wav", mix[0].astype(np.float32), sr)
+    summary = separate_stream(tmp_path / "mix.wav", tmp_path / "out", dictionaries=[a, c],
+                              max_iter=10)
+    assert any("harmonic atoms of a left out: c has none" in w for w in summary["warnings"])
