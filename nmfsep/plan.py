@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,9 @@ __all__ = [
     "TIE_GAINS",
     "MIN_PAN_SPREAD",
     "HARMONIC_USES",
+    "HARMONIC_FIT_RATIO",
     "harmonic_in_use",
+    "plain_plan",
 ]
 
 #: Exponent of the α-Wiener masks of blind separation: 1 and 1.5 tie on blind duos
@@ -134,6 +136,15 @@ MAX_GAIN_CHANNELS = 8
 #: when only the piano had them (benchmarks/bench_heldout.py, the note in
 #: :mod:`nmfsep.harmonic`). Free atoms count as a source without them.
 HARMONIC_USES = ("auto", "on", "off")
+#: ``harmonic="auto"`` with harmonic atoms in every source: a whole-file separation fits
+#: the mixture twice, with the plain atoms alone and with all of them, and keeps the
+#: harmonic atoms only when their fit's divergence is below this fraction of the plain
+#: fit's (:func:`plain_plan`). Where the training clips play the mixture's notes the
+#: plain atoms already fit it and the harmonic ones only blur it (FluidR3 in-family,
+#: benchmarks/bench_separation.py: ratios 0.78-0.85, harmonic atoms -1.2 / -2.4 dB);
+#: where they do not, the harmonic atoms take a third or more of the divergence
+#: (held-out families of benchmarks/bench_heldout.py: 0.36-0.73).
+HARMONIC_FIT_RATIO = 0.75
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -181,6 +192,9 @@ class Plan:
         Sources whose harmonic atoms the separation leaves out (:func:`harmonic_in_use`).
     harmonic_note : str
         Why, when the default rule left them out (empty otherwise).
+    harmonic_choice : bool
+        ``harmonic="auto"`` kept harmonic atoms: a whole-file separation compares their
+        fit with the plain atoms' (:data:`HARMONIC_FIT_RATIO`, :func:`plain_plan`).
     """
 
     mode: str
@@ -194,6 +208,7 @@ class Plan:
     residual: str = RESIDUAL
     harmonic_left_out: tuple[str, ...] = ()
     harmonic_note: str = ""
+    harmonic_choice: bool = False
 
     @property
     def n_free(self) -> int:
@@ -398,7 +413,28 @@ def _supervised_plan(
         residual=residual,
         harmonic_left_out=left_out,
         harmonic_note=note,
+        harmonic_choice=harmonic == "auto" and any(d.n_harmonic for d in dicts),
     )
+
+
+def plain_plan(plan: Plan) -> Plan:
+    """Return ``plan`` with every dictionary's harmonic atoms left out.
+
+    Parameters
+    ----------
+    plan : Plan
+        A plan with ``harmonic_choice`` (harmonic atoms in use by the "auto" rule).
+
+    Returns
+    -------
+    Plan
+        The same sources with their plain atoms only (``harmonic_choice`` False), its
+        ``harmonic_left_out`` naming the sources whose harmonic atoms were dropped.
+    """
+    dropped = tuple(n for d in plan.dictionaries if d.n_harmonic for n in d.names)
+    plain = _supervised_plan(None, None, [d.without_harmonic() for d in plan.dictionaries],
+                             plan.n_free, residual=plan.residual, harmonic="off")
+    return replace(plain, harmonic_left_out=dropped)
 
 
 def harmonic_in_use(dicts: Sequence[Dictionary], harmonic: str, n_free: int = 0

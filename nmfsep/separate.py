@@ -69,6 +69,7 @@ from nmfsep.plan import (
     DEFAULT_GROUPING,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
+    HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     RESIDUAL,
     TIE_GAINS,
@@ -77,6 +78,7 @@ from nmfsep.plan import (
     fallback_groups,
     load_dictionaries,
     make_plan,
+    plain_plan,
     settings_record,
 )
 from nmfsep.spectral import (
@@ -521,7 +523,10 @@ def separate(
     harmonic : {"auto", "on", "off"}
         The dictionaries' harmonic atoms (``learn_dictionary(harmonic=)``): "auto" uses
         them only when every source has them and ``n_free`` is 0 (a source without
-        them loses its notes to the others'), "on" whenever present, "off" never
+        them loses its notes to the others'), and then only when they fit the mixture
+        much better than the plain atoms alone (both fits are run; divergence ratio
+        below :data:`nmfsep.plan.HARMONIC_FIT_RATIO`, recorded as the settings'
+        ``harmonic_fit_ratio``); "on" whenever present, "off" never
         (:func:`nmfsep.plan.harmonic_in_use`).
     spatial : {"shared", "gains"} or None
         Model of multichannel input: ``"shared"``, one model of the channels combined
@@ -781,6 +786,37 @@ def _factorize(
     return W, H, Q, groups, result
 
 
+def _factorize_choosing(
+    V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
+    callback: Callable[[int, float | None], None] | None, n_threads: int | None,
+) -> tuple[Plan, tuple, float | None]:
+    """:func:`_factorize`, with and without harmonic atoms where ``plan.harmonic_choice``.
+
+    The plain atoms' fit runs first, without ``callback`` (a fraction of the time);
+    the harmonic atoms are kept when their fit's final divergence is below
+    :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` of the plain fit's.
+
+    Returns
+    -------
+    plan : Plan
+        The plan of the fit kept.
+    fit : tuple
+        :func:`_factorize`'s result for it.
+    ratio : float or None
+        Divergence with harmonic atoms / without (None: no comparison was made).
+    """
+    if not plan.harmonic_choice or params.max_iter == 0:
+        return plan, _factorize(V, plan, params, grids, callback, n_threads), None
+    plain = plain_plan(plan)
+    fit_plain = _factorize(V, plain, params, grids, None, n_threads)
+    fit = _factorize(V, plan, params, grids, callback, n_threads)
+    d_plain, d_harm = fit_plain[4].loss, fit[4].loss
+    ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
+    if ratio < HARMONIC_FIT_RATIO:
+        return plan, fit, ratio
+    return plain, fit_plain, ratio
+
+
 def _factorize_gains(
     V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
     callback: Callable[[int, float | None], None] | None,
@@ -897,6 +933,7 @@ def analyse(
         V = _spectrogram(X_a, grids.power, grids.context)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
     warnings_out: list[str] = [w for w in (short, plan.harmonic_note) if w]
+    fit_ratio = None
     if V is None:
         W, H, groups, warning = _silent(plan, y, n_frames,
                                         grids.context * grids.analysis_stft.n_bins)
@@ -905,7 +942,8 @@ def analyse(
         Q = None if spatial == "shared" else np.full((y.shape[0], plan.k), 1 / y.shape[0],
                                                      dtype=np.float32)
     else:
-        W, H, Q, groups, res = _factorize(V, plan, params, grids, callback, n_threads)
+        plan, (W, H, Q, groups, res), fit_ratio = _factorize_choosing(
+            V, plan, params, grids, callback, n_threads)
         n_iter, loss_history, converged = res.n_iter, res.loss_history, res.converged
     del V  # only the STFT and the factorization are needed from here on
     if grids.context > 1:
@@ -929,6 +967,7 @@ def analyse(
         plan, params, beta=grids.beta, power=grids.power, sr=sr, stft=grids.native_stft,
         analysis_sr=grids.analysis_sr, analysis_stft=grids.analysis_stft, spatial=spatial,
     )
+    settings["harmonic_fit_ratio"] = fit_ratio
     model = Factorization(
         W=W, H=H, groups={name: list(idx) for name, idx in groups.items()}, sr=sr,
         stft=grids.native_stft, analysis_sr=grids.analysis_sr,

@@ -232,7 +232,9 @@ def separate_stream(
         (the same masks for every channel) and its summary warns when ``"gains"``
         (given or the default) was wanted for multichannel input.
     harmonic : {"auto", "on", "off"}
-        As for :func:`nmfsep.separate`.
+        As for :func:`nmfsep.separate`, but "auto" does not compare the fits with and
+        without harmonic atoms (a stream fits each block once): it keeps them whenever
+        every source has them.
 
     Returns
     -------
