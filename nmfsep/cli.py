@@ -552,7 +552,7 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
 
 
 def _harmonic_choice(settings: dict[str, Any]) -> str:
-    """``harmonic atoms left out (fit ratio 0.83 >= 0.75; --harmonic on keeps them)``, or ""."""
+    """``harmonic atoms left out (fit ratio 0.83 >= 0.74; --harmonic on keeps them)``, or ""."""
     from nmfsep.plan import HARMONIC_FIT_RATIO
 
     ratio = settings.get("harmonic_fit_ratio")

@@ -144,7 +144,7 @@ HARMONIC_USES = ("auto", "on", "off")
 #: benchmarks/bench_separation.py: ratios 0.78-0.85, harmonic atoms -1.2 / -2.4 dB);
 #: where they do not, the harmonic atoms take a third or more of the divergence
 #: (held-out families of benchmarks/bench_heldout.py: 0.36-0.73).
-HARMONIC_FIT_RATIO = 0.75
+HARMONIC_FIT_RATIO = 0.74
 
 
 def default_mask_power(supervised: bool) -> float:
