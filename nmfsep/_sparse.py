@@ -73,15 +73,16 @@ class SplitAtoms:
     gram: np.ndarray | None
 
 
-def split_atoms(H: np.ndarray, beta: float) -> SplitAtoms | None:
+def split_atoms(H: np.ndarray, beta: float | None) -> SplitAtoms | None:
     """Split fixed atoms into dense and sparse parts, or None where it does not pay.
 
     Parameters
     ----------
     H : np.ndarray [shape=(k, n_bins)]
         The atoms, all fixed.
-    beta : float
-        The β of the fit; only ``BETAS`` take this path.
+    beta : float or None
+        The β of the fit for :func:`mu_pass_split` (only ``BETAS`` take it); None for
+        the products alone (:func:`model_rows`, :func:`product_rows`: any β).
 
     Returns
     -------
@@ -89,21 +90,49 @@ def split_atoms(H: np.ndarray, beta: float) -> SplitAtoms | None:
         None when β is not in ``BETAS`` or fewer than ``MIN_SPARSE_ATOMS`` atoms have at
         most ``MAX_DENSITY`` non-zero entries.
     """
-    if beta not in BETAS or H.ndim != 2 or H.shape[1] == 0:
+    if (beta is not None and beta not in BETAS) or not _pays(H):
         return None
-    density = np.count_nonzero(H, axis=1) / H.shape[1]
-    is_sparse = density <= MAX_DENSITY
-    if np.count_nonzero(is_sparse) < MIN_SPARSE_ATOMS:
+    return _split(H, gram=beta == 2)
+
+
+def split_groups(H: np.ndarray, members: list[np.ndarray]) -> list[SplitAtoms] | None:
+    """Split the atoms of every group (:func:`split_atoms`'s rule on all of H), or None.
+
+    Parameters
+    ----------
+    H : np.ndarray [shape=(k, n_bins)]
+        The atoms, all fixed.
+    members : list of np.ndarray of int
+        The atoms of each group.
+
+    Returns
+    -------
+    list of SplitAtoms (one per group) or None
+    """
+    if not _pays(H):
         return None
+    return [_split(H[idx], gram=False) for idx in members]
+
+
+def _pays(H: np.ndarray) -> bool:
+    """Whether at least ``MIN_SPARSE_ATOMS`` atoms of a 2-D, non-empty H are sparse."""
+    return (H.ndim == 2 and H.shape[1] > 0
+            and np.count_nonzero(_sparse_atoms(H)) >= MIN_SPARSE_ATOMS)
+
+
+def _sparse_atoms(H: np.ndarray) -> np.ndarray:
+    """Which atoms have at most ``MAX_DENSITY`` non-zero entries, (k,) bool."""
+    return np.count_nonzero(H, axis=1) <= MAX_DENSITY * H.shape[1]
+
+
+def _split(H: np.ndarray, gram: bool) -> SplitAtoms:
+    """:class:`SplitAtoms` of H by :func:`_sparse_atoms` (``gram``: with ``H Hᵀ``)."""
+    is_sparse = _sparse_atoms(H)
     dense, sparse = np.flatnonzero(~is_sparse), np.flatnonzero(is_sparse)
     Hd = np.ascontiguousarray(H[dense])
-    Hs = sp.csr_array(H[sparse])
-    gram = None
-    if beta == 2:
-        gram = H @ H.T
     return SplitAtoms(dense=dense, sparse=sparse, Hd=Hd, HdT=np.ascontiguousarray(Hd.T),
-                      Hs=Hs, HsT=sp.csr_array(H[sparse].T),
-                      row_sums=H.sum(axis=1), gram=gram)
+                      Hs=sp.csr_array(H[sparse]), HsT=sp.csr_array(H[sparse].T),
+                      row_sums=H.sum(axis=1), gram=H @ H.T if gram else None)
 
 
 def model_t(split: SplitAtoms, WT: np.ndarray) -> np.ndarray:
@@ -139,6 +168,40 @@ def products(split: SplitAtoms, RT: np.ndarray) -> np.ndarray:
     out = np.empty((split.row_sums.shape[0], RT.shape[1]), dtype=RT.dtype)
     out[split.dense] = split.Hd @ RT
     out[split.sparse] = split.Hs @ RT
+    return out
+
+
+def model_rows(split: SplitAtoms, W: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write ``W H`` into ``out``, in blocks of ``FRAME_BLOCK`` frames; return ``out``.
+
+    Parameters
+    ----------
+    split : SplitAtoms
+    W : np.ndarray [shape=(n_frames, k)]
+    out : np.ndarray [shape=(n_frames, n_bins)]
+    """
+    for b0 in range(0, W.shape[0], FRAME_BLOCK):
+        b1 = b0 + FRAME_BLOCK
+        out[b0:b1] = model_t(split, np.ascontiguousarray(W[b0:b1].T)).T
+    return out
+
+
+def product_rows(split: SplitAtoms, R: np.ndarray) -> np.ndarray:
+    """Return ``R Hᵀ``, in blocks of ``FRAME_BLOCK`` frames.
+
+    Parameters
+    ----------
+    split : SplitAtoms
+    R : np.ndarray [shape=(n_frames, n_bins)]
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, k)]
+    """
+    out = np.empty((R.shape[0], split.row_sums.shape[0]), dtype=R.dtype)
+    for b0 in range(0, R.shape[0], FRAME_BLOCK):
+        b1 = b0 + FRAME_BLOCK
+        out[b0:b1] = products(split, np.ascontiguousarray(R[b0:b1].T)).T
     return out
 
 

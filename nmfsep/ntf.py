@@ -40,6 +40,15 @@ import numpy as np
 
 from ._checks import check_choice, check_int, check_real
 from ._mu import N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
+from ._sparse import (
+    SplitAtoms,
+    divergence_split,
+    model_rows,
+    mu_pass_split,
+    product_rows,
+    split_atoms,
+    split_groups,
+)
 from .divergence import EPSILON, beta_loss_to_float, divergence_terms, use_kernel
 from .exceptions import ParameterError
 from .nmf import blas_single_thread, check_nonnegative_matrix, default_n_threads, nmf
@@ -168,13 +177,24 @@ class _Groups:
                 f"gain_groups leave components {list(np.flatnonzero(labels < 0))} out"
             )
         self.members, self.labels, self.n = members, labels, len(members)
+        # fixed atoms only: each group's atoms split into dense and sparse (_sparse)
+        self.splits: list[SplitAtoms] | None = None
 
     def models(self, W: np.ndarray, H: np.ndarray) -> np.ndarray:
         """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``."""
         out = np.empty((self.n, W.shape[0], H.shape[1]), dtype=np.result_type(W, H))
         for g, idx in enumerate(self.members):
-            np.matmul(W[:, idx], H[idx], out=out[g])
+            if self.splits is not None:
+                model_rows(self.splits[g], W[:, idx], out[g])
+            else:
+                np.matmul(W[:, idx], H[idx], out=out[g])
         return out
+
+    def products(self, R: np.ndarray, H: np.ndarray, g: int) -> np.ndarray:
+        """``R @ H[members[g]].T`` for ``R (n, n_bins)``: ``(n, len(members[g]))``."""
+        if self.splits is not None:
+            return product_rows(self.splits[g], R)
+        return R @ H[self.members[g]].T
 
 
 def _mix(A: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -205,8 +225,8 @@ def _pass_WH(V, W, H, Q, grp: _Groups, beta, gamma, free) -> tuple | None:
         num = np.empty(Wb.shape, dtype=np.float64)
         den = np.empty(Wb.shape, dtype=np.float64)
         for g, idx in enumerate(grp.members):
-            num[:, idx] = Rg[g] @ H[idx].T
-            den[:, idx] = q_sum[idx] * h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+            num[:, idx] = grp.products(Rg[g], H, g)
+            den[:, idx] = q_sum[idx] * h_sum[idx] if Pg is None else grp.products(Pg[g], H, g)
         _apply(Wb, num, den, beta, gamma)
         if acc is not None:
             _accumulate_H(Vb, Wb, H, Q, grp, beta, free, q_sum, acc)
@@ -271,8 +291,8 @@ def _cached_iteration(V, W, H, Q, grp: _Groups, beta, gamma, update_Q) -> None:
     num = np.empty(W.shape, dtype=np.float64)
     den = np.empty(W.shape, dtype=np.float64)
     for g, idx in enumerate(grp.members):
-        num[:, idx] = Rg[g] @ H[idx].T
-        den[:, idx] = h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+        num[:, idx] = grp.products(Rg[g], H, g)
+        den[:, idx] = h_sum[idx] if Pg is None else grp.products(Pg[g], H, g)
     _apply(W, num, den, beta, gamma)
 
 
@@ -348,12 +368,13 @@ class _Stacked:
     The same iterates as :func:`_direct_WH` / :func:`_direct_Q` to rounding.
     """
 
-    def __init__(self, V: np.ndarray, k: int, pool) -> None:
+    def __init__(self, V: np.ndarray, k: int, pool, split: SplitAtoms | None = None) -> None:
         C, n, F = V.shape
         self.C, self.n, self.pool = C, n, pool
         self.V = V.reshape(C * n, F)  # a view: V is C-contiguous (check_channels)
         self.s = MUSettings(beta=1.0, exponent=1.0, fused=use_kernel(C * n, F, k))
         self.A = np.empty((C * n, k), dtype=V.dtype)
+        self.split = split  # fixed atoms, split (nmfsep._sparse): W's passes skip zeros
 
     def stack(self, W: np.ndarray, Qk: np.ndarray) -> np.ndarray:
         """Return ``A = [W ∘ Qk[0]; W ∘ Qk[1]; ...]``, ``(C n_frames, k)`` (reused)."""
@@ -364,12 +385,18 @@ class _Stacked:
     def scaled_gradients(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> np.ndarray:
         """Return ``B (C, n_frames, k)``: ``W ∘ Q_c ∘ (R_c Hᵀ) / h``."""
         A = self.stack(W, Qk)
-        mu_pass(self.V, A, H, self.s, update_W=True, update_H=False, free=None,
-                pool=self.pool, n_parts=N_PARTS)
+        if self.split is not None:
+            mu_pass_split(self.V, A, self.split, self.s, pool=self.pool, n_parts=N_PARTS)
+        else:
+            mu_pass(self.V, A, H, self.s, update_W=True, update_H=False, free=None,
+                    pool=self.pool, n_parts=N_PARTS)
         return A.reshape(self.C, self.n, -1)
 
     def divergence(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> float:
         """``Σ_c D_KL(V_c | (W ∘ Q_c) H)``."""
+        if self.split is not None:
+            return divergence_split(self.V, self.stack(W, Qk), self.split, 1.0, pool=self.pool,
+                                    n_parts=N_PARTS, fused=self.s.fused)
         return divergence_blocked(self.V, self.stack(W, Qk), H, 1.0, pool=self.pool,
                                   n_parts=N_PARTS, block_rows=256, fused=self.s.fused)
 
@@ -461,7 +488,11 @@ def divergence(V: np.ndarray, W: np.ndarray, H: np.ndarray, Q: np.ndarray, beta:
     beta : float
     gain_groups : sequence of sequences of int, optional
     """
-    grp = _Groups(gain_groups, H.shape[0])
+    return _divergence(V, W, H, Q, beta, _Groups(gain_groups, H.shape[0]))
+
+
+def _divergence(V, W, H, Q, beta, grp: _Groups) -> float:
+    """:func:`divergence` with the groups given (and their models, :meth:`_Groups.models`)."""
     total = 0.0
     step = _block_rows(V.shape[2], V.shape[0] + grp.n)
     for b0 in range(0, V.shape[1], step):
@@ -624,15 +655,16 @@ def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, joint,
     cached = grouped and free is None and (
         (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
 
-    members = [idx.tolist() for idx in grp.members]
+    if free is None:
+        grp.splits = split_groups(H, grp.members)
 
     def loss() -> float:
-        return divergence(V, W, H, Q, beta, members)
+        return _divergence(V, W, H, Q, beta, grp)
 
     if cached:  # gains first, then W, from one product (monotone all the same)
         return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss
     if beta == 1 and V.dtype == W.dtype == H.dtype:
-        st = _Stacked(V, H.shape[0], pool)
+        st = _Stacked(V, H.shape[0], pool, split_atoms(H, 1.0) if free is None else None)
         return ((lambda: _stacked_iteration(st, W, H, Q, grp, free, update_Q, joint)),
                 lambda: st.divergence(W, H, Q[:, grp.labels]))
     pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)

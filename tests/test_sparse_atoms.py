@@ -124,3 +124,48 @@ def test_free_atoms_take_the_dense_path(monkeypatch):
     res = nmf(V, H.shape[0] + 2, beta=1.0, fixed_atoms=H, max_iter=5, random_state=0,
               warn=False)
     np.testing.assert_array_equal(res.H[: H.shape[0]], H)
+
+
+NTF_MODULE = sys.modules["nmfsep.ntf"]
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+@pytest.mark.parametrize("cached", [True, False])
+def test_ntf_with_fixed_sparse_atoms_matches_the_dense_path(beta, cached, monkeypatch):
+    # gains tied per source (as separate does); `cached` False: the passes over blocks
+    # (_pass_WH / _pass_Q for IS and β = 2, the stacked rows of _Stacked for KL)
+    V0, _, H = _problem(seed=5, dtype=np.float32)
+    V = np.stack([V0, 0.5 * V0 + 0.1 * V0[::-1]])
+    ties = [list(range(0, 13)), list(range(13, H.shape[0]))]
+    if not cached:
+        monkeypatch.setattr(NTF_MODULE, "_CACHE_BYTES", 0)
+    kw = dict(beta=beta, fixed_atoms=H, gain_groups=ties, max_iter=30, tol=0.0,
+              random_state=0)
+    fast = NTF_MODULE.ntf(V, H.shape[0], **kw)
+    loss = fast.loss_history
+    assert np.all(np.diff(loss) <= 1e-5 * abs(loss[0]))
+    monkeypatch.setattr(sparse_mod, "MIN_SPARSE_ATOMS", H.shape[0] + 1)
+    slow = NTF_MODULE.ntf(V, H.shape[0], **kw)
+    np.testing.assert_allclose(fast.W, slow.W, rtol=2e-3, atol=1e-5 * slow.W.max())
+    np.testing.assert_allclose(fast.Q, slow.Q, rtol=1e-4, atol=1e-6)
+    assert fast.loss == pytest.approx(slow.loss, rel=1e-5)
+    np.testing.assert_array_equal(fast.H, H)
+
+
+def test_separate_with_harmonic_atoms_adds_up_on_the_split_path(monkeypatch):
+    from _audio import SR, notes
+
+    from nmfsep.dictionary import learn_dictionary
+    from nmfsep.separate import separate
+    calls = []
+    split_pass = NMF_MODULE.mu_pass_split
+    monkeypatch.setattr(NMF_MODULE, "mu_pass_split",
+                        lambda *a, **k: calls.append(split_pass(*a, **k)))
+    low, high = notes([220, 247, 262], 1.5), notes([880, 988, 1047], 1.5, seed=1)
+    ds = [learn_dictionary([(y[None], SR)], name, 4, harmonic=pitches, pitch_shifts=(), max_iter=20)
+          for y, name, pitches in ((low, "low", (54, 63)), (high, "high", (78, 87)))]
+    assert all(d.n_harmonic >= 16 for d in ds)
+    mix = 0.5 * (low + high)
+    res = separate(mix, SR, dictionaries=ds, max_iter=20)
+    assert calls  # the split path ran
+    np.testing.assert_allclose(res.stems["low"] + res.stems["high"], mix, atol=1e-5)
