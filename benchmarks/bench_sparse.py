@@ -6,7 +6,8 @@ the same mixture in one process, once with the atoms' zeros skipped
 (:mod:`nmfsep._sparse`, what separate does) and once on the dense path (the split
 switched off by raising ``nmfsep._sparse.MIN_SPARSE_ATOMS``), alternating, and prints
 the best time of each, the iterations run, the ratio, and how far the stems of the
-two paths are apart (SNR of the dense stem against their difference, in dB).
+two paths are apart (SNR of the dense stem against their difference, in dB). For
+scale, it also times ``harmonic="off"`` (the plain atoms alone).
 
 Cases: ``mono`` (the bundled duo, ``audio_samples/piano_flute/mix.flac``), ``stereo``
 (``audio_samples/piano_flute_44k/mix.flac``, 44.1 kHz stereo: gains per channel,
@@ -46,10 +47,12 @@ def _mixture(case: str) -> tuple[np.ndarray, int]:
     return y, sr
 
 
-def _run(y, sr, dictionaries, dense: bool, kw: dict) -> tuple[float, object]:
-    """Seconds of one ``separate`` call and its result (``dense``: the split switched off)."""
+def _run(y, sr, dictionaries, path: str, kw: dict) -> tuple[float, object]:
+    """Seconds of one ``separate`` call and its result on ``path`` (dense, split or off)."""
     keep = sparse_path.MIN_SPARSE_ATOMS
-    sparse_path.MIN_SPARSE_ATOMS = 10**9 if dense else keep
+    sparse_path.MIN_SPARSE_ATOMS = 10**9 if path == "dense" else keep
+    if path == "off":
+        kw = {**kw, "harmonic": "off"}
     try:
         t0 = time.perf_counter()
         res = separate(y, sr, dictionaries=dictionaries, **kw)
@@ -81,17 +84,18 @@ def main() -> None:
     print("atoms (all, harmonic):", [(d.n_atoms, d.n_harmonic) for d in dictionaries])
     for case in args.cases:
         y, sr = _mixture(case)
-        best = {True: np.inf, False: np.inf}
+        best = dict.fromkeys(("dense", "split", "off"), np.inf)
         out = {}
-        for _ in range(args.repeat):
-            for dense in (True, False):
-                t, out[dense] = _run(y, sr, dictionaries, dense, kw)
-                best[dense] = min(best[dense], t)
-        iters = {d: out[d].n_iter for d in out}
+        for _ in range(args.repeat):  # alternate, so drifting machine load hits all alike
+            for path in best:
+                t, out[path] = _run(y, sr, dictionaries, path, kw)
+                best[path] = min(best[path], t)
+        n = {p: out[p].n_iter for p in out}
         print(f"{case}: {y.shape[0]} ch {y.shape[1] / sr:.1f} s at {sr} Hz | dense "
-              f"{best[True]:.2f} s, split {best[False]:.2f} s, ratio "
-              f"{best[True] / best[False]:.1f}x | iterations {iters[True]} / {iters[False]} | "
-              f"stems apart: SNR {_snr(out[True].stems, out[False].stems):.0f} dB", flush=True)
+              f"{best['dense']:.2f} s ({n['dense']} it), split {best['split']:.2f} s "
+              f"({n['split']} it), ratio {best['dense'] / best['split']:.1f}x | stems apart: "
+              f"SNR {_snr(out['dense'].stems, out['split'].stems):.0f} dB | harmonic off "
+              f"{best['off']:.2f} s ({n['off']} it)", flush=True)
 
 
 if __name__ == "__main__":

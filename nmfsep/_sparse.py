@@ -22,14 +22,18 @@ from run to run.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._mu import MUSettings, apply_ratio, ratio_terms, split_rows
 from .divergence import EPSILON, divergence_terms
+
+if TYPE_CHECKING:  # scipy is imported when atoms are split: `nmfsep --help` stays light
+    import scipy.sparse as sp
 
 #: An atom with at most this fraction of non-zero entries is kept in sparse form.
 MAX_DENSITY = 0.25
@@ -116,8 +120,8 @@ def split_groups(H: np.ndarray, members: list[np.ndarray]) -> list[SplitAtoms] |
 
 def _pays(H: np.ndarray) -> bool:
     """Whether at least ``MIN_SPARSE_ATOMS`` atoms of a 2-D, non-empty H are sparse."""
-    return (H.ndim == 2 and H.shape[1] > 0
-            and np.count_nonzero(_sparse_atoms(H)) >= MIN_SPARSE_ATOMS)
+    return bool(H.ndim == 2 and H.shape[1] > 0
+                and np.count_nonzero(_sparse_atoms(H)) >= MIN_SPARSE_ATOMS)
 
 
 def _sparse_atoms(H: np.ndarray) -> np.ndarray:
@@ -127,6 +131,8 @@ def _sparse_atoms(H: np.ndarray) -> np.ndarray:
 
 def _split(H: np.ndarray, gram: bool) -> SplitAtoms:
     """:class:`SplitAtoms` of H by :func:`_sparse_atoms` (``gram``: with ``H Hᵀ``)."""
+    import scipy.sparse as sp
+
     is_sparse = _sparse_atoms(H)
     dense, sparse = np.flatnonzero(~is_sparse), np.flatnonzero(is_sparse)
     Hd = np.ascontiguousarray(H[dense])
@@ -237,11 +243,12 @@ def _update_block(VbT: np.ndarray, WT: np.ndarray, split: SplitAtoms, s: MUSetti
     else:
         R, P = ratio_terms(VbT, model_t(split, WT), s.beta)
         num = products(split, R)
-        if P is None and s.l2_W == 0:
-            num /= den_kl[:, None]
-            apply_ratio(WT, num, s)
-            return
-        if P is None:
+        if P is None:  # KL
+            assert den_kl is not None, "KL takes its denominator"
+            if s.l2_W == 0:  # one denominator per atom, shared by all frames
+                num /= den_kl[:, None]
+                apply_ratio(WT, num, s)
+                return
             den = np.broadcast_to(den_kl[:, None], num.shape).copy()
         else:
             den = products(split, P)
@@ -254,10 +261,11 @@ def _update_block(VbT: np.ndarray, WT: np.ndarray, split: SplitAtoms, s: MUSetti
     apply_ratio(WT, num, s)
 
 
-def _blocks(V: np.ndarray, start: int, stop: int, v_floor: float):
-    """Yield ``(b0, b1, V[b0:b1]ᵀ)`` for the blocks of ``FRAME_BLOCK`` frames in a range."""
-    for b0 in range(start, stop, FRAME_BLOCK):
-        b1 = min(b0 + FRAME_BLOCK, stop)
+def _blocks(V: np.ndarray, rows: tuple[int, int],
+            v_floor: float) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(b0, b1, V[b0:b1]ᵀ)`` for the blocks of ``FRAME_BLOCK`` frames in ``rows``."""
+    for b0 in range(rows[0], rows[1], FRAME_BLOCK):
+        b1 = min(b0 + FRAME_BLOCK, rows[1])
         VbT = V[b0:b1].T
         if v_floor > 0:
             VbT = np.maximum(VbT, VbT.dtype.type(v_floor))
@@ -266,13 +274,14 @@ def _blocks(V: np.ndarray, start: int, stop: int, v_floor: float):
 
 def _pass_work(V, W, split, s, rows) -> None:
     den_kl = _kl_denominator(split, s) if s.beta == 1 else None
-    for b0, b1, VbT in _blocks(V, *rows, s.v_floor):
+    for b0, b1, VbT in _blocks(V, rows, s.v_floor):
         WT = np.ascontiguousarray(W[b0:b1].T)
         _update_block(VbT, WT, split, s, den_kl)
         W[b0:b1] = WT.T
 
 
-def _in_parts(fn, n_frames: int, pool: Executor | None, n_parts: int, *args) -> list:
+def _in_parts(fn: Callable[..., Any], n_frames: int, pool: Executor | None, n_parts: int,
+              *args: Any) -> list:
     """Run ``fn(*args, rows)`` on ranges of whole blocks of frames (in threads with a pool)."""
     parts = split_rows(n_frames, n_parts, unit=FRAME_BLOCK)
     if pool is None or len(parts) == 1:
@@ -308,7 +317,7 @@ def mu_pass_split(V: np.ndarray, W: np.ndarray, split: SplitAtoms, s: MUSettings
 
 def _loss_work(V, W, split, beta, v_floor, fused, rows) -> float:
     total = 0.0
-    for b0, b1, VbT in _blocks(V, *rows, v_floor):
+    for b0, b1, VbT in _blocks(V, rows, v_floor):
         QT = model_t(split, np.ascontiguousarray(W[b0:b1].T))
         total += divergence_terms(np.ascontiguousarray(VbT), QT, beta, overwrite_wh=True,
                                   fused=fused)

@@ -23,7 +23,9 @@ those of :func:`nmfsep.nmf.nmf` (``solver="mu"``, same initialisation), so the t
 give the same ``W @ H`` to rounding. Fixed atoms (a dictionary) come first in H and
 stay bit-identical (supervised: W and Q are learned; semi-supervised: free atoms
 too). Dictionaries with temporal context are factorised on every channel's stacked
-frames (:func:`nmfsep.context.stack_frames`) with the same code.
+frames (:func:`nmfsep.context.stack_frames`) with the same code. When every atom is
+fixed and enough of them are mostly zeros (harmonic atoms), the products with the
+atoms skip those zeros (:mod:`nmfsep._sparse`; the same iterates to rounding).
 
 :func:`initial_gains` starts the gains from the mixture (an energy-weighted pan
 histogram as in ADRess / DUET) rather than at random.
