@@ -177,37 +177,38 @@ def products(split: SplitAtoms, RT: np.ndarray) -> np.ndarray:
     return out
 
 
-def model_rows(split: SplitAtoms, W: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Write ``W H`` into ``out``, in blocks of ``FRAME_BLOCK`` frames; return ``out``.
+def model_cols(split: SplitAtoms, WT: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write ``(W H)ᵀ`` into ``out``, in blocks of ``FRAME_BLOCK`` frames; return ``out``.
 
     Parameters
     ----------
     split : SplitAtoms
-    W : np.ndarray [shape=(n_frames, k)]
-    out : np.ndarray [shape=(n_frames, n_bins)]
+    WT : np.ndarray [shape=(k, n_frames)]
+        Activations, transposed.
+    out : np.ndarray [shape=(n_bins, n_frames)]
     """
-    for b0 in range(0, W.shape[0], FRAME_BLOCK):
+    for b0 in range(0, WT.shape[1], FRAME_BLOCK):
         b1 = b0 + FRAME_BLOCK
-        out[b0:b1] = model_t(split, np.ascontiguousarray(W[b0:b1].T)).T
+        out[:, b0:b1] = model_t(split, np.ascontiguousarray(WT[:, b0:b1]))
     return out
 
 
-def product_rows(split: SplitAtoms, R: np.ndarray) -> np.ndarray:
-    """Return ``R Hᵀ``, in blocks of ``FRAME_BLOCK`` frames.
+def product_cols(split: SplitAtoms, RT: np.ndarray) -> np.ndarray:
+    """Return ``H Rᵀ``, in blocks of ``FRAME_BLOCK`` frames.
 
     Parameters
     ----------
     split : SplitAtoms
-    R : np.ndarray [shape=(n_frames, n_bins)]
+    RT : np.ndarray [shape=(n_bins, n_frames)]
 
     Returns
     -------
-    np.ndarray [shape=(n_frames, k)]
+    np.ndarray [shape=(k, n_frames)]
     """
-    out = np.empty((R.shape[0], split.row_sums.shape[0]), dtype=R.dtype)
-    for b0 in range(0, R.shape[0], FRAME_BLOCK):
+    out = np.empty((split.row_sums.shape[0], RT.shape[1]), dtype=RT.dtype)
+    for b0 in range(0, RT.shape[1], FRAME_BLOCK):
         b1 = b0 + FRAME_BLOCK
-        out[b0:b1] = products(split, np.ascontiguousarray(R[b0:b1].T)).T
+        out[:, b0:b1] = products(split, np.ascontiguousarray(RT[:, b0:b1]))
     return out
 
 

@@ -45,9 +45,9 @@ from ._mu import N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
 from ._sparse import (
     SplitAtoms,
     divergence_split,
-    model_rows,
+    model_cols,
     mu_pass_split,
-    product_rows,
+    product_cols,
     split_atoms,
     split_groups,
 )
@@ -179,23 +179,32 @@ class _Groups:
                 f"gain_groups leave components {list(np.flatnonzero(labels < 0))} out"
             )
         self.members, self.labels, self.n = members, labels, len(members)
-        # fixed atoms only: each group's atoms split into dense and sparse (_sparse)
+        # fixed atoms, cached iteration: each group's atoms split into dense and sparse
+        # parts (_sparse), and models and ratios in the layout (n_bins, n_frames)
         self.splits: list[SplitAtoms] | None = None
 
     def models(self, W: np.ndarray, H: np.ndarray) -> np.ndarray:
-        """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``."""
+        """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``.
+
+        With ``splits``: ``M[g] = (W[:, g] @ H[g]).T``, ``(G, n_bins, n)``.
+        """
+        if self.splits is not None:
+            out = np.empty((self.n, H.shape[1], W.shape[0]), dtype=np.result_type(W, H))
+            for g, idx in enumerate(self.members):
+                model_cols(self.splits[g], np.ascontiguousarray(W[:, idx].T), out[g])
+            return out
         out = np.empty((self.n, W.shape[0], H.shape[1]), dtype=np.result_type(W, H))
         for g, idx in enumerate(self.members):
-            if self.splits is not None:
-                model_rows(self.splits[g], W[:, idx], out[g])
-            else:
-                np.matmul(W[:, idx], H[idx], out=out[g])
+            np.matmul(W[:, idx], H[idx], out=out[g])
         return out
 
     def products(self, R: np.ndarray, H: np.ndarray, g: int) -> np.ndarray:
-        """``R @ H[members[g]].T`` for ``R (n, n_bins)``: ``(n, len(members[g]))``."""
+        """``R @ H[members[g]].T`` for ``R (n, n_bins)``: ``(n, len(members[g]))``.
+
+        With ``splits`` R is given transposed, ``(n_bins, n)``.
+        """
         if self.splits is not None:
-            return product_rows(self.splits[g], R)
+            return product_cols(self.splits[g], R).T
         return R @ H[self.members[g]].T
 
 
@@ -275,6 +284,8 @@ def _cached_iteration(V, W, H, Q, grp: _Groups, beta, gamma, update_Q) -> None:
     The group models ``W_g H_g`` do not depend on the gains, so one product serves the
     update of the gains and then (remixed with the new gains) that of W: two products
     per iteration, as :func:`nmfsep.nmf.nmf`'s (memory: the models of every frame).
+    ``V`` is ``(n_channels, n_frames, n_bins)``, or ``(n_channels, n_bins, n_frames)``
+    with ``grp.splits`` (every array but W, H and Q is then transposed alike).
     """
     C = V.shape[0]
     M = grp.models(W, H)
@@ -493,6 +504,13 @@ def divergence(V: np.ndarray, W: np.ndarray, H: np.ndarray, Q: np.ndarray, beta:
     return _divergence(V, W, H, Q, beta, _Groups(gain_groups, H.shape[0]))
 
 
+def _divergence_t(VT, W, H, Q, beta, grp: _Groups) -> float:
+    """:func:`divergence` of ``VT (n_channels, n_bins, n_frames)`` with ``grp.splits``."""
+    L = _mix(Q, grp.models(W, H))
+    return sum(divergence_terms(VT[c], L[c], beta, overwrite_wh=True, fused=False)
+               for c in range(VT.shape[0]))
+
+
 def _divergence(V, W, H, Q, beta, grp: _Groups) -> float:
     """:func:`divergence` with the groups given (and their models, :meth:`_Groups.models`)."""
     total = 0.0
@@ -657,12 +675,14 @@ def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, joint,
     cached = grouped and free is None and (
         (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
 
-    if free is None:
-        grp.splits = split_groups(H, grp.members)
-
     def loss() -> float:
         return _divergence(V, W, H, Q, beta, grp)
 
+    grp.splits = split_groups(H, grp.members) if cached else None
+    if grp.splits is not None:  # the same, transposed: the products skip zero atoms
+        VT = np.ascontiguousarray(V.transpose(0, 2, 1))
+        return ((lambda: _cached_iteration(VT, W, H, Q, grp, beta, gamma, update_Q)),
+                lambda: _divergence_t(VT, W, H, Q, beta, grp))
     if cached:  # gains first, then W, from one product (monotone all the same)
         return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss
     if beta == 1 and V.dtype == W.dtype == H.dtype:
