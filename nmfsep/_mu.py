@@ -85,7 +85,7 @@ def _floor(WH: np.ndarray) -> None:
         np.maximum(WH, EPSILON, out=WH)
 
 
-def _ratio_terms(
+def ratio_terms(
     Vb: np.ndarray, WH: np.ndarray, beta: float
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``R = V * WH^(β-2)`` and ``P = WH^(β-1)`` (``None`` for KL: P = 1).
@@ -115,12 +115,12 @@ def _update_W_block(Vb, Wb, H, Ht, HHt, den_kl, s: MUSettings, scratch) -> None:
         den = Wb @ HHt
     else:
         WH = np.matmul(Wb, H, out=scratch[: Wb.shape[0]])
-        R, P = _ratio_terms(Vb, WH, s.beta)
+        R, P = ratio_terms(Vb, WH, s.beta)
         num = R @ Ht
         if P is None and s.l2_W == 0:
             # KL without L2: the denominator is one row, shared by all frames
             num /= den_kl
-            _apply(Wb, num, s)
+            apply_ratio(Wb, num, s)
             return
         den = np.broadcast_to(den_kl, num.shape).copy() if P is None else P @ Ht
         if P is not None and s.l1_W > 0:
@@ -131,10 +131,11 @@ def _update_W_block(Vb, Wb, H, Ht, HHt, den_kl, s: MUSettings, scratch) -> None:
         den += s.l2_W * Wb
     den[den == 0] = EPSILON
     num /= den
-    _apply(Wb, num, s)
+    apply_ratio(Wb, num, s)
 
 
-def _apply(Wb, ratio, s: MUSettings) -> None:
+def apply_ratio(Wb, ratio, s: MUSettings) -> None:
+    """``Wb *= ratio ** s.exponent`` in place (``ratio`` is overwritten), snapping for β < 1."""
     if s.exponent != 1:
         ratio **= s.exponent
     Wb *= ratio
@@ -150,7 +151,7 @@ def _accumulate_H_block(Vb, Wb, H, free, s: MUSettings, num_H, den_H, scratch) -
         den_H += Wf.T @ Wb  # (k_free, k): W_free^T W, multiplied by H later
         return
     WH = np.matmul(Wb, H, out=scratch[: Wb.shape[0]])
-    R, P = _ratio_terms(Vb, WH, s.beta)
+    R, P = ratio_terms(Vb, WH, s.beta)
     num_H += Wf.T @ R
     if P is None:
         den_H += Wf.sum(axis=0, dtype=np.float64)[:, None]

@@ -40,6 +40,9 @@ For KL and IS, ``"mu"`` and ``"amu"`` run a compiled kernel (numba,
 (:func:`nmfsep.divergence.use_kernel`, e.g. a 60-second spectrogram), numpy
 otherwise (e.g. an 8-second one: nothing to compile on a fresh install). The
 rule depends on the size alone, so a seed gives the same result in every run.
+When every atom is fixed (``"mu"``/``"amu"``, β in {0, 1, 2}) and at least 16
+atoms are mostly zeros (harmonic atoms, :mod:`nmfsep.harmonic`), the update of W
+skips their zeros (:mod:`nmfsep._sparse`); that rule depends on the atoms alone.
 
 Zeros
 -----
@@ -66,6 +69,7 @@ from . import _cd
 from ._adapt import Adaptation, adapt_penalty, adapt_rows, check_adapt, w_penalty
 from ._checks import check_choice, check_int, check_real, fail
 from ._mu import EPS64, N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
+from ._sparse import SplitAtoms, divergence_split, mu_pass_split, split_atoms
 from .divergence import EPSILON, beta_loss_to_float, penalties, use_kernel
 from .exceptions import ParameterError, convergence_warning_category
 from .init import INIT_METHODS, check_random_state, initialize
@@ -681,11 +685,25 @@ class _MUSteps:
         # compiled kernels or numpy, by the problem's size alone (reproducible results)
         self.fused = use_kernel(V.shape[0], V.shape[1], fixed.shape[0])
         self.evaluated: dict[int, float] = {}  # iteration -> divergence of its factors
+        self.split: SplitAtoms | None = None  # all atoms fixed: H split once (_sparse)
+        self.split_checked = self.update_H
+
+    def split_of(self, H: np.ndarray) -> SplitAtoms | None:
+        """Return the fixed atoms split into dense and sparse parts, or None (dense path)."""
+        if not self.split_checked:  # H never changes when no atom moves
+            self.split = split_atoms(H, self.beta)
+            self.split_checked = True
+        return self.split
 
     def objective(self, W: np.ndarray, H: np.ndarray, n_iter: int) -> tuple[float, float]:
         """Return the divergence and the objective of ``W @ H`` (recorded for ``n_iter``)."""
-        d = divergence_blocked(self.V, W, H, self.beta, pool=self.pool, n_parts=N_PARTS,
-                               block_rows=256, v_floor=self.v_floor, fused=self.fused)
+        split = self.split_of(H)
+        if split is not None:
+            d = divergence_split(self.V, W, split, self.beta, pool=self.pool,
+                                 n_parts=N_PARTS, v_floor=self.v_floor, fused=self.fused)
+        else:
+            d = divergence_blocked(self.V, W, H, self.beta, pool=self.pool, n_parts=N_PARTS,
+                                   block_rows=256, v_floor=self.v_floor, fused=self.fused)
         self.evaluated[n_iter] = d
         obj = d + penalties(W, H, self.fixed, self.reg)
         if self.adapt is not None:
@@ -699,6 +717,10 @@ class _MUSteps:
         s = MUSettings(beta=self.beta, exponent=exponent, l1_W=reg["l1_W"], l2_W=reg["l2_W"],
                        block_rows=self.block_rows, v_floor=self.v_floor, fused=self.fused,
                        l1_W_atoms=extra)
+        split = self.split_of(H)
+        if split is not None:
+            mu_pass_split(self.V, W, split, s, pool=self.pool, n_parts=N_PARTS)
+            return
         acc = mu_pass(self.V, W, H, s, update_W=True, update_H=self.update_H,
                       free=self.free_idx, pool=self.pool, n_parts=N_PARTS)
         if acc is None:  # update_H is False: only W was updated

@@ -23,7 +23,9 @@ those of :func:`nmfsep.nmf.nmf` (``solver="mu"``, same initialisation), so the t
 give the same ``W @ H`` to rounding. Fixed atoms (a dictionary) come first in H and
 stay bit-identical (supervised: W and Q are learned; semi-supervised: free atoms
 too). Dictionaries with temporal context are factorised on every channel's stacked
-frames (:func:`nmfsep.context.stack_frames`) with the same code.
+frames (:func:`nmfsep.context.stack_frames`) with the same code. When every atom is
+fixed and enough of them are mostly zeros (harmonic atoms), the products with the
+atoms skip those zeros (:mod:`nmfsep._sparse`; the same iterates to rounding).
 
 :func:`initial_gains` starts the gains from the mixture (an energy-weighted pan
 histogram as in ADRess / DUET) rather than at random.
@@ -40,6 +42,15 @@ import numpy as np
 
 from ._checks import check_choice, check_int, check_real
 from ._mu import N_PARTS, MUSettings, divergence_blocked, mu_exponent, mu_pass
+from ._sparse import (
+    SplitAtoms,
+    divergence_split,
+    model_cols,
+    mu_pass_split,
+    product_cols,
+    split_atoms,
+    split_groups,
+)
 from .divergence import EPSILON, beta_loss_to_float, divergence_terms, use_kernel
 from .exceptions import ParameterError
 from .nmf import blas_single_thread, check_nonnegative_matrix, default_n_threads, nmf
@@ -168,13 +179,33 @@ class _Groups:
                 f"gain_groups leave components {list(np.flatnonzero(labels < 0))} out"
             )
         self.members, self.labels, self.n = members, labels, len(members)
+        # fixed atoms, cached iteration: each group's atoms split into dense and sparse
+        # parts (_sparse), and models and ratios in the layout (n_bins, n_frames)
+        self.splits: list[SplitAtoms] | None = None
 
     def models(self, W: np.ndarray, H: np.ndarray) -> np.ndarray:
-        """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``."""
+        """``M[g] = W[:, g] @ H[g]`` for a block of rows, ``(G, n, n_bins)``.
+
+        With ``splits``: ``M[g] = (W[:, g] @ H[g]).T``, ``(G, n_bins, n)``.
+        """
+        if self.splits is not None:
+            out = np.empty((self.n, H.shape[1], W.shape[0]), dtype=np.result_type(W, H))
+            for g, idx in enumerate(self.members):
+                model_cols(self.splits[g], np.ascontiguousarray(W[:, idx].T), out[g])
+            return out
         out = np.empty((self.n, W.shape[0], H.shape[1]), dtype=np.result_type(W, H))
         for g, idx in enumerate(self.members):
             np.matmul(W[:, idx], H[idx], out=out[g])
         return out
+
+    def products(self, R: np.ndarray, H: np.ndarray, g: int) -> np.ndarray:
+        """``R @ H[members[g]].T`` for ``R (n, n_bins)``: ``(n, len(members[g]))``.
+
+        With ``splits`` R is given transposed, ``(n_bins, n)``.
+        """
+        if self.splits is not None:
+            return product_cols(self.splits[g], R).T
+        return R @ H[self.members[g]].T
 
 
 def _mix(A: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -205,8 +236,8 @@ def _pass_WH(V, W, H, Q, grp: _Groups, beta, gamma, free) -> tuple | None:
         num = np.empty(Wb.shape, dtype=np.float64)
         den = np.empty(Wb.shape, dtype=np.float64)
         for g, idx in enumerate(grp.members):
-            num[:, idx] = Rg[g] @ H[idx].T
-            den[:, idx] = q_sum[idx] * h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+            num[:, idx] = grp.products(Rg[g], H, g)
+            den[:, idx] = q_sum[idx] * h_sum[idx] if Pg is None else grp.products(Pg[g], H, g)
         _apply(Wb, num, den, beta, gamma)
         if acc is not None:
             _accumulate_H(Vb, Wb, H, Q, grp, beta, free, q_sum, acc)
@@ -253,6 +284,8 @@ def _cached_iteration(V, W, H, Q, grp: _Groups, beta, gamma, update_Q) -> None:
     The group models ``W_g H_g`` do not depend on the gains, so one product serves the
     update of the gains and then (remixed with the new gains) that of W: two products
     per iteration, as :func:`nmfsep.nmf.nmf`'s (memory: the models of every frame).
+    ``V`` is ``(n_channels, n_frames, n_bins)``, or ``(n_channels, n_bins, n_frames)``
+    with ``grp.splits`` (every array but W, H and Q is then transposed alike).
     """
     C = V.shape[0]
     M = grp.models(W, H)
@@ -271,8 +304,8 @@ def _cached_iteration(V, W, H, Q, grp: _Groups, beta, gamma, update_Q) -> None:
     num = np.empty(W.shape, dtype=np.float64)
     den = np.empty(W.shape, dtype=np.float64)
     for g, idx in enumerate(grp.members):
-        num[:, idx] = Rg[g] @ H[idx].T
-        den[:, idx] = h_sum[idx] if Pg is None else Pg[g] @ H[idx].T
+        num[:, idx] = grp.products(Rg[g], H, g)
+        den[:, idx] = h_sum[idx] if Pg is None else grp.products(Pg[g], H, g)
     _apply(W, num, den, beta, gamma)
 
 
@@ -348,12 +381,13 @@ class _Stacked:
     The same iterates as :func:`_direct_WH` / :func:`_direct_Q` to rounding.
     """
 
-    def __init__(self, V: np.ndarray, k: int, pool) -> None:
+    def __init__(self, V: np.ndarray, k: int, pool, split: SplitAtoms | None = None) -> None:
         C, n, F = V.shape
         self.C, self.n, self.pool = C, n, pool
         self.V = V.reshape(C * n, F)  # a view: V is C-contiguous (check_channels)
         self.s = MUSettings(beta=1.0, exponent=1.0, fused=use_kernel(C * n, F, k))
         self.A = np.empty((C * n, k), dtype=V.dtype)
+        self.split = split  # fixed atoms, split (nmfsep._sparse): W's passes skip zeros
 
     def stack(self, W: np.ndarray, Qk: np.ndarray) -> np.ndarray:
         """Return ``A = [W ∘ Qk[0]; W ∘ Qk[1]; ...]``, ``(C n_frames, k)`` (reused)."""
@@ -364,12 +398,18 @@ class _Stacked:
     def scaled_gradients(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> np.ndarray:
         """Return ``B (C, n_frames, k)``: ``W ∘ Q_c ∘ (R_c Hᵀ) / h``."""
         A = self.stack(W, Qk)
-        mu_pass(self.V, A, H, self.s, update_W=True, update_H=False, free=None,
-                pool=self.pool, n_parts=N_PARTS)
+        if self.split is not None:
+            mu_pass_split(self.V, A, self.split, self.s, pool=self.pool, n_parts=N_PARTS)
+        else:
+            mu_pass(self.V, A, H, self.s, update_W=True, update_H=False, free=None,
+                    pool=self.pool, n_parts=N_PARTS)
         return A.reshape(self.C, self.n, -1)
 
     def divergence(self, W: np.ndarray, H: np.ndarray, Qk: np.ndarray) -> float:
         """``Σ_c D_KL(V_c | (W ∘ Q_c) H)``."""
+        if self.split is not None:
+            return divergence_split(self.V, self.stack(W, Qk), self.split, 1.0, pool=self.pool,
+                                    n_parts=N_PARTS, fused=self.s.fused)
         return divergence_blocked(self.V, self.stack(W, Qk), H, 1.0, pool=self.pool,
                                   n_parts=N_PARTS, block_rows=256, fused=self.s.fused)
 
@@ -461,7 +501,18 @@ def divergence(V: np.ndarray, W: np.ndarray, H: np.ndarray, Q: np.ndarray, beta:
     beta : float
     gain_groups : sequence of sequences of int, optional
     """
-    grp = _Groups(gain_groups, H.shape[0])
+    return _divergence(V, W, H, Q, beta, _Groups(gain_groups, H.shape[0]))
+
+
+def _divergence_t(VT, W, H, Q, beta, grp: _Groups) -> float:
+    """:func:`divergence` of ``VT (n_channels, n_bins, n_frames)`` with ``grp.splits``."""
+    L = _mix(Q, grp.models(W, H))
+    return sum(divergence_terms(VT[c], L[c], beta, overwrite_wh=True, fused=False)
+               for c in range(VT.shape[0]))
+
+
+def _divergence(V, W, H, Q, beta, grp: _Groups) -> float:
+    """:func:`divergence` with the groups given (and their models, :meth:`_Groups.models`)."""
     total = 0.0
     step = _block_rows(V.shape[2], V.shape[0] + grp.n)
     for b0 in range(0, V.shape[1], step):
@@ -624,15 +675,18 @@ def _stepper(V, W, H, Q, grp: _Groups, beta, free, update_Q, joint,
     cached = grouped and free is None and (
         (grp.n + 3 * V.shape[0]) * V[0].size * V.itemsize <= _CACHE_BYTES)
 
-    members = [idx.tolist() for idx in grp.members]
-
     def loss() -> float:
-        return divergence(V, W, H, Q, beta, members)
+        return _divergence(V, W, H, Q, beta, grp)
 
+    grp.splits = split_groups(H, grp.members) if cached else None
+    if grp.splits is not None:  # the same, transposed: the products skip zero atoms
+        VT = np.ascontiguousarray(V.transpose(0, 2, 1))
+        return ((lambda: _cached_iteration(VT, W, H, Q, grp, beta, gamma, update_Q)),
+                lambda: _divergence_t(VT, W, H, Q, beta, grp))
     if cached:  # gains first, then W, from one product (monotone all the same)
         return (lambda: _cached_iteration(V, W, H, Q, grp, beta, gamma, update_Q)), loss
     if beta == 1 and V.dtype == W.dtype == H.dtype:
-        st = _Stacked(V, H.shape[0], pool)
+        st = _Stacked(V, H.shape[0], pool, split_atoms(H, 1.0) if free is None else None)
         return ((lambda: _stacked_iteration(st, W, H, Q, grp, free, update_Q, joint)),
                 lambda: st.divergence(W, H, Q[:, grp.labels]))
     pass_WH, pass_Q = (_pass_WH, _pass_Q) if grouped else (_direct_WH, _direct_Q)

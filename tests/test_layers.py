@@ -20,8 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nmfsep"
 #: From the bottom up: a module may import from its own layer and the ones before it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"exceptions", "_checks", "_version", "_startup"}),
-    ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_cd", "_adapt", "init",
-                "nmf", "ntf", "ntf_coarse", "online", "estimator"}),
+    ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_sparse", "_cd",
+                "_adapt", "init", "nmf", "ntf", "ntf_coarse", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
                          "harmonic", "sources"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),
