@@ -119,11 +119,14 @@ DEFAULT_PITCH_SHIFTS: str | tuple[float, ...] = AUTO_PITCH_SHIFTS
 #: +0.4 to +7.0 dB and piano + flute + bass +0.9 to +2.0 dB (FluidR3, MuseScore,
 #: TimGM6mb), drums + bass and speech over piano unchanged (the drums and the voice have
 #: none, so the bass's and the piano's are left out; used anyway they lost up to 4.4 dB
-#: on speech). Their price: where the training clips play every note of the mixture
-#: (benchmarks/bench_separation.py, FluidR3 in-family) piano + flute -1.2 dB and violin +
-#: piano -2.4 dB; learning time (pyin and a fit: about +5-8 s for 3 x 10 s of clips),
-#: file size, and separation time (three atoms per semitone: the bundled duo 8-10x).
-#: For training clips that cover the song's notes, learn with harmonic="off".
+#: on speech). Where the training clips play every note of the mixture
+#: (benchmarks/bench_separation.py, FluidR3 in-family) they cost piano + flute 1.2 dB
+#: and violin + piano 2.4 dB when always used; separate's "auto" therefore keeps them
+#: only when they fit the mixture much better than the plain atoms
+#: (:data:`nmfsep.plan.HARMONIC_FIT_RATIO`), which gives the plain atoms' figures there.
+#: Their price: learning time (pyin and a fit: about +5-8 s for 3 x 10 s of clips), file
+#: size, and separation time (the bundled duo with them: about 3-4x the plain atoms'
+#: time, benchmarks/bench_sparse.py; "auto" runs both fits to compare them).
 DEFAULT_HARMONIC = "auto"
 #: Semitones the "auto" range reaches beyond the pitches the clips play (12 was chosen
 #: over 7 on every held-out family's choosing families).
