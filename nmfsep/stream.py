@@ -105,7 +105,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,7 @@ from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
     DEFAULT_GROUPING,
     DEFAULT_SPATIAL,
+    HARMONIC_FIT_RATIO,
     Plan,
     SeparationParams,
     fallback_groups,
@@ -132,6 +133,7 @@ from nmfsep.plan import (
     load_dictionaries,
     make_plan,
     output_folder,
+    plain_plan,
     settings_record,
 )
 from nmfsep.separate import short_warning
@@ -232,9 +234,8 @@ def separate_stream(
         (the same masks for every channel) and its summary warns when ``"gains"``
         (given or the default) was wanted for multichannel input.
     harmonic : {"auto", "on", "off"}
-        As for :func:`nmfsep.separate`, but "auto" does not compare the fits with and
-        without harmonic atoms (a stream fits each block once): it keeps them whenever
-        every source has them.
+        As for :func:`nmfsep.separate`, but "auto" compares the fits with and without
+        harmonic atoms on the first block only, and keeps that choice for every block.
 
     Returns
     -------
@@ -285,6 +286,8 @@ def separate_stream(
         # frames or more; on smaller blocks a multi-threaded BLAS only spins (20x slower
         # on a busy machine, measured).
         warnings_out = run.scan(progress)
+        run = run.choose_harmonic()
+        plan = run.plan
         progress.total = run.n_blocks * n_passes
         learned = run.learn_free_atoms(learn_passes, progress)
         writers = [out.audio_writer(outputs.stems[g], run.sr, run.channels, run.n_samples, fmt)
@@ -373,10 +376,11 @@ class _Run:
     n_frames: int = 0
     n_blocks: int = 0
     analyse: bool = False  # False for a silent or underflowing mixture
+    fit_ratio: float | None = None  # harmonic atoms' fit / the plain atoms' (first block)
     norm: np.float32 = np.float32(1)
     peak: float = 0.0
     v_floor: float = 0.0
-    w_start: Any = 0
+    w_level: Any = 0  # mean of the scaled spectrogram: W starts at sqrt(w_level / k)
 
     @classmethod
     def start(cls, src: Path, plan: Plan, params: SeparationParams, block_seconds: float,
@@ -434,7 +438,7 @@ class _Run:
         self.analyse = True
         self.norm = np.float32(mean)
         self.v_floor = EPSILON * vmax / float(self.norm)
-        self.w_start = np.sqrt(np.float32(mean / float(self.norm)) / np.float32(self.plan.k))
+        self.w_level = np.float32(mean / float(self.norm))
         return [short] if short else []
 
     def _levels(self, progress: _Progress) -> tuple[float, float, float]:
@@ -530,18 +534,48 @@ class _Run:
 
     def activations(self, X: np.ndarray) -> tuple[np.ndarray, int, bool]:
         """Solve a block's activations with every atom fixed; return W, n_iter, converged."""
-        nb, k, p = X.shape[2], self.plan.k, self.params
         if not self.analyse:
-            return np.zeros((nb, k), dtype=np.float32), 0, True
-        V = self.spectrogram(X)
-        res = nmf(
-            V, k, beta=self.beta, solver=p.solver, init="custom", H=self.H,
-            W=np.full((nb, k), self.w_start, dtype=V.dtype), update_H=False,
+            return np.zeros((X.shape[2], self.plan.k), dtype=np.float32), 0, True
+        res = self._fit_block(self.spectrogram(X), self.H)
+        return np.asarray(res.W, dtype=np.float32), int(res.n_iter), bool(res.converged)
+
+    def _fit_block(self, V: np.ndarray, H: np.ndarray) -> Any:
+        """:func:`nmf` of a block's spectrogram ``V`` against the fixed atoms ``H``."""
+        p, (nb, k) = self.params, (V.shape[0], H.shape[0])
+        w_start = np.sqrt(self.w_level / np.float32(k))
+        return nmf(
+            V, k, beta=self.beta, solver=p.solver, init="custom", H=H,
+            W=np.full((nb, k), w_start, dtype=V.dtype), update_H=False,
             max_iter=p.max_iter, tol=p.tol, alpha_W=p.alpha_W, alpha_H=0.0,
             l1_ratio=p.l1_ratio, eps=self.v_floor if self.v_floor > 0 else None,
             n_threads=self.n_threads, warn=False,
         )
-        return np.asarray(res.W, dtype=np.float32), int(res.n_iter), bool(res.converged)
+
+    def choose_harmonic(self) -> _Run:
+        """Return the run with or without the harmonic atoms, by the first block's fits.
+
+        Where ``plan.harmonic_choice``, the first block is fitted with and without them
+        and they are kept when the ratio of the divergences is below
+        :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` (whole-file separation decides on the
+        whole mixture); ``fit_ratio`` records it.
+        """
+        if not (self.plan.harmonic_choice and self.analyse and self.params.max_iter > 0):
+            return self
+        plain = plain_plan(self.plan)
+        assert plain.dictionary is not None  # harmonic_choice: supervised
+        blocks = self.blocks()
+        try:
+            _, _, X = next(blocks)
+        finally:
+            blocks.close()
+        V = self.spectrogram(X)
+        d_plain = self._fit_block(V, plain.dictionary.atoms).loss
+        d_harm = self._fit_block(V, self.H).loss
+        self.fit_ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
+        if self.fit_ratio < HARMONIC_FIT_RATIO:
+            return self
+        return replace(self, plan=plain, H=np.ascontiguousarray(plain.dictionary.atoms),
+                       groups=fallback_groups(plain))
 
     def summary(self, outputs: io.OutputFiles, stream: dict[str, Any], warnings: list[str],
                 n_iter: int, converged: bool, *, seconds: float) -> dict[str, Any]:
@@ -549,6 +583,7 @@ class _Run:
         settings = settings_record(self.plan, self.params, beta=self.beta, power=self.power,
                                    sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
                                    analysis_stft=self.cfg)
+        settings["harmonic_fit_ratio"] = self.fit_ratio
         settings["stream"] = stream
         summary = file_summary(self.src, outputs, settings, sr=self.sr,
                                n_channels=self.channels, n_samples=self.n_samples,

@@ -409,6 +409,31 @@ def test_default_dictionaries_of_the_bundled_piano_and_flute_separate_their_duo(
     assert sdr.min() > 15.0, sdr
 
 
+@pytest.mark.parametrize("shift", [0, 1])
+def test_stream_chooses_harmonic_atoms_on_its_first_block(pair, tmp_path, shift):
+    import soundfile as sf
+
+    from nmfsep.plan import HARMONIC_FIT_RATIO
+    from nmfsep.stream import separate_stream
+
+    a, b, _, mix, sr = pair
+    if shift:
+        mix = 0.5 * (melody([63, 69, 66, 64, 68], 0.5, sr) + melody([50, 44, 46, 42, 51], 0.5, sr))
+    sf.write(tmp_path / "mix.wav", mix[0].astype(np.float32), sr)
+    runs = {use: separate_stream(tmp_path / "mix.wav", tmp_path / use, dictionaries=[a, b],
+                                 max_iter=30, harmonic=use, block_seconds=1.0)
+            for use in ("auto", "on" if shift else "off")}
+    settings = runs["auto"]["settings"]
+    assert (settings["harmonic_fit_ratio"] < HARMONIC_FIT_RATIO) == bool(shift)
+    assert settings["harmonic_left_out"] == ([] if shift else ["a", "b"])
+    assert runs["auto"]["n_blocks"] > 1
+    same = "on" if shift else "off"
+    for name in ("a", "b"):
+        got, _ = sf.read(tmp_path / "auto" / "mix" / f"{name}.wav")
+        want, _ = sf.read(tmp_path / same / "mix" / f"{name}.wav")
+        np.testing.assert_array_equal(got, want)
+
+
 def test_stream_says_when_harmonic_atoms_are_left_out(pair, tmp_path):
     import soundfile as sf
 
