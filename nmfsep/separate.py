@@ -786,6 +786,30 @@ def _factorize(
     return W, H, Q, groups, result
 
 
+def _mixture_spectrogram(
+    y: np.ndarray, sr: int, plan: Plan, params: SeparationParams, grids: _Grids,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Return the analysis STFT of ``y``, its spectrogram V and the channel model used.
+
+    V (frames stacked for the context) is per channel for ``spatial="gains"``, of the
+    channels combined otherwise, and None for a silent mixture; sources all at one
+    place fall back to the shared model (:data:`~nmfsep.plan.MIN_PAN_SPREAD`).
+    """
+    spatial = params.spatial_for(y.shape[0], plan)
+    y_a = resample(y, sr, grids.analysis_sr) if grids.analysis_sr != sr else y
+    if y_a.shape[1] == 0:
+        y_a = np.zeros((y.shape[0], 1), dtype=y.dtype)
+    X_a = compute_stft(y_a, grids.analysis_stft)
+    _check_frames(plan, X_a.shape[2], y, sr)
+    V = _spectrogram(X_a, grids.power, grids.context, per_channel=spatial == "gains")
+    spread = None if spatial == "shared" or V is None else pan_spread(V, power=grids.power)
+    if spread is not None and spread < MIN_PAN_SPREAD:
+        # every source at one place: position cannot help, the shared model it is
+        spatial = "shared"
+        V = _spectrogram(X_a, grids.power, grids.context)
+    return X_a, V, spatial
+
+
 def _factorize_choosing(
     V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
@@ -917,20 +941,9 @@ def analyse(
     """
     grids = _grids(plan, params, sr)
     check_adaptation(params, plan, grids.beta)
-    spatial = params.spatial_for(y.shape[0], plan)
     resampled = grids.analysis_sr != sr
-    y_a = resample(y, sr, grids.analysis_sr) if resampled else y
-    if y_a.shape[1] == 0:
-        y_a = np.zeros((y.shape[0], 1), dtype=y.dtype)
-    X_a = compute_stft(y_a, grids.analysis_stft)
+    X_a, V, spatial = _mixture_spectrogram(y, sr, plan, params, grids)
     n_frames = X_a.shape[2]
-    _check_frames(plan, n_frames, y, sr)
-    V = _spectrogram(X_a, grids.power, grids.context, per_channel=spatial == "gains")
-    spread = None if spatial == "shared" or V is None else pan_spread(V, power=grids.power)
-    if spread is not None and spread < MIN_PAN_SPREAD:
-        # every source at one place: position cannot help, the shared model it is
-        spatial = "shared"
-        V = _spectrogram(X_a, grids.power, grids.context)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
     warnings_out: list[str] = [w for w in (short, plan.harmonic_note) if w]
     fit_ratio = None
@@ -955,7 +968,7 @@ def analyse(
         Q = None if Q is None else np.repeat(Q, grids.context, axis=1)
     mask_power = params.mask_power_for(plan)
     if resampled:
-        del X_a, y_a
+        del X_a
         X = compute_stft(y, grids.native_stft)
         full = _native_masks(W, H, Q, groups, params.mask, mask_power, grids, sr, X.shape[2])
         masks_of: Callable[[int, int], np.ndarray] = lambda t0, t1: full[..., t0:t1, :]  # noqa: E731
