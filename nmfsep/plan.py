@@ -141,14 +141,14 @@ HARMONIC_USES = ("auto", "on", "off")
 #: harmonic atoms only when their fit's divergence is below this fraction of the plain
 #: fit's (:func:`plain_plan`). Where the training clips play the mixture's notes the
 #: plain atoms already fit it and the harmonic ones only blur it: FluidR3 in-family
-#: (benchmarks/bench_separation.py, 14 mixtures) had ratios 0.748-0.884, and always
-#: using the harmonic atoms cost piano + flute 1.2 dB and violin + piano 2.4 dB. Where
-#: they do not, the harmonic atoms fit much better: the held-out families'
-#: (benchmarks/bench_heldout.py, 18 duo and trio mixtures) 0.359-0.730. The threshold
-#: lies between the two; with it, in-family piano + flute 20.91, violin + piano 15.56
+#: (benchmarks/bench_separation.py) had ratios 0.747-0.884 on 17 of 18 mixtures (0.686
+#: on the 18th, a trio), and always using the harmonic atoms cost piano + flute 1.2 dB
+#: and violin + piano 2.4 dB. Where they do not, the harmonic atoms fit much better:
+#: the held-out families' (benchmarks/bench_heldout.py, 18 duo and trio mixtures)
+#: 0.359-0.730. With this threshold, in-family piano + flute 20.91, violin + piano 15.56
 #: (both equal to the plain atoms), trio 11.73 dB (10.84 always harmonic), and every
-#: held-out mixture keeps its harmonic atoms (held-out figures unchanged). A margin of
-#: 0.02 either side: benchmarks/bench_harmonic_choice.py prints every mixture's ratio.
+#: held-out mixture keeps its harmonic atoms (held-out figures unchanged). A thin
+#: margin: benchmarks/bench_harmonic_choice.py prints every mixture's ratio.
 HARMONIC_FIT_RATIO = 0.74
 
 
