@@ -127,11 +127,19 @@ def _update_W_block(Vb, Wb, H, Ht, HHt, den_kl, s: MUSettings, scratch) -> None:
             den += s.l1_W
     if s.beta == 2 and s.l1_W > 0:
         den += s.l1_W
+    divide_and_apply(Wb, num, den, s)
+
+
+def divide_and_apply(W, num, den, s: MUSettings) -> None:
+    """``W *= (num / (den + l2 W)) ** s.exponent`` in place, any layout (W, num, den alike).
+
+    A zero denominator is read as EPSILON; ``num`` and ``den`` are overwritten.
+    """
     if s.l2_W > 0:
-        den += s.l2_W * Wb
+        den += s.l2_W * W
     den[den == 0] = EPSILON
     num /= den
-    apply_ratio(Wb, num, s)
+    apply_ratio(W, num, s)
 
 
 def apply_ratio(Wb, ratio, s: MUSettings) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._mu import MUSettings, apply_ratio, ratio_terms, split_rows
+from ._mu import MUSettings, apply_ratio, divide_and_apply, ratio_terms, split_rows
 from .divergence import EPSILON, divergence_terms
 
 if TYPE_CHECKING:  # scipy is imported when atoms are split: `nmfsep --help` stays light
@@ -255,11 +255,7 @@ def _update_block(VbT: np.ndarray, WT: np.ndarray, split: SplitAtoms, s: MUSetti
             den = products(split, P)
             if s.l1_W > 0:
                 den += s.l1_W
-    if s.l2_W > 0:
-        den += s.l2_W * WT
-    den[den == 0] = EPSILON
-    num /= den
-    apply_ratio(WT, num, s)
+    divide_and_apply(WT, num, den, s)
 
 
 def _blocks(V: np.ndarray, rows: tuple[int, int],

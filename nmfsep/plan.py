@@ -664,6 +664,7 @@ def settings_record(
     analysis_sr: int,
     analysis_stft: STFTConfig,
     spatial: str = "shared",
+    harmonic_fit_ratio: float | None = None,
 ) -> dict[str, Any]:
     """Return the JSON record of a run's settings (results, models, reports, summaries).
 
@@ -679,6 +680,9 @@ def settings_record(
         The rate and STFT the factorization ran at.
     spatial : {"shared", "gains"}
         The model of the channels used.
+    harmonic_fit_ratio : float or None
+        Divergence of the fit with harmonic atoms / without, where ``harmonic="auto"``
+        compared them (:data:`HARMONIC_FIT_RATIO`); None where it did not.
 
     Returns
     -------
@@ -687,8 +691,8 @@ def settings_record(
         ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
         ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
         ``dictionaries`` (with each one's ``n_harmonic`` atoms in use),
-        ``harmonic_left_out``, ``sr``, ``stft``, ``analysis_sr``, ``analysis_stft``,
-        ``context_frames``, ``spatial``, ``nmfsep_version``.
+        ``harmonic_left_out``, ``harmonic_fit_ratio``, ``sr``, ``stft``, ``analysis_sr``,
+        ``analysis_stft``, ``context_frames``, ``spatial``, ``nmfsep_version``.
     """
     rs = params.random_state
     seed: int | str | None = None if rs is None else int(rs) if is_int(rs) else "generator"
@@ -717,6 +721,7 @@ def settings_record(
             for d in plan.dictionaries
         ],
         "harmonic_left_out": list(plan.harmonic_left_out),
+        "harmonic_fit_ratio": harmonic_fit_ratio,
         "sr": sr,
         "stft": stft.to_dict(),
         "analysis_sr": analysis_sr,

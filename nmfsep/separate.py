@@ -979,8 +979,8 @@ def analyse(
     settings = settings_record(
         plan, params, beta=grids.beta, power=grids.power, sr=sr, stft=grids.native_stft,
         analysis_sr=grids.analysis_sr, analysis_stft=grids.analysis_stft, spatial=spatial,
+        harmonic_fit_ratio=fit_ratio,
     )
-    settings["harmonic_fit_ratio"] = fit_ratio
     model = Factorization(
         W=W, H=H, groups={name: list(idx) for name, idx in groups.items()}, sr=sr,
         stft=grids.native_stft, analysis_sr=grids.analysis_sr,

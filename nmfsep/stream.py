@@ -582,8 +582,7 @@ class _Run:
         """Return :func:`separate_stream`'s summary (``separate_file``'s keys + ``n_blocks``)."""
         settings = settings_record(self.plan, self.params, beta=self.beta, power=self.power,
                                    sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
-                                   analysis_stft=self.cfg)
-        settings["harmonic_fit_ratio"] = self.fit_ratio
+                                   analysis_stft=self.cfg, harmonic_fit_ratio=self.fit_ratio)
         settings["stream"] = stream
         summary = file_summary(self.src, outputs, settings, sr=self.sr,
                                n_channels=self.channels, n_samples=self.n_samples,
