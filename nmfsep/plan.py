@@ -65,6 +65,7 @@ __all__ = [
     "MIN_PAN_SPREAD",
     "HARMONIC_USES",
     "HARMONIC_FIT_RATIO",
+    "HARMONIC_CHOICE_SECONDS",
     "harmonic_in_use",
     "plain_plan",
 ]
@@ -137,10 +138,11 @@ MAX_GAIN_CHANNELS = 8
 #: :mod:`nmfsep.harmonic`). Free atoms count as a source without them.
 HARMONIC_USES = ("auto", "on", "off")
 #: ``harmonic="auto"`` with harmonic atoms in every source: a whole-file separation fits
-#: the mixture twice, with the plain atoms alone and with all of them, and keeps the
-#: harmonic atoms only when their fit's divergence is below this fraction of the plain
-#: fit's (:func:`plain_plan`). Where the training clips play the mixture's notes the
-#: plain atoms already fit it and the harmonic ones only blur it: FluidR3 in-family
+#: the mixture (its first :data:`HARMONIC_CHOICE_SECONDS`) twice, with the plain atoms
+#: alone and with all of them, and keeps the harmonic atoms only when their fit's
+#: divergence is below this fraction of the plain fit's (:func:`plain_plan`). Where the
+#: training clips play the mixture's notes the plain atoms already fit it and the
+#: harmonic ones only blur it: FluidR3 in-family
 #: (benchmarks/bench_separation.py) had ratios 0.747-0.884 on 17 of 18 mixtures (0.686
 #: on the 18th, a trio), and always using the harmonic atoms cost piano + flute 1.2 dB
 #: and violin + piano 2.4 dB. Where they do not, the harmonic atoms fit much better:
@@ -150,6 +152,12 @@ HARMONIC_USES = ("auto", "on", "off")
 #: held-out mixture keeps its harmonic atoms (held-out figures unchanged). A thin
 #: margin: benchmarks/bench_harmonic_choice.py prints every mixture's ratio.
 HARMONIC_FIT_RATIO = 0.74
+#: ``harmonic="auto"`` on a mixture longer than this many seconds: the two fits are
+#: compared on its first this many seconds only and the atoms kept are then fitted to the
+#: whole mixture, as ``--stream`` compares them on its first block (the default block,
+#: 30 s); shorter mixtures are compared whole. On a 3-minute stereo song the full
+#: harmonic fit was 80% of the separation's time (benchmarks/bench_e2e.py --supervised).
+HARMONIC_CHOICE_SECONDS = 30.0
 
 
 def default_mask_power(supervised: bool) -> float:

@@ -69,6 +69,7 @@ from nmfsep.plan import (
     DEFAULT_GROUPING,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
+    HARMONIC_CHOICE_SECONDS,
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     RESIDUAL,
@@ -524,7 +525,8 @@ def separate(
         The dictionaries' harmonic atoms (``learn_dictionary(harmonic=)``): "auto" uses
         them only when every source has them and ``n_free`` is 0 (a source without
         them loses its notes to the others'), and then only when they fit the mixture
-        much better than the plain atoms alone (both fits are run; divergence ratio
+        much better than the plain atoms alone (both fits are run, on the first
+        :data:`nmfsep.plan.HARMONIC_CHOICE_SECONDS` of a longer mixture; divergence ratio
         below :data:`nmfsep.plan.HARMONIC_FIT_RATIO`, recorded as the settings'
         ``harmonic_fit_ratio``); "on" whenever present, "off" never
         (:func:`nmfsep.plan.harmonic_in_use`).
@@ -816,9 +818,11 @@ def _factorize_choosing(
 ) -> tuple[Plan, tuple, float | None]:
     """:func:`_factorize`, with and without harmonic atoms where ``plan.harmonic_choice``.
 
-    The plain atoms' fit runs first, without ``callback`` (a fraction of the time);
-    the harmonic atoms are kept when their fit's final divergence is below
-    :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` of the plain fit's.
+    The plain atoms' fit runs first, without ``callback``; the harmonic atoms are kept
+    when their fit's final divergence is below :data:`~nmfsep.plan.HARMONIC_FIT_RATIO`
+    of the plain fit's. A mixture longer than
+    :data:`~nmfsep.plan.HARMONIC_CHOICE_SECONDS` is compared on its first frames that
+    long (both fits, without ``callback``), then the atoms kept are fitted to all of it.
 
     Returns
     -------
@@ -832,13 +836,16 @@ def _factorize_choosing(
     if not plan.harmonic_choice or params.max_iter == 0:
         return plan, _factorize(V, plan, params, grids, callback, n_threads), None
     plain = plain_plan(plan)
-    fit_plain = _factorize(V, plain, params, grids, None, n_threads)
-    fit = _factorize(V, plan, params, grids, callback, n_threads)
+    n = 1 + int(HARMONIC_CHOICE_SECONDS * grids.analysis_sr / grids.analysis_stft.hop_length)
+    part = V if V.shape[-2] <= n else np.ascontiguousarray(V[..., :n, :])
+    fit_plain = _factorize(part, plain, params, grids, None, n_threads)
+    fit = _factorize(part, plan, params, grids, callback if part is V else None, n_threads)
     d_plain, d_harm = fit_plain[4].loss, fit[4].loss
     ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
-    if ratio < HARMONIC_FIT_RATIO:
-        return plan, fit, ratio
-    return plain, fit_plain, ratio
+    chosen, fit = (plan, fit) if ratio < HARMONIC_FIT_RATIO else (plain, fit_plain)
+    if part is not V:
+        fit = _factorize(V, chosen, params, grids, callback, n_threads)
+    return chosen, fit, ratio
 
 
 def _factorize_gains(
