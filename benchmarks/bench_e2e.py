@@ -42,6 +42,10 @@ the 44.1 kHz STFT), against ``non_negative_factorization(V, H=H_fixed,
 init="custom", update_H=False, beta_loss="kullback-leibler", solver="mu",
 max_iter=<nmfsep's iterations>, tol=0)`` on V = mean magnitude of the channels at
 44.1 kHz, one Wiener mask per source on both channels, ``librosa.istft``, write.
+``--two-pass`` also times nmfsep with the gains' own pass per iteration (the fit before
+``plan.SUPERVISED_JOINT_GAINS``) and prints how far its stems are from the default's.
+
+    python benchmarks/bench_e2e.py --supervised [--two-pass] [--repeat N]
 """
 
 from __future__ import annotations
@@ -101,8 +105,11 @@ print(json.dumps({"seconds": dt, "peak_rss_mib": rss,
 NMFSEP_SUP = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
+import importlib
 from nmfsep.files import separate_file
-s = separate_file(sys.argv[1], sys.argv[2], dictionaries=sys.argv[3:], force=True)
+if sys.argv[3] == "two-pass":  # the gains' own pass, as before plan.SUPERVISED_JOINT_GAINS
+    importlib.import_module("nmfsep.separate").SUPERVISED_JOINT_GAINS = False
+s = separate_file(sys.argv[1], sys.argv[2], dictionaries=sys.argv[4:], force=True)
 dt = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 st = s["settings"]
@@ -196,12 +203,22 @@ def learn(tmp: Path, sr: int) -> tuple[list[str], str, dict]:
     return info["paths"], base_h, {"k": k, "stft": info["stft"]}
 
 
-def supervised_runs(path: Path, tmp: Path, sr: int, repeat: int) -> dict[str, list[dict]]:
-    """Learn (untimed), then time nmfsep and the baseline ``repeat`` times, alternating."""
+def supervised_runs(path: Path, tmp: Path, sr: int, repeat: int,
+                    two_pass: bool = False) -> dict[str, list[dict]]:
+    """Learn (untimed), then time nmfsep and the baseline ``repeat`` times, alternating.
+
+    ``two_pass``: also time nmfsep with a pass of its own for the gains (the fit before
+    :data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`) and compare its stems with the default's.
+    """
     paths, base_h, info = learn(tmp, sr)
     runs: dict[str, list[dict]] = {"ours": [], "base": []}
     for i in range(max(1, repeat)):
-        ours = run(NMFSEP_SUP, str(path), str(tmp / f"nmfsep{i}"), *paths)
+        ours = run(NMFSEP_SUP, str(path), str(tmp / f"nmfsep{i}"), "default", *paths)
+        if two_pass:
+            two = run(NMFSEP_SUP, str(path), str(tmp / f"two{i}"), "two-pass", *paths)
+            print(f"run {i + 1}: nmfsep {ours['seconds']:.1f} s, with the gains' own pass "
+                  f"{two['seconds']:.1f} s ({two['n_iter']} it); stems apart: SNR "
+                  f"{stems_snr(tmp / f'two{i}', tmp / f'nmfsep{i}'):.1f} dB", flush=True)
         base = run(BASELINE_SUP, str(path), str(tmp / f"baseline{i}"), base_h,
                    str(info["stft"]["n_fft"]), str(info["stft"]["hop_length"]),
                    str(ours["n_iter"]), str(info["k"]), *NAMES)
@@ -214,6 +231,19 @@ def supervised_runs(path: Path, tmp: Path, sr: int, repeat: int) -> dict[str, li
               f"baseline {base['seconds']:.1f} s {base['peak_rss_mib']:.0f} MiB "
               f"({base['n_iter']} it, k = {info['k']} per source)", flush=True)
     return runs
+
+
+def stems_snr(ref: Path, est: Path) -> float:
+    """Worst SNR (dB) of the stems under ``ref`` against their difference from ``est``'s."""
+    import numpy as np
+    import soundfile as sf
+
+    worst = np.inf
+    for f in sorted(ref.rglob("*.wav")):
+        r = sf.read(f, dtype="float64")[0]
+        e = sf.read(est / f.relative_to(ref), dtype="float64")[0]
+        worst = min(worst, 10 * np.log10(np.sum(r**2) / max(np.sum((e - r) ** 2), 1e-300)))
+    return float(worst)
 
 
 def run(code: str, *args: str) -> dict:
@@ -230,6 +260,8 @@ def main() -> None:
                     help="nmfsep's stereo model (default: the library's default)")
     ap.add_argument("--supervised", action="store_true",
                     help="supervised separation with learned piano and flute dictionaries")
+    ap.add_argument("--two-pass", action="store_true",
+                    help="--supervised: also time the gains' own pass (SUPERVISED_JOINT_GAINS off)")
     args = ap.parse_args()
     import numpy as np
     import soundfile as sf
@@ -243,7 +275,7 @@ def main() -> None:
         sf.write(path, song, sr, subtype="FLOAT")
         runs: dict[str, list[dict]] = {"ours": [], "base": []}
         if args.supervised:
-            runs = supervised_runs(path, Path(tmp), sr, args.repeat)
+            runs = supervised_runs(path, Path(tmp), sr, args.repeat, args.two_pass)
             n_fft = runs["ours"][0]["stft"]["n_fft"]
             hop = runs["ours"][0]["stft"]["hop_length"]
         for i in range(0 if args.supervised else max(1, args.repeat)):

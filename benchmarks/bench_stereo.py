@@ -47,6 +47,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
     python benchmarks/bench_stereo.py --timing-bundled 3 --tile 6   # timing on 30 s
     python benchmarks/bench_stereo.py --timing-bundled 5 --tile 6 --timing-variants gains:p1c0f200
+    python benchmarks/bench_stereo.py --joint-check --families timgm6mb --tasks duo trio --seeds 2
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -343,6 +344,46 @@ def timing_bundled(n: int, tile: int = 1, variants: tuple[str, ...] = ()) -> Non
                   f"{spatial} {new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
+def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int) -> None:
+    """Supervised gains with and without the gains' own pass (plan.SUPERVISED_JOINT_GAINS).
+
+    Only the stacked passes of :func:`nmfsep.ntf.ntf` differ (a 3-minute song takes them;
+    these 8 s mixtures keep their group models whole unless ``_CACHE_BYTES`` is 0, as
+    here). Conditions ``moderate`` and ``hard``, dictionaries as ``sup-gains``; per source
+    the SNR of the stereo image (dB; BSS Eval images is minutes per mixture) and the
+    time ratio, in one process.
+    """
+    data, plan = Path(ROOT / "data" / "families"), importlib.import_module("nmfsep.plan")
+    keep = (NTF._CACHE_BYTES, SEPARATE.SUPERVISED_JOINT_GAINS)
+    NTF._CACHE_BYTES = 0
+    diffs, times = [], {False: 0.0, True: 0.0}
+    try:
+        for family in families:
+            for item in load_items(data, family, tasks, n_seeds):
+                dicts = [dictionary(data, item["train"][n], n, ROOT / "results" / "stereo-dicts")
+                         for n in item["names"]]
+                for cond in ("moderate", "hard"):
+                    refs = [image(item["stems"][n], j, cond, 0)
+                            for j, n in enumerate(item["names"])]
+                    snr = {}
+                    for joint in (False, True):
+                        SEPARATE.SUPERVISED_JOINT_GAINS = joint
+                        t0 = time.perf_counter()
+                        res = separate(sum(refs), SR, dictionaries=dicts, spatial="gains")
+                        times[joint] += time.perf_counter() - t0
+                        snr[joint] = [10 * np.log10(np.sum(r**2) / np.sum((r - res.stems[n])**2))
+                                      for r, n in zip(refs, item["names"], strict=True)]
+                    diffs.extend(np.subtract(snr[True], snr[False]))
+                    print(f"{family} {item['task']} seed {item['seed']} {cond}: two passes "
+                          f"{np.round(snr[False], 2)} dB, joint {np.round(snr[True], 2)} dB",
+                          flush=True)
+    finally:
+        NTF._CACHE_BYTES, SEPARATE.SUPERVISED_JOINT_GAINS = keep
+    print(f"joint - two passes per source: median {np.median(diffs):+.3f} dB, "
+          f"{np.min(diffs):+.3f} to {np.max(diffs):+.3f} over {len(diffs)}; time "
+          f"{times[True] / times[False]:.2f}x (default now: {plan.SUPERVISED_JOINT_GAINS})")
+
+
 def bundled_quality(seconds: float = 4.0) -> None:
     """Supervised shared vs gains on the bundled stereo mixtures as they ship.
 
@@ -389,11 +430,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="--timing-bundled: repeat the 5 s mixture this many times")
     ap.add_argument("--timing-variants", nargs="*", default=[], metavar="VARIANT",
                     help="--timing-bundled: also time these (e.g. gains:p1c0f200, the old blind)")
+    ap.add_argument("--joint-check", action="store_true",
+                    help="only compare supervised gains with and without their own pass "
+                         "(--families, --tasks, --seeds)")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
     if args.bundled:
         bundled_quality()
+        return
+    if args.joint_check:
+        joint_check(args.families, tuple(args.tasks), args.seeds)
         return
     if args.timing_bundled:
         timing_bundled(args.timing_bundled, args.tile, tuple(args.timing_variants))

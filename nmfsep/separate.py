@@ -73,6 +73,7 @@ from nmfsep.plan import (
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     RESIDUAL,
+    SUPERVISED_JOINT_GAINS,
     TIE_GAINS,
     Plan,
     SeparationParams,
@@ -855,8 +856,10 @@ def _factorize_gains(
     """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
 
     With dictionaries every source's atoms share one gain vector (a source sits at one
-    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each. Blind: coarse to
-    fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`, :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each; supervised, the
+    gains are updated with the activations (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`).
+    Blind: coarse to fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`,
+    :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
     """
     fixed = None if plan.dictionary is None else plan.dictionary.atoms
     start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
@@ -875,8 +878,10 @@ def _factorize_gains(
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
             joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=start.W, H=start.H, Q=Q0,
             max_iter=params.max_iter, tol=params.tol, callback=callback)
+    joint = SUPERVISED_JOINT_GAINS if plan.mode == "supervised" else None
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
-               gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
+               gain_groups=ties, joint_gains=joint, max_iter=params.max_iter, tol=params.tol,
+               callback=callback)
 
 
 def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[
