@@ -120,13 +120,16 @@ BLIND_FINE_ITER = 30
 #: three passes in the coarse stage), at the price of rare flips to a worse local optimum
 #: (held-out: -7.9 dB on 1 of 8 AVL mixtures, -2.6 dB on 1 of 16 TimGM6mb).
 BLIND_JOINT_GAINS = True
-#: Supervised ``spatial="gains"`` where the gain update has no product of its own (the
-#: stacked passes of :func:`nmfsep.ntf.ntf`: small sources, or models too large to keep,
-#: as a 3-minute song's): the gains updated with the activations (``joint_gains``), one
-#: pass per iteration instead of two. bench_e2e.py's 3-minute song: 36 -> 28 s, stems
-#: 60-62 dB SNR from the two-pass fit's; held-out TimGM6mb duos and trios panned half way
-#: and hard (benchmarks/bench_stereo.py --joint-check, this path forced): per source
-#: -0.005 to +0.002 dB (20 sources), 0.59x the time.
+#: Supervised ``spatial="gains"``: the gains updated with the activations (``ntf``'s
+#: ``joint_gains``), one threaded pass over the channels' stacked frames per iteration,
+#: instead of two passes (models too large to keep, as a 3-minute song's) or the cached
+#: products of the group models (single-threaded; shorter mixtures). bench_e2e.py's
+#: 3-minute song: 26.7 -> 23.7 s, stems 60 dB SNR from the two-pass fit's
+#: (``--supervised --two-pass``); the bundled duo tiled to 30 s: 2.44x -> 2.03x the shared
+#: model's time (benchmarks/bench_stereo.py --timing-bundled 3 --tile 6 --timing-variants
+#: gains:twopass); held-out TimGM6mb duos and trios panned half way and hard
+#: (benchmarks/bench_stereo.py --joint-check [--stacked]): per source -0.005 to +0.002 dB
+#: (20 sources) against either former fit.
 SUPERVISED_JOINT_GAINS = True
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
