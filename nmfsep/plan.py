@@ -124,8 +124,8 @@ BLIND_JOINT_GAINS = True
 #: ``joint_gains``), one threaded pass over the channels' stacked frames per iteration,
 #: instead of two passes (models too large to keep, as a 3-minute song's) or the cached
 #: products of the group models (single-threaded; shorter mixtures). bench_e2e.py's
-#: 3-minute song: 26.7 -> 23.7 s, stems 60 dB SNR from the two-pass fit's
-#: (``--supervised --two-pass``); the bundled duo tiled to 30 s: 2.44x -> 2.03x the shared
+#: 3-minute song: 26.7 -> 18.3 s, stems 60 dB SNR from the two-pass fit's
+#: (``--supervised --two-pass``); the bundled duo tiled to 30 s: 3.17x -> 2.04x the shared
 #: model's time (benchmarks/bench_stereo.py --timing-bundled 3 --tile 6 --timing-variants
 #: gains:twopass); held-out TimGM6mb duos and trios panned half way and hard
 #: (benchmarks/bench_stereo.py --joint-check [--stacked]): per source -0.005 to +0.002 dB
