@@ -23,6 +23,29 @@ the largest).
 nmfsep's default for stereo is the model with a gain per channel and component
 (``spatial="gains"``, separation by position too, 2-3x the work of one shared
 spectrogram); ``--spatial shared`` times the model the baseline pipeline also uses.
+
+``--supervised`` times supervised separation instead (issue 13's speed target). Before
+the timed runs, outside them, dictionaries are learned from
+``audio_samples/train/{piano,flute}.flac`` and saved as ``.npz``:
+
+* nmfsep's with its defaults (``learn_dictionary_files(path, name)``: 48 atoms,
+  3-frame context, pitch-shifted copies, harmonic atoms "auto"), at the clips' 22.05 kHz;
+* the baseline's with ``sklearn.decomposition.NMF(k, beta_loss="kullback-leibler",
+  solver="mu", init="nndsvda", max_iter=200)`` on the clips loaded at the song's rate
+  (``librosa.load(sr=44100)``) with nmfsep's native STFT, k = nmfsep's plain atom
+  count per source.
+
+Timed: ``separate_file(song, out, dictionaries=[piano.npz, flute.npz])`` with every
+default (tol 1e-4; stereo gains per channel; harmonic "auto" fits the plain and the
+harmonic atoms and keeps one; analysis at the dictionaries' 22.05 kHz, masks brought to
+the 44.1 kHz STFT), against ``non_negative_factorization(V, H=H_fixed,
+init="custom", update_H=False, beta_loss="kullback-leibler", solver="mu",
+max_iter=<nmfsep's iterations>, tol=0)`` on V = mean magnitude of the channels at
+44.1 kHz, one Wiener mask per source on both channels, ``librosa.istft``, write.
+``--two-pass`` also times nmfsep with the gains' own pass per iteration (the fit before
+``plan.SUPERVISED_JOINT_GAINS``) and prints how far its stems are from the default's.
+
+    python benchmarks/bench_e2e.py --supervised [--two-pass] [--repeat N]
 """
 
 from __future__ import annotations
@@ -79,6 +102,150 @@ print(json.dumps({"seconds": dt, "peak_rss_mib": rss,
 """
 
 
+NMFSEP_SUP = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import importlib
+from nmfsep.files import separate_file
+if sys.argv[3] == "two-pass":  # the gains' own pass, as before plan.SUPERVISED_JOINT_GAINS
+    importlib.import_module("nmfsep.separate").SUPERVISED_JOINT_GAINS = False
+s = separate_file(sys.argv[1], sys.argv[2], dictionaries=sys.argv[4:], force=True)
+dt = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+st = s["settings"]
+print(json.dumps({"seconds": dt, "peak_rss_mib": rss, "n_iter": s["n_iter"],
+                  "stft": st["stft"], "harmonic_fit_ratio": st["harmonic_fit_ratio"],
+                  "n_harmonic_in_use": [d["n_harmonic"] for d in st["dictionaries"]],
+                  "spatial": st["spatial"], "analysis_sr": st["analysis_sr"]}))
+"""
+
+LEARN_BASE = r"""
+import sys, warnings
+import numpy as np, librosa
+from sklearn.decomposition import NMF
+sr, n_fft, hop, k = (int(a) for a in sys.argv[2:6])
+Hs = []
+for path in sys.argv[6:]:
+    y, _ = librosa.load(path, sr=sr, mono=False)
+    V = np.abs(librosa.stft(np.atleast_2d(y), n_fft=n_fft, hop_length=hop)).mean(axis=0).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NMF(k, beta_loss="kullback-leibler", solver="mu", init="nndsvda",
+                    max_iter=200, random_state=0).fit(V)
+    Hs.append(model.components_)
+np.save(sys.argv[1], np.concatenate(Hs))
+"""
+
+BASELINE_SUP = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import numpy as np, librosa, soundfile as sf
+from pathlib import Path
+from sklearn.decomposition import non_negative_factorization
+n_fft, hop, n_iter, k = (int(a) for a in sys.argv[4:8])
+H = np.load(sys.argv[3])                                     # (n_sources * k, n_bins)
+y, sr = librosa.load(sys.argv[1], sr=None, mono=False)
+y = np.atleast_2d(y)
+X = librosa.stft(y, n_fft=n_fft, hop_length=hop)            # (n_ch, n_bins, n_frames)
+V = np.abs(X).mean(axis=0).T                                 # (n_frames, n_bins)
+W, _, it = non_negative_factorization(
+    V, H=H.astype(V.dtype), n_components=H.shape[0], init="custom", update_H=False,
+    beta_loss="kullback-leibler", solver="mu", max_iter=n_iter, tol=0)
+WH = W @ H + 1e-12
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+for j, name in enumerate(sys.argv[8:]):
+    M = ((W[:, j * k:(j + 1) * k] @ H[j * k:(j + 1) * k]) / WH).T
+    stem = librosa.istft(X * M, hop_length=hop, n_fft=n_fft, length=y.shape[-1])
+    sf.write(out / f"{name}.wav", stem.T, sr, subtype="FLOAT")
+dt = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "peak_rss_mib": rss, "n_iter": it,
+                  "stft_mib": X.nbytes / 2**20}))
+"""
+
+NAMES = ("piano", "flute")
+
+
+LEARN_NMFSEP = r"""
+import json, sys
+from pathlib import Path
+import numpy as np, soundfile as sf
+from nmfsep.dictionary import learn_dictionary_files
+from nmfsep.files import separate_file
+tmp, train, sr = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+paths, plain = [], []
+for name in sys.argv[4:]:
+    d = learn_dictionary_files(train / f"{name}.flac", name)
+    paths.append(str(d.save(tmp / f"{name}.npz")))
+    plain.append(d.n_atoms - d.n_harmonic)
+sf.write(tmp / "probe.wav", np.zeros((sr, 2), dtype=np.float32), sr, subtype="FLOAT")
+s = separate_file(tmp / "probe.wav", tmp / "probe", dictionaries=paths, max_iter=0)
+print(json.dumps({"paths": paths, "plain": plain, "stft": s["settings"]["stft"]}))
+"""
+
+
+def learn(tmp: Path, sr: int) -> tuple[list[str], str, dict]:
+    """Learn both pipelines' dictionaries (untimed); nmfsep's paths, the baseline's H, info.
+
+    The baseline's STFT is nmfsep's native one (the dictionaries' window and hop in
+    seconds at ``sr``), read from a 1-second separation with nmfsep's dictionaries.
+    Learning runs in subprocesses, so this process stays small (a child's peak RSS
+    starts from its parent's).
+    """
+    train = ROOT / "audio_samples" / "train"
+    info = run(LEARN_NMFSEP, str(tmp), str(train), str(sr), *NAMES)
+    k = info["plain"][0]
+    assert all(p == k for p in info["plain"]), info["plain"]
+    base_h = str(tmp / "sklearn_H.npy")
+    subprocess.run([sys.executable, "-c", LEARN_BASE, base_h, str(sr),
+                    str(info["stft"]["n_fft"]), str(info["stft"]["hop_length"]), str(k),
+                    *(str(train / f"{n}.flac") for n in NAMES)], check=True)
+    return info["paths"], base_h, {"k": k, "stft": info["stft"]}
+
+
+def supervised_runs(path: Path, tmp: Path, sr: int, repeat: int,
+                    two_pass: bool = False) -> dict[str, list[dict]]:
+    """Learn (untimed), then time nmfsep and the baseline ``repeat`` times, alternating.
+
+    ``two_pass``: also time nmfsep with a pass of its own for the gains (the fit before
+    :data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`) and compare its stems with the default's.
+    """
+    paths, base_h, info = learn(tmp, sr)
+    runs: dict[str, list[dict]] = {"ours": [], "base": []}
+    for i in range(max(1, repeat)):
+        ours = run(NMFSEP_SUP, str(path), str(tmp / f"nmfsep{i}"), "default", *paths)
+        if two_pass:
+            two = run(NMFSEP_SUP, str(path), str(tmp / f"two{i}"), "two-pass", *paths)
+            print(f"run {i + 1}: nmfsep {ours['seconds']:.1f} s, with the gains' own pass "
+                  f"{two['seconds']:.1f} s ({two['n_iter']} it); stems apart: SNR "
+                  f"{stems_snr(tmp / f'two{i}', tmp / f'nmfsep{i}'):.1f} dB", flush=True)
+        base = run(BASELINE_SUP, str(path), str(tmp / f"baseline{i}"), base_h,
+                   str(info["stft"]["n_fft"]), str(info["stft"]["hop_length"]),
+                   str(ours["n_iter"]), str(info["k"]), *NAMES)
+        runs["ours"].append(ours)
+        runs["base"].append(base)
+        kept = "harmonic" if any(ours["n_harmonic_in_use"]) else "plain"
+        print(f"run {i + 1}: nmfsep {ours['seconds']:.1f} s {ours['peak_rss_mib']:.0f} MiB "
+              f"({ours['n_iter']} it, {ours['spatial']}, analysis at {ours['analysis_sr']} Hz, "
+              f"harmonic fit ratio {ours['harmonic_fit_ratio']:.3f}: kept the {kept} atoms); "
+              f"baseline {base['seconds']:.1f} s {base['peak_rss_mib']:.0f} MiB "
+              f"({base['n_iter']} it, k = {info['k']} per source)", flush=True)
+    return runs
+
+
+def stems_snr(ref: Path, est: Path) -> float:
+    """Worst SNR (dB) of the stems under ``ref`` against their difference from ``est``'s."""
+    import numpy as np
+    import soundfile as sf
+
+    worst = np.inf
+    for f in sorted(ref.rglob("*.wav")):
+        r = sf.read(f, dtype="float64")[0]
+        e = sf.read(est / f.relative_to(ref), dtype="float64")[0]
+        worst = min(worst, 10 * np.log10(np.sum(r**2) / max(np.sum((e - r) ** 2), 1e-300)))
+    return float(worst)
+
+
 def run(code: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          check=True)
@@ -91,6 +258,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each, alternating")
     ap.add_argument("--spatial", choices=("default", "shared", "gains"), default="default",
                     help="nmfsep's stereo model (default: the library's default)")
+    ap.add_argument("--supervised", action="store_true",
+                    help="supervised separation with learned piano and flute dictionaries")
+    ap.add_argument("--two-pass", action="store_true",
+                    help="--supervised: also time the gains' own pass (SUPERVISED_JOINT_GAINS off)")
     args = ap.parse_args()
     import numpy as np
     import soundfile as sf
@@ -103,7 +274,11 @@ def main() -> None:
         path = Path(tmp) / "song.wav"
         sf.write(path, song, sr, subtype="FLOAT")
         runs: dict[str, list[dict]] = {"ours": [], "base": []}
-        for i in range(max(1, args.repeat)):
+        if args.supervised:
+            runs = supervised_runs(path, Path(tmp), sr, args.repeat, args.two_pass)
+            n_fft = runs["ours"][0]["stft"]["n_fft"]
+            hop = runs["ours"][0]["stft"]["hop_length"]
+        for i in range(0 if args.supervised else max(1, args.repeat)):
             ours = run(NMFSEP, str(path), str(Path(tmp) / f"nmfsep{i}"), args.spatial)
             n_fft, hop = ours["stft"]["n_fft"], ours["stft"]["hop_length"]
             base = run(BASELINE, str(path), str(Path(tmp) / f"baseline{i}"), str(n_fft),

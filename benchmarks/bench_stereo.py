@@ -26,7 +26,9 @@ A method may carry a variant after a colon: ``sup-gains:uniform`` / ``:share`` /
 sets the initial gains (:func:`nmfsep.ntf.initial_gains`), ``sup-gains:untied`` gives every atom
 its own gains (instead of one per source), ``blind-gains:w1`` the position weight of the grouping,
 ``:joint`` updates the gains from the products of the activations' update
-(:data:`nmfsep.ntf.JOINT_GAINS`), ``blind-gains:p2c100f30j`` sets the blind coarse-to-fine
+(:data:`nmfsep.ntf.JOINT_GAINS`), ``sup-gains:twopass`` gives the supervised gains a pass
+of their own (before :data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`),
+``blind-gains:p2c100f30j`` sets the blind coarse-to-fine
 fit (frames pooled, coarse and fine iterations, ``j``: joint gain updates;
 :data:`nmfsep.plan.BLIND_POOL_FRAMES`); ``:p1c0f200`` is every frame and three passes per
 iteration throughout, as before.
@@ -47,6 +49,8 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --bundled   # the bundled stereo mixtures, shared vs gains
     python benchmarks/bench_stereo.py --timing-bundled 3 --tile 6   # timing on 30 s
     python benchmarks/bench_stereo.py --timing-bundled 5 --tile 6 --timing-variants gains:p1c0f200
+    python benchmarks/bench_stereo.py --joint-check --families timgm6mb --tasks duo trio \
+        --seeds 2 [--stacked]
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -154,7 +158,7 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
     saved = (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
              GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
              SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER, SEPARATE.BLIND_FINE_ITER,
-             SEPARATE.BLIND_JOINT_GAINS)
+             SEPARATE.BLIND_JOINT_GAINS, SEPARATE.SUPERVISED_JOINT_GAINS)
     coarse = re.fullmatch(r"p(\d+)c(\d+)f(\d+)(j?)", variant)
     if coarse:
         (SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
@@ -168,6 +172,8 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         SEPARATE.TIE_GAINS = False
     elif variant == "joint":
         NTF.JOINT_GAINS = True
+    elif variant == "twopass":
+        SEPARATE.SUPERVISED_JOINT_GAINS = False
     try:
         kwargs = {"dictionaries": dicts} if mode == "sup" else {"n_sources": 2}
         t0 = time.perf_counter()
@@ -177,7 +183,8 @@ def run_method(method: str, mix: np.ndarray, dicts: list[Dictionary]) -> tuple[d
         (SEPARATE.GAIN_INIT_SUPERVISED, SEPARATE.GAIN_INIT_BLIND,
          GROUPING.POSITION_WEIGHT, SEPARATE.TIE_GAINS, NTF.JOINT_GAINS,
          SEPARATE.BLIND_POOL_FRAMES, SEPARATE.BLIND_COARSE_ITER,
-         SEPARATE.BLIND_FINE_ITER, SEPARATE.BLIND_JOINT_GAINS) = saved
+         SEPARATE.BLIND_FINE_ITER, SEPARATE.BLIND_JOINT_GAINS,
+         SEPARATE.SUPERVISED_JOINT_GAINS) = saved
 
 
 def score(bss: BSSEval, stems: dict, names: list[str], blind: bool) -> tuple[list, list]:
@@ -343,6 +350,48 @@ def timing_bundled(n: int, tile: int = 1, variants: tuple[str, ...] = ()) -> Non
                   f"{spatial} {new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
+def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
+                stacked: bool = False) -> None:
+    """Supervised gains with and without the gains' own pass (plan.SUPERVISED_JOINT_GAINS).
+
+    Without, these 8 s mixtures keep their group models whole (:func:`nmfsep.ntf.ntf`'s
+    cached products, gains then W); with, one stacked pass per iteration (as a 3-minute
+    song, whose models do not fit, had two: ``--stacked`` compares those two). Conditions
+    ``moderate`` and ``hard``, dictionaries as ``sup-gains``; per source the SNR of the
+    stereo image (dB; BSS Eval images is minutes per mixture) and the time ratio, in one
+    process.
+    """
+    data, plan = Path(ROOT / "data" / "families"), importlib.import_module("nmfsep.plan")
+    keep = (NTF._CACHE_BYTES, SEPARATE.SUPERVISED_JOINT_GAINS)
+    NTF._CACHE_BYTES = 0 if stacked else keep[0]
+    diffs, times = [], {False: 0.0, True: 0.0}
+    try:
+        for family in families:
+            for item in load_items(data, family, tasks, n_seeds):
+                dicts = [dictionary(data, item["train"][n], n, ROOT / "results" / "stereo-dicts")
+                         for n in item["names"]]
+                for cond in ("moderate", "hard"):
+                    refs = [image(item["stems"][n], j, cond, 0)
+                            for j, n in enumerate(item["names"])]
+                    snr = {}
+                    for joint in (False, True):
+                        SEPARATE.SUPERVISED_JOINT_GAINS = joint
+                        t0 = time.perf_counter()
+                        res = separate(sum(refs), SR, dictionaries=dicts, spatial="gains")
+                        times[joint] += time.perf_counter() - t0
+                        snr[joint] = [10 * np.log10(np.sum(r**2) / np.sum((r - res.stems[n])**2))
+                                      for r, n in zip(refs, item["names"], strict=True)]
+                    diffs.extend(np.subtract(snr[True], snr[False]))
+                    print(f"{family} {item['task']} seed {item['seed']} {cond}: before "
+                          f"{np.round(snr[False], 2)} dB, joint {np.round(snr[True], 2)} dB",
+                          flush=True)
+    finally:
+        NTF._CACHE_BYTES, SEPARATE.SUPERVISED_JOINT_GAINS = keep
+    print(f"joint - before, per source: median {np.median(diffs):+.3f} dB, "
+          f"{np.min(diffs):+.3f} to {np.max(diffs):+.3f} over {len(diffs)}; time "
+          f"{times[True] / times[False]:.2f}x (default now: {plan.SUPERVISED_JOINT_GAINS})")
+
+
 def bundled_quality(seconds: float = 4.0) -> None:
     """Supervised shared vs gains on the bundled stereo mixtures as they ship.
 
@@ -389,11 +438,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="--timing-bundled: repeat the 5 s mixture this many times")
     ap.add_argument("--timing-variants", nargs="*", default=[], metavar="VARIANT",
                     help="--timing-bundled: also time these (e.g. gains:p1c0f200, the old blind)")
+    ap.add_argument("--joint-check", action="store_true",
+                    help="only compare supervised gains with and without their own pass "
+                         "(--families, --tasks, --seeds)")
+    ap.add_argument("--stacked", action="store_true",
+                    help="--joint-check: both on the stacked passes (as a long song)")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
     if args.bundled:
         bundled_quality()
+        return
+    if args.joint_check:
+        joint_check(args.families, tuple(args.tasks), args.seeds, args.stacked)
         return
     if args.timing_bundled:
         timing_bundled(args.timing_bundled, args.tile, tuple(args.timing_variants))

@@ -821,8 +821,8 @@ def separate(
             "--harmonic",
             help="The dictionaries' harmonic atoms (learn --harmonic): 'auto' uses them "
             "when every source has them, there is no --free and they fit the mix much "
-            "better than the learned atoms alone (both fits are run; --stream: on the first "
-            "block), "
+            "better than the learned atoms alone (both fits are run, on the first 30 s of a "
+            "longer mix; --stream: on the first block), "
             "'on' whenever a dictionary has them, 'off' never.",
         ),
     ] = "auto",

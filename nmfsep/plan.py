@@ -65,6 +65,8 @@ __all__ = [
     "MIN_PAN_SPREAD",
     "HARMONIC_USES",
     "HARMONIC_FIT_RATIO",
+    "HARMONIC_CHOICE_SECONDS",
+    "SUPERVISED_JOINT_GAINS",
     "harmonic_in_use",
     "plain_plan",
 ]
@@ -118,6 +120,17 @@ BLIND_FINE_ITER = 30
 #: three passes in the coarse stage), at the price of rare flips to a worse local optimum
 #: (held-out: -7.9 dB on 1 of 8 AVL mixtures, -2.6 dB on 1 of 16 TimGM6mb).
 BLIND_JOINT_GAINS = True
+#: Supervised ``spatial="gains"``: the gains updated with the activations (``ntf``'s
+#: ``joint_gains``), one threaded pass over the channels' stacked frames per iteration,
+#: instead of two passes (models too large to keep, as a 3-minute song's) or the cached
+#: products of the group models (single-threaded; shorter mixtures). bench_e2e.py's
+#: 3-minute song: 26.7 -> 18.3 s, stems 60 dB SNR from the two-pass fit's
+#: (``--supervised --two-pass``); the bundled duo tiled to 30 s: 3.17x -> 2.04x the shared
+#: model's time (benchmarks/bench_stereo.py --timing-bundled 3 --tile 6 --timing-variants
+#: gains:twopass); held-out TimGM6mb duos and trios panned half way and hard
+#: (benchmarks/bench_stereo.py --joint-check [--stacked]): per source -0.005 to +0.002 dB
+#: (20 sources) against either former fit.
+SUPERVISED_JOINT_GAINS = True
 #: With dictionaries, every source's atoms share one gain vector (the source sits at one
 #: place) instead of one per atom.
 TIE_GAINS = True
@@ -137,10 +150,11 @@ MAX_GAIN_CHANNELS = 8
 #: :mod:`nmfsep.harmonic`). Free atoms count as a source without them.
 HARMONIC_USES = ("auto", "on", "off")
 #: ``harmonic="auto"`` with harmonic atoms in every source: a whole-file separation fits
-#: the mixture twice, with the plain atoms alone and with all of them, and keeps the
-#: harmonic atoms only when their fit's divergence is below this fraction of the plain
-#: fit's (:func:`plain_plan`). Where the training clips play the mixture's notes the
-#: plain atoms already fit it and the harmonic ones only blur it: FluidR3 in-family
+#: the mixture (its first :data:`HARMONIC_CHOICE_SECONDS`) twice, with the plain atoms
+#: alone and with all of them, and keeps the harmonic atoms only when their fit's
+#: divergence is below this fraction of the plain fit's (:func:`plain_plan`). Where the
+#: training clips play the mixture's notes the plain atoms already fit it and the
+#: harmonic ones only blur it: FluidR3 in-family
 #: (benchmarks/bench_separation.py) had ratios 0.747-0.884 on 17 of 18 mixtures (0.686
 #: on the 18th, a trio), and always using the harmonic atoms cost piano + flute 1.2 dB
 #: and violin + piano 2.4 dB. Where they do not, the harmonic atoms fit much better:
@@ -150,6 +164,12 @@ HARMONIC_USES = ("auto", "on", "off")
 #: held-out mixture keeps its harmonic atoms (held-out figures unchanged). A thin
 #: margin: benchmarks/bench_harmonic_choice.py prints every mixture's ratio.
 HARMONIC_FIT_RATIO = 0.74
+#: ``harmonic="auto"`` on a mixture longer than this many seconds: the two fits are
+#: compared on its first this many seconds only and the atoms kept are then fitted to the
+#: whole mixture, as ``--stream`` compares them on its first block (the default block,
+#: 30 s); shorter mixtures are compared whole. On a 3-minute stereo song the full
+#: harmonic fit was 80% of the separation's time (benchmarks/bench_e2e.py --supervised).
+HARMONIC_CHOICE_SECONDS = 30.0
 
 
 def default_mask_power(supervised: bool) -> float:

@@ -69,9 +69,11 @@ from nmfsep.plan import (
     DEFAULT_GROUPING,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
+    HARMONIC_CHOICE_SECONDS,
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     RESIDUAL,
+    SUPERVISED_JOINT_GAINS,
     TIE_GAINS,
     Plan,
     SeparationParams,
@@ -524,7 +526,8 @@ def separate(
         The dictionaries' harmonic atoms (``learn_dictionary(harmonic=)``): "auto" uses
         them only when every source has them and ``n_free`` is 0 (a source without
         them loses its notes to the others'), and then only when they fit the mixture
-        much better than the plain atoms alone (both fits are run; divergence ratio
+        much better than the plain atoms alone (both fits are run, on the first
+        :data:`nmfsep.plan.HARMONIC_CHOICE_SECONDS` of a longer mixture; divergence ratio
         below :data:`nmfsep.plan.HARMONIC_FIT_RATIO`, recorded as the settings'
         ``harmonic_fit_ratio``); "on" whenever present, "off" never
         (:func:`nmfsep.plan.harmonic_in_use`).
@@ -816,9 +819,11 @@ def _factorize_choosing(
 ) -> tuple[Plan, tuple, float | None]:
     """:func:`_factorize`, with and without harmonic atoms where ``plan.harmonic_choice``.
 
-    The plain atoms' fit runs first, without ``callback`` (a fraction of the time);
-    the harmonic atoms are kept when their fit's final divergence is below
-    :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` of the plain fit's.
+    The plain atoms' fit runs first, without ``callback``; the harmonic atoms are kept
+    when their fit's final divergence is below :data:`~nmfsep.plan.HARMONIC_FIT_RATIO`
+    of the plain fit's. A mixture longer than
+    :data:`~nmfsep.plan.HARMONIC_CHOICE_SECONDS` is compared on its first frames that
+    long (both fits, without ``callback``), then the atoms kept are fitted to all of it.
 
     Returns
     -------
@@ -832,13 +837,16 @@ def _factorize_choosing(
     if not plan.harmonic_choice or params.max_iter == 0:
         return plan, _factorize(V, plan, params, grids, callback, n_threads), None
     plain = plain_plan(plan)
-    fit_plain = _factorize(V, plain, params, grids, None, n_threads)
-    fit = _factorize(V, plan, params, grids, callback, n_threads)
+    n = 1 + int(HARMONIC_CHOICE_SECONDS * grids.analysis_sr / grids.analysis_stft.hop_length)
+    part = V if V.shape[-2] <= n else np.ascontiguousarray(V[..., :n, :])
+    fit_plain = _factorize(part, plain, params, grids, None, n_threads)
+    fit = _factorize(part, plan, params, grids, callback if part is V else None, n_threads)
     d_plain, d_harm = fit_plain[4].loss, fit[4].loss
     ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
-    if ratio < HARMONIC_FIT_RATIO:
-        return plan, fit, ratio
-    return plain, fit_plain, ratio
+    chosen, fit = (plan, fit) if ratio < HARMONIC_FIT_RATIO else (plain, fit_plain)
+    if part is not V:
+        fit = _factorize(V, chosen, params, grids, callback, n_threads)
+    return chosen, fit, ratio
 
 
 def _factorize_gains(
@@ -848,8 +856,10 @@ def _factorize_gains(
     """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
 
     With dictionaries every source's atoms share one gain vector (a source sits at one
-    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each. Blind: coarse to
-    fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`, :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each; supervised, the
+    gains are updated with the activations (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`).
+    Blind: coarse to fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`,
+    :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
     """
     fixed = None if plan.dictionary is None else plan.dictionary.atoms
     start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
@@ -868,8 +878,10 @@ def _factorize_gains(
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
             joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=start.W, H=start.H, Q=Q0,
             max_iter=params.max_iter, tol=params.tol, callback=callback)
+    joint = SUPERVISED_JOINT_GAINS if plan.mode == "supervised" else None
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
-               gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
+               gain_groups=ties, joint_gains=joint, max_iter=params.max_iter, tol=params.tol,
+               callback=callback)
 
 
 def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[

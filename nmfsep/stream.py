@@ -556,8 +556,8 @@ class _Run:
 
         Where ``plan.harmonic_choice``, the first block is fitted with and without them
         and they are kept when the ratio of the divergences is below
-        :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` (whole-file separation decides on the
-        whole mixture); ``fit_ratio`` records it.
+        :data:`~nmfsep.plan.HARMONIC_FIT_RATIO` (whole-file separation decides on its
+        first :data:`~nmfsep.plan.HARMONIC_CHOICE_SECONDS`); ``fit_ratio`` records it.
         """
         if not (self.plan.harmonic_choice and self.analyse and self.params.max_iter > 0):
             return self
