@@ -5,7 +5,8 @@ separated *alone*, as if it were the mixture, with the dictionaries of every sou
 task (learned with the product's defaults from the family's training clips, as in
 ``bench_heldout.py``). A perfect separation gives all of it back to its own source; the
 share of its energy that comes out in the other sources' stems is the leak, in dB
-(``10 log10(E_other / E_total)``; -30 dB: 0.1 %, -3 dB: half). Low SDR with a large leak
+(``10 log10(E_other / E_total)``; -30 dB: 0.1 %, -3 dB: half), per seed with the source
+that takes the most of it. Low SDR with a large leak
 *from* another source's stem means that source's notes are claimed by this dictionary.
 
     python benchmarks/bench_leak.py --families timgm6mb --tasks duo       # 1 min
@@ -33,17 +34,22 @@ from nmfsep.separate import separate  # noqa: E402
 LEARN = {"pitch_shifts": [-2, -1, 1, 2], "harmonic": "auto", "harmonic_margin": 12}
 
 
-def leak_db(stem: np.ndarray, sr: int, name: str, dicts: list, harmonic: str) -> float:
-    """Share (dB) of ``stem``'s energy that ``separate`` gives to the other sources."""
+def leak_db(stem: np.ndarray, sr: int, name: str, dicts: list, harmonic: str) -> tuple:
+    """Share (dB) of ``stem``'s energy that ``separate`` gives to the other sources.
+
+    Returns the share and the name of the source that takes the most of it.
+    """
     stems = separate(stem, sr, dictionaries=dicts, harmonic=harmonic).stems
     energy = {k: float(np.sum(np.square(v, dtype=np.float64))) for k, v in stems.items()}
     total = sum(energy.values())
     other = total - energy[name]
-    return 10 * np.log10(max(other, 1e-12 * total) / total) if total > 0 else float("nan")
+    most = max((k for k in energy if k != name), key=energy.__getitem__)
+    share = 10 * np.log10(max(other, 1e-12 * total) / total) if total > 0 else float("nan")
+    return share, most
 
 
 def measure(item: dict, learn_kw: dict, harmonics: list[str], ceiling: bool) -> list[tuple]:
-    """Rows ``(family, task, source, dictionaries, leak dB)`` of one mixture."""
+    """Rows ``(family, task, source, dictionaries, (leak dB, main taker))`` of one mixture."""
     sets = {"train": [learn([item["train"][n]], n, learn_kw) for n in item["names"]]}
     if ceiling:
         sets["ceiling"] = [learn([(item["stems"][n], item["sr"])], n, learn_kw)
@@ -73,11 +79,13 @@ def main() -> None:
         for item in items:
             for *key, value in measure(item, LEARN, args.harmonic.split(","), args.ceiling):
                 table[tuple(key)].append(value)
-    print("| family | task | source | dictionaries | leak to the others (dB, median) | per seed |")
+    print("| family | task | source | dictionaries | leak to the others (dB, median) "
+          "| per seed (taking the most) |")
     print("|---|---|---|---|---|---|")
     for (family, task, name, label), values in table.items():
-        print(f"| {family} | {task} | {name} | {label} | {np.median(values):.1f} | "
-              + " ".join(f"{v:.1f}" for v in values) + " |")
+        print(f"| {family} | {task} | {name} | {label} | "
+              f"{np.median([v for v, _ in values]):.1f} | "
+              + " ".join(f"{v:.1f} ({most})" for v, most in values) + " |")
 
 
 if __name__ == "__main__":
