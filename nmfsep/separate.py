@@ -49,6 +49,7 @@ import numpy as np
 
 from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate
 from nmfsep.adaptation import atom_plan, check_adaptation
+from nmfsep.auto_sources import plan_for
 from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power, fit_mismatch
 from nmfsep.divergence import beta_loss_to_float
@@ -79,7 +80,6 @@ from nmfsep.plan import (
     SeparationParams,
     fallback_groups,
     load_dictionaries,
-    make_plan,
     plain_plan,
     settings_record,
 )
@@ -464,11 +464,15 @@ def separate(
     n_components : int or None
         Blind mode: number of components k, ``1 <= k <= n_frames``. With
         ``n_sources`` only, ``8 * n_sources`` (:data:`DEFAULT_COMPONENTS_PER_SOURCE`).
-    n_sources : int, sequence of str, or None
+    n_sources : int, sequence of str, "auto", or None
         Blind mode: group the k components into this many stems ``source_1`` ...
         (``1 <= n_sources <= k``); None gives one stem per component. Names instead
         (``["drums", "bass", "other"]``): the built-in dictionaries of the names that
         are built-ins, and ``n_free`` free atoms (8 when 0) for the one that is not.
+        ``"auto"``: the number :func:`nmfsep.sources.suggest_sources` suggests for
+        ``y`` (a mixture of at least 1 s), with ``percussive=True`` when it found drums;
+        the settings' ``sources_auto`` records the suggestion
+        (:mod:`nmfsep.auto_sources`).
     dictionaries : sequence of Dictionary, paths or built-in names
         Supervised mode: fixed atoms, one stem per source name (in order). All must
         share sample rate, STFT settings, power and β (:func:`nmfsep.dictionary.combine`).
@@ -590,8 +594,9 @@ def separate(
     y_in = y
     y, sr = check_mixture(y, sr)
     one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
-                     percussive, harmonic)
+    plan = plan_for(y, sr, n_components=n_components, n_sources=n_sources,
+                    dictionaries=load_dictionaries(dictionaries), n_free=n_free,
+                    percussive=percussive, harmonic=harmonic, spatial=spatial)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
     n_frames = fit.X.shape[2]
