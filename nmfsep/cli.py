@@ -278,6 +278,24 @@ def _iteration_callback(progress, task) -> Callable[[int, float | None], None]:
     return callback
 
 
+class _PhasedCallback:
+    """Iterations on a progress bar; ``phase(name)`` (a new fit) restarts it, named."""
+
+    def __init__(self, progress, task) -> None:
+        self.progress, self.task, self.shown = progress, task, ""
+        self.base = ""
+
+    def __call__(self, iteration: int, loss: float | None = None) -> None:
+        self.progress.update(self.task, completed=iteration)
+
+    def phase(self, name: str) -> None:
+        now = next(t.description for t in self.progress.tasks if t.id == self.task)
+        if now != self.shown:  # a new file: its description is the base
+            self.base = now
+        self.shown = f"{self.base} ({name})" if name else self.base
+        self.progress.update(self.task, completed=0, description=self.shown)
+
+
 def _jsonable(value: Any) -> Any:
     """Convert a summary (paths, numpy scalars/arrays, dataclasses) to JSON types."""
     import dataclasses
@@ -318,6 +336,7 @@ _RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
 _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
+_HARMONIC_CHOICE_SECONDS = 30.0  # nmfsep.plan.HARMONIC_CHOICE_SECONDS
 _ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 _VALIDATE_FRACTION = 0.2  # learn --validate: the share of every clip held back
 
@@ -851,8 +870,8 @@ def separate(
             "--harmonic",
             help="The dictionaries' harmonic atoms (learn --harmonic): 'auto' uses them "
             "when every source has them, there is no --free and they fit the mix much "
-            "better than the learned atoms alone (both fits are run, on the first 30 s of a "
-            "longer mix; --stream: on the first block), "
+            "better than the learned atoms alone (both fits are run, on the first "
+            f"{_HARMONIC_CHOICE_SECONDS:g} s of a longer mix; --stream: on the first block), "
             "'on' whenever a dictionary has them, 'off' never.",
         ),
     ] = "auto",
@@ -1298,7 +1317,7 @@ def _file_progress_callback(progress, task, *, stream: bool) -> Callable[..., No
     if progress.disable:
         return None
     if not stream:
-        return _iteration_callback(progress, task)
+        return _PhasedCallback(progress, task)  # the harmonic choice's fits are shown too
 
     def callback(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)

@@ -508,7 +508,11 @@ def separate(
     random_state : int, numpy generator or None
         Seed of the initialisation; an int gives bit-identical stems on one machine.
     callback : callable(iteration, loss or None), optional
-        NMF progress callback.
+        NMF progress callback. With harmonic atoms to choose (``harmonic="auto"``) a
+        run makes two or three fits; a callback with a ``phase(name)`` method hears of
+        each before it starts (``"harmonic choice 1/2: plain atoms, first 30 s"``, ...,
+        ``""`` for the final fit) and sees the iterations of all; one without it sees
+        those of one fit only.
     n_threads : int or None
         Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
         not depend on it (bit for bit).
@@ -829,6 +833,8 @@ def _factorize_choosing(
     of the plain fit's. A mixture longer than
     :data:`~nmfsep.plan.HARMONIC_CHOICE_SECONDS` is compared on its first frames that
     long (both fits, without ``callback``), then the atoms kept are fitted to all of it.
+    A ``callback`` with a ``phase(name)`` method (:func:`_fit_phase`) sees every fit:
+    ``phase`` names each before it starts.
 
     Returns
     -------
@@ -844,14 +850,46 @@ def _factorize_choosing(
     plain = plain_plan(plan)
     n = 1 + int(HARMONIC_CHOICE_SECONDS * grids.analysis_sr / grids.analysis_stft.hop_length)
     part = V if V.shape[-2] <= n else np.ascontiguousarray(V[..., :n, :])
-    fit_plain = _factorize(part, plain, params, grids, None, n_threads)
-    fit = _factorize(part, plan, params, grids, callback if part is V else None, n_threads)
+    where = "" if part is V else f", first {HARMONIC_CHOICE_SECONDS:g} s"
+    fit_plain = _factorize(part, plain, params, grids,
+                           _fit_phase(callback, f"harmonic choice 1/2: plain atoms{where}"),
+                           n_threads)
+    with_harmonic = _fit_phase(callback, f"harmonic choice 2/2: harmonic atoms{where}")
+    fit = _factorize(part, plan, params, grids, callback if part is V else with_harmonic,
+                     n_threads)
     d_plain, d_harm = fit_plain[4].loss, fit[4].loss
     ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
     chosen, fit = (plan, fit) if ratio < HARMONIC_FIT_RATIO else (plain, fit_plain)
     if part is not V:
+        _fit_phase(callback, "")
         fit = _factorize(V, chosen, params, grids, callback, n_threads)
     return chosen, fit, ratio
+
+
+def _fit_phase(callback: Callable[..., None] | None, name: str
+              ) -> Callable[..., None] | None:
+    """Tell ``callback`` that another fit starts; return it for that fit, or None.
+
+    Parameters
+    ----------
+    callback : callable(iteration, loss or None) or None
+        A progress callback; one with a ``phase(name)`` method hears of every fit of a
+        run (the harmonic choice's, then the final one), the others of one fit only
+        (their iterations would restart from 1 unannounced).
+    name : str
+        What the fit is (``"harmonic choice 1/2: plain atoms, first 30 s"``); "" for
+        the final fit.
+
+    Returns
+    -------
+    callable or None
+        ``callback`` if it has ``phase`` (after calling ``callback.phase(name)``), else None.
+    """
+    start = getattr(callback, "phase", None)
+    if start is None:
+        return None
+    start(name)
+    return callback
 
 
 def _factorize_gains(
