@@ -1142,7 +1142,7 @@ def _separate_kwargs(
     *,
     stream: bool,
     n_components: int | None,
-    n_sources: int | tuple[str, ...] | None,
+    n_sources: int | str | tuple[str, ...] | None,
     dictionaries: tuple[Any, ...],
     n_free: int,
     beta: str | float | None,
