@@ -20,6 +20,12 @@ and the drums stem's median for bands):
   that family x task in hindsight (a strong baseline);
 * ``today``: ``separate(mix, sr, n_sources=S)`` (the blind default);
 * ``percussive``: ``separate(mix, sr, n_sources=S, percussive=True)`` (bands only);
+* ``auto`` (``--auto``, also on trios with ``today``): ``separate(mix, sr, n_sources="auto")``,
+  the number of sources :func:`nmfsep.sources.suggest_sources` finds (``percussive`` when
+  it finds drums). Its stems need not be as many as the references: the best one-to-one
+  matching of stems and references is scored (stems left over are dropped, so what they
+  took of a source is lost to it); a reference left without a stem (too few stems) is
+  scored against the stem that serves it best, though another reference has it too;
 * candidates ``p:<margin>:<kernel_h>x<kernel_p>:<components per source>``: the
   percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
   those settings, masks and stems as in ``separate``.
@@ -28,6 +34,7 @@ and the drums stem's median for bands):
 family the candidate with the best median band SDR on the families sharing no sample
 lineage with it (the manifest's ``groups``) is chosen and reported on the held-out family.
 
+``--auto`` reports beside each family's median the count ``auto`` used (right of all).
 ``--sources`` measures how often :func:`nmfsep.sources.suggest_sources` finds the number
 of sources (2 on duos, 3 on bands), and how sure it says it is.
 
@@ -35,6 +42,8 @@ of sources (2 on duos, 3 on bands), and how sure it says it is.
     nice python benchmarks/bench_blind.py --tasks band,duo,trio --sources --no-pipeline \
         --candidates ""                                               # duos, sources: 5 min
     nice python benchmarks/bench_blind.py --families fluidr3 --seeds 1 --candidates p:1:17x17:8
+    nice python benchmarks/bench_blind.py --tasks band,duo,trio --auto --no-pipeline \
+        --candidates "" --seeds 2                       # auto vs the true count: 10-15 min
 
 Settings tried in exploratory runs (2-3 seeds) and left out of the default list, none
 better: 31 x 31 kernels, margins 2 and 4, 12 components per source, "combined"
@@ -171,18 +180,30 @@ def run_method(item: dict, method: str) -> np.ndarray:
         return run_pipeline(item, int(method.split(":")[1]))
     if method.startswith("p:"):
         return run_candidate(item, parse_candidate(method))
-    # "today": the blind default; "percussive": separate(..., percussive=True)
-    res = separate(item["mix"], item["sr"], n_sources=S, random_state=0,
-                   percussive=method == "percussive" and S >= 2)
+    # "today": the blind default; "percussive": separate(..., percussive=True); "auto"
+    res = separate(item["mix"], item["sr"], n_sources="auto" if method == "auto" else S,
+                   random_state=0, percussive=method == "percussive" and S >= 2)
     return np.stack([s[0] for s in res.stems.values()])
 
 
-def score(bss: BSSEval, ests: np.ndarray) -> list[float]:
-    """SDR of each reference under the estimates' permutation with the best mean SDR."""
-    S = ests.shape[0]
+def score(bss: BSSEval, ests: np.ndarray, n_refs: int) -> list[float]:
+    """SDR of each reference under the one-to-one matching with the best mean SDR.
+
+    With fewer estimates than references, a reference left without one gets the SDR of
+    the estimate that serves it best (shared with another reference).
+    """
+    E, S = ests.shape[0], n_refs
     M = np.array([[bss.scores(e, j)[0] for j in range(S)] for e in ests])  # (est, ref)
-    best = max(itertools.permutations(range(S)), key=lambda p: sum(M[p[j], j] for j in range(S)))
-    return [float(M[best[j], j]) for j in range(S)]
+    if E >= S:
+        best = max(itertools.permutations(range(E), S),
+                   key=lambda p: sum(M[p[j], j] for j in range(S)))
+        return [float(M[best[j], j]) for j in range(S)]
+    refs = max(itertools.permutations(range(S), E),
+               key=lambda p: sum(M[e, p[e]] for e in range(E)))
+    out = [float(M[:, j].max()) for j in range(S)]
+    for e, j in enumerate(refs):
+        out[j] = float(M[e, j])
+    return out
 
 
 # ------------------------------------------------------------------------- report
@@ -231,8 +252,11 @@ def select(rows: list[dict], cands: list[str], families: list[str], lineage: dic
 
 def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict | None) -> dict:
     out: dict = {}
-    for task in ("band", "duo"):
-        methods = [m for m in ("today", "percussive") if any(r["method"] == m for r in rows)]
+    for task in ("band", "duo", "trio"):
+        if not any(r["task"] == task for r in rows):
+            continue
+        methods = [m for m in ("today", "percussive", "auto")
+                   if any(r["method"] == m and r["task"] == task for r in rows)]
         methods += cands
         print(f"\n## {task}: median SDR (dB), drums stem in brackets")
         print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>18s}" for m in methods)
@@ -259,6 +283,11 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
                 cell["heldout"], cell["heldout_drums"] = cell.get(c), cell.get(c + "_drums")
                 cell["heldout_candidate"] = c
                 line += f"  {c}: {fmt(c)}"
+            auto = [r for r in rows if r["method"] == "auto" and r["task"] == task
+                    and r["family"] == fam]
+            if auto:
+                cell["auto_right"] = sum(r["n_est"] == len(r["names"]) for r in auto)
+                line += f"  auto count right {cell['auto_right']} of {len(auto)}"
             print(line)
             out[f"{task}/{fam}"] = cell
     return out
@@ -277,6 +306,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--no-pipeline", action="store_true",
                     help="compute no pipeline rows (those of --reuse are kept)")
     ap.add_argument("--select", action="store_true")
+    ap.add_argument("--auto", action="store_true",
+                    help="also separate with n_sources='auto' (and run today's blind on trios)")
     ap.add_argument("--sources", action="store_true",
                     help="also measure nmfsep.sources.suggest_sources on every mixture")
     ap.add_argument("--json", type=Path, default=None)
@@ -315,13 +346,15 @@ def main() -> None:
     families = args.families.split(",")
     cands = [c for c in args.candidates.split(",") if c]
     methods = [m for m in args.methods.split(",") if m] + cands
+    methods += ["auto"] if args.auto else []
     methods += [f"pipeline:{k}" for k in PIPE_KS]
     items = load_items(args.data, families, args.seeds, args.tasks.split(","))
     rows, guesses, t0 = [], [], time.perf_counter()
     old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
     for item in items:
         bss = BSSEval(item["refs"])
-        for m in methods if item["task"] != "trio" else []:  # trios: --sources only
+        trio = ["today", "auto"] if args.auto else []  # trios: --sources and --auto only
+        for m in methods if item["task"] != "trio" else [m for m in methods if m in trio]:
             if (m.startswith("p:") or m == "percussive") and item["task"] != "band":
                 continue
             key = (item["family"], item["task"], item["seed"], m)
@@ -331,9 +364,11 @@ def main() -> None:
                 continue
             if m.startswith("pipeline:") and args.no_pipeline:
                 continue
-            sdr = score(bss, run_method(item, m))
+            ests = run_method(item, m)
+            sdr = score(bss, ests, len(item["names"]))
             rows.append({"family": item["family"], "task": item["task"], "seed": item["seed"],
-                         "method": m, "names": item["names"], "sdr": sdr})
+                         "method": m, "names": item["names"], "sdr": sdr,
+                         "n_est": int(ests.shape[0])})
             print(f"[{time.perf_counter() - t0:5.0f}s] {item['family']} {item['task']} "
                   f"{item['seed']} {m}: {np.round(sdr, 2).tolist()}", file=sys.stderr, flush=True)
         if args.sources:

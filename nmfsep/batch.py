@@ -470,10 +470,15 @@ def _common_settings(
         The stem names every file gets (each a safe file name).
     """
     from nmfsep import io
-    from nmfsep.plan import load_dictionaries, stem_names
+    from nmfsep.plan import AUTO_SOURCES, load_dictionaries, stem_names
 
     kwargs = dict(separate_kwargs)
     _check_kwargs(kwargs, stream)
+    if kwargs.get("n_sources") == AUTO_SOURCES:
+        raise ParameterError(
+            "n_sources='auto' names each file's stems after what it finds, so a batch cannot "
+            "tell which files are done; separate the files one by one (separate_file), or "
+            "give n_sources=N")
     if "dictionaries" in kwargs:
         kwargs["dictionaries"] = tuple(load_dictionaries(kwargs["dictionaries"]))
     names = stem_names(

@@ -125,6 +125,7 @@ def _describe(exc: BaseException) -> str:
 _FLAGS = {
     "force=True": "--force",
     "n_components": "-k",
+    "n_sources='auto'": "--sources auto",
     "n_sources": "--sources",
     "n_free": "--free",
     "adapt": "--adapt",
@@ -277,6 +278,24 @@ def _iteration_callback(progress, task) -> Callable[[int, float | None], None]:
     return callback
 
 
+class _PhasedCallback:
+    """Iterations on a progress bar; ``phase(name)`` (a new fit) restarts it, named."""
+
+    def __init__(self, progress, task) -> None:
+        self.progress, self.task, self.shown = progress, task, ""
+        self.base = ""
+
+    def __call__(self, iteration: int, loss: float | None = None) -> None:
+        self.progress.update(self.task, completed=iteration)
+
+    def phase(self, name: str) -> None:
+        now = next(t.description for t in self.progress.tasks if t.id == self.task)
+        if now != self.shown:  # a new file: its description is the base
+            self.base = now
+        self.shown = f"{self.base} ({name})" if name else self.base
+        self.progress.update(self.task, completed=0, description=self.shown)
+
+
 def _jsonable(value: Any) -> Any:
     """Convert a summary (paths, numpy scalars/arrays, dataclasses) to JSON types."""
     import dataclasses
@@ -317,6 +336,7 @@ _RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
 _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
+_HARMONIC_CHOICE_SECONDS = 30.0  # nmfsep.plan.HARMONIC_CHOICE_SECONDS
 _ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 _VALIDATE_FRACTION = 0.2  # learn --validate: the share of every clip held back
 
@@ -542,6 +562,9 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     harmonic = _harmonic_choice(summary.get("settings") or {})
     if harmonic:
         parts.append(harmonic)
+    auto = _auto_choice(summary.get("settings") or {})
+    if auto:
+        parts.append(auto)
     model = summary.get("model")
     if model:
         parts.append(f"model {model}")
@@ -564,11 +587,27 @@ def _harmonic_choice(settings: dict[str, Any]) -> str:
             "--harmonic on keeps them)")
 
 
-def _parse_sources(value: str | None) -> int | tuple[str, ...] | None:
-    """Parse ``--sources``: a number of blind sources (1 to 10000), or comma-separated names."""
+def _auto_choice(settings: dict[str, Any]) -> str:
+    """Say what ``--sources auto`` found (``sources: auto -> 3 (...)``, a guess or not), or ""."""
+    record = settings.get("sources_auto")
+    if not isinstance(record, dict):
+        return ""
+    from nmfsep.auto_sources import AUTO_CONFIDENCE, describe_auto
+
+    text = "sources: " + describe_auto(record)
+    if record.get("guess"):
+        text += (f" - a guess (confidence under {AUTO_CONFIDENCE}): if you know the number, "
+                 "give --sources N")
+    return text
+
+
+def _parse_sources(value: str | None) -> int | str | tuple[str, ...] | None:
+    """Parse ``--sources``: a number of blind sources (1 to 10000), "auto", or names."""
     if value is None:
         return None
     text = value.strip()
+    if text.lower() == "auto":
+        return "auto"
     if text.lstrip("+-").isdigit():
         if not 1 <= int(text) <= 10_000:
             raise typer.BadParameter(f"{text} is not in the range 1<=x<=10000.")
@@ -588,6 +627,14 @@ def _check_separate_usage(
     n_free: int,
 ) -> None:
     """Refuse option combinations that make no sense, in the words of the options."""
+    if n_sources == "auto":
+        if dict_paths or n_free:
+            ctx.fail("--sources auto is for blind separation; with --dict there is one stem "
+                     "per dictionary source (drop --sources, or --dict and --free)")
+        if n_components is not None and n_components < 2:
+            ctx.fail(f"-k {n_components} is fewer than the 2 sources --sources auto suggests "
+                     "at least; use -k 2 or more, or leave -k out")
+        return
     if isinstance(n_sources, tuple):
         if dict_paths or n_components is not None:
             ctx.fail("--sources with names (drums,bass,other) picks built-in dictionaries "
@@ -724,7 +771,9 @@ def separate(
             metavar="S|NAMES",
             callback=_parse_sources,
             help="Group the blind components into this many stems (source_1.wav ...); "
-            f"without -k, {_COMPONENTS_PER_SOURCE} components per source. Names instead "
+            f"without -k, {_COMPONENTS_PER_SOURCE} components per source. 'auto': the "
+            "number the mixture suggests (nmfsep rank --sources), with --percussive when "
+            "it finds drums. Names instead "
             "(drums,bass,other): built-in dictionaries for the built-in names, free atoms "
             "(--free, default 8) for the one other name.",
             show_default=False,
@@ -821,8 +870,8 @@ def separate(
             "--harmonic",
             help="The dictionaries' harmonic atoms (learn --harmonic): 'auto' uses them "
             "when every source has them, there is no --free and they fit the mix much "
-            "better than the learned atoms alone (both fits are run, on the first 30 s of a "
-            "longer mix; --stream: on the first block), "
+            "better than the learned atoms alone (both fits are run, on the first "
+            f"{_HARMONIC_CHOICE_SECONDS:g} s of a longer mix; --stream: on the first block), "
             "'on' whenever a dictionary has them, 'off' never.",
         ),
     ] = "auto",
@@ -975,10 +1024,13 @@ def separate(
     whole-file separation would need more than [bold]--memory[/] is streamed anyway.
     """
     dict_paths = list(dictionaries or [])
-    sources = cast("int | tuple[str, ...] | None", n_sources)  # as _parse_sources made it
+    sources = cast("int | str | tuple[str, ...] | None", n_sources)  # as _parse_sources made it
     _check_batch_usage(ctx, dict_paths=dict_paths, stream=stream, save_model=save_model,
                        report=report, jobs=jobs, scheduler=scheduler)
     _check_separate_usage(ctx, n_components, sources, dict_paths, n_free)
+    if sources == "auto":
+        _check_auto_usage(ctx, percussive=percussive, stream=stream, batch=jobs is not None
+                          or scheduler is not None or any(map(_is_batch_input, mixtures)))
     if adapt is not None and (stream or not (dict_paths or isinstance(sources, tuple))):
         ctx.fail("--adapt needs --dict or named --sources (it adapts the dictionaries' atoms) "
                  "and no --stream")
@@ -1036,6 +1088,21 @@ def separate(
         )
 
 
+def _check_auto_usage(ctx: typer.Context, *, percussive: bool, stream: bool, batch: bool
+                      ) -> None:
+    """Refuse what ``--sources auto`` does not go with (usage error)."""
+    if percussive:
+        ctx.fail("--sources auto decides --percussive itself (it splits the drums off when "
+                 "it finds them); drop --percussive, or give --sources S")
+    if stream:
+        ctx.fail("--sources auto needs the whole mixture (it may split the drums off, "
+                 "which a stream cannot); drop --stream, or give --sources S")
+    if batch:
+        ctx.fail("--sources auto names each file's stems after what it finds, so a batch "
+                 "(folder, pattern, --jobs, --scheduler) cannot tell which files are done; "
+                 "name the files one by one, or give --sources S")
+
+
 def _check_model_usage(
     ctx: typer.Context,
     *,
@@ -1075,7 +1142,7 @@ def _separate_kwargs(
     *,
     stream: bool,
     n_components: int | None,
-    n_sources: int | tuple[str, ...] | None,
+    n_sources: int | str | tuple[str, ...] | None,
     dictionaries: tuple[Any, ...],
     n_free: int,
     beta: str | float | None,
@@ -1158,6 +1225,8 @@ def _load_dictionaries(
     try:
         resolved = [resolve_dictionary(path) for path in dict_paths]
         loaded_dicts = tuple(d for d, _ in resolved)
+        if n_sources == "auto":  # checked by _check_separate_usage; names come from the mix
+            return loaded_dicts, ""
         stem_names(
             n_components=n_components,
             n_sources=n_sources,
@@ -1248,7 +1317,7 @@ def _file_progress_callback(progress, task, *, stream: bool) -> Callable[..., No
     if progress.disable:
         return None
     if not stream:
-        return _iteration_callback(progress, task)
+        return _PhasedCallback(progress, task)  # the harmonic choice's fits are shown too
 
     def callback(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)

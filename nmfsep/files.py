@@ -16,6 +16,7 @@ from typing import Any
 
 from nmfsep import io
 from nmfsep._checks import check_int
+from nmfsep.auto_sources import is_auto, plan_for
 from nmfsep.exceptions import ParameterError
 from nmfsep.ntf import GAINS_CACHE_BYTES
 from nmfsep.plan import (
@@ -24,7 +25,6 @@ from nmfsep.plan import (
     file_summary,
     gain_warnings,
     load_dictionaries,
-    make_plan,
     output_folder,
 )
 from nmfsep.report import write_report
@@ -149,7 +149,7 @@ def separate_file(
     folder = output_folder(src, out_dir, name)
     fmt = io.audio_format(format, subtype)
     y, sr = check_mixture(*io.load(src))
-    plan, params, options = _plan_of(kwargs)
+    plan, params, options = _plan_of(kwargs, (y, sr))
     outputs = io.output_files(folder, plan.names, model=save_model, report=report,
                               ext=fmt.ext)
     with io.OutputTransaction(folder, outputs.all(), force=force, inputs=[src]) as out:
@@ -179,8 +179,13 @@ def separate_file(
                         report=report_path)
 
 
-def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, Any]]:
-    """Split :func:`separate`'s keywords into the plan, the settings and run options."""
+def _plan_of(kwargs: dict[str, Any], mixture: tuple[Any, int] | None = None
+             ) -> tuple[Plan, SeparationParams, dict[str, Any]]:
+    """Split :func:`separate`'s keywords into the plan, the settings and run options.
+
+    ``mixture`` ``(y, sr)``, checked, decides ``n_sources="auto"``
+    (:func:`nmfsep.auto_sources.plan_for`); without it "auto" plans the most sources.
+    """
     kwargs = dict(kwargs)
     modes = {k: kwargs.pop(k) for k in _MODE_KEYS if k in kwargs}
     options = {k: kwargs.pop(k) for k in _RUN_KEYS if k in kwargs}
@@ -188,10 +193,12 @@ def _plan_of(kwargs: dict[str, Any]) -> tuple[Plan, SeparationParams, dict[str, 
         params = SeparationParams(**kwargs)
     except TypeError as exc:
         raise ParameterError(f"separate_file got an unknown keyword ({exc})") from None
-    plan = make_plan(
-        modes.get("n_components"), modes.get("n_sources"),
-        load_dictionaries(modes.get("dictionaries", ())), modes.get("n_free", 0),
-        modes.get("percussive", False), modes.get("harmonic", "auto"),
+    y, sr = mixture if mixture is not None else (None, 0)
+    plan = plan_for(
+        y, sr, n_components=modes.get("n_components"), n_sources=modes.get("n_sources"),
+        dictionaries=load_dictionaries(modes.get("dictionaries", ())),
+        n_free=modes.get("n_free", 0), percussive=modes.get("percussive", False),
+        harmonic=modes.get("harmonic", "auto"), spatial=params.spatial,
     )
     return plan, params.validate(), options
 
@@ -293,6 +300,7 @@ def stream_reason(
         return None
     out: dict[str, Any] = {"estimate": estimate, "memory": int(memory), "stream": True}
     blockers = [k for k in ("save_model", "report", "percussive") if kwargs.get(k)]
+    blockers += ["n_sources='auto'"] if is_auto(kwargs.get("n_sources")) else []
     blockers += [k for k in ("stft", "power", "adapt") if kwargs.get(k) is not None]
     dicts = load_dictionaries(kwargs.get("dictionaries", ()))
     if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:

@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_COMPONENTS_PER_SOURCE",
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
+    "AUTO_SOURCES",
     "SPATIAL_MODELS",
     "DEFAULT_SPATIAL",
     "MAX_GAIN_CHANNELS",
@@ -220,6 +221,9 @@ class Plan:
     harmonic_choice : bool
         ``harmonic="auto"`` kept harmonic atoms: a whole-file separation compares their
         fit with the plain atoms' (:data:`HARMONIC_FIT_RATIO`, :func:`plain_plan`).
+    sources_auto : dict or None
+        With ``n_sources="auto"``: what :func:`nmfsep.sources.suggest_sources` found
+        (:func:`nmfsep.auto_sources.auto_plan`); None otherwise.
     """
 
     mode: str
@@ -234,6 +238,7 @@ class Plan:
     harmonic_left_out: tuple[str, ...] = ()
     harmonic_note: str = ""
     harmonic_choice: bool = False
+    sources_auto: dict[str, Any] | None = None
 
     @property
     def n_free(self) -> int:
@@ -281,6 +286,9 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
     return out
 
 
+#: ``n_sources`` that asks for the number of sources the mixture suggests
+#: (:mod:`nmfsep.auto_sources`).
+AUTO_SOURCES = "auto"
 #: Most components (or sources, or free atoms) a separation accepts.
 MAX_COMPONENTS = 10_000
 
@@ -317,6 +325,10 @@ def make_plan(
     # bounded before any name or array is made from them (10**8 stems would need GBs)
     check_int(n_free, "n_free", 0, MAX_COMPONENTS)
     check_choice(harmonic, "harmonic", HARMONIC_USES)
+    if isinstance(n_sources, str) and n_sources == AUTO_SOURCES:
+        raise ParameterError(
+            "n_sources='auto' is decided from the whole mixture, by separate() and "
+            "separate_file() (not by a stream); give a number or names here")
     if n_sources is not None and not is_int(n_sources):
         if percussive:
             raise ParameterError(
@@ -711,8 +723,8 @@ def settings_record(
         ``mask``, ``mask_power``, ``grouping``, ``percussive``, ``solver``, ``max_iter``,
         ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
         ``dictionaries`` (with each one's ``n_harmonic`` atoms in use),
-        ``harmonic_left_out``, ``harmonic_fit_ratio``, ``sr``, ``stft``, ``analysis_sr``,
-        ``analysis_stft``, ``context_frames``, ``spatial``, ``nmfsep_version``.
+        ``harmonic_left_out``, ``harmonic_fit_ratio``, ``sources_auto``, ``sr``, ``stft``,
+        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``spatial``, ``nmfsep_version``.
     """
     rs = params.random_state
     seed: int | str | None = None if rs is None else int(rs) if is_int(rs) else "generator"
@@ -742,6 +754,7 @@ def settings_record(
         ],
         "harmonic_left_out": list(plan.harmonic_left_out),
         "harmonic_fit_ratio": harmonic_fit_ratio,
+        "sources_auto": None if plan.sources_auto is None else dict(plan.sources_auto),
         "sr": sr,
         "stft": stft.to_dict(),
         "analysis_sr": analysis_sr,

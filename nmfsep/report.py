@@ -48,6 +48,7 @@ from nmfsep import io
 from nmfsep._checks import check_choice
 from nmfsep._npz import jsonable
 from nmfsep._version import __version__
+from nmfsep.auto_sources import describe_auto
 from nmfsep.evaluate import METRIC_LABELS, METRICS, EvaluationWarning, evaluate_separation
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.io import MIXTURE_NAME, REPORT_NAME, output_files
@@ -384,6 +385,9 @@ def _parameter_rows(model: Any) -> list[tuple[str, str]]:
     ]
     if s.get("n_sources") is not None:
         rows.append(("sources", f"{s['n_sources']} (grouping: {s.get('grouping')})"))
+    if isinstance(s.get("sources_auto"), dict):
+        guess = "; a guess" if s["sources_auto"].get("guess") else ""
+        rows.append(("number of sources", describe_auto(s["sources_auto"]) + guess))
     if s.get("n_free"):
         rows.append(("free atoms", str(s["n_free"])))
     dicts = s.get("dictionaries") or []

@@ -49,6 +49,7 @@ import numpy as np
 
 from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate
 from nmfsep.adaptation import atom_plan, check_adaptation
+from nmfsep.auto_sources import plan_for
 from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power, fit_mismatch
 from nmfsep.divergence import beta_loss_to_float
@@ -79,7 +80,6 @@ from nmfsep.plan import (
     SeparationParams,
     fallback_groups,
     load_dictionaries,
-    make_plan,
     plain_plan,
     settings_record,
 )
@@ -464,11 +464,15 @@ def separate(
     n_components : int or None
         Blind mode: number of components k, ``1 <= k <= n_frames``. With
         ``n_sources`` only, ``8 * n_sources`` (:data:`DEFAULT_COMPONENTS_PER_SOURCE`).
-    n_sources : int, sequence of str, or None
+    n_sources : int, sequence of str, "auto", or None
         Blind mode: group the k components into this many stems ``source_1`` ...
         (``1 <= n_sources <= k``); None gives one stem per component. Names instead
         (``["drums", "bass", "other"]``): the built-in dictionaries of the names that
         are built-ins, and ``n_free`` free atoms (8 when 0) for the one that is not.
+        ``"auto"``: the number :func:`nmfsep.sources.suggest_sources` suggests for
+        ``y`` (a mixture of at least 1 s), with ``percussive=True`` when it found drums;
+        the settings' ``sources_auto`` records the suggestion
+        (:mod:`nmfsep.auto_sources`).
     dictionaries : sequence of Dictionary, paths or built-in names
         Supervised mode: fixed atoms, one stem per source name (in order). All must
         share sample rate, STFT settings, power and β (:func:`nmfsep.dictionary.combine`).
@@ -504,7 +508,11 @@ def separate(
     random_state : int, numpy generator or None
         Seed of the initialisation; an int gives bit-identical stems on one machine.
     callback : callable(iteration, loss or None), optional
-        NMF progress callback.
+        NMF progress callback. With harmonic atoms to choose (``harmonic="auto"``) a
+        run makes two or three fits; a callback with a ``phase(name)`` method hears of
+        each before it starts (``"harmonic choice 1/2: plain atoms, first 30 s"``, ...,
+        ``""`` for the final fit) and sees the iterations of all; one without it sees
+        those of one fit only.
     n_threads : int or None
         Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
         not depend on it (bit for bit).
@@ -590,8 +598,9 @@ def separate(
     y_in = y
     y, sr = check_mixture(y, sr)
     one_d = np.ndim(y_in) == 1  # mono given 1-D: 1-D stems back (librosa's convention)
-    plan = make_plan(n_components, n_sources, load_dictionaries(dictionaries), n_free,
-                     percussive, harmonic)
+    plan = plan_for(y, sr, n_components=n_components, n_sources=n_sources,
+                    dictionaries=load_dictionaries(dictionaries), n_free=n_free,
+                    percussive=percussive, harmonic=harmonic, spatial=spatial)
     fit = analyse(y, sr, plan, params.validate(), callback=callback, n_threads=n_threads)
     names = list(fit.model.groups)
     n_frames = fit.X.shape[2]
@@ -824,6 +833,8 @@ def _factorize_choosing(
     of the plain fit's. A mixture longer than
     :data:`~nmfsep.plan.HARMONIC_CHOICE_SECONDS` is compared on its first frames that
     long (both fits, without ``callback``), then the atoms kept are fitted to all of it.
+    A ``callback`` with a ``phase(name)`` method (:func:`_fit_phase`) sees every fit:
+    ``phase`` names each before it starts.
 
     Returns
     -------
@@ -839,14 +850,46 @@ def _factorize_choosing(
     plain = plain_plan(plan)
     n = 1 + int(HARMONIC_CHOICE_SECONDS * grids.analysis_sr / grids.analysis_stft.hop_length)
     part = V if V.shape[-2] <= n else np.ascontiguousarray(V[..., :n, :])
-    fit_plain = _factorize(part, plain, params, grids, None, n_threads)
-    fit = _factorize(part, plan, params, grids, callback if part is V else None, n_threads)
+    where = "" if part is V else f", first {HARMONIC_CHOICE_SECONDS:g} s"
+    fit_plain = _factorize(part, plain, params, grids,
+                           _fit_phase(callback, f"harmonic choice 1/2: plain atoms{where}"),
+                           n_threads)
+    with_harmonic = _fit_phase(callback, f"harmonic choice 2/2: harmonic atoms{where}")
+    fit = _factorize(part, plan, params, grids, callback if part is V else with_harmonic,
+                     n_threads)
     d_plain, d_harm = fit_plain[4].loss, fit[4].loss
     ratio = float(d_harm / d_plain) if d_plain > 0 else 1.0
     chosen, fit = (plan, fit) if ratio < HARMONIC_FIT_RATIO else (plain, fit_plain)
     if part is not V:
+        _fit_phase(callback, "")
         fit = _factorize(V, chosen, params, grids, callback, n_threads)
     return chosen, fit, ratio
+
+
+def _fit_phase(callback: Callable[..., None] | None, name: str
+              ) -> Callable[..., None] | None:
+    """Tell ``callback`` that another fit starts; return it for that fit, or None.
+
+    Parameters
+    ----------
+    callback : callable(iteration, loss or None) or None
+        A progress callback; one with a ``phase(name)`` method hears of every fit of a
+        run (the harmonic choice's, then the final one), the others of one fit only
+        (their iterations would restart from 1 unannounced).
+    name : str
+        What the fit is (``"harmonic choice 1/2: plain atoms, first 30 s"``); "" for
+        the final fit.
+
+    Returns
+    -------
+    callable or None
+        ``callback`` if it has ``phase`` (after calling ``callback.phase(name)``), else None.
+    """
+    start = getattr(callback, "phase", None)
+    if start is None:
+        return None
+    start(name)
+    return callback
 
 
 def _factorize_gains(

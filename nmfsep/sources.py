@@ -146,6 +146,7 @@ def suggest_sources(
     Returns
     -------
     SourceSuggestion
+        Digital silence: 2 harmonic sources, confidence 0, no votes.
     """
     check_int(max_harmonic, "max_harmonic", 2)
     for k in n_components:
@@ -155,6 +156,9 @@ def suggest_sources(
         keep = int(seconds * sr)
         start = max(0, (y.shape[-1] - keep) // 2)
         y = y[..., start : start + keep]
+    if not np.any(y):  # digital silence: nothing to count
+        return SourceSuggestion(n_sources=2, drums=False, n_harmonic=2, confidence=0.0,
+                                share=0.0, votes={})
     cfg = STFTConfig.for_sample_rate(sr)
     X = stft(y, cfg)
     V = model_spectrogram(X, 1.0, scale=max(max_magnitude(X), 1e-30))

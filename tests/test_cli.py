@@ -627,6 +627,14 @@ def test_sources_alone_uses_the_library_components_per_source(audio, tmp_path):
     assert f"{DEFAULT_COMPONENTS_PER_SOURCE} components per source" in sources.help
 
 
+def test_harmonic_help_names_the_library_choice_seconds():
+    from nmfsep.plan import HARMONIC_CHOICE_SECONDS
+
+    params = get_command(app).commands["separate"].params
+    harmonic = next(p for p in params if p.name == "harmonic")
+    assert f"first {HARMONIC_CHOICE_SECONDS:g} s of a longer mix" in harmonic.help
+
+
 def test_pickled_dictionary_is_refused_without_running_it(audio, dicts, tmp_path):
     with np.load(dicts / "tone.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}

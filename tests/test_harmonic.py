@@ -483,3 +483,69 @@ def test_auto_compares_a_long_mixture_on_its_first_seconds(pair, monkeypatch, sh
     short = sep.separate(mix, sr, dictionaries=[a, b], max_iter=30)
     assert frames == [whole.W.shape[0]] * 2
     assert short.settings["harmonic_fit_ratio"] == whole.settings["harmonic_fit_ratio"]
+
+
+@pytest.mark.parametrize("seconds", [None, 1.0])
+def test_a_phased_callback_sees_every_fit_of_the_harmonic_choice(pair, monkeypatch, seconds):
+    """A callback with ``phase`` hears of the choice's fits (on the first ``seconds`` of a
+    longer mixture, then the final fit); a plain one sees one fit; the stems are the same."""
+    import importlib
+
+    sep = importlib.import_module("nmfsep.separate")  # the module, not the function
+    a, b, _, mix, sr = pair
+    if seconds is not None:
+        assert mix.shape[-1] > 2 * seconds * sr
+        monkeypatch.setattr(sep, "HARMONIC_CHOICE_SECONDS", seconds)
+    seen: list = []
+
+    class Phased:
+        def __call__(self, iteration, loss=None):
+            seen.append(iteration)
+
+        def phase(self, name):
+            seen.append(name)
+
+    plain_seen: list = []
+    kwargs = {"dictionaries": [a, b], "max_iter": 12, "tol": 0}
+    phased = sep.separate(mix, sr, callback=Phased(), **kwargs)
+    plain = sep.separate(mix, sr, callback=lambda i, loss=None: plain_seen.append(i), **kwargs)
+    silent = sep.separate(mix, sr, **kwargs)
+    where = "" if seconds is None else f", first {seconds:g} s"
+    expected = [f"harmonic choice 1/2: plain atoms{where}",
+                f"harmonic choice 2/2: harmonic atoms{where}", *([""] if seconds else [])]
+    assert [x for x in seen if isinstance(x, str)] == expected
+    runs: list[list[int]] = []
+    for x in seen:  # the iterations after each phase
+        if isinstance(x, str):
+            runs.append([])
+        else:
+            runs[-1].append(x)
+    assert runs == [list(range(1, 13))] * len(expected)
+    assert plain_seen == list(range(1, 13))
+    for name in phased.stems:
+        np.testing.assert_array_equal(phased.stems[name], silent.stems[name])
+        np.testing.assert_array_equal(plain.stems[name], silent.stems[name])
+
+
+def test_cli_progress_bar_names_each_fit():
+    import io as stdio
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from nmfsep.cli import _file_progress_callback
+
+    with Progress(console=Console(file=stdio.StringIO()), disable=False) as progress:
+        task = progress.add_task("NMF mix.wav", total=10)
+        callback = _file_progress_callback(progress, task, stream=False)
+        callback.phase("harmonic choice 1/2: plain atoms, first 30 s")
+        callback(4)
+        shown = progress.tasks[0]
+        assert shown.description == "NMF mix.wav (harmonic choice 1/2: plain atoms, first 30 s)"
+        assert shown.completed == 4
+        callback.phase("")
+        assert progress.tasks[0].description == "NMF mix.wav" and progress.tasks[0].completed == 0
+        progress.reset(task, description="NMF other.wav")  # the next file
+        callback.phase("harmonic choice 2/2: harmonic atoms")
+        assert progress.tasks[0].description == (
+            "NMF other.wav (harmonic choice 2/2: harmonic atoms)")
