@@ -337,6 +337,7 @@ _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
 _HARMONIC_CHOICE_SECONDS = 30.0  # nmfsep.plan.HARMONIC_CHOICE_SECONDS
+_RELEARN = "off"  # nmfsep.plan.DEFAULT_RELEARN
 _ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 _VALIDATE_FRACTION = 0.2  # learn --validate: the share of every clip held back
 
@@ -565,6 +566,9 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     auto = _auto_choice(summary.get("settings") or {})
     if auto:
         parts.append(auto)
+    relearned = _relearned(summary.get("settings") or {})
+    if relearned:
+        parts.append(relearned)
     model = summary.get("model")
     if model:
         parts.append(f"model {model}")
@@ -572,6 +576,16 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     if report:
         parts.append(f"report {report}")
     return "; ".join(parts)
+
+
+def _relearned(settings: dict[str, Any]) -> str:
+    """``second pass with atoms learned from the first pass's stems (piano +140, ...)``, or ""."""
+    record = settings.get("relearn")
+    if not isinstance(record, dict) or record.get("passes") != 2:
+        return ""
+    added = record.get("added_atoms") or {}
+    counts = ", ".join(f"{name} +{n}" for name, n in added.items())
+    return f"second pass with atoms learned from the first pass's stems ({counts})"
 
 
 def _harmonic_choice(settings: dict[str, Any]) -> str:
@@ -875,6 +889,18 @@ def separate(
             "'on' whenever a dictionary has them, 'off' never.",
         ),
     ] = "auto",
+    relearn: Annotated[
+        Literal["auto", "on", "off"] | None,
+        typer.Option(
+            "--relearn",
+            help="With --dict: separate twice, the second time with atoms learned from "
+            "each source's first-pass stem added to its dictionary (covers notes the "
+            "training clips do not play; several times slower). 'auto' when the harmonic "
+            "atoms are in use, 'on' always (not with --free, --adapt or --stream), 'off' "
+            "never. [default: " + _RELEARN + "]",
+            show_default=False,
+        ),
+    ] = None,
     spatial: Annotated[
         Literal["shared", "gains"] | None,
         typer.Option(
@@ -1056,6 +1082,11 @@ def separate(
         kwargs["percussive"] = True
     if harmonic != "auto":
         kwargs["harmonic"] = harmonic
+    if relearn is not None:
+        if relearn == "on" and (stream or not dict_paths or n_free or adapt is not None):
+            ctx.fail("--relearn on needs --dict, without --free, --adapt or --stream (it "
+                     "learns more atoms for every dictionary from a first whole-file pass)")
+        kwargs["relearn"] = relearn
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):

@@ -57,6 +57,8 @@ __all__ = [
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
     "AUTO_SOURCES",
+    "RELEARN_USES",
+    "DEFAULT_RELEARN",
     "SPATIAL_MODELS",
     "DEFAULT_SPATIAL",
     "MAX_GAIN_CHANNELS",
@@ -286,6 +288,11 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
     return out
 
 
+#: ``relearn`` settings (:mod:`nmfsep.relearn`): "auto" relearns when the first pass
+#: kept every source's harmonic atoms, "on" in every supervised run with fixed atoms.
+RELEARN_USES = ("auto", "on", "off")
+#: Default ``relearn``.
+DEFAULT_RELEARN = "off"
 #: ``n_sources`` that asks for the number of sources the mixture suggests
 #: (:mod:`nmfsep.auto_sources`).
 AUTO_SOURCES = "auto"
@@ -591,6 +598,10 @@ class SeparationParams:
     spatial : {"shared", "gains"} or None
         Model of multichannel input (:data:`SPATIAL_MODELS`); None:
         :data:`DEFAULT_SPATIAL`. Mono input always uses the shared model.
+    relearn : {"auto", "on", "off"}
+        With dictionaries: a second pass with atoms learned from the first pass's stems
+        added (:mod:`nmfsep.relearn`, :data:`RELEARN_USES`; default
+        :data:`DEFAULT_RELEARN`).
     """
 
     beta: str | float | None = None
@@ -608,6 +619,7 @@ class SeparationParams:
     adapt: float | None = None
     free_per_source: int = 0
     spatial: str | None = None
+    relearn: str = "off"
 
     def validate(self) -> SeparationParams:
         """Check every setting; return self.
@@ -636,6 +648,7 @@ class SeparationParams:
         check_int(self.free_per_source, "free_per_source", 0, MAX_COMPONENTS)
         if self.spatial is not None:
             check_choice(self.spatial, "spatial", SPATIAL_MODELS)
+        check_choice(self.relearn, "relearn", RELEARN_USES)
         return self
 
     def spatial_for(self, n_channels: int, plan: Plan | None = None) -> str:

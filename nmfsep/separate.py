@@ -68,6 +68,7 @@ from nmfsep.plan import (
     BLIND_JOINT_GAINS,
     BLIND_POOL_FRAMES,
     DEFAULT_GROUPING,
+    DEFAULT_RELEARN,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
     HARMONIC_CHOICE_SECONDS,
@@ -80,9 +81,11 @@ from nmfsep.plan import (
     SeparationParams,
     fallback_groups,
     load_dictionaries,
+    make_plan,
     plain_plan,
     settings_record,
 )
+from nmfsep.relearn import relearned, should_relearn
 from nmfsep.spectral import (
     OverlapAdd,
     STFTConfig,
@@ -450,6 +453,7 @@ def separate(
     percussive: bool = False,
     spatial: str | None = None,
     harmonic: str = "auto",
+    relearn: str = DEFAULT_RELEARN,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -593,7 +597,7 @@ def separate(
         beta=beta, power=power, stft=stft, mask=mask, mask_power=mask_power,
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
         l1_ratio=l1_ratio, random_state=random_state, adapt=adapt,
-        free_per_source=free_per_source, spatial=spatial,
+        free_per_source=free_per_source, spatial=spatial, relearn=relearn,
     )
     y_in = y
     y, sr = check_mixture(y, sr)
@@ -972,6 +976,10 @@ def analyse(
 ) -> Analysis:
     """Do everything :func:`separate` does but the stems.
 
+    With ``params.relearn`` (:mod:`nmfsep.relearn`) a supervised run whose first pass
+    qualifies is done twice: the first pass's stems teach every source more atoms,
+    and the second pass, with them added, gives the result.
+
     Parameters
     ----------
     y : np.ndarray [shape=(n_channels, n_samples)]
@@ -993,6 +1001,41 @@ def analyse(
     ------
     ParameterError, DictionaryError
         As :func:`separate`.
+    """
+    first, used = _analyse_once(y, sr, plan, params, callback=callback, n_threads=n_threads)
+    record: dict[str, Any] = {"setting": params.relearn, "passes": 1}
+    if should_relearn(params.relearn, used, params.adapt, params.free_per_source):
+        stems = np.zeros((len(first.model.groups), *y.shape), dtype=np.float32)
+        for start, part in stem_blocks(first.X, first.masks, first.y, first.model.stft,
+                                       len(first.model.groups)):
+            stems[:, :, start : start + part.shape[2]] = part
+        dicts = relearned(plan.dictionaries, dict(zip(first.model.groups, stems, strict=True)), sr)
+        del first, stems
+        again = make_plan(None, None, dicts, 0, False, "auto" if plan.harmonic_choice else "on")
+        first, _ = _analyse_once(y, sr, again, params, callback=callback, n_threads=n_threads)
+        record.update(passes=2, added_atoms={d.names[0]: d.training.get(
+            "relearned", {}).get("atoms", 0) for d in dicts})
+    first.model.settings["relearn"] = record
+    return first
+
+
+def _analyse_once(
+    y: np.ndarray,
+    sr: int,
+    plan: Plan,
+    params: SeparationParams,
+    *,
+    callback: Callable[[int, float | None], None] | None = None,
+    n_threads: int | None = None,
+) -> tuple[Analysis, Plan]:
+    """One pass of :func:`analyse` (same parameters and errors).
+
+    Returns
+    -------
+    Analysis
+    Plan
+        The plan the factorization used: ``plan``, or its plain-atom version when the
+        harmonic choice left the harmonic atoms out.
     """
     grids = _grids(plan, params, sr)
     check_adaptation(params, plan, grids.beta)
@@ -1043,4 +1086,4 @@ def analyse(
         loss_history=np.asarray(loss_history, dtype=np.float64), converged=bool(converged),
         warnings=warnings_out, nmfsep_version=settings["nmfsep_version"], Q=Q,
     )
-    return Analysis(y=y, X=X, masks=masks_of, full_masks=full, model=model)
+    return Analysis(y=y, X=X, masks=masks_of, full_masks=full, model=model), plan

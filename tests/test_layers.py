@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
                          "harmonic", "sources"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),
-    ("pipeline", {"plan", "adaptation", "auto_sources", "separate", "stream"}),
+    ("pipeline", {"plan", "adaptation", "auto_sources", "relearn", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),
     ("files", {"files", "batch"}),
     ("cli", {"cli", "__main__"}),

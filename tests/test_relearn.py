@@ -1,0 +1,148 @@
+"""Second pass with atoms learned from the first pass's stems (nmfsep.relearn)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from nmfsep.cli import _RELEARN, app
+from nmfsep.dictionary import learn_dictionary
+from nmfsep.exceptions import ParameterError
+from nmfsep.plan import DEFAULT_RELEARN, make_plan, plain_plan
+from nmfsep.relearn import (
+    RELEARN_EXCERPTS,
+    RELEARN_SECONDS,
+    _excerpts,
+    relearned,
+    should_relearn,
+    widened,
+)
+from nmfsep.separate import separate
+
+SR = 22050
+
+
+def tone(midi: float, seconds: float, n_harmonics: int, decay: float) -> np.ndarray:
+    """A harmonic tone whose partials fall as ``decay ** h``, (1, n)."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum(decay ** h * np.sin(2 * np.pi * h * f0 * t) for h in range(1, n_harmonics + 1)
+            if h * f0 < SR / 2)
+    return 0.2 * y[None, :]
+
+
+def melody(pitches, decay, n_harmonics=10, note_s=0.3):
+    return np.concatenate([tone(p, note_s, n_harmonics, decay) for p in pitches], axis=1)
+
+
+@pytest.fixture(scope="module")
+def duo():
+    """Two sources with harmonic atoms and a mixture playing notes their clips do not."""
+    a = learn_dictionary([(melody([60, 62, 64, 65], 0.8), SR)], "a", 6, harmonic=(55, 70),
+                         pitch_shifts=(), max_iter=20)
+    b = learn_dictionary([(melody([45, 47, 48, 50], 0.3), SR)], "b", 6, harmonic=(40, 55),
+                         pitch_shifts=(), max_iter=20)
+    mix = 0.5 * (melody([66, 67, 63, 61], 0.8) + melody([43, 52, 46, 49], 0.3))
+    return a, b, mix
+
+
+def test_widened_puts_every_harmonic_atom_first(duo):
+    a, b, _ = duo
+    new = learn_dictionary([(melody([66, 67], 0.8), SR)], "a", 4, harmonic=(60, 72),
+                           pitch_shifts=(), max_iter=10)
+    w = widened(a, new)
+    assert w.n_harmonic == a.n_harmonic + new.n_harmonic
+    assert w.n_atoms == a.n_atoms + new.n_atoms and w.names == ("a",)
+    nh = new.n_harmonic
+    np.testing.assert_array_equal(w.atoms[:nh], new.atoms[:nh])
+    np.testing.assert_array_equal(w.atoms[nh : w.n_harmonic], a.atoms[: a.n_harmonic])
+    np.testing.assert_array_equal(w.atoms[-(a.n_atoms - a.n_harmonic):], a.atoms[a.n_harmonic:])
+    assert w.training["relearned"]["atoms"] == new.n_atoms
+    assert a.training.get("relearned") is None  # the input is not modified
+
+
+def test_should_relearn_only_for_fixed_atoms_with_harmonic_atoms_in_use(duo):
+    a, b, _ = duo
+    plan = make_plan(None, None, [a, b], 0, False, "auto")
+    assert should_relearn("auto", plan, None, 0)
+    assert should_relearn("on", plan, None, 0)
+    assert not should_relearn("off", plan, None, 0)
+    assert not should_relearn("auto", plain_plan(plan), None, 0)  # harmonic atoms left out
+    assert should_relearn("on", plain_plan(plan), None, 0)
+    assert not should_relearn("on", plan, 3.0, 0)  # adapted atoms
+    assert not should_relearn("on", plan, None, 2)  # free copies
+    blind = make_plan(4, 2, [], 0, False, "auto")
+    assert not should_relearn("on", blind, None, 0)
+
+
+def test_excerpts_spread_over_a_long_stem_and_keep_a_short_one():
+    y = np.arange(100 * SR, dtype=np.float32)[None, :]
+    parts = _excerpts(y, SR, RELEARN_SECONDS, RELEARN_EXCERPTS)
+    assert len(parts) == RELEARN_EXCERPTS
+    assert sum(p.shape[1] for p in parts) <= RELEARN_SECONDS * SR
+    assert parts[0][0, 0] == 0 and parts[-1][0, -1] == y[0, -1]
+    short = y[:, : 5 * SR]
+    assert _excerpts(short, SR, RELEARN_SECONDS, RELEARN_EXCERPTS)[0] is short
+
+
+def test_a_silent_stem_keeps_its_dictionary(duo):
+    a, b, mix = duo
+    stems = {"a": mix, "b": np.zeros_like(mix)}
+    out = relearned([a, b], stems, SR)
+    assert out[1] is b
+    assert out[0].n_atoms > a.n_atoms
+
+
+def test_relearn_runs_two_passes_and_the_stems_add_up(duo):
+    a, b, mix = duo
+    before = mix.copy()
+    one = separate(mix, SR, dictionaries=[a, b], max_iter=30, relearn="off")
+    two = separate(mix, SR, dictionaries=[a, b], max_iter=30, relearn="on")
+    np.testing.assert_array_equal(mix, before)
+    assert one.settings["relearn"] == {"setting": "off", "passes": 1}
+    rec = two.settings["relearn"]
+    assert rec["passes"] == 2 and rec["added_atoms"]["a"] > 0 and rec["added_atoms"]["b"] > 0
+    assert two.H.shape[0] > one.H.shape[0]  # the second pass has the added atoms
+    np.testing.assert_allclose(sum(two.stems.values()), mix, atol=1e-5)
+    assert not np.allclose(two.stems["a"], one.stems["a"], atol=1e-4)
+
+
+def test_default_relearn_is_the_library_default_and_matches_the_cli():
+    import inspect
+
+    assert inspect.signature(separate).parameters["relearn"].default == DEFAULT_RELEARN
+    assert _RELEARN == DEFAULT_RELEARN
+
+
+def test_bad_relearn_value_is_one_clear_error(duo):
+    a, b, mix = duo
+    with pytest.raises(ParameterError, match="relearn"):
+        separate(mix, SR, dictionaries=[a, b], relearn="twice")
+
+
+def test_cli_relearn_records_the_second_pass_and_refuses_blind(duo, tmp_path):
+    a, b, mix = duo
+    a.save(tmp_path / "a.npz")
+    b.save(tmp_path / "b.npz")
+    sf.write(tmp_path / "mix.wav", mix[0], SR)
+    runner = CliRunner()
+    r = runner.invoke(app, ["separate", str(tmp_path / "mix.wav"), "--dict",
+                            str(tmp_path / "a.npz"), "--dict", str(tmp_path / "b.npz"),
+                            "--relearn", "on", "-o", str(tmp_path / "out"), "--json",
+                            "--max-iter", "20"])
+    assert r.exit_code == 0, r.output
+    settings = json.loads(r.stdout)[0]["settings"]
+    assert settings["relearn"]["passes"] == 2
+    r = runner.invoke(app, ["separate", str(tmp_path / "mix.wav"), "--dict",
+                            str(tmp_path / "a.npz"), "--dict", str(tmp_path / "b.npz"),
+                            "--relearn", "on", "-o", str(tmp_path / "out3"),
+                            "--max-iter", "20"])
+    assert r.exit_code == 0 and "second pass with atoms learned" in r.output, r.output
+    r = runner.invoke(app, ["separate", str(tmp_path / "mix.wav"), "-k", "4",
+                            "--relearn", "on", "-o", str(tmp_path / "out2")])
+    assert r.exit_code == 2 and "--relearn on needs --dict" in r.output
+    assert not (tmp_path / "out2").exists()
