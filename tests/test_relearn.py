@@ -146,3 +146,20 @@ def test_cli_relearn_records_the_second_pass_and_refuses_blind(duo, tmp_path):
                             "--relearn", "on", "-o", str(tmp_path / "out2")])
     assert r.exit_code == 2 and "--relearn on needs --dict" in r.output
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("relearn", ["auto", "on"])
+def test_a_file_over_the_memory_budget_streams_without_relearning_or_stays_whole(
+        duo, tmp_path, relearn):
+    from nmfsep.files import separate_file
+
+    a, b, mix = duo
+    sf.write(tmp_path / "mix.wav", mix[0], SR)
+    summary = separate_file(tmp_path / "mix.wav", tmp_path / "out", dictionaries=[a, b],
+                            max_iter=10, relearn=relearn, memory=1)
+    if relearn == "auto":  # streamed: one pass
+        assert "streamed" in summary
+    else:  # whole file, with a warning saying why
+        assert "streamed" not in summary
+        assert any("relearn='on'" in w for w in summary["warnings"]), summary["warnings"]
+        assert summary["settings"]["relearn"]["passes"] == 2
