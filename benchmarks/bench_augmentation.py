@@ -10,6 +10,7 @@ default. About 3 minutes on 2 cores::
 
     python benchmarks/bench_augmentation.py
     python benchmarks/bench_augmentation.py --timing   # learn time of 3 x 10 s clips
+    python benchmarks/bench_augmentation.py --timing-relearn   # relearn="on" vs one pass
     python benchmarks/bench_augmentation.py --separate '{"adapt": 1}'
 
 ``--separate JSON`` instead compares ``separate`` with nmfsep's defaults and with the
@@ -100,6 +101,26 @@ def separation_timing(repeat: int = 3) -> None:
           f"{on / off:.2f}x (median of {repeat})")
 
 
+def relearn_timing(repeat: int = 3) -> None:
+    """Time of ``relearn="on"`` against one pass (harmonic atoms kept in both), same process.
+
+    The bundled piano + flute duos (8 s at 22.05 kHz mono, 44.1 kHz stereo) with the
+    default dictionaries learned from ``audio_samples/train``.
+    """
+    dicts = [learn_dictionary([io.load(S / "train" / f"{n}.flac")], n) for n in ("piano", "flute")]
+    for task in ("piano_flute", "piano_flute_44k"):
+        mix, sr = io.load(S / task / "mix.flac")
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(repeat):  # alternate, so drifting machine load hits both alike
+            for use in times:
+                start = time.perf_counter()
+                separate(mix, sr, dictionaries=dicts, harmonic="on", relearn=use)
+                times[use].append(time.perf_counter() - start)
+        on, off = (float(np.median(times[u])) for u in ("on", "off"))
+        print(f"separate {task}: relearn on {on:.2f} s, one pass {off:.2f} s, ratio "
+              f"{on / off:.2f}x (median of {repeat})", flush=True)
+
+
 def compare(sep: dict) -> None:
     """Print the SDR of every task with the default ``separate`` and with ``sep``."""
     print(f"| task | sources | SDR defaults | SDR {json.dumps(sep)} | median change |")
@@ -114,6 +135,9 @@ def compare(sep: dict) -> None:
 def main() -> None:
     if "--timing" in sys.argv[1:]:
         timing()
+        return
+    if "--timing-relearn" in sys.argv[1:]:
+        relearn_timing()
         return
     if "--separate" in sys.argv[1:]:
         compare(json.loads(sys.argv[sys.argv.index("--separate") + 1]))

@@ -337,7 +337,7 @@ _RANK_MIN_GAIN = 0.02  # nmfsep.rank.DEFAULT_MIN_GAIN
 _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
 _HARMONIC_CHOICE_SECONDS = 30.0  # nmfsep.plan.HARMONIC_CHOICE_SECONDS
-_RELEARN = "off"  # nmfsep.plan.DEFAULT_RELEARN
+_RELEARN = "auto"  # nmfsep.plan.DEFAULT_RELEARN
 _ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 _VALIDATE_FRACTION = 0.2  # learn --validate: the share of every clip held back
 
