@@ -292,7 +292,7 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
 #: kept every source's harmonic atoms, "on" in every supervised run with fixed atoms.
 RELEARN_USES = ("auto", "on", "off")
 #: Default ``relearn``: chosen leave-one-family-out on the held-out benchmark (every
-#: family chose it; +0.14 to +2.42 dB on piano + flute (+ bass), the rest unchanged).
+#: family chose it; +0.14 to +2.29 dB on piano + flute (+ bass), the rest unchanged).
 DEFAULT_RELEARN = "auto"
 #: ``n_sources`` that asks for the number of sources the mixture suggests
 #: (:mod:`nmfsep.auto_sources`).
