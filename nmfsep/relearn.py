@@ -43,7 +43,8 @@ Learning the new atoms without the dictionary's pitch augmentation gained less (
 above come from the same run with the one-pass and ceiling rows taken from
 ``harm3.json``, the run in :mod:`nmfsep.harmonic`'s docstring, by ``--reuse
 benchmarks/results/harm3.json --reuse-ceiling`` without ``--separate``: 13 min.) It
-costs several times the time of one pass where it runs (``benchmarks/bench_augmentation.py --timing-relearn``).
+costs several times the time of one pass where it runs: 8.6× on the bundled 8 s duo,
+5.6× at 44.1 kHz stereo (``benchmarks/bench_augmentation.py --timing-relearn``).
 
 A source whose stem is silent or too short to learn from keeps its dictionary alone.
 At most :data:`RELEARN_SECONDS` of each stem are learned from (excerpts spread over the
