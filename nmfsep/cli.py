@@ -578,6 +578,25 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _model_options(ctx: typer.Context, *, adapt: float | None, percussive: bool,
+                   harmonic: str, relearn: str | None, stream: bool, supervised: bool,
+                   n_free: int) -> dict[str, Any]:
+    """``separate``'s keywords of the model options given (the library's defaults otherwise)."""
+    out: dict[str, Any] = {}
+    if adapt is not None:
+        out["adapt"] = adapt
+    if percussive:
+        out["percussive"] = True
+    if harmonic != "auto":
+        out["harmonic"] = harmonic
+    if relearn is not None:
+        if relearn == "on" and (stream or not supervised or n_free or adapt is not None):
+            ctx.fail("--relearn on needs --dict, without --free, --adapt or --stream (it "
+                     "learns more atoms for every dictionary from a first whole-file pass)")
+        out["relearn"] = relearn
+    return out
+
+
 def _relearned(settings: dict[str, Any]) -> str:
     """``second pass with atoms learned from the first pass's stems (piano +140, ...)``, or ""."""
     record = settings.get("relearn")
@@ -1076,17 +1095,9 @@ def separate(
         report=report, block_seconds=block_seconds,
     )
     kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
-    if adapt is not None:
-        kwargs["adapt"] = adapt
-    if percussive:
-        kwargs["percussive"] = True
-    if harmonic != "auto":
-        kwargs["harmonic"] = harmonic
-    if relearn is not None:
-        if relearn == "on" and (stream or not dict_paths or n_free or adapt is not None):
-            ctx.fail("--relearn on needs --dict, without --free, --adapt or --stream (it "
-                     "learns more atoms for every dictionary from a first whole-file pass)")
-        kwargs["relearn"] = relearn
+    kwargs.update(_model_options(ctx, adapt=adapt, percussive=percussive, harmonic=harmonic,
+                                 relearn=relearn, stream=stream, supervised=bool(dict_paths),
+                                 n_free=n_free))
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):
