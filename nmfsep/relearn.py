@@ -53,7 +53,7 @@ song), so the cost of the extra learning stays bounded on long files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -63,7 +63,8 @@ from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import ParameterError
 from nmfsep.plan import Plan
 
-__all__ = ["RELEARN_CHOICES", "RELEARN_SECONDS", "relearned", "should_relearn", "widened"]
+__all__ = ["RELEARN_CHOICES", "RELEARN_SECONDS", "excerpt_spans", "relearned", "should_relearn",
+           "stem_excerpts", "widened"]
 
 #: ``relearn`` settings: "auto" (when the first pass kept every source's harmonic
 #: atoms), "on" (supervised runs without free atoms), "off".
@@ -99,14 +100,59 @@ def should_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_sourc
     return not plan.harmonic_left_out and all(d.n_harmonic > 0 for d in plan.dictionaries)
 
 
-def _excerpts(y: np.ndarray, sr: int, seconds: float, n: int) -> list[np.ndarray]:
-    """``y`` whole, or ``n`` equal excerpts of ``seconds`` in all spread evenly over it."""
-    keep = int(seconds * sr)
-    if y.shape[1] <= keep:
-        return [y]
-    size = keep // n
-    starts = np.linspace(0, y.shape[1] - size, n).astype(int)
-    return [y[:, s : s + size] for s in starts]
+def excerpt_spans(n_samples: int, sr: int) -> list[tuple[int, int]]:
+    """Return the sample ranges a stem is learned from.
+
+    All of it, or :data:`RELEARN_EXCERPTS` equal excerpts of :data:`RELEARN_SECONDS` in
+    all, spread evenly from its start to its end.
+
+    Parameters
+    ----------
+    n_samples : int
+        Length of the stem.
+    sr : int
+        Its rate in Hz.
+
+    Returns
+    -------
+    list of (start, stop)
+    """
+    keep = int(RELEARN_SECONDS * sr)
+    if n_samples <= keep:
+        return [(0, n_samples)]
+    size = keep // RELEARN_EXCERPTS
+    starts = np.linspace(0, n_samples - size, RELEARN_EXCERPTS).astype(int)
+    return [(int(s), int(s) + size) for s in starts]
+
+
+def stem_excerpts(blocks: Iterable[tuple[int, np.ndarray]], n_groups: int, n_channels: int,
+                  n_samples: int, sr: int) -> list[list[np.ndarray]]:
+    """Keep only the :func:`excerpt_spans` of stems that arrive block by block.
+
+    Parameters
+    ----------
+    blocks : iterable of (start, np.ndarray [shape=(n_groups, n_channels, n)])
+        Consecutive blocks of every stem (:func:`nmfsep.separate.stem_blocks`).
+    n_groups, n_channels, n_samples : int
+        Stems, channels and samples in all.
+    sr : int
+        Rate in Hz.
+
+    Returns
+    -------
+    list of list of np.ndarray [shape=(n_channels, stop - start)], float32
+        Per stem, its excerpts: at most :data:`RELEARN_SECONDS` of audio each, never a
+        whole long stem.
+    """
+    spans = excerpt_spans(n_samples, sr)
+    out = [np.zeros((n_groups, n_channels, b - a), dtype=np.float32) for a, b in spans]
+    for start, part in blocks:
+        stop = start + part.shape[2]
+        for (a, b), buf in zip(spans, out, strict=True):
+            lo, hi = max(a, start), min(b, stop)
+            if lo < hi:
+                buf[:, :, lo - a : hi - a] = part[:, :, lo - start : hi - start]
+    return [[buf[g] for buf in out] for g in range(n_groups)]
 
 
 def _settings(d: Dictionary) -> dict[str, Any]:
@@ -153,16 +199,17 @@ def widened(old: Dictionary, new: Dictionary) -> Dictionary:
                    training=training)
 
 
-def relearned(dicts: Sequence[Dictionary], stems: Mapping[str, np.ndarray], sr: int
-              ) -> list[Dictionary]:
+def relearned(dicts: Sequence[Dictionary], stems: Mapping[str, Sequence[np.ndarray]],
+              sr: int) -> list[Dictionary]:
     """Every source's dictionary widened by atoms learned from its first-pass stem.
 
     Parameters
     ----------
     dicts : sequence of Dictionary
         The dictionaries of the first pass, one source each.
-    stems : mapping of str to np.ndarray [shape=(n_channels, n_samples)]
-        First-pass stem of every source, at ``sr``.
+    stems : mapping of str to sequence of np.ndarray [shape=(n_channels, n_samples_i)]
+        First-pass stem of every source, at ``sr``: its excerpts
+        (:func:`stem_excerpts`), or the whole stem in a list.
     sr : int
         Their rate in Hz.
 
@@ -175,8 +222,7 @@ def relearned(dicts: Sequence[Dictionary], stems: Mapping[str, np.ndarray], sr: 
     out = []
     for d in dicts:
         name = d.names[0]
-        clips = [(c, sr) for c in _excerpts(stems[name], sr, RELEARN_SECONDS,
-                                            RELEARN_EXCERPTS)]
+        clips = [(c, sr) for c in stems[name]]
         try:
             new = learn_dictionary(clips, name, random_state=0, max_iter=RELEARN_MAX_ITER,
                                    **_settings(d))

@@ -85,7 +85,7 @@ from nmfsep.plan import (
     plain_plan,
     settings_record,
 )
-from nmfsep.relearn import relearned, should_relearn
+from nmfsep.relearn import relearned, should_relearn, stem_excerpts
 from nmfsep.spectral import (
     OverlapAdd,
     STFTConfig,
@@ -1002,21 +1002,20 @@ def analyse(
     ParameterError, DictionaryError
         As :func:`separate`.
     """
-    first, used = _analyse_once(y, sr, plan, params, callback=callback, n_threads=n_threads)
+    fit, used = _analyse_once(y, sr, plan, params, callback=callback, n_threads=n_threads)
     record: dict[str, Any] = {"setting": params.relearn, "passes": 1}
     if should_relearn(params.relearn, used, params.adapt, params.free_per_source):
-        stems = np.zeros((len(first.model.groups), *y.shape), dtype=np.float32)
-        for start, part in stem_blocks(first.X, first.masks, first.y, first.model.stft,
-                                       len(first.model.groups)):
-            stems[:, :, start : start + part.shape[2]] = part
-        dicts = relearned(plan.dictionaries, dict(zip(first.model.groups, stems, strict=True)), sr)
-        del first, stems
+        names = list(fit.model.groups)
+        blocks = stem_blocks(fit.X, fit.masks, fit.y, fit.model.stft, len(names))
+        excerpts = stem_excerpts(blocks, len(names), y.shape[0], y.shape[1], sr)
+        dicts = relearned(plan.dictionaries, dict(zip(names, excerpts, strict=True)), sr)
+        del fit, excerpts
         again = make_plan(None, None, dicts, 0, False, "auto" if plan.harmonic_choice else "on")
-        first, _ = _analyse_once(y, sr, again, params, callback=callback, n_threads=n_threads)
+        fit, _ = _analyse_once(y, sr, again, params, callback=callback, n_threads=n_threads)
         record.update(passes=2, added_atoms={d.names[0]: d.training.get(
             "relearned", {}).get("atoms", 0) for d in dicts})
-    first.model.settings["relearn"] = record
-    return first
+    fit.model.settings["relearn"] = record
+    return fit
 
 
 def _analyse_once(

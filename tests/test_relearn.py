@@ -16,9 +16,10 @@ from nmfsep.plan import DEFAULT_RELEARN, make_plan, plain_plan
 from nmfsep.relearn import (
     RELEARN_EXCERPTS,
     RELEARN_SECONDS,
-    _excerpts,
+    excerpt_spans,
     relearned,
     should_relearn,
+    stem_excerpts,
     widened,
 )
 from nmfsep.separate import separate
@@ -81,17 +82,32 @@ def test_should_relearn_only_for_fixed_atoms_with_harmonic_atoms_in_use(duo):
 
 def test_excerpts_spread_over_a_long_stem_and_keep_a_short_one():
     y = np.arange(100 * SR, dtype=np.float32)[None, :]
-    parts = _excerpts(y, SR, RELEARN_SECONDS, RELEARN_EXCERPTS)
+    spans = excerpt_spans(y.shape[1], SR)
+    parts = [y[:, a:b] for a, b in spans]
     assert len(parts) == RELEARN_EXCERPTS
     assert sum(p.shape[1] for p in parts) <= RELEARN_SECONDS * SR
     assert parts[0][0, 0] == 0 and parts[-1][0, -1] == y[0, -1]
-    short = y[:, : 5 * SR]
-    assert _excerpts(short, SR, RELEARN_SECONDS, RELEARN_EXCERPTS)[0] is short
+    assert excerpt_spans(5 * SR, SR) == [(0, 5 * SR)]
+
+
+@pytest.mark.parametrize("seconds", [5, 100])
+def test_stem_excerpts_from_blocks_equal_slices_of_the_whole_stems(seconds):
+    rng = np.random.default_rng(0)
+    stems = rng.standard_normal((3, 2, seconds * SR)).astype(np.float32)
+    cuts = [0, 1000, 1000, 777_777, 1_500_000, stems.shape[2]]  # an empty block too
+    cuts = sorted(min(c, stems.shape[2]) for c in cuts)
+    blocks = [(a, stems[:, :, a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    got = stem_excerpts(iter(blocks), 3, 2, stems.shape[2], SR)
+    spans = excerpt_spans(stems.shape[2], SR)
+    for g in range(3):
+        assert len(got[g]) == len(spans)
+        for part, (a, b) in zip(got[g], spans, strict=True):
+            np.testing.assert_array_equal(part, stems[g, :, a:b])
 
 
 def test_a_silent_stem_keeps_its_dictionary(duo):
     a, b, mix = duo
-    stems = {"a": mix, "b": np.zeros_like(mix)}
+    stems = {"a": [mix], "b": [np.zeros_like(mix)]}
     out = relearned([a, b], stems, SR)
     assert out[1] is b
     assert out[0].n_atoms > a.n_atoms
