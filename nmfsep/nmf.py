@@ -74,7 +74,8 @@ from .divergence import EPSILON, beta_loss_to_float, penalties, use_kernel
 from .exceptions import ParameterError, convergence_warning_category
 from .init import INIT_METHODS, check_random_state, initialize
 
-__all__ = ["NMFResult", "nmf", "SOLVERS", "check_nonnegative_matrix", "blas_single_thread"]
+__all__ = ["NMFResult", "nmf", "starting_factors", "SOLVERS", "check_nonnegative_matrix",
+           "blas_single_thread"]
 
 SOLVERS = ("mu", "amu", "cd")
 
@@ -365,6 +366,47 @@ def nmf(
         solver=solver,
         fixed=fixed,
     )
+
+
+def starting_factors(
+    V,
+    n_components: int | None = None,
+    *,
+    init: str | None = None,
+    W=None,
+    H=None,
+    fixed_atoms=None,
+    random_state=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the factors :func:`nmf` starts from, without evaluating their divergence.
+
+    The same ``W`` and ``H`` as ``nmf(V, n_components, ..., max_iter=0)`` (which also
+    evaluates the starting loss: a pass over V that a caller wanting only a starting
+    point, e.g. :func:`nmfsep.ntf.ntf`'s, does not need).
+
+    Parameters
+    ----------
+    V : array-like [shape=(n_frames, n_bins)], non-negative
+    n_components, init, W, H, fixed_atoms, random_state
+        As for :func:`nmf`.
+
+    Returns
+    -------
+    W : np.ndarray [shape=(n_frames, k)], dtype of V (float32 or float64)
+    H : np.ndarray [shape=(k, n_bins)]; fixed atoms first
+
+    Raises
+    ------
+    ParameterError
+        As :func:`nmf`, for the arguments it takes.
+    """
+    V = check_nonnegative_matrix(V, "V")
+    _check_scale(V)
+    check_random_state(random_state)
+    Hfix = _check_fixed_atoms(fixed_atoms, V.shape[1])
+    k = _n_components(n_components, Hfix, H, V.shape[1])
+    W0, H0, _ = _initial_factors(V, k, init, W, H, Hfix, True, random_state)
+    return W0, H0
 
 
 #: Largest value of V accepted: beyond it float32 products (W H, its powers) overflow.

@@ -53,7 +53,12 @@ from ._sparse import (
 )
 from .divergence import EPSILON, beta_loss_to_float, divergence_terms, use_kernel
 from .exceptions import ParameterError
-from .nmf import blas_single_thread, check_nonnegative_matrix, default_n_threads, nmf
+from .nmf import (
+    blas_single_thread,
+    check_nonnegative_matrix,
+    default_n_threads,
+    starting_factors,
+)
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
            "check_channels", "divergence", "gain_positions", "group_positions",
@@ -524,20 +529,20 @@ def _divergence(V, W, H, Q, beta, grp: _Groups) -> float:
 
 
 def _initial_factors(
-    V, k, fixed_atoms, W, H, random_state, beta,
+    V, k, fixed_atoms, W, H, random_state,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Return the starting W, H (``nmf``'s initialisation of ``Σ_c V_c``) and n_fixed."""
     n_fixed = 0 if fixed_atoms is None else np.asarray(fixed_atoms).shape[0]
     if W is not None or H is not None:
         if W is None or H is None:
             raise ParameterError("W and H are given together (a custom start) or not at all")
-        start = nmf(V.sum(axis=0), k, beta=beta, init="custom", W=W, H=H,
-                    fixed_atoms=fixed_atoms, max_iter=0, warn=False)
+        W0, H0 = starting_factors(V.sum(axis=0), k, init="custom", W=W, H=H,
+                                  fixed_atoms=fixed_atoms)
     else:
-        start = nmf(V.sum(axis=0), k, beta=beta, fixed_atoms=fixed_atoms, max_iter=0,
-                    random_state=random_state, warn=False)
-    return (np.array(start.W, dtype=V.dtype, order="C"),
-            np.array(start.H, dtype=V.dtype, order="C"), n_fixed)
+        W0, H0 = starting_factors(V.sum(axis=0), k, fixed_atoms=fixed_atoms,
+                                  random_state=random_state)
+    return (np.array(W0, dtype=V.dtype, order="C"),
+            np.array(H0, dtype=V.dtype, order="C"), n_fixed)
 
 
 def _initial_gains(Q: object, n_channels: int, n_groups: int, dtype: np.dtype) -> np.ndarray:
@@ -647,7 +652,7 @@ def ntf(
     max_iter = check_int(max_iter, "max_iter", 0)
     check_every = check_int(check_every, "check_every", 1)
     tol = check_real(tol, "tol")
-    W0, H0, n_fixed = _initial_factors(V, n_components, fixed_atoms, W, H, random_state, beta_f)
+    W0, H0, n_fixed = _initial_factors(V, n_components, fixed_atoms, W, H, random_state)
     grp = _Groups(gain_groups, H0.shape[0])
     Q0 = _initial_gains(Q, V.shape[0], grp.n, V.dtype)
     _normalise(W0, Q0, grp)
@@ -823,7 +828,7 @@ def initial_gains(
     V : np.ndarray [shape=(n_channels, n_frames, n_bins)], non-negative
         The channels' spectrograms.
     W, H : np.ndarray [shape=(n_frames, k), (k, n_bins)]
-        A starting factorisation of ``Σ_c V_c`` (e.g. ``nmf(..., max_iter=0)``).
+        A starting factorisation of ``Σ_c V_c`` (e.g. :func:`nmfsep.nmf.starting_factors`).
     method : {"uniform", "share", "peaks"}
         ``"uniform"``: ``1/n_channels``. ``"share"``: each group's energy-weighted
         share of every channel,

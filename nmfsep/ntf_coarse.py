@@ -24,9 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ._checks import check_int
-from .divergence import beta_loss_to_float
 from .exceptions import ParameterError
-from .nmf import nmf
+from .nmf import starting_factors
 from .ntf import NTFResult, check_channels, ntf
 
 __all__ = ["ntf_coarse_to_fine", "pool_frames", "unpool_frames"]
@@ -174,9 +173,7 @@ def ntf_coarse_to_fine(
     n_fine = min(check_int(fine_iter, "fine_iter", 0), max_iter)
     n_coarse = min(check_int(coarse_iter, "coarse_iter", 0), max_iter - n_fine)
     if W is None and H is None:
-        start = nmf(V.sum(axis=0), n_components, beta=beta_loss_to_float(beta), max_iter=0,
-                    random_state=random_state, warn=False)
-        W, H = start.W, start.H
+        W, H = starting_factors(V.sum(axis=0), n_components, random_state=random_state)
     elif W is None or H is None:
         raise ParameterError("W and H are given together (a custom start) or not at all")
     if pool == 1 or V.shape[1] < 2 * pool or n_coarse == 0:

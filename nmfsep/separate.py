@@ -58,7 +58,7 @@ from nmfsep.grouping import GroupingMethod, components_groups, group_components
 from nmfsep.io import resample
 from nmfsep.masks import ChannelMasks, GroupMasks, MaskKind, group_models, masks
 from nmfsep.model import Factorization, save_model
-from nmfsep.nmf import NMFResult, nmf
+from nmfsep.nmf import NMFResult, nmf, starting_factors
 from nmfsep.ntf import NTFResult, gain_positions, initial_gains, ntf, pan_spread
 from nmfsep.ntf_coarse import ntf_coarse_to_fine
 from nmfsep.percussive import factorize_percussive
@@ -909,24 +909,24 @@ def _factorize_gains(
     :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
     """
     fixed = None if plan.dictionary is None else plan.dictionary.atoms
-    start = nmf(V.sum(axis=0), plan.k, beta=grids.beta, fixed_atoms=fixed, max_iter=0,
-                random_state=params.random_state, warn=False)
+    W0, H0 = starting_factors(V.sum(axis=0), plan.k, fixed_atoms=fixed,
+                              random_state=params.random_state)
     ties = None
     if plan.mode != "blind" and TIE_GAINS:
         by_source = fallback_groups(plan)
         free = by_source.pop(RESIDUAL, []) if plan.mode == "semi-supervised" else []
         ties = [*by_source.values(), *([i] for i in free)]
     method = GAIN_INIT_BLIND if plan.mode == "blind" else GAIN_INIT_SUPERVISED
-    Q0 = initial_gains(V, start.W, start.H, method=method, power=grids.power,
+    Q0 = initial_gains(V, W0, H0, method=method, power=grids.power,
                        n_peaks=plan.n_sources or len(plan.names), gain_groups=ties)
     if plan.mode == "blind":
         return ntf_coarse_to_fine(
             V, plan.k, pool=BLIND_POOL_FRAMES, coarse_iter=BLIND_COARSE_ITER,
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
-            joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=start.W, H=start.H, Q=Q0,
+            joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=W0, H=H0, Q=Q0,
             max_iter=params.max_iter, tol=params.tol, callback=callback)
     joint = SUPERVISED_JOINT_GAINS if plan.mode == "supervised" else None
-    return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=start.W, H=start.H, Q=Q0,
+    return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
                gain_groups=ties, joint_gains=joint, max_iter=params.max_iter, tol=params.tol,
                callback=callback)
 

@@ -351,3 +351,29 @@ def test_large_problems_run_the_kernel_with_the_numpy_iterates(beta, monkeypatch
     np.testing.assert_allclose(one.W, numpy_path.W, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(one.H, numpy_path.H, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(one.loss_history, numpy_path.loss_history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["nndsvda", "random", "fixed", "custom"])
+def test_starting_factors_are_nmfs_start(case):
+    """starting_factors gives the W, H that nmf(max_iter=0) returns, without the loss."""
+    from nmfsep.nmf import starting_factors
+
+    rng = np.random.default_rng(3)
+    V = rng.random((40, 12)).astype(np.float32)
+    V_before = V.copy()
+    kw: dict = {"random_state": 7}
+    if case == "random":
+        kw["init"] = "random"
+    elif case == "fixed":
+        kw["fixed_atoms"] = rng.random((3, 12))
+    elif case == "custom":
+        kw.update(init="custom", W=rng.random((40, 5)), H=rng.random((5, 12)),
+                  fixed_atoms=rng.random((2, 12)))
+    W0, H0 = starting_factors(V, 5, **kw)
+    ref = nmf(V, 5, max_iter=0, warn=False, **kw)
+    np.testing.assert_array_equal(W0, ref.W)
+    np.testing.assert_array_equal(H0, ref.H)
+    assert W0.dtype == H0.dtype == np.float32
+    np.testing.assert_array_equal(V, V_before)
+    with pytest.raises(ParameterError, match="n_components"):
+        starting_factors(V, 1, fixed_atoms=rng.random((3, 12)))
