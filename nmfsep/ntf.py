@@ -857,8 +857,16 @@ def initial_gains(
     total[total == 0] = 1.0
     per_component = np.empty((C, H.shape[0]))
     Ht = H.astype(np.float64).T
+    # W with one row repeated (nmf's start with fixed atoms): the sum over frames comes
+    # first, Σ_t W[t,k] (R_c Hᵀ)[t,k] = W[0,k] (Σ_t R_c[t]) Hᵀ, a vector times Hᵀ
+    # instead of a (frames × bins) @ (bins × k) product
+    constant = W.shape[0] > 0 and bool(np.all(W == W[:1]))
     for c in range(C):
-        per_component[c] = np.einsum("tk,tk->k", W, (V[c] / total) @ Ht)
+        if constant:
+            share = (V[c] / total).sum(axis=0)
+            per_component[c] = W[0] * (share @ Ht)
+        else:
+            per_component[c] = np.einsum("tk,tk->k", W, (V[c] / total) @ Ht)
     Q = np.stack([per_component[:, idx].sum(axis=1) for idx in grp.members], axis=1)
     s = Q.sum(axis=0)
     Q[:, s > 0] /= s[s > 0]

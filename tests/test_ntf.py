@@ -223,6 +223,24 @@ def test_initial_gains_point_at_each_component(method: str) -> None:
     np.testing.assert_allclose(initial_gains(V, W, H, method="uniform"), 0.5)
 
 
+def test_initial_gains_with_a_constant_start_equal_the_general_sum() -> None:
+    """nmf's start with fixed atoms repeats one row of W: the shortcut sums frames first."""
+    rng = np.random.default_rng(12)
+    V = rng.gamma(1.0, 1.0, (2, 30, 16))
+    H = rng.random((5, 16))
+    W = np.full((30, 5), 0.7)
+    total = V.sum(axis=0)
+    slow = np.array([[np.sum(W[:, k:k + 1] * H[k] * V[c] / total) for k in range(5)]
+                     for c in range(2)])
+    slow /= slow.sum(axis=0)
+    np.testing.assert_allclose(initial_gains(V, W, H, method="share"), slow, rtol=1e-10)
+    W[3, 2] = 0.8  # not constant: the general product
+    slow2 = np.array([[np.sum(W[:, k:k + 1] * H[k] * V[c] / total) for k in range(5)]
+                      for c in range(2)])
+    np.testing.assert_allclose(initial_gains(V, W, H, method="share"),
+                               slow2 / slow2.sum(axis=0), rtol=1e-10)
+
+
 @pytest.mark.parametrize("beta", [0.0, 1.0, 1.5])
 def test_fixed_atoms_in_source_groups_gains_then_activations(beta: float) -> None:
     """With a dictionary and large gain groups the gains are updated first, then W."""
