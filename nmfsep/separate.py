@@ -515,8 +515,10 @@ def separate(
         NMF progress callback. With harmonic atoms to choose (``harmonic="auto"``) a
         run makes two or three fits; a callback with a ``phase(name)`` method hears of
         each before it starts (``"harmonic choice 1/2: plain atoms, first 30 s"``, ...,
-        ``""`` for the final fit) and sees the iterations of all; one without it sees
-        those of one fit only.
+        ``""`` for the final fit; with ``relearn``, ``"second pass: learning atoms from
+        the first pass's stems"``, then ``"second pass"`` and the second pass's fits
+        named so) and sees the iterations of all; one without it sees those of one fit
+        only.
     n_threads : int or None
         Threads of the NMF (:func:`nmfsep.nmf.nmf`); None: every core. The result does
         not depend on it (bit for bit).
@@ -1008,14 +1010,30 @@ def analyse(
         names = list(fit.model.groups)
         blocks = stem_blocks(fit.X, fit.masks, fit.y, fit.model.stft, len(names))
         excerpts = stem_excerpts(blocks, len(names), y.shape[0], y.shape[1], sr)
+        _fit_phase(callback, "second pass: learning atoms from the first pass's stems")
         dicts = relearned(plan.dictionaries, dict(zip(names, excerpts, strict=True)), sr)
         del fit, excerpts
         again = make_plan(None, None, dicts, 0, False, "auto" if plan.harmonic_choice else "on")
-        fit, _ = _analyse_once(y, sr, again, params, callback=callback, n_threads=n_threads)
+        _fit_phase(callback, "second pass")
+        second = _SecondPass(callback) if hasattr(callback, "phase") else callback
+        fit, _ = _analyse_once(y, sr, again, params, callback=second, n_threads=n_threads)
         record.update(passes=2, added_atoms={d.names[0]: d.training.get(
             "relearned", {}).get("atoms", 0) for d in dicts})
     fit.model.settings["relearn"] = record
     return fit
+
+
+class _SecondPass:
+    """A phased progress callback whose phases are named as the second pass's."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+
+    def __call__(self, iteration: int, loss: float | None = None) -> None:
+        self.callback(iteration, loss)
+
+    def phase(self, name: str) -> None:
+        self.callback.phase(f"second pass: {name}" if name else "second pass")
 
 
 def _analyse_once(

@@ -127,6 +127,40 @@ def test_relearn_runs_two_passes_and_the_stems_add_up(duo):
     assert not np.allclose(two.stems["a"], one.stems["a"], atol=1e-4)
 
 
+class Phases:
+    """A progress callback with ``phase``: records the phase names and iterations seen."""
+
+    def __init__(self):
+        self.names, self.iterations = [], 0
+
+    def __call__(self, iteration, loss=None):
+        self.iterations += 1
+
+    def phase(self, name):
+        self.names.append(name)
+
+
+def test_a_phased_callback_hears_the_second_pass_named(duo):
+    a, b, mix = duo
+    seen = Phases()
+    res = separate(mix, SR, dictionaries=[a, b], max_iter=10, relearn="on", harmonic="on",
+                   callback=seen)
+    assert res.settings["relearn"]["passes"] == 2
+    assert seen.names == ["second pass: learning atoms from the first pass's stems",
+                          "second pass"]
+    chosen = Phases()  # the second pass's harmonic choice is named as the second pass's
+    separate(mix, SR, dictionaries=[a, b], max_iter=10, relearn="on", harmonic="auto",
+             callback=chosen)
+    assert chosen.names[-1].startswith("second pass") and len(chosen.names) > 2
+    assert all(n.startswith("second pass") for n in chosen.names[chosen.names.index(
+        "second pass: learning atoms from the first pass's stems"):])
+    assert seen.iterations == 20  # both passes' iterations reach the callback
+    plain = []  # a callback without phase sees every iteration, unnamed
+    separate(mix, SR, dictionaries=[a, b], max_iter=10, relearn="on", harmonic="on",
+             callback=lambda i, loss=None: plain.append(i))
+    assert plain == [*range(1, 11), *range(1, 11)]
+
+
 def test_default_relearn_is_the_library_default_and_matches_the_cli():
     import inspect
 
