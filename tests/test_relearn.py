@@ -155,10 +155,6 @@ def test_a_phased_callback_hears_the_second_pass_named(duo):
     assert all(n.startswith("second pass") for n in chosen.names[chosen.names.index(
         "second pass: learning atoms from the first pass's stems"):])
     assert seen.iterations == 20  # both passes' iterations reach the callback
-    plain = []  # a callback without phase sees every iteration, unnamed
-    separate(mix, SR, dictionaries=[a, b], max_iter=10, relearn="on", harmonic="on",
-             callback=lambda i, loss=None: plain.append(i))
-    assert plain == [*range(1, 11), *range(1, 11)]
 
 
 def test_default_relearn_is_the_library_default_and_matches_the_cli():
