@@ -27,8 +27,15 @@ atoms instead of :data:`RELEARN_MAX_ITER` = 100: 15.38 / 11.24, 18.07 / 17.12,
 7.58 / 8.52 dB (leave-one-family-out chose 100 for FluidR3 and MuseScore, 200 for
 TimGM6mb: a tie, so the cheaper one). The drums + bass and speech
 cells are unchanged: the drums and the voice have no harmonic atoms, so "auto" runs one
-pass there. (Relearning there anyway, with the training clips learned again alongside
-the stem, was 0.2 to 1.1 dB worse in 5 of 8 cells: an experiment, not this code.)
+pass there. Relearning there anyway (``relearn="on"``) lost 0.5 to 0.9 dB on drums + bass
+in three families (FluidR3 11.05 -> 10.25, MuseScore 10.79 -> 9.88, AVL 7.68 -> 7.17,
+TimGM6mb 9.11 both) and moved speech by -0.21 to +0.52 dB (FluidR3 8.39 -> 8.83,
+MuseScore 6.89 -> 7.41, TimGM6mb 9.14 -> 8.93, AVL 11.71 -> 11.89); leave-one-family-out
+kept one pass for every held-out family (``--tasks drums_bass,speech`` with ``--reuse
+benchmarks/results/harm3.json --reuse-ceiling`` and ``--candidate "rlon={\"learn\": $L,
+\"separate\": {\"relearn\": \"on\"}}"``; 4.5 min). (With the training clips learned
+again alongside the stem, 0.2 to 1.1 dB worse in 5 of 8 cells: an experiment, not this
+code.)
 Learning the new atoms without the dictionary's pitch augmentation gained less (−0.01 to
 +1.79 dB; the run patched ``_settings``, it is no option). Runs::
 
