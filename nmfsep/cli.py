@@ -841,6 +841,7 @@ def separate(
         typer.Option(
             "--adapt",
             min=0.0,
+            callback=_finite,
             metavar="MU",
             help="With --dict (KL): let the atoms adapt to the mixture, kept near the "
             "learned ones by a penalty of weight MU (0: free; larger: closer). "
@@ -1532,7 +1533,8 @@ def learn(
     block_seconds: Annotated[
         float,
         typer.Option(
-            "--block-seconds", min=0.01, help="With --online: seconds of audio per block."
+            "--block-seconds", min=0.01, callback=_finite,
+            help="With --online: seconds of audio per block.",
         ),
     ] = 30.0,
     passes: Annotated[

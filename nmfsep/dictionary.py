@@ -52,6 +52,7 @@ from nmfsep._checks import (
     fail,
     is_int,
     is_real,
+    peak_problem,
 )
 from nmfsep._npz import atomic_savez, jsonable, parse_meta, read_npz
 from nmfsep._version import __version__
@@ -1464,6 +1465,8 @@ def _check_clip(y: object, index: int) -> np.ndarray:
         )
     if not np.isfinite(y).all():
         raise ParameterError(f"clip {index}: audio contains NaN or Inf samples; clean it first")
+    if (problem := peak_problem(y)) is not None:
+        raise ParameterError(f"clip {index}: audio {problem}; scale it into about [-1, 1]")
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     return y
