@@ -1654,13 +1654,19 @@ def _parse_shifts(text: str | None) -> str | list[float] | None:
         return "auto"
     if text.strip().lower() in ("", "none", "0"):
         return []
+    from nmfsep.dictionary import check_pitch_shifts
+    from nmfsep.exceptions import ParameterError
+
     try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
+        shifts = [float(part) for part in text.split(",")]
+        check_pitch_shifts(shifts)
+    except (ValueError, ParameterError):  # not numbers; NaN, beyond ±12 or repeated
         raise typer.BadParameter(
-            f"{text!r} is not a comma-separated list of semitones, e.g. -2,-1,1,2 or none",
+            f"{text!r} is not a comma-separated list of distinct non-zero semitones from "
+            "-12 to 12, e.g. -2,-1,1,2 or none",
             param_hint="'--pitch-shifts'",
         ) from None
+    return shifts
 
 
 def _parse_harmonic(text: str | None) -> str | tuple[float, float] | None:

@@ -1264,7 +1264,12 @@ def test_learn_without_k_and_with_pitch_shifts(tmp_path):
     assert r.exit_code == 2 and "--pitch-shifts" in r.output
     r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
                             str(tmp_path / "b.npz"), "--pitch-shifts", "0.5,0.5", "-k", "4"])
-    assert r.exit_code == 1 and "--pitch-shifts must be" in r.output
+    assert r.exit_code == 2 and "distinct non-zero semitones" in r.output  # a bad value: usage
+    for bad in ("nan", "13", "1,1"):
+        r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
+                                str(tmp_path / "b.npz"), "--pitch-shifts", bad])
+        assert r.exit_code == 2 and "--pitch-shifts" in r.output, (bad, r.output)
+    assert not (tmp_path / "b.npz").exists()
 
 
 def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
