@@ -144,6 +144,8 @@ _FLAGS = {
     "images": "--images",
     "spatial": "--spatial",
     "percussive": "--percussive",
+    "validate": "--validate",
+    "online=True": "--online",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"

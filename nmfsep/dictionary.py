@@ -1860,12 +1860,23 @@ def dictionary_fit(
 def _held_out(
     clips: list[tuple[np.ndarray, int]], fraction: float
 ) -> tuple[list[tuple[np.ndarray, int]], list[tuple[np.ndarray, int]]]:
-    """Split every clip in time: the first ``1 - fraction`` to learn, the rest to validate."""
+    """Split every clip in time: the first ``1 - fraction`` to learn, the rest to validate.
+
+    A part with no samples (a clip of a few samples) is left out; when every clip's is,
+    a ParameterError says that the clips are too short to validate.
+    """
     learn, keep = [], []
     for y, sr in clips:
         cut = int(round(y.shape[1] * (1 - fraction)))
-        learn.append((y[:, :cut], sr))
-        keep.append((y[:, cut:], sr))
+        if cut > 0:
+            learn.append((y[:, :cut], sr))
+        if cut < y.shape[1]:
+            keep.append((y[:, cut:], sr))
+    if not (learn and keep):
+        raise ParameterError(
+            f"the training clips are too short to hold back {fraction:.0%} of them "
+            "(validate); give longer clips or learn without validate"
+        )
     return learn, keep
 
 
@@ -1952,7 +1963,7 @@ def learn_dictionary_files(
     if online:
         if validate is not None:
             raise ParameterError(
-                "validate does not apply with online=True; learn without online to validate"
+                "validate does not apply with online=True (it learns twice); drop one of them"
             )
         if context_frames not in (None, 1):
             raise ParameterError(

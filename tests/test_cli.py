@@ -1281,6 +1281,20 @@ def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
     assert "validation:    fit" in info.stdout and "held-back 20% of every clip" in info.stdout
 
 
+def test_learn_validate_on_a_clip_too_short_to_split(tmp_path):
+    """A 1-sample clip held back nothing: the message was about an array of shape (1, 0)."""
+    sf.write(tmp_path / "one.wav", np.array([0.5], np.float32), 8000)
+    r = run("learn", tmp_path / "one.wav", "-n", "x", "-k", 1, "-o", tmp_path / "d.npz",
+            "--validate", "--max-iter", 5)
+    assert r.exit_code == 1
+    one_error_line(r, "too short to hold back 20%", "--validate")
+    r = run("learn", tmp_path / "one.wav", "-n", "x", "-o", tmp_path / "d.npz", "--validate",
+            "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "--validate does not apply with --online")
+    assert not (tmp_path / "d.npz").exists()
+
+
 def test_separate_memory_budget_streams_and_says_so(audio, tmp_path):
     r = run("separate", audio / "mix.wav", "-k", "2", "--memory", "1M", "-o", tmp_path / "o")
     assert r.exit_code == 0, r.output
