@@ -2031,7 +2031,8 @@ def plot_command(
         typer.Argument(
             readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="SOURCE.npz",
-            help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
+            help="A dictionary (from nmfsep learn, or a built-in's name) or a saved model "
+            "(separate --save-model).",
             show_default=False,
         ),
     ],
@@ -2059,6 +2060,10 @@ def plot_command(
     Example: [bold]nmfsep plot piano.npz -o piano.png[/]; a model saved by
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
+    from nmfsep.builtins import BUILTIN_DIR, is_builtin
+
+    if not source.exists() and is_builtin(str(source)):  # as info and --dict: NAME
+        source = BUILTIN_DIR / f"{source}.npz"
     console = _stderr_console()
     _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):
