@@ -29,6 +29,8 @@ __all__ = [
     "check_audio",
     "MAX_SAMPLE_RATE",
     "MAX_CHANNELS",
+    "MAX_SAMPLE",
+    "peak_problem",
 ]
 
 
@@ -37,6 +39,10 @@ __all__ = [
 MAX_SAMPLE_RATE = 768_000
 #: Most channels a mixture may have (more is almost surely a transposed array).
 MAX_CHANNELS = 64
+#: Largest sample magnitude accepted (240 dB over full scale): audio lies within about
+#: ±1, and samples near float32's maximum (a corrupt or misread float file) overflow the
+#: STFT, so their stems would be NaN.
+MAX_SAMPLE = 1e12
 
 _T = TypeVar("_T")
 
@@ -320,3 +326,25 @@ def check_audio(y: object, *, finite: bool = True) -> np.ndarray:
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     return y
+
+
+
+def peak_problem(y: np.ndarray) -> str | None:
+    """Say why the finite float audio ``y`` is too loud to analyse, or return None.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Float audio without NaN or Inf, any shape.
+
+    Returns
+    -------
+    str or None
+        ``"has samples as large as ..."`` when a sample exceeds :data:`MAX_SAMPLE` in
+        magnitude, else None.
+    """
+    peak = max(float(np.max(y, initial=0.0)), -float(np.min(y, initial=0.0)))  # no copy
+    if peak <= MAX_SAMPLE:
+        return None
+    return (f"has samples as large as {peak:.3g} (audio lies within about ±1, at most "
+            f"{MAX_SAMPLE:.0e} is accepted): it is corrupt or not float audio")

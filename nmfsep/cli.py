@@ -144,6 +144,8 @@ _FLAGS = {
     "images": "--images",
     "spatial": "--spatial",
     "percussive": "--percussive",
+    "validate": "--validate",
+    "online=True": "--online",
 }
 _FLAG_PATTERN = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?:(=)|(?![\w=]))"
@@ -841,6 +843,7 @@ def separate(
         typer.Option(
             "--adapt",
             min=0.0,
+            callback=_finite,
             metavar="MU",
             help="With --dict (KL): let the atoms adapt to the mixture, kept near the "
             "learned ones by a penalty of weight MU (0: free; larger: closer). "
@@ -1532,7 +1535,8 @@ def learn(
     block_seconds: Annotated[
         float,
         typer.Option(
-            "--block-seconds", min=0.01, help="With --online: seconds of audio per block."
+            "--block-seconds", min=0.01, callback=_finite,
+            help="With --online: seconds of audio per block.",
         ),
     ] = 30.0,
     passes: Annotated[
@@ -1652,13 +1656,19 @@ def _parse_shifts(text: str | None) -> str | list[float] | None:
         return "auto"
     if text.strip().lower() in ("", "none", "0"):
         return []
+    from nmfsep.dictionary import check_pitch_shifts
+    from nmfsep.exceptions import ParameterError
+
     try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
+        shifts = [float(part) for part in text.split(",")]
+        check_pitch_shifts(shifts)
+    except (ValueError, ParameterError):  # not numbers; NaN, beyond ±12 or repeated
         raise typer.BadParameter(
-            f"{text!r} is not a comma-separated list of semitones, e.g. -2,-1,1,2 or none",
+            f"{text!r} is not a comma-separated list of distinct non-zero semitones from "
+            "-12 to 12, e.g. -2,-1,1,2 or none",
             param_hint="'--pitch-shifts'",
         ) from None
+    return shifts
 
 
 def _parse_harmonic(text: str | None) -> str | tuple[float, float] | None:
@@ -2021,7 +2031,8 @@ def plot_command(
         typer.Argument(
             readable=False,  # an unreadable input is a bad input (exit 1), not usage
             metavar="SOURCE.npz",
-            help="A dictionary (from nmfsep learn) or a saved model (separate --save-model).",
+            help="A dictionary (from nmfsep learn, or a built-in's name) or a saved model "
+            "(separate --save-model).",
             show_default=False,
         ),
     ],
@@ -2049,6 +2060,10 @@ def plot_command(
     Example: [bold]nmfsep plot piano.npz -o piano.png[/]; a model saved by
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
+    from nmfsep.builtins import BUILTIN_DIR, is_builtin
+
+    if not source.exists() and is_builtin(str(source)):  # as info and --dict: NAME
+        source = BUILTIN_DIR / f"{source}.npz"
     console = _stderr_console()
     _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):

@@ -52,6 +52,7 @@ from nmfsep._checks import (
     fail,
     is_int,
     is_real,
+    peak_problem,
 )
 from nmfsep._npz import atomic_savez, jsonable, parse_meta, read_npz
 from nmfsep._version import __version__
@@ -1464,6 +1465,8 @@ def _check_clip(y: object, index: int) -> np.ndarray:
         )
     if not np.isfinite(y).all():
         raise ParameterError(f"clip {index}: audio contains NaN or Inf samples; clean it first")
+    if (problem := peak_problem(y)) is not None:
+        raise ParameterError(f"clip {index}: audio {problem}; scale it into about [-1, 1]")
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     return y
@@ -1857,12 +1860,23 @@ def dictionary_fit(
 def _held_out(
     clips: list[tuple[np.ndarray, int]], fraction: float
 ) -> tuple[list[tuple[np.ndarray, int]], list[tuple[np.ndarray, int]]]:
-    """Split every clip in time: the first ``1 - fraction`` to learn, the rest to validate."""
+    """Split every clip in time: the first ``1 - fraction`` to learn, the rest to validate.
+
+    A part with no samples (a clip of a few samples) is left out; when every clip's is,
+    a ParameterError says that the clips are too short to validate.
+    """
     learn, keep = [], []
     for y, sr in clips:
         cut = int(round(y.shape[1] * (1 - fraction)))
-        learn.append((y[:, :cut], sr))
-        keep.append((y[:, cut:], sr))
+        if cut > 0:
+            learn.append((y[:, :cut], sr))
+        if cut < y.shape[1]:
+            keep.append((y[:, cut:], sr))
+    if not (learn and keep):
+        raise ParameterError(
+            f"the training clips are too short to hold back {fraction:.0%} of them "
+            "(validate); give longer clips or learn without validate"
+        )
     return learn, keep
 
 
@@ -1949,7 +1963,7 @@ def learn_dictionary_files(
     if online:
         if validate is not None:
             raise ParameterError(
-                "validate does not apply with online=True; learn without online to validate"
+                "validate does not apply with online=True (it learns twice); drop one of them"
             )
         if context_frames not in (None, 1):
             raise ParameterError(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nmfsep._checks import check_choice
+from nmfsep._checks import check_choice, peak_problem
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.spectral import FrameGrid
@@ -142,6 +142,8 @@ def load(path: str | os.PathLike[str], *, sr: int | None = None) -> tuple[np.nda
         raise AudioFormatError(
             f"{p}: contains NaN or Inf samples; re-export it as PCM or clean float audio"
         )
+    if (problem := peak_problem(data)) is not None:
+        raise AudioFormatError(f"{p}: {problem}; re-export it as PCM or clean float audio")
     y = np.ascontiguousarray(data.T)
     native_sr = int(native_sr)
     if sr is not None and sr != native_sr:
@@ -973,6 +975,10 @@ class BlockReader:
             raise AudioFormatError(
                 f"{self.path}: contains NaN or Inf samples; re-export it as PCM or clean "
                 "float audio"
+            )
+        if got and (problem := peak_problem(data)) is not None:
+            raise AudioFormatError(
+                f"{self.path}: {problem}; re-export it as PCM or clean float audio"
             )
         self.pos += got
         if got < need:

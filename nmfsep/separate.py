@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate
+from nmfsep._checks import MAX_CHANNELS, check_audio, check_rate, peak_problem
 from nmfsep.adaptation import atom_plan, check_adaptation
 from nmfsep.auto_sources import plan_for
 from nmfsep.context import expand_factors, expand_indices, stack_frames
@@ -221,7 +221,7 @@ def check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
         more than ``MAX_CHANNELS``), which is almost surely the transposed
         ``(n_samples, n_channels)`` layout.
     AudioFormatError
-        If ``y`` holds NaN or Inf.
+        If ``y`` holds NaN or Inf, or samples beyond ``MAX_SAMPLE`` (1e12) in magnitude.
     """
     if not isinstance(y, np.ndarray):
         try:
@@ -241,6 +241,8 @@ def check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
         raise AudioFormatError(
             "the mixture contains NaN or Inf samples; replace them (e.g. np.nan_to_num) first"
         )
+    if (problem := peak_problem(y)) is not None:
+        raise AudioFormatError(f"the mixture {problem}; scale it into about [-1, 1] first")
     return y, check_rate(sr, "sr")
 
 

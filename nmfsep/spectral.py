@@ -934,4 +934,6 @@ def warp_frequencies(S: np.ndarray, semitones: float) -> np.ndarray:
     i = np.minimum(edges.astype(np.intp), n_bins - 1)
     frac = edges - i
     mass = C[..., i] * (1.0 - frac) + C[..., i + 1] * frac
-    return np.diff(mass, axis=-1).astype(S.dtype, copy=False)
+    # differences of a rising cumulative sum can round below 0 by ~1e-16 of a frame's
+    # total (power spectra of pure tones span more than that): keep them non-negative
+    return np.maximum(np.diff(mass, axis=-1), 0.0).astype(S.dtype, copy=False)

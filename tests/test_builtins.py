@@ -208,6 +208,17 @@ def test_info_builtin_lists_every_builtin() -> None:
     assert run("info", "piano", "--builtin").exit_code == 2
 
 
+def test_plot_takes_a_builtin_name_as_info_does(tmp_path, monkeypatch) -> None:
+    """``nmfsep plot drums`` said "drums: file not found" although ``info drums`` works."""
+    monkeypatch.chdir(tmp_path)
+    result = run("plot", "drums", "-o", "drums.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "drums.png").stat().st_size > 1000
+    (tmp_path / "drums").write_text("not a dictionary")  # a file of that name wins
+    assert run("plot", "drums", "-o", "other.png").exit_code == 1
+    assert not (tmp_path / "other.png").exists()
+
+
 def _write_mixture(tmp_path: Path, mixture) -> Path:
     from nmfsep import io
 

@@ -1264,7 +1264,12 @@ def test_learn_without_k_and_with_pitch_shifts(tmp_path):
     assert r.exit_code == 2 and "--pitch-shifts" in r.output
     r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
                             str(tmp_path / "b.npz"), "--pitch-shifts", "0.5,0.5", "-k", "4"])
-    assert r.exit_code == 1 and "--pitch-shifts must be" in r.output
+    assert r.exit_code == 2 and "distinct non-zero semitones" in r.output  # a bad value: usage
+    for bad in ("nan", "13", "1,1"):
+        r = runner.invoke(app, ["learn", str(tmp_path / "a.wav"), "-n", "a", "-o",
+                                str(tmp_path / "b.npz"), "--pitch-shifts", bad])
+        assert r.exit_code == 2 and "--pitch-shifts" in r.output, (bad, r.output)
+    assert not (tmp_path / "b.npz").exists()
 
 
 def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
@@ -1274,6 +1279,20 @@ def test_learn_validate_reports_the_held_out_fit(audio, tmp_path):
     assert "held-out fit" in r.stdout and " dB" in r.stdout
     info = run("info", tmp_path / "d.npz")
     assert "validation:    fit" in info.stdout and "held-back 20% of every clip" in info.stdout
+
+
+def test_learn_validate_on_a_clip_too_short_to_split(tmp_path):
+    """A 1-sample clip held back nothing: the message was about an array of shape (1, 0)."""
+    sf.write(tmp_path / "one.wav", np.array([0.5], np.float32), 8000)
+    r = run("learn", tmp_path / "one.wav", "-n", "x", "-k", 1, "-o", tmp_path / "d.npz",
+            "--validate", "--max-iter", 5)
+    assert r.exit_code == 1
+    one_error_line(r, "too short to hold back 20%", "--validate")
+    r = run("learn", tmp_path / "one.wav", "-n", "x", "-o", tmp_path / "d.npz", "--validate",
+            "--online")
+    assert r.exit_code == 1
+    one_error_line(r, "--validate does not apply with --online")
+    assert not (tmp_path / "d.npz").exists()
 
 
 def test_separate_memory_budget_streams_and_says_so(audio, tmp_path):

@@ -775,3 +775,13 @@ def test_auto_pitch_shifts_choose_by_the_held_back_fit() -> None:
     assert "held-back" in aug["chosen_by"]
     default = learn_dictionary([(y, SR)], "a", 4, stft=CFG, context_frames=1, max_iter=60)
     assert default.training["augmentation"]["pitch_shifts"] == [-2.0, -1.0, 1.0, 2.0]
+
+
+def test_learn_itakura_saito_on_a_pure_tone_with_pitch_shifts() -> None:
+    """The warped power spectra of a noiseless tone had values of -8e-13 (rounding):
+    ``nmfsep learn tone.wav --beta is`` failed with nmf's "Negative values" error."""
+    t = np.arange(SR) / SR
+    y = (0.2 * np.sin(2 * np.pi * 261.6 * t) + 0.2 * np.sin(2 * np.pi * 392.0 * t))[None]
+    d = learn_dictionary([(y.astype(np.float32), SR)], "tone", 2, beta="itakura-saito",
+                         stft=CFG, pitch_shifts=[-1, 1], max_iter=5)
+    assert d.n_atoms == 2 and np.isfinite(d.atoms).all()

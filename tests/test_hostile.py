@@ -37,7 +37,7 @@ from _cli import one_error_line, run
 
 from nmfsep import _npz, cli, files, io
 from nmfsep.dictionary import Dictionary, learn_dictionary
-from nmfsep.exceptions import DictionaryError, OutputError, ParameterError
+from nmfsep.exceptions import AudioFormatError, DictionaryError, OutputError, ParameterError
 from nmfsep.model import load_model
 from nmfsep.nmf import nmf
 from nmfsep.separate import separate
@@ -526,6 +526,44 @@ def test_cli_extreme_beta_is_usage(mix, beta) -> None:
 def test_bad_option_values_are_usage(mix, args, flag) -> None:
     k = [] if "-k" in args else ["-k", "2"]
     usage_error(run("separate", mix, *k, *args, "-o", "unused-out"), flag)
+
+
+def test_non_finite_float_options_are_usage(tmp_path, mix, dict_file) -> None:
+    """click's range check lets inf through: --adapt inf and --block-seconds inf were exit 1."""
+    usage_error(run("separate", mix, "--dict", dict_file, "--adapt", "inf", "-o", tmp_path),
+                "--adapt", "finite")
+    usage_error(run("learn", mix, "-n", "x", "-o", tmp_path / "x.npz", "--online",
+                    "--block-seconds", "inf"), "--block-seconds", "finite")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["separate", "-k", "2", "-o", "OUT"], ["separate", "-k", "2", "-o", "OUT", "--stream"],
+     ["rank", "-k", "2"], ["learn", "-n", "x", "-k", "2", "-o", "x.npz"]],
+    ids=["separate", "stream", "rank", "learn"],
+)
+def test_float_wav_with_huge_samples_exit_1(tmp_path, monkeypatch, command) -> None:
+    """A sample near float32's maximum (a corrupt float WAV) gave NaN stems with exit 0."""
+    y = 0.1 * np.sin(np.arange(SR // 2, dtype=np.float32))
+    y[100] = 3e38
+    sf.write(tmp_path / "huge.wav", y, SR, subtype="FLOAT")
+    monkeypatch.chdir(tmp_path)
+    result = run(command[0], "huge.wav", *command[1:], "--max-iter", "5")
+    assert result.exit_code == 1, result.output
+    one_error_line(result, "huge.wav", "as large as 3e+38", "re-export")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["huge.wav"]
+
+
+def test_api_huge_samples_refused() -> None:
+    y = np.zeros((1, SR // 2), dtype=np.float32)
+    y[0, 7] = -1e30
+    with pytest.raises(AudioFormatError, match="as large as 1e"):
+        separate(y, SR, n_components=2, max_iter=2)
+    with pytest.raises(ParameterError, match="clip 1: audio has samples as large as 1e"):
+        learn_dictionary([(y, SR)], "x", 2, max_iter=2)
+    ok = np.full((1, SR // 2), 1e6, dtype=np.float32)  # loud, but no overflow: accepted
+    assert np.isfinite(separate(ok, SR, n_components=2, max_iter=2).stems["component_01"]).all()
 
 
 @pytest.mark.parametrize(

@@ -498,3 +498,17 @@ def test_warp_frequencies_moves_partials_and_keeps_their_mass() -> None:
     assert np.array_equal(warp_frequencies(S, 0), S)
     with pytest.raises(ParameterError, match="semitones must be a number in"):
         warp_frequencies(S, 30)
+
+
+def test_warp_frequencies_of_a_pure_tone_power_spectrum_is_non_negative() -> None:
+    """A loud partial next to bins 1e-20 of it: the cumulative sums' differences rounded
+    below zero (-8e-13), and ``learn --beta is`` on a pure tone failed in nmf."""
+    from nmfsep.spectral import model_spectrogram, warp_frequencies
+
+    t = np.arange(SR) / SR
+    y = (0.2 * np.sin(2 * np.pi * 261.6 * t) + 0.2 * np.sin(2 * np.pi * 392.0 * t))[None]
+    X = stft(y.astype(np.float32), CFG)
+    S = model_spectrogram(X / np.abs(X).max(), 2.0)  # scaled as the training spectrogram is
+    for semitones in (-2, -1, 1, 2):
+        assert (warp_frequencies(S, semitones) >= 0).all()
+
