@@ -70,8 +70,8 @@ from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import ParameterError
 from nmfsep.plan import Plan
 
-__all__ = ["RELEARN_CHOICES", "RELEARN_SECONDS", "excerpt_spans", "relearned", "should_relearn",
-           "stem_excerpts", "widened"]
+__all__ = ["RELEARN_CHOICES", "RELEARN_SECONDS", "check_relearn", "excerpt_spans", "relearned",
+           "should_relearn", "stem_excerpts", "widened"]
 
 #: ``relearn`` settings: "auto" (when the first pass kept every source's harmonic
 #: atoms), "on" (supervised runs without free atoms), "off".
@@ -105,6 +105,25 @@ def should_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_sourc
     if relearn == "on":
         return True
     return not plan.harmonic_left_out and all(d.n_harmonic > 0 for d in plan.dictionaries)
+
+
+def check_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_source: int
+                  ) -> None:
+    """Refuse ``relearn="on"`` where no second pass can run (as the CLI does).
+
+    Raises
+    ------
+    ParameterError
+        ``relearn="on"`` without dictionaries, or with free atoms (``n_free``,
+        ``free_per_source``) or ``adapt``: the second pass is for fixed atoms only.
+    """
+    if relearn == "on" and (plan.mode != "supervised" or adapt is not None
+                            or free_per_source):
+        raise ParameterError(
+            "relearn='on' needs dictionaries, without n_free, free_per_source or adapt (the "
+            "second pass adds atoms learned from the first pass's stems to fixed atoms); "
+            "use relearn='auto' or 'off'"
+        )
 
 
 def excerpt_spans(n_samples: int, sr: int) -> list[tuple[int, int]]:

@@ -85,7 +85,7 @@ from nmfsep.plan import (
     plain_plan,
     settings_record,
 )
-from nmfsep.relearn import relearned, should_relearn, stem_excerpts
+from nmfsep.relearn import check_relearn, relearned, should_relearn, stem_excerpts
 from nmfsep.spectral import (
     OverlapAdd,
     STFTConfig,
@@ -1006,6 +1006,7 @@ def analyse(
     ParameterError, DictionaryError
         As :func:`separate`.
     """
+    check_relearn(params.relearn, plan, params.adapt, params.free_per_source)
     fit, used = _analyse_once(y, sr, plan, params, callback=callback, n_threads=n_threads)
     record: dict[str, Any] = {"setting": params.relearn, "passes": 1}
     if should_relearn(params.relearn, used, params.adapt, params.free_per_source):

@@ -168,6 +168,12 @@ def test_bad_relearn_value_is_one_clear_error(duo):
     a, b, mix = duo
     with pytest.raises(ParameterError, match="relearn"):
         separate(mix, SR, dictionaries=[a, b], relearn="twice")
+    # "on" where no second pass can run is refused before any work, as the CLI does
+    for kwargs in ({"n_components": 4}, {"dictionaries": [a, b], "n_free": 2},
+                   {"dictionaries": [a, b], "adapt": 1.0},
+                   {"dictionaries": [a, b], "free_per_source": 1}):
+        with pytest.raises(ParameterError, match="relearn='on' needs dictionaries"):
+            separate(mix, SR, relearn="on", max_iter=2, **kwargs)
 
 
 def test_cli_relearn_records_the_second_pass_and_refuses_blind(duo, tmp_path):
