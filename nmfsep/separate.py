@@ -217,9 +217,9 @@ def check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
     Raises
     ------
     ParameterError
-        For a wrong type, shape or rate; a shape with more channels than samples (or
-        more than ``MAX_CHANNELS``), which is almost surely the transposed
-        ``(n_samples, n_channels)`` layout.
+        For a wrong type, shape or rate; a shape with more than 8 channels and more
+        channels than samples (or more than ``MAX_CHANNELS``), which is almost surely
+        the transposed ``(n_samples, n_channels)`` layout.
     AudioFormatError
         If ``y`` holds NaN or Inf, or samples beyond ``MAX_SAMPLE`` (1e12) in magnitude.
     """
@@ -230,7 +230,9 @@ def check_mixture(y: object, sr: object) -> tuple[np.ndarray, int]:
             raise ParameterError(f"y must be an array of audio samples ({exc})") from None
     if y.ndim == 1:
         y = y[np.newaxis]  # mono, librosa's convention; separate() gives 1-D stems back
-    if y.ndim == 2 and y.shape[1] and y.shape[0] > min(y.shape[1], MAX_CHANNELS):
+    # more rows than columns is the transposed layout only for a long signal: a file
+    # of 1 stereo sample is (2, 1)
+    if y.ndim == 2 and y.shape[1] and y.shape[0] > min(max(y.shape[1], 8), MAX_CHANNELS):
         raise ParameterError(
             f"y has shape {y.shape}: {y.shape[0]} channels of {y.shape[1]} samples; nmfsep "
             f"takes (n_channels, n_samples) with at most {MAX_CHANNELS} channels: for "

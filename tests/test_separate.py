@@ -287,6 +287,16 @@ def test_bad_audio(y, match: str) -> None:
         separate(y, SR, n_components=1, stft=CFG)
 
 
+def test_a_stereo_file_of_one_sample_is_stereo_not_transposed() -> None:
+    """(2, 1) is 2 channels of 1 sample (a file of one stereo frame), separated as a
+    1-sample mono clip is; (5000, 2) stays the transposed layout (test_bad_audio)."""
+    y = np.array([[0.5], [-0.5]], np.float32)
+    res = separate(y, SR, n_components=2, stft=CFG, max_iter=2)
+    assert any("shorter than one STFT frame" in w for w in res.warnings), res.warnings
+    assert all(s.shape == (2, 1) for s in res.stems.values())
+    np.testing.assert_allclose(sum(res.stems.values()), y, atol=1e-6)
+
+
 def test_bad_rate(mix: np.ndarray) -> None:
     with pytest.raises(ParameterError, match="sr"):
         separate(mix, 0, n_components=1, stft=CFG)
