@@ -27,6 +27,7 @@ __all__ = [
     "builtin_names",
     "is_builtin",
     "load_builtin",
+    "dictionary_path",
     "resolve_dictionary",
     "builtin_info",
 ]
@@ -94,6 +95,28 @@ def load_builtin(name: str) -> Dictionary:
     return Dictionary.load(BUILTIN_DIR / f"{name}.npz")
 
 
+def dictionary_path(spec: str | os.PathLike[str]) -> Path:
+    """Return the file a dictionary argument names: a path, or a built-in's file.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        A file (``"piano.npz"``), or a bare built-in name (``"drums"``) when no file of
+        that name exists (a folder of that name does not count: a ``drums/`` folder of
+        samples beside the song is common).
+
+    Returns
+    -------
+    Path
+        ``spec`` itself unless it names a built-in as above (then the built-in's file);
+        a path that does not exist is returned as it is, for the loader to report.
+    """
+    text = os.fspath(spec)
+    if is_builtin(text) and not (os.path.lexists(text) and not os.path.isdir(text)):
+        return BUILTIN_DIR / f"{text}.npz"
+    return Path(text)
+
+
 def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:
     """Load a dictionary given as a path or as the name of a built-in.
 
@@ -118,11 +141,12 @@ def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:
         built-ins), or the file is not a valid dictionary.
     """
     text = os.fspath(spec)
-    if os.path.lexists(text) and not (os.path.isdir(text) and is_builtin(text)):
+    path = dictionary_path(text)
+    if path != Path(text):  # the built-in of that name
+        return load_builtin(text), f"built-in {text}"
+    if os.path.lexists(text):
         shadow = f" (not the built-in {text})" if is_builtin(text) else ""
         return Dictionary.load(text), f"file {text}{shadow}"
-    if is_builtin(text):
-        return load_builtin(text), f"built-in {text}"
     raise DictionaryError(
         f"{text}: no such dictionary file and no built-in of that name; give the path of "
         f"a .npz from `nmfsep learn` or a built-in: {_available()}"

@@ -2001,12 +2001,11 @@ def _print_builtins(as_json: bool) -> None:
 def _load_info(file: Path) -> dict[str, Any]:
     """Load a dictionary or a saved model (told apart by the ``kind`` in its metadata)."""
     from nmfsep._npz import parse_meta, read_npz
-    from nmfsep.builtins import BUILTIN_DIR, is_builtin
+    from nmfsep.builtins import dictionary_path
     from nmfsep.dictionary import Dictionary
     from nmfsep.exceptions import DictionaryError
 
-    if not file.exists() and is_builtin(str(file)):
-        file = BUILTIN_DIR / f"{file}.npz"
+    file = dictionary_path(file)
 
     kind = None
     try:
@@ -2060,10 +2059,9 @@ def plot_command(
     Example: [bold]nmfsep plot piano.npz -o piano.png[/]; a model saved by
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
-    from nmfsep.builtins import BUILTIN_DIR, is_builtin
+    from nmfsep.builtins import dictionary_path
 
-    if not source.exists() and is_builtin(str(source)):  # as info and --dict: NAME
-        source = BUILTIN_DIR / f"{source}.npz"
+    source = dictionary_path(source)  # as info and --dict: a built-in's NAME
     console = _stderr_console()
     _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):

@@ -15,6 +15,7 @@ from nmfsep.builtins import (
     BUILTIN_DIR,
     builtin_info,
     builtin_names,
+    dictionary_path,
     is_builtin,
     load_builtin,
     resolve_dictionary,
@@ -135,6 +136,20 @@ def test_a_file_named_like_a_builtin_wins(tmp_path: Path, monkeypatch) -> None:
     d, origin = resolve_dictionary("drums")
     assert d.names == ("bass",) and origin == "file drums (not the built-in drums)"
     assert load_dictionaries("drums")[0].names == ("bass",)
+
+
+def test_dictionary_path_follows_the_same_rule_for_info_plot_and_dict(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert dictionary_path("drums") == BUILTIN_DIR / "drums.npz"
+    (tmp_path / "piano").mkdir()  # a folder of that name: still the built-in
+    assert dictionary_path("piano") == BUILTIN_DIR / "piano.npz"
+    (tmp_path / "bass").write_text("x")  # a file of that name wins
+    assert dictionary_path("bass") == Path("bass")
+    assert dictionary_path(Path("drums")) == BUILTIN_DIR / "drums.npz"
+    assert dictionary_path("drumz") == Path("drumz")  # unknown: left to the loader
+    (tmp_path / "strings").mkdir()  # info on the folder shows the built-in
+    assert run("info", "strings").exit_code == 0
 
 
 def test_an_unknown_name_lists_the_builtins(tmp_path: Path, monkeypatch) -> None:
