@@ -328,7 +328,6 @@ def check_audio(y: object, *, finite: bool = True) -> np.ndarray:
     return y
 
 
-
 def peak_problem(y: np.ndarray) -> str | None:
     """Say why the finite float audio ``y`` is too loud to analyse, or return None.
 

@@ -1012,10 +1012,10 @@ def analyse(
     fit, used = _analyse_once(y, sr, plan, params, callback=callback, n_threads=n_threads)
     record: dict[str, Any] = {"setting": params.relearn, "passes": 1}
     if should_relearn(params.relearn, used, params.adapt, params.free_per_source):
+        _fit_phase(callback, "second pass: learning atoms from the first pass's stems")
         names = list(fit.model.groups)
         blocks = stem_blocks(fit.X, fit.masks, fit.y, fit.model.stft, len(names))
         excerpts = stem_excerpts(blocks, len(names), y.shape[0], y.shape[1], sr)
-        _fit_phase(callback, "second pass: learning atoms from the first pass's stems")
         dicts = relearned(plan.dictionaries, dict(zip(names, excerpts, strict=True)), sr)
         del fit, excerpts
         again = make_plan(None, None, dicts, 0, False, "auto" if plan.harmonic_choice else "on")
