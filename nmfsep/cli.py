@@ -340,6 +340,8 @@ _RANK_MIN_STABILITY = 0.9  # nmfsep.rank.DEFAULT_MIN_STABILITY
 _BLOCK_SECONDS = 30.0  # nmfsep.stream.DEFAULT_BLOCK_SECONDS
 _HARMONIC_CHOICE_SECONDS = 30.0  # nmfsep.plan.HARMONIC_CHOICE_SECONDS
 _RELEARN = "auto"  # nmfsep.plan.DEFAULT_RELEARN
+_WIENER_ITER = 4  # nmfsep.spatial_wiener.WIENER_ITER
+_MAX_WIENER_ITER = 20  # nmfsep.plan.MAX_WIENER_ITER
 _ATOMS_PER_SOURCE = 48  # nmfsep.dictionary.DEFAULT_ATOMS_PER_SOURCE
 _VALIDATE_FRACTION = 0.2  # learn --validate: the share of every clip held back
 
@@ -571,6 +573,10 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
     relearned = _relearned(summary.get("settings") or {})
     if relearned:
         parts.append(relearned)
+    wiener = (summary.get("settings") or {}).get("wiener_iter")
+    if isinstance(wiener, int) and not isinstance(wiener, bool) and wiener > 0:
+        parts.append(f"stems from both channels together (spatial Wiener filter, {wiener} "
+                     "EM iterations; --wiener-iter 0 for a mask per channel)")
     model = summary.get("model")
     if model:
         parts.append(f"model {model}")
@@ -582,7 +588,7 @@ def _summary_line(mixture: Path, summary: dict[str, Any]) -> str:
 
 def _model_options(ctx: typer.Context, *, adapt: float | None, percussive: bool,
                    harmonic: str, relearn: str | None, stream: bool, supervised: bool,
-                   n_free: int) -> dict[str, Any]:
+                   n_free: int, wiener_iter: int | None = None) -> dict[str, Any]:
     """``separate``'s keywords of the model options given (the library's defaults otherwise)."""
     out: dict[str, Any] = {}
     if adapt is not None:
@@ -596,6 +602,11 @@ def _model_options(ctx: typer.Context, *, adapt: float | None, percussive: bool,
             ctx.fail("--relearn on needs --dict, without --free, --adapt or --stream (it "
                      "learns more atoms for every dictionary from a first whole-file pass)")
         out["relearn"] = relearn
+    if wiener_iter is not None:
+        if stream:
+            ctx.fail("--wiener-iter is not available with --stream (the spatial Wiener "
+                     "filter needs the whole file); leave it out there")
+        out["wiener_iter"] = wiener_iter
     return out
 
 
@@ -923,6 +934,19 @@ def separate(
             show_default=False,
         ),
     ] = None,
+    wiener_iter: Annotated[
+        int | None,
+        typer.Option(
+            "--wiener-iter",
+            min=0,
+            max=_MAX_WIENER_ITER,
+            help="Stereo with --spatial gains: form the stems from both channels together "
+            "(a multichannel Wiener filter started from the learned positions, refined by "
+            "this many EM iterations); 0 keeps one mask per channel. [default: "
+            + str(_WIENER_ITER) + "]",
+            show_default=False,
+        ),
+    ] = None,
     spatial: Annotated[
         Literal["shared", "gains"] | None,
         typer.Option(
@@ -1100,7 +1124,7 @@ def separate(
     kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
     kwargs.update(_model_options(ctx, adapt=adapt, percussive=percussive, harmonic=harmonic,
                                  relearn=relearn, stream=stream, supervised=bool(dict_paths),
-                                 n_free=n_free))
+                                 n_free=n_free, wiener_iter=wiener_iter))
     if not stream and memory != "off":
         kwargs["memory"] = memory if memory == "auto" else int(memory)
     if jobs is not None or scheduler is not None or any(map(_is_batch_input, mixtures)):

@@ -29,6 +29,7 @@ from nmfsep.plan import (
 )
 from nmfsep.report import write_report
 from nmfsep.separate import analyse, check_mixture, stem_blocks
+from nmfsep.spatial_wiener import MAX_WIENER_SOURCES
 from nmfsep.spectral import STFTConfig
 
 __all__ = ["separate_file", "estimate_memory", "default_memory", "stream_reason"]
@@ -268,6 +269,8 @@ def estimate_memory(path: str | os.PathLike[str], **kwargs: Any) -> int:
         one = n_a * 4.0 * context * per_frame
         grows += (channels - 1) * one + min(float(GAINS_CACHE_BYTES),
                                             (len(plan.names) + 3 * channels) * one)
+        if params.wiener_iterations and len(plan.names) <= MAX_WIENER_SOURCES:
+            grows += len(plan.names) * n * 4.0 * per_frame  # the filter's source powers
     return int(_BASE_BYTES + _OVERHEAD * grows)
 
 
@@ -303,6 +306,7 @@ def stream_reason(
     blockers += ["n_sources='auto'"] if is_auto(kwargs.get("n_sources")) else []
     blockers += [k for k in ("stft", "power", "adapt") if kwargs.get(k) is not None]
     blockers += ["relearn='on'"] if kwargs.get("relearn") == "on" else []
+    blockers += ["wiener_iter"] if kwargs.get("wiener_iter") else []
     dicts = load_dictionaries(kwargs.get("dictionaries", ()))
     if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:
         blockers.append("dictionaries at another sample rate than the file")
@@ -325,7 +329,7 @@ def _streamed(src: Path, out_dir: str | os.PathLike[str], why: dict[str, Any], *
     # the stream reports blocks, not NMF iterations: its progress is not the callback's
     # nor does it relearn ("auto" and "off" both give one pass there)
     options = {k: v for k, v in kwargs.items()
-               if k not in ("callback", "stft", "power", "relearn")}
+               if k not in ("callback", "stft", "power", "relearn", "wiener_iter")}
     summary = separate_stream(src, out_dir, force=force, format=format, subtype=subtype,
                               name=name, **options)
     summary["streamed"] = {"estimate": why["estimate"], "memory": why["memory"]}

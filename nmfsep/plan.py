@@ -36,6 +36,7 @@ from nmfsep.io import OutputFiles
 from nmfsep.masks import MASK_KINDS, MaskKind
 from nmfsep.nmf import SOLVERS
 from nmfsep.percussive import percussive_names
+from nmfsep.spatial_wiener import WIENER_ITER
 from nmfsep.spectral import STFTConfig
 
 __all__ = [
@@ -145,6 +146,8 @@ TIE_GAINS = True
 MIN_PAN_SPREAD = 0.05
 #: Most channels ``spatial="gains"`` models (its time and memory grow with each channel).
 MAX_GAIN_CHANNELS = 8
+#: Most EM iterations of the spatial Wiener filter (``wiener_iter``).
+MAX_WIENER_ITER = 20
 #: What a separation does with dictionaries' harmonic atoms (:mod:`nmfsep.harmonic`):
 #: ``"auto"`` uses them only when every source has them, ``"on"`` whenever a dictionary
 #: has them, ``"off"`` never. Harmonic atoms cover every pitch of a range, so they also
@@ -603,6 +606,10 @@ class SeparationParams:
         With dictionaries: a second pass with atoms learned from the first pass's stems
         added (:mod:`nmfsep.relearn`, :data:`RELEARN_USES`; default
         :data:`DEFAULT_RELEARN`).
+    wiener_iter : int or None
+        With ``spatial="gains"``: EM iterations of the spatial Wiener filter that forms the
+        stems from the mixture's channels together (:mod:`nmfsep.spatial_wiener`); 0 keeps
+        the per-channel masks; None: :data:`nmfsep.spatial_wiener.WIENER_ITER`.
     """
 
     beta: str | float | None = None
@@ -621,6 +628,12 @@ class SeparationParams:
     free_per_source: int = 0
     spatial: str | None = None
     relearn: str = DEFAULT_RELEARN
+    wiener_iter: int | None = None
+
+    @property
+    def wiener_iterations(self) -> int:
+        """EM iterations of the spatial Wiener filter (the default when None)."""
+        return WIENER_ITER if self.wiener_iter is None else int(self.wiener_iter)
 
     def validate(self) -> SeparationParams:
         """Check every setting; return self.
@@ -650,6 +663,7 @@ class SeparationParams:
         if self.spatial is not None:
             check_choice(self.spatial, "spatial", SPATIAL_MODELS)
         check_choice(self.relearn, "relearn", RELEARN_USES)
+        check_int(self.wiener_iter, "wiener_iter", 0, MAX_WIENER_ITER, none_ok=True)
         return self
 
     def spatial_for(self, n_channels: int, plan: Plan | None = None) -> str:
@@ -738,7 +752,9 @@ def settings_record(
         ``tol``, ``alpha_W``, ``l1_ratio``, ``random_state``, ``adapt``, ``free_per_source``,
         ``dictionaries`` (with each one's ``n_harmonic`` atoms in use),
         ``harmonic_left_out``, ``harmonic_fit_ratio``, ``sources_auto``, ``sr``, ``stft``,
-        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``spatial``, ``nmfsep_version``.
+        ``analysis_sr``, ``analysis_stft``, ``context_frames``, ``spatial``,
+        ``wiener_iter`` (None here; the analysis records the spatial Wiener filter's EM
+        iterations applied with the gains model), ``nmfsep_version``.
     """
     rs = params.random_state
     seed: int | str | None = None if rs is None else int(rs) if is_int(rs) else "generator"
@@ -775,6 +791,7 @@ def settings_record(
         "analysis_stft": analysis_stft.to_dict(),
         "context_frames": 1 if plan.dictionary is None else plan.dictionary.context_frames,
         "spatial": spatial,
+        "wiener_iter": None,  # set by the analysis (nmfsep.separate)
         "nmfsep_version": __version__,
     }
 

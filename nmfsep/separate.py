@@ -59,7 +59,14 @@ from nmfsep.io import resample
 from nmfsep.masks import ChannelMasks, GroupMasks, MaskKind, group_models, masks
 from nmfsep.model import Factorization, save_model
 from nmfsep.nmf import NMFResult, nmf, starting_factors
-from nmfsep.ntf import NTFResult, gain_positions, initial_gains, ntf, pan_spread
+from nmfsep.ntf import (
+    NTFResult,
+    gain_positions,
+    group_positions,
+    initial_gains,
+    ntf,
+    pan_spread,
+)
 from nmfsep.ntf_coarse import ntf_coarse_to_fine
 from nmfsep.percussive import factorize_percussive
 from nmfsep.plan import (
@@ -86,6 +93,7 @@ from nmfsep.plan import (
     settings_record,
 )
 from nmfsep.relearn import check_relearn, relearned, should_relearn, stem_excerpts
+from nmfsep.spatial_wiener import MAX_WIENER_SOURCES, SpatialWiener, real_masks
 from nmfsep.spectral import (
     OverlapAdd,
     STFTConfig,
@@ -458,6 +466,7 @@ def separate(
     spatial: str | None = None,
     harmonic: str = "auto",
     relearn: str = DEFAULT_RELEARN,
+    wiener_iter: int | None = None,
 ) -> SeparationResult:
     """Separate a mixture into stems with spectrogram NMF and soft masks.
 
@@ -556,6 +565,14 @@ def separate(
         multiplicative updates whatever ``solver``), so every channel gets its own
         masks and every stem keeps its own stereo position. None:
         :data:`nmfsep.plan.DEFAULT_SPATIAL`. Mono input always uses the shared model.
+    wiener_iter : int or None
+        With the gains model: the stems come from a multichannel Wiener filter of the
+        mixture's channels together, its spatial covariances started from the learned
+        gains and refined by this many EM iterations (:mod:`nmfsep.spatial_wiener`;
+        ``result.masks`` then hold each stem's share of the magnitude). 0 applies the
+        per-channel masks instead; None: :data:`nmfsep.spatial_wiener.WIENER_ITER`. Runs
+        with more than :data:`nmfsep.spatial_wiener.MAX_WIENER_SOURCES` stems keep the
+        masks; ``settings["wiener_iter"]`` records what was applied.
 
     Returns
     -------
@@ -604,6 +621,7 @@ def separate(
         grouping=grouping, solver=solver, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
         l1_ratio=l1_ratio, random_state=random_state, adapt=adapt,
         free_per_source=free_per_source, spatial=spatial, relearn=relearn,
+        wiener_iter=wiener_iter,
     )
     y_in = y
     y, sr = check_mixture(y, sr)
@@ -624,7 +642,8 @@ def separate(
         done = [0]
 
         def masks_of(t0: int, t1: int) -> np.ndarray:
-            M[..., t0:t1, :] = block = fit.masks(t0, t1)
+            block = fit.masks(t0, t1)
+            M[..., t0:t1, :] = real_masks(block)
             done[0] = t1
             return block
 
@@ -632,7 +651,7 @@ def separate(
         for stem, values in zip(stems, part, strict=True):
             stem[:, start : start + values.shape[-1]] = values
     if fit.full_masks is None and done[0] < n_frames:  # frames after the end of the audio
-        M[..., done[0] :, :] = fit.masks(done[0], n_frames)
+        M[..., done[0] :, :] = real_masks(fit.masks(done[0], n_frames))
     m = fit.model
     return SeparationResult(
         stems=dict(zip(names, [s[0] if one_d else s for s in stems], strict=True)),
@@ -1096,11 +1115,21 @@ def _analyse_once(
         X, full = X_a, None
         masks_of = (GroupMasks(W, H, groups, kind=params.mask, power=mask_power) if Q is None
                     else ChannelMasks(W, H, Q, groups, kind=params.mask, power=mask_power))
+    wiener_iter = None if Q is None else (
+        params.wiener_iterations if len(groups) <= MAX_WIENER_SOURCES else 0)
+    if Q is not None and wiener_iter:
+        # the stems from the channels together: a multichannel Wiener filter started
+        # from these masks and the sources' gains (nmfsep.spatial_wiener)
+        gains = group_positions(W, H, Q, groups, grids.power)
+        A = np.stack([g for g, _ in gains.values()], axis=1) ** (1.0 / grids.power)
+        masks_of = SpatialWiener(X, masks_of, A, wiener_iter)
+        full = None
     settings = settings_record(
         plan, params, beta=grids.beta, power=grids.power, sr=sr, stft=grids.native_stft,
         analysis_sr=grids.analysis_sr, analysis_stft=grids.analysis_stft, spatial=spatial,
         harmonic_fit_ratio=fit_ratio,
     )
+    settings["wiener_iter"] = wiener_iter
     model = Factorization(
         W=W, H=H, groups={name: list(idx) for name, idx in groups.items()}, sr=sr,
         stft=grids.native_stft, analysis_sr=grids.analysis_sr,

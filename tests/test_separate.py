@@ -467,12 +467,13 @@ def test_float64_mixture(mix: np.ndarray) -> None:
 
 
 def test_stems_are_the_masked_mixture(mix: np.ndarray) -> None:
-    """Block by block equals applying the result's masks to the whole STFT at once."""
+    """Block by block equals applying the result's masks to the whole STFT at once (with
+    per-channel masks; the spatial Wiener filter's are in tests/test_spatial_wiener.py)."""
     from nmfsep.masks import apply_masks
     from nmfsep.spectral import istft, stft
 
     y = np.concatenate([mix, 0.3 * mix[:, ::-1]])
-    res = separate(y, SR, n_components=4, stft=CFG, max_iter=20)
+    res = separate(y, SR, n_components=4, stft=CFG, max_iter=20, wiener_iter=0)
     S = apply_masks(stft(y, CFG), res.masks)
     raw = [istft(S[g], CFG, y.shape[1]) for g in range(S.shape[0])]
     share = (y - np.sum(raw, axis=0, dtype=np.float64)) / len(raw)
