@@ -32,10 +32,12 @@ formed and inverted block by block as with real masks (:func:`nmfsep.separate.st
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .exceptions import ParameterError
+from .nmf import default_n_threads
 
 __all__ = ["wiener_block", "rank_one_covariances", "SpatialWiener", "real_masks",
            "WIENER_ITER", "MAX_WIENER_SOURCES", "START_WIDTH"]
@@ -56,7 +58,7 @@ _LOAD = 1e-6
 #: and the bundled FluidSynth stereo mixtures: 0.05 had the best median and least gain
 #: over the masks there (0.02, 0.1, 0.2 the others tried).
 START_WIDTH = 0.05
-_BLOCK_FRAMES = 256
+_BLOCK_FRAMES = 64
 #: The filter is used for at most this many stems (sources); beyond, e.g. a blind run's
 #: component stems, per-channel masks are kept: the filter keeps every stem's power for
 #: the whole mixture (4 bytes per stem and time-frequency point) and two channels can set
@@ -131,25 +133,32 @@ def wiener_block(X: np.ndarray, v: np.ndarray, R: np.ndarray) -> np.ndarray:
 
 
 def _wiener_stereo(X: np.ndarray, v: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """:func:`wiener_block` for two channels: the 2 × 2 inverse written out, point-wise."""
-    v = v.astype(np.float64, copy=False)
-    r00, r11 = R[:, None, :, 0, 0].real, R[:, None, :, 1, 1].real  # (n_sources, 1, n_bins)
-    r01 = R[:, None, :, 0, 1]
-    c00 = np.einsum("jtf,jtf->tf", v, np.broadcast_to(r00, v.shape))
-    c11 = np.einsum("jtf,jtf->tf", v, np.broadcast_to(r11, v.shape))
-    c01 = np.einsum("jtf,jtf->tf", v.astype(np.complex128), np.broadcast_to(r01, v.shape))
+    """:func:`wiener_block` for two channels: the 2 × 2 inverse written out, point-wise.
+
+    The mixture covariance and its determinant are formed in float64 (the determinant
+    cancels where one source dominates), the rest in single precision.
+    """
+    v64 = v.astype(np.float64, copy=False)
+    c00 = np.einsum("jtf,jf->tf", v64, R[:, :, 0, 0].real)
+    c11 = np.einsum("jtf,jf->tf", v64, R[:, :, 1, 1].real)
+    c01 = (np.einsum("jtf,jf->tf", v64, R[:, :, 0, 1].real)
+           + 1j * np.einsum("jtf,jf->tf", v64, R[:, :, 0, 1].imag))
     load = _LOAD * (c00 + c11) / 2 + 1e-30  # silent points: finite, and Y = 0 there
     c00 += load
     c11 += load
     det = c00 * c11 - (c01.real**2 + c01.imag**2)
-    x0, x1 = X[0].astype(np.complex128), X[1].astype(np.complex128)
-    z0 = (c11 * x0 - c01 * x1) / det
-    z1 = (c00 * x1 - np.conj(c01) * x0) / det
-    Y = np.empty((v.shape[0], 2, *v.shape[1:]), dtype=np.complex128)
-    np.multiply(v, r00 * z0 + r01 * z1, out=Y[:, 0])
-    np.multiply(v, np.conj(r01) * z0 + r11 * z1, out=Y[:, 1])
-    share = (X - Y.sum(axis=0)) / Y.shape[0]
-    Y += share
+    # the inverse's entries (at most about 1 / load: within float32)
+    i00, i11 = (c11 / det).astype(np.float32), (c00 / det).astype(np.float32)
+    i01 = (-c01 / det).astype(np.complex64)
+    x0, x1 = X[0].astype(np.complex64, copy=False), X[1].astype(np.complex64, copy=False)
+    z0 = i00 * x0 + i01 * x1
+    z1 = np.conj(i01) * x0 + i11 * x1
+    R32 = R.astype(np.complex64)[:, None]  # (n_sources, 1, n_bins, 2, 2)
+    v32 = v.astype(np.float32, copy=False)
+    Y = np.empty((v.shape[0], 2, *v.shape[1:]), dtype=np.complex64)
+    np.multiply(v32, R32[..., 0, 0] * z0 + R32[..., 0, 1] * z1, out=Y[:, 0])
+    np.multiply(v32, R32[..., 1, 0] * z0 + R32[..., 1, 1] * z1, out=Y[:, 1])
+    Y += (X - Y.sum(axis=0)) / Y.shape[0]
     return Y
 
 
@@ -221,19 +230,31 @@ class SpatialWiener:
         for t0, t1 in self._blocks():
             self._v[:, t0:t1] = _powers(masks_of(t0, t1) * self._frames[None, :, t0:t1])
         self.R = rank_one_covariances(A, n_bins, START_WIDTH if width is None else width)
-        for _ in range(int(n_iter)):
-            num = np.zeros_like(self.R)
-            # powers under this count as this much in the weights 1 / v_j
-            floor = (_FLOOR * self._v.max(axis=(1, 2)) + np.finfo(np.float32).tiny)[:, None, None]
-            for t0, t1 in self._blocks():
-                Y = wiener_block(self._frames[:, t0:t1], self._v[:, t0:t1], self.R)
-                v = _powers(Y)
-                self._v[:, t0:t1] = v
-                # R_j(f) = Σ_t y yᴴ / v_j, scaled to trace n_channels (Duong et al. 2010)
-                Y /= np.sqrt(v + floor)[:, None]
-                _add_outer(num, Y)
-            trace = np.einsum("jfcc->jf", num).real
-            self.R = num * (n_channels / (trace + np.finfo(np.float64).tiny))[..., None, None]
+        # blocks in parallel (numpy's point-wise work releases the GIL); each writes its own
+        # frames of the powers and returns its share of the covariance sums
+        with ThreadPoolExecutor(max_workers=max(1, min(default_n_threads(), 4))) as pool:
+            for _ in range(int(n_iter)):
+                # powers under this count as this much in the weights 1 / v_j
+                floor = (_FLOOR * self._v.max(axis=(1, 2))
+                         + np.finfo(np.float32).tiny)[:, None, None]
+                blocks = self._blocks()
+                num = np.zeros_like(self.R)
+                for part in pool.map(self._em_block, [b[0] for b in blocks],
+                                     [b[1] for b in blocks], [floor] * len(blocks)):
+                    num += part
+                trace = np.einsum("jfcc->jf", num).real
+                self.R = num * (n_channels / (trace + np.finfo(np.float64).tiny))[..., None, None]
+
+    def _em_block(self, t0: int, t1: int, floor: np.ndarray) -> np.ndarray:
+        """One block of an EM pass: its new powers, and ``Σ_t y yᴴ / v_j`` over its frames."""
+        Y = wiener_block(self._frames[:, t0:t1], self._v[:, t0:t1], self.R)
+        v = _powers(Y)
+        self._v[:, t0:t1] = v
+        # R_j(f) = Σ_t y yᴴ / v_j, scaled to trace n_channels (Duong et al. 2010)
+        Y /= np.sqrt(v + floor)[:, None]
+        num = np.zeros_like(self.R)
+        _add_outer(num, Y)
+        return num
 
     def _blocks(self) -> list[tuple[int, int]]:
         return [(t0, min(t0 + _BLOCK_FRAMES, self.n_frames))
@@ -248,11 +269,24 @@ class SpatialWiener:
             ``M * X`` is the filter's estimate of every source image; the masks sum to
             one over the sources (where the mixture is zero, each is ``1 / n_sources``).
         """
-        X = self._frames[:, t0:t1]
-        Y = wiener_block(X, self._v[:, t0:t1], self.R)
-        M = np.divide(Y, X[None], out=np.full(Y.shape, 1.0 / Y.shape[0], dtype=np.complex128),
-                      where=(np.abs(X) > 0)[None])
-        return M.astype(np.complex64)
+        M = np.empty((self._v.shape[0], self._frames.shape[0], t1 - t0, self.n_bins),
+                     dtype=np.complex64)
+
+        def fill(a: int) -> None:
+            b = min(a + _BLOCK_FRAMES, t1)
+            X = self._frames[:, a:b]
+            Y = wiener_block(X, self._v[:, a:b], self.R)
+            M[:, :, a - t0 : b - t0] = 1.0 / Y.shape[0]
+            np.divide(Y, X[None], out=M[:, :, a - t0 : b - t0], where=(np.abs(X) > 0)[None])
+
+        starts = range(t0, t1, _BLOCK_FRAMES)
+        if len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=max(1, min(default_n_threads(), 4))) as pool:
+                list(pool.map(fill, starts))
+        else:
+            for a in starts:
+                fill(a)
+        return M
 
 
 def real_masks(M: np.ndarray) -> np.ndarray:
