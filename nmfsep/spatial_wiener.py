@@ -112,7 +112,9 @@ def wiener_block(X: np.ndarray, v: np.ndarray, R: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    Y : np.ndarray [shape=(n_sources, n_channels, n_frames, n_bins)], complex128
+    Y : np.ndarray [shape=(n_sources, n_channels, n_frames, n_bins)], complex
+        complex64 for two channels (the filter in single precision after a float64
+        determinant), complex128 otherwise.
         The source images; ``Y.sum(axis=0) == X`` to rounding (the remainder the loading
         leaves is shared equally, as :func:`nmfsep.separate.stem_blocks` shares its own).
     """
