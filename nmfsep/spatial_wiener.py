@@ -177,6 +177,11 @@ def _add_outer(num: np.ndarray, Y: np.ndarray) -> None:
     num[..., 1, 0] += np.conj(cross)
 
 
+def _workers() -> int:
+    """Threads for the blocks: the process's cores, at most 4."""
+    return max(1, min(default_n_threads(), 4))
+
+
 def _powers(Y: np.ndarray) -> np.ndarray:
     """Every source's power ``mean_c |Y_jc|²``: (n_sources, n_frames, n_bins)."""
     return np.mean(Y.real**2 + Y.imag**2, axis=1)
@@ -234,7 +239,7 @@ class SpatialWiener:
         self.R = rank_one_covariances(A, n_bins, START_WIDTH if width is None else width)
         # blocks in parallel (numpy's point-wise work releases the GIL); each writes its own
         # frames of the powers and returns its share of the covariance sums
-        with ThreadPoolExecutor(max_workers=max(1, min(default_n_threads(), 4))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers()) as pool:
             for _ in range(int(n_iter)):
                 # powers under this count as this much in the weights 1 / v_j
                 floor = (_FLOOR * self._v.max(axis=(1, 2))
@@ -283,7 +288,7 @@ class SpatialWiener:
 
         starts = range(t0, t1, _BLOCK_FRAMES)
         if len(starts) > 1:
-            with ThreadPoolExecutor(max_workers=max(1, min(default_n_threads(), 4))) as pool:
+            with ThreadPoolExecutor(max_workers=_workers()) as pool:
                 list(pool.map(fill, starts))
         else:
             for a in starts:

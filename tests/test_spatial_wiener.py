@@ -188,12 +188,17 @@ def test_bad_wiener_iter_is_refused(bad):
 
 
 def test_cli_defaults_agree_and_stream_is_refused(tmp_path):
+    from nmfsep import io
+
     assert _WIENER_ITER == WIENER_ITER and _MAX_WIENER_ITER == MAX_WIENER_ITER
-    r = CliRunner().invoke(app, ["separate", str(tmp_path / "x.wav"), "--wiener-iter", "1",
-                                 "--stream", "-k", "2"])
-    assert r.exit_code == 2
-    r = CliRunner().invoke(app, ["separate", str(tmp_path / "x.wav"), "--wiener-iter", "-1"])
-    assert r.exit_code == 2
+    src = tmp_path / "x.wav"  # a real file: the refusals are the option's, not a missing file's
+    io.save(src, _panned_duo(seconds=1.0)[1], 8000)
+    r = CliRunner().invoke(app, ["separate", str(src), "--wiener-iter", "1", "--stream",
+                                 "-k", "2", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--stream" in r.output
+    r = CliRunner().invoke(app, ["separate", str(src), "--wiener-iter", "-1"])
+    assert r.exit_code == 2 and "wiener-iter" in r.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_component_stems_beyond_the_limit_keep_their_masks():
