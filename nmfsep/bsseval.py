@@ -72,7 +72,8 @@ class BSSEval:
         c = self.n_chan * f  # rows of G per source
         # source images may be rank-deficient (a panned mono source: its channels are
         # scaled copies of one signal); the projections are still defined, and are
-        # computed with a pseudo-inverse, as mir_eval falls back to least squares
+        # computed from a pivoted Cholesky factor that stops at the numerical rank (any
+        # solution gives the least-squares projection mir_eval's lstsq gives)
         singular_ok = not self.mono
         self._all = _factor(G, singular_ok)
         self._own = [_factor(G[j * c:(j + 1) * c, j * c:(j + 1) * c], singular_ok)
@@ -170,39 +171,49 @@ class BSSEval:
         )
 
 
-def _factor(G: np.ndarray, singular_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """LU-factorise a Gram matrix, or refuse one that is singular to rounding.
+def _factor(G: np.ndarray, singular_ok: bool = False) -> tuple:
+    """Factorise a Gram matrix for :func:`_solve`, or refuse one that is singular to rounding.
 
-    With ``singular_ok`` a singular one gives its pseudo-inverse, ``("pinv", G^+)``.
+    Without ``singular_ok``: LU, refused when singular. With it: a Cholesky factorisation
+    with complete pivoting (LAPACK ``?pstrf``), which stops at the matrix's numerical rank
+    (tolerance ``n · eps · max(diag G)``, about the cut-off of a least-squares solve):
+    ``("pivoted", L, kept)``, ``L`` the factor of the rows and columns ``kept``.
     """
     import scipy.linalg
+    from scipy.linalg import lapack
 
+    if singular_ok:
+        L, piv, rank, info = lapack.dpstrf(G, lower=1)
+        if info < 0 or rank == 0:
+            raise ParameterError(_DEPENDENT)
+        return "pivoted", np.tril(L[:rank, :rank]), piv[:rank] - 1
     with np.errstate(all="ignore"):
         try:
             lu = scipy.linalg.lu_factor(G, check_finite=False)
             pivots = np.abs(np.diag(lu[0]))
             ok = pivots.min() > pivots.max() * G.shape[0] * np.finfo(np.float64).eps
         except (np.linalg.LinAlgError, ValueError) as exc:
-            if not singular_ok:
-                raise ParameterError(_DEPENDENT) from exc
-            ok = False
-    if ok:
-        return lu
-    if not singular_ok:
+            raise ParameterError(_DEPENDENT) from exc
+    if not ok:
         raise ParameterError(_DEPENDENT)
-    w, V = np.linalg.eigh(G)
-    keep = w > w.max() * G.shape[0] * np.finfo(np.float64).eps
-    if not keep.any():
-        raise ParameterError(_DEPENDENT)
-    return "pinv", (V[:, keep] / w[keep]) @ V[:, keep].T  # type: ignore[return-value]
+    return lu
 
 
-def _solve(factor: tuple[np.ndarray, np.ndarray], D: np.ndarray) -> np.ndarray:
-    """``G^{-1} D`` (or ``G^+ D``) with a factor from :func:`_factor`."""
+def _solve(factor: tuple, D: np.ndarray) -> np.ndarray:
+    """Return a solution of ``G C = D`` with a factor from :func:`_factor`.
+
+    With a pivoted factor of a singular ``G``, the solution that is zero outside the
+    ``kept`` rows: ``D`` (correlations with the references) lies in the range of ``G``,
+    so every solution gives the same projection ``Σ C r``, that of least squares
+    (mir_eval's ``lstsq``).
+    """
     import scipy.linalg
 
     if isinstance(factor[0], str):
-        return factor[1] @ D
+        _, L, kept = factor
+        C = np.zeros_like(D)
+        C[kept] = scipy.linalg.cho_solve((L, True), D[kept], check_finite=False)
+        return C
     return scipy.linalg.lu_solve(factor, D, check_finite=False)
 
 
