@@ -27,6 +27,9 @@ Everything works on blocks of frames: :class:`SpatialWiener` makes one pass over
 mixture per EM iteration to accumulate the covariances, then gives the filter of any block
 as complex masks ``ŷ_jc / x_c`` (summing to one over the sources), so that the stems are
 formed and inverted block by block as with real masks (:func:`nmfsep.separate.stem_blocks`).
+For two channels and long mixtures (:data:`FUSED_MIN_POINTS`) the point-wise work of a pass
+is done by the compiled kernels of :mod:`nmfsep._wiener_kernels`, on ranges of bins in
+parallel; :func:`wiener_block` is their reference.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ _BLOCK_FRAMES = 64
 #: the whole mixture (4 bytes per stem and time-frequency point) and two channels can set
 #: apart only two positions at any one point.
 MAX_WIENER_SOURCES = 6
+#: Two-channel mixtures of at least this many time-frequency points are filtered by the
+#: compiled kernels of :mod:`nmfsep._wiener_kernels` (:func:`wiener_block`'s filter in
+#: double precision and one pass over the data: several times faster); smaller ones by
+#: numpy, with no compile (numba's import and cached kernels cost about a second).
+#: The choice depends on the size alone, so a mixture always takes the same path.
+FUSED_MIN_POINTS = 1 << 20
 #: Powers under this fraction of a source's largest (of the previous iterate) count as
 #: this much in the covariance update (its weights ``1 / v``).
 _FLOOR = 1e-6
@@ -182,6 +191,12 @@ def _workers() -> int:
     return max(1, min(default_n_threads(), 4))
 
 
+def _split(R: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Two-channel covariances as the kernels take them: ``r00, r11, Re r01, Im r01``."""
+    return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (
+        R[..., 0, 0].real, R[..., 1, 1].real, R[..., 0, 1].real, R[..., 0, 1].imag))
+
+
 def _powers(Y: np.ndarray) -> np.ndarray:
     """Every source's power ``mean_c |Y_jc|²``: (n_sources, n_frames, n_bins)."""
     return np.mean(Y.real**2 + Y.imag**2, axis=1)
@@ -237,20 +252,44 @@ class SpatialWiener:
         for t0, t1 in self._blocks():
             self._v[:, t0:t1] = _powers(masks_of(t0, t1) * self._frames[None, :, t0:t1])
         self.R = rank_one_covariances(A, n_bins, START_WIDTH if width is None else width)
-        # blocks in parallel (numpy's point-wise work releases the GIL); each writes its own
-        # frames of the powers and returns its share of the covariance sums
+        #: whether the compiled two-channel kernels (:mod:`nmfsep._wiener_kernels`) do the
+        #: point-wise work: two channels and at least :data:`FUSED_MIN_POINTS` points
+        self.fused = n_channels == 2 and n_frames * n_bins >= FUSED_MIN_POINTS
+        # blocks of frames (numpy: its point-wise work releases the GIL), or ranges of bins
+        # (compiled), in parallel; each writes its own part of the powers and returns or
+        # writes its share of the covariance sums
         with ThreadPoolExecutor(max_workers=_workers()) as pool:
             for _ in range(int(n_iter)):
                 # powers under this count as this much in the weights 1 / v_j
-                floor = (_FLOOR * self._v.max(axis=(1, 2))
-                         + np.finfo(np.float32).tiny)[:, None, None]
-                blocks = self._blocks()
-                num = np.zeros_like(self.R)
-                for part in pool.map(self._em_block, [b[0] for b in blocks],
-                                     [b[1] for b in blocks], [floor] * len(blocks)):
-                    num += part
+                floor = _FLOOR * self._v.max(axis=(1, 2)).astype(np.float64) + np.finfo(
+                    np.float32).tiny
+                num = self._em_fused(pool, floor) if self.fused else self._em_numpy(pool, floor)
                 trace = np.einsum("jfcc->jf", num).real
                 self.R = num * (n_channels / (trace + np.finfo(np.float64).tiny))[..., None, None]
+
+    def _em_numpy(self, pool: ThreadPoolExecutor, floor: np.ndarray) -> np.ndarray:
+        """Run an EM pass in blocks of frames; return ``Σ_t y yᴴ / v_j`` per source and bin."""
+        blocks = self._blocks()
+        num = np.zeros_like(self.R)
+        for part in pool.map(self._em_block, [b[0] for b in blocks], [b[1] for b in blocks],
+                             [floor[:, None, None]] * len(blocks)):
+            num += part
+        return num
+
+    def _em_fused(self, pool: ThreadPoolExecutor, floor: np.ndarray) -> np.ndarray:
+        """Run :meth:`_em_numpy` by :func:`nmfsep._wiener_kernels.em_stereo`, ranges of bins."""
+        from ._wiener_kernels import em_stereo
+
+        x0, x1 = self._frames[0], self._frames[1]
+        r = _split(self.R)
+        sums = np.empty((self._v.shape[0], 4, self.n_bins))
+        list(pool.map(lambda b: em_stereo(x0, x1, self._v, *r, _LOAD, floor, sums, *b),
+                      self._bin_ranges()))
+        num = np.empty_like(self.R)
+        num[..., 0, 0], num[..., 1, 1] = sums[:, 0], sums[:, 1]
+        num[..., 0, 1] = sums[:, 2] + 1j * sums[:, 3]
+        num[..., 1, 0] = np.conj(num[..., 0, 1])
+        return num
 
     def _em_block(self, t0: int, t1: int, floor: np.ndarray) -> np.ndarray:
         """One block of an EM pass: its new powers, and ``Σ_t y yᴴ / v_j`` over its frames."""
@@ -267,6 +306,11 @@ class SpatialWiener:
         return [(t0, min(t0 + _BLOCK_FRAMES, self.n_frames))
                 for t0 in range(0, self.n_frames, _BLOCK_FRAMES)]
 
+    def _bin_ranges(self) -> list[tuple[int, int]]:
+        """Ranges of bins for the compiled kernels: four per worker thread."""
+        edges = np.linspace(0, self.n_bins, 4 * _workers() + 1).astype(int)
+        return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
     def __call__(self, t0: int, t1: int) -> np.ndarray:
         """Complex masks ``Y_jc / X_c`` of frames t0 .. t1 - 1.
 
@@ -278,6 +322,15 @@ class SpatialWiener:
         """
         M = np.empty((self._v.shape[0], self._frames.shape[0], t1 - t0, self.n_bins),
                      dtype=np.complex64)
+        if self.fused:
+            from ._wiener_kernels import masks_stereo
+
+            x0, x1 = self._frames[0], self._frames[1]
+            r = _split(self.R)
+            with ThreadPoolExecutor(max_workers=_workers()) as pool:
+                list(pool.map(lambda b: masks_stereo(x0, x1, self._v, *r, _LOAD, t0, t1, *b, M),
+                              self._bin_ranges()))
+            return M
 
         def fill(a: int) -> None:
             b = min(a + _BLOCK_FRAMES, t1)

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"_tiles", "_gen_tiles", "_kernels", "divergence", "_mu", "_sparse", "_cd",
                 "_adapt", "init", "nmf", "ntf", "ntf_coarse", "online", "estimator"}),
     ("audio front end", {"spectral", "masks", "context", "grouping", "io", "percussive",
-                         "harmonic", "sources", "spatial_wiener"}),
+                         "harmonic", "sources", "spatial_wiener", "_wiener_kernels"}),
     ("models", {"_npz", "dictionary", "builtins", "model"}),
     ("pipeline", {"plan", "adaptation", "auto_sources", "relearn", "separate", "stream"}),
     ("outputs", {"bsseval", "evaluate", "rank", "plots", "report"}),

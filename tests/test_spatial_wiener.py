@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from nmfsep import spatial_wiener
+from nmfsep._wiener_kernels import em_stereo, masks_stereo
 from nmfsep.cli import _MAX_WIENER_ITER, _WIENER_ITER, app
 from nmfsep.exceptions import ParameterError
 from nmfsep.plan import MAX_WIENER_ITER
@@ -28,14 +30,18 @@ def _random_covariances(rng, n_sources, n_bins, n_channels):
 
 
 def _slow_wiener(X, v, R):
-    """v_j R_j (Σ_k v_k R_k + load)^-1 x, one time-frequency point at a time."""
+    """v_j R_j (Σ_k v_k R_k + load)^-1 x, one time-frequency point at a time.
+
+    The loading is the implementation's: 1e-6 of the mean diagonal, + 1e-30 so that a
+    point where every power is zero gives y = 0 (then x / n_sources each, shared).
+    """
     n_sources = v.shape[0]
     n_channels, n_frames, n_bins = X.shape
     Y = np.zeros((n_sources, n_channels, n_frames, n_bins), dtype=complex)
     for t in range(n_frames):
         for f in range(n_bins):
             C = sum(v[j, t, f] * R[j, f] for j in range(n_sources))
-            C = C + 1e-6 * np.trace(C).real / n_channels * np.eye(n_channels)
+            C = C + (1e-6 * np.trace(C).real / n_channels + 1e-30) * np.eye(n_channels)
             z = np.linalg.solve(C, X[:, t, f])
             for j in range(n_sources):
                 Y[j, :, t, f] = v[j, t, f] * R[j, f] @ z
@@ -58,6 +64,42 @@ def test_wiener_block_matches_a_per_bin_oracle_and_adds_up(n_channels, n_sources
     np.testing.assert_allclose(Y.sum(axis=0), X, atol=tol)
     for a, b in ((X, X0), (v, v0), (R, R0)):  # inputs untouched
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_sources", [2, 3])
+def test_compiled_kernels_match_the_per_bin_oracle_in_double_precision(n_sources):
+    rng = np.random.default_rng(n_sources)
+    n_frames, n_bins = 6, 9
+    X = (rng.standard_normal((2, n_frames, n_bins))
+         + 1j * rng.standard_normal((2, n_frames, n_bins))).astype(np.complex64)
+    X[:, 2, 3] = 0  # a silent point: masks 1 / n_sources
+    X[1, 4, 5] = 0  # silent in one channel only
+    v = (rng.random((n_sources, n_frames, n_bins)) + 0.1).astype(np.float32)
+    v[:, 1, 1] = 0  # no source: the loading keeps it finite
+    R = _random_covariances(rng, n_sources, n_bins, 2)
+    r = [np.ascontiguousarray(a) for a in (R[..., 0, 0].real, R[..., 1, 1].real,
+                                           R[..., 0, 1].real, R[..., 0, 1].imag)]
+    Y = _slow_wiener(X.astype(complex), v.astype(float), R)
+    M = np.zeros((n_sources, 2, n_frames - 1, n_bins), dtype=np.complex64)
+    for f0, f1 in ((0, 4), (4, n_bins)):  # ranges of bins fill their own part
+        masks_stereo(X[0], X[1], v, *r, 1e-6, 1, n_frames, f0, f1, M)
+    expected = np.divide(Y, X[None], out=np.full(Y.shape, 1 / n_sources, dtype=complex),
+                         where=(X != 0)[None])[:, :, 1:]
+    np.testing.assert_allclose(M, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(M.sum(axis=0), 1.0, atol=1e-5)
+    # an EM pass: new powers, and Σ_t y yᴴ / (v + floor) per source and bin
+    floor = np.array([1e-3] * n_sources)
+    v_new, num = v.copy(), np.full((n_sources, 4, n_bins), np.nan)
+    for f0, f1 in ((0, 5), (5, n_bins)):
+        em_stereo(X[0], X[1], v_new, *r, 1e-6, floor, num, f0, f1)
+    power = np.mean(np.abs(Y) ** 2, axis=1)
+    np.testing.assert_allclose(v_new, power, rtol=1e-5, atol=1e-7)
+    w = Y / np.sqrt(power + floor[:, None, None])[:, None]
+    outer = np.einsum("jctf,jdtf->jfcd", w, np.conj(w))
+    np.testing.assert_allclose(num[:, 0], outer[..., 0, 0].real, rtol=1e-5)
+    np.testing.assert_allclose(num[:, 1], outer[..., 1, 1].real, rtol=1e-5)
+    np.testing.assert_allclose(num[:, 2] + 1j * num[:, 3], outer[..., 0, 1], rtol=1e-5,
+                               atol=1e-5 * np.abs(outer).max())
 
 
 def test_sources_at_distinct_positions_are_recovered_whatever_their_powers():
@@ -85,7 +127,10 @@ def _masks_of(M):
     return lambda t0, t1: M[:, :, t0:t1]
 
 
-def test_spatial_wiener_masks_sum_to_one_and_match_an_obvious_em():
+@pytest.mark.parametrize("fused", [False, True])
+def test_spatial_wiener_masks_sum_to_one_and_match_an_obvious_em(fused, monkeypatch):
+    # fused: the compiled kernels (taken from a size on), forced here on a small mixture
+    monkeypatch.setattr(spatial_wiener, "FUSED_MIN_POINTS", 0 if fused else 1 << 62)
     rng = np.random.default_rng(3)
     n_frames, n_bins = 300, 6  # more frames than one block
     X = (rng.standard_normal((2, n_bins, n_frames))
@@ -96,6 +141,7 @@ def test_spatial_wiener_masks_sum_to_one_and_match_an_obvious_em():
     A = np.array([[0.9, 0.3], [0.1, 0.7]])
     X_before = X.copy()
     sw = SpatialWiener(X, _masks_of(M0), A, 2)
+    assert sw.fused == fused
     M = np.concatenate([sw(0, 100), sw(100, n_frames)], axis=2)
     np.testing.assert_array_equal(X, X_before)
     assert M.dtype == np.complex64 and M.shape == (2, 2, n_frames, n_bins)
