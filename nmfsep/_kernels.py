@@ -35,6 +35,8 @@ accumulator in the data's precision into float64 every ``flush`` rows.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
@@ -378,12 +380,59 @@ def slp_vectorizer() -> Iterator[None]:
             numba.config.SLP_VECTORIZE = old  # type: ignore[attr-defined]
 
 
+@contextlib.contextmanager
+def cache_lock() -> Iterator[None]:
+    """Hold the machine-wide lock under which nmfsep compiles or loads its kernels.
+
+    numba's on-disk cache is not safe when several processes compile the same function
+    at once (numba issues 4807 and 10128: a process can load an index written by one
+    compile and the code of another, and crash), which happens on a fresh install when a
+    batch's worker processes (``separate_batch``, ``--jobs``) reach their first large
+    problem together. The lock is an advisory lock (``flock``) on a file in the
+    temporary folder; where that cannot be had (no ``fcntl``, a file not ours to open)
+    nothing is locked. Held by one thread of this process at a time.
+    """
+    with _READY_LOCK:
+        try:
+            import fcntl
+
+            fd = os.open(os.path.join(tempfile.gettempdir(), "nmfsep-numba-cache.lock"),
+                         os.O_RDONLY | os.O_CREAT, 0o666)
+        except (ImportError, OSError):
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def compile_once(kernel: Callable, *args) -> Callable:
+    """Compile ``kernel`` (or load it from numba's cache) for the types of ``args``, once.
+
+    Under :func:`cache_lock`, once per process and signature; cheap afterwards.
+
+    Returns
+    -------
+    Callable
+        ``kernel``.
+    """
+    key = (kernel, tuple(numba.typeof(a) for a in args))
+    if key not in _READY:
+        with cache_lock():
+            if key not in _READY:
+                kernel.compile(key[1])  # type: ignore[attr-defined]
+                _READY.add(key)
+    return kernel
+
+
 def compiled(*args) -> Callable:
     """:func:`mu_rows`, compiled for the types of ``args`` with the SLP vectoriser on.
 
-    Compiles (or loads from numba's cache) once per process and signature; the
-    callers pass every argument but V, W and H with fixed types, so the key is
-    theirs. Thread-safe; cheap once compiled.
+    Compiles (or loads from numba's cache) once per process and signature, under
+    :func:`cache_lock`; the callers pass every argument but V, W and H with fixed
+    types, so the key is theirs. Thread-safe; cheap once compiled.
 
     Parameters
     ----------
@@ -398,7 +447,7 @@ def compiled(*args) -> Callable:
     key = tuple((a.dtype.str, a.flags.c_contiguous, a.flags.writeable, a.flags.aligned)
                 for a in args[:3])
     if key not in _READY:
-        with _READY_LOCK:
+        with cache_lock():
             if key not in _READY:
                 with slp_vectorizer():
                     mu_rows.compile(tuple(numba.typeof(a) for a in args))

@@ -278,12 +278,14 @@ class SpatialWiener:
 
     def _em_fused(self, pool: ThreadPoolExecutor, floor: np.ndarray) -> np.ndarray:
         """Run :meth:`_em_numpy` by :func:`nmfsep._wiener_kernels.em_stereo`, ranges of bins."""
+        from ._kernels import compile_once
         from ._wiener_kernels import em_stereo
 
         x0, x1 = self._frames[0], self._frames[1]
         r = _split(self.R)
         sums = np.empty((self._v.shape[0], 4, self.n_bins))
-        list(pool.map(lambda b: em_stereo(x0, x1, self._v, *r, _LOAD, floor, sums, *b),
+        kernel = compile_once(em_stereo, x0, x1, self._v, *r, _LOAD, floor, sums, 0, 1)
+        list(pool.map(lambda b: kernel(x0, x1, self._v, *r, _LOAD, floor, sums, *b),
                       self._bin_ranges()))
         num = np.empty_like(self.R)
         num[..., 0, 0], num[..., 1, 1] = sums[:, 0], sums[:, 1]
@@ -323,12 +325,14 @@ class SpatialWiener:
         M = np.empty((self._v.shape[0], self._frames.shape[0], t1 - t0, self.n_bins),
                      dtype=np.complex64)
         if self.fused:
+            from ._kernels import compile_once
             from ._wiener_kernels import masks_stereo
 
             x0, x1 = self._frames[0], self._frames[1]
             r = _split(self.R)
+            kernel = compile_once(masks_stereo, x0, x1, self._v, *r, _LOAD, t0, t1, 0, 1, M)
             with ThreadPoolExecutor(max_workers=_workers()) as pool:
-                list(pool.map(lambda b: masks_stereo(x0, x1, self._v, *r, _LOAD, t0, t1, *b, M),
+                list(pool.map(lambda b: kernel(x0, x1, self._v, *r, _LOAD, t0, t1, *b, M),
                               self._bin_ranges()))
             return M
 

@@ -153,3 +153,48 @@ def test_tiles_become_vector_code_only_with_the_slp_vectoriser():
     wh_tile.compile(sig_off)
     assert packed_fmas(sig_on) >= 12  # 4 rows x 48 lanes: 24 FMAs of 8 doubles (AVX-512)
     assert packed_fmas(sig_off) < 8
+
+
+@pytest.mark.skipif(platform.system() == "Windows", reason="flock is POSIX")
+def test_the_cache_lock_is_held_across_processes(tmp_path):
+    # a batch's worker processes compile under one machine-wide lock (numba's cache is
+    # not safe for concurrent compiles): while one process holds it, no other gets it
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom nmfsep._kernels import cache_lock\n"
+         "with cache_lock():\n    print('held', flush=True)\n    sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"  # (the child made the file)
+        fd = os.open(os.path.join(tempfile.gettempdir(), "nmfsep-numba-cache.lock"),
+                     os.O_RDONLY)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        child.stdin.close()  # the child leaves the lock and ends
+        assert child.wait(timeout=60) == 0
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free now
+        os.close(fd)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def test_compile_once_compiles_for_the_arguments_types_once():
+    from nmfsep._kernels import compile_once
+    from nmfsep._wiener_kernels import masks_stereo
+
+    x = np.ones((3, 4), np.complex64)
+    v = np.ones((2, 3, 4), np.float32)
+    r = [np.ones((2, 4)) for _ in range(4)]
+    M = np.zeros((2, 2, 3, 4), np.complex64)
+    args = (x, x, v, *r, 1e-6, 0, 3, 0, 4, M)
+    kernel = compile_once(masks_stereo, *args)
+    n = len(kernel.signatures)
+    assert compile_once(masks_stereo, *args) is kernel and len(kernel.signatures) == n
+    kernel(*args)
+    np.testing.assert_allclose(M, 0.5)  # equal powers, equal covariances: halves
