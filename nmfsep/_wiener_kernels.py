@@ -30,19 +30,18 @@ _OPT = dict(nogil=True, fastmath={"reassoc", "contract", "nsz"}, cache=True,
 
 
 @njit(**_OPT)
-def _images_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, y):  # pragma: no cover
-    """Every source's image at frame t, bins ``f0 .. f1 - 1``, into ``y`` (float64).
+def _solve_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, z):  # pragma: no cover
+    """``C⁻¹ x`` at frame t, bins ``f0 .. f1 - 1``, into ``z`` (float64).
 
-    ``y`` [shape=(n_sources + 1, 4, >= f1 - f0)] receives ``Re ŷ_j0, Im ŷ_j0, Re ŷ_j1,
-    Im ŷ_j1`` in rows ``0 .. n_sources - 1``; its last row is scratch. Every loop runs
-    over bins, so that it becomes vector code.
+    ``C = Σ_j v_j R_j``, loaded on its diagonal; ``z`` [shape=(4, >= f1 - f0)] receives
+    ``Re z_0, Im z_0, Re z_1, Im z_1`` (it holds ``C``'s entries on the way).
     """
     n_sources = v.shape[0]
     n = f1 - f0
-    c00 = y[n_sources, 0]
-    c11 = y[n_sources, 1]
-    c01r = y[n_sources, 2]
-    c01i = y[n_sources, 3]
+    c00 = z[0]
+    c11 = z[1]
+    c01r = z[2]
+    c01i = z[3]
     for i in range(n):
         c00[i] = 0.0
         c11[i] = 0.0
@@ -55,7 +54,6 @@ def _images_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, y):  # pragma:
             c11[i] += vj * r11[j, f0 + i]
             c01r[i] += vj * r01r[j, f0 + i]
             c01i[i] += vj * r01i[j, f0 + i]
-    # the inverse applied to x, z = C⁻¹ x, kept in the scratch row in place of C
     for i in range(n):
         a00 = c00[i]
         a11 = c11[i]
@@ -74,7 +72,23 @@ def _images_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, y):  # pragma:
         c11[i] = (a11 * ai - (br * ci + bi * cr)) * inv
         c01r[i] = (a00 * cr - (br * ar + bi * ai)) * inv
         c01i[i] = (a00 * ci - (br * ai - bi * ar)) * inv
-    z0r, z0i, z1r, z1i = c00, c11, c01r, c01i
+
+
+@njit(**_OPT)
+def _images_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, y):  # pragma: no cover
+    """Every source's image at frame t, bins ``f0 .. f1 - 1``, into ``y`` (float64).
+
+    ``y`` [shape=(n_sources + 1, 4, >= f1 - f0)] receives ``Re ŷ_j0, Im ŷ_j0, Re ŷ_j1,
+    Im ŷ_j1`` in rows ``0 .. n_sources - 1``; its last row is scratch (``C⁻¹ x``,
+    :func:`_solve_row`). Every loop runs over bins, so that it becomes vector code.
+    """
+    n_sources = v.shape[0]
+    n = f1 - f0
+    _solve_row(x0, x1, v, t, f0, f1, r00, r11, r01r, r01i, load, y[n_sources])
+    z0r = y[n_sources, 0]
+    z0i = y[n_sources, 1]
+    z1r = y[n_sources, 2]
+    z1i = y[n_sources, 3]
     for j in range(n_sources):
         yj = y[j]
         for i in range(n):
