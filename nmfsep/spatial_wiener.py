@@ -266,6 +266,8 @@ class SpatialWiener:
                 num = self._em_fused(pool, floor) if self.fused else self._em_numpy(pool, floor)
                 trace = np.einsum("jfcc->jf", num).real
                 self.R = num * (n_channels / (trace + np.finfo(np.float64).tiny))[..., None, None]
+        # the final covariances as the compiled kernels take them (every block's filter)
+        self._r = _split(self.R) if self.fused else ()
 
     def _em_numpy(self, pool: ThreadPoolExecutor, floor: np.ndarray) -> np.ndarray:
         """Run an EM pass in blocks of frames; return ``Σ_t y yᴴ / v_j`` per source and bin."""
@@ -329,7 +331,7 @@ class SpatialWiener:
             from ._wiener_kernels import masks_stereo
 
             x0, x1 = self._frames[0], self._frames[1]
-            r = _split(self.R)
+            r = self._r
             kernel = compile_once(masks_stereo, x0, x1, self._v, *r, _LOAD, t0, t1, 0, 1, M)
             with ThreadPoolExecutor(max_workers=_workers()) as pool:
                 list(pool.map(lambda b: kernel(x0, x1, self._v, *r, _LOAD, t0, t1, *b, M),

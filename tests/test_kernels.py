@@ -189,13 +189,23 @@ def test_compile_once_compiles_for_the_arguments_types_once():
     from nmfsep._kernels import compile_once
     from nmfsep._wiener_kernels import masks_stereo
 
+    class Counting:  # a dispatcher that counts its compiles
+        calls: list = []
+
+        def compile(self, signature):
+            self.calls.append(signature)
+
+    fake = Counting()
+    a32, a64 = np.ones(3, np.float32), np.ones(3)
+    assert compile_once(fake, a32, 1) is fake
+    compile_once(fake, a32, 2)  # the same types: not again
+    compile_once(fake, a64, 1)  # other types: once more
+    assert len(fake.calls) == 2 and fake.calls[0] != fake.calls[1]
+    # and a real kernel, compiled, runs
     x = np.ones((3, 4), np.complex64)
     v = np.ones((2, 3, 4), np.float32)
     r = [np.ones((2, 4)) for _ in range(4)]
     M = np.zeros((2, 2, 3, 4), np.complex64)
     args = (x, x, v, *r, 1e-6, 0, 3, 0, 4, M)
-    kernel = compile_once(masks_stereo, *args)
-    n = len(kernel.signatures)
-    assert compile_once(masks_stereo, *args) is kernel and len(kernel.signatures) == n
-    kernel(*args)
+    compile_once(masks_stereo, *args)(*args)
     np.testing.assert_allclose(M, 0.5)  # equal powers, equal covariances: halves
