@@ -603,9 +603,6 @@ def _model_options(ctx: typer.Context, *, adapt: float | None, percussive: bool,
                      "learns more atoms for every dictionary from a first whole-file pass)")
         out["relearn"] = relearn
     if wiener_iter is not None:
-        if stream:
-            ctx.fail("--wiener-iter is not available with --stream (the spatial Wiener "
-                     "filter needs the whole file); leave it out there")
         out["wiener_iter"] = wiener_iter
     return out
 
@@ -954,8 +951,8 @@ def separate(
             help="Stereo/multichannel: 'gains' learns where each component sits (a gain "
             "per channel, every stem keeps its own position), 'shared' models the channels "
             "combined (the same masks for every channel). [default: gains where it applies; "
-            "shared with --percussive, --adapt or --stream, over 8 channels, or when the "
-            "sources sit at one place]",
+            "shared with --percussive, --adapt, blind --stream, over 8 channels, or when "
+            "the sources sit at one place]",
             show_default=False,
         ),
     ] = None,

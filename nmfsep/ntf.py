@@ -62,11 +62,13 @@ from .nmf import (
 
 __all__ = ["NTFResult", "ntf", "initial_gains", "pan_histogram", "pan_peaks", "channel_models",
            "check_channels", "divergence", "gain_positions", "group_positions",
-           "GAINS_CACHE_BYTES", "pan_spread",
+           "GAINS_CACHE_BYTES", "pan_spread", "histogram_spread", "PAN_SPREAD_BINS",
            "GAIN_INITS"]
 
 #: Initialisations of the gains (:func:`initial_gains`).
 GAIN_INITS = ("uniform", "share", "peaks")
+#: Bins of the pan histogram of :func:`pan_spread`.
+PAN_SPREAD_BINS = 360
 
 #: Gain groups of at least this many atoms on average are mixed from group models
 #: (:func:`_pass_WH`); smaller ones are computed channel by channel (:func:`_direct_WH`).
@@ -960,8 +962,26 @@ def pan_spread(V: np.ndarray, *, power: float = 1.0) -> float | None:
     """
     if V.shape[0] != 2:
         return None
-    centres, weights = pan_histogram(V, power=power, n_bins=360)
-    if not weights.sum() > 0:
+    return histogram_spread(*pan_histogram(V, power=power, n_bins=PAN_SPREAD_BINS))
+
+
+def histogram_spread(centres: np.ndarray, weights: np.ndarray) -> float:
+    """Return the weighted standard deviation of a pan histogram's angles (radians).
+
+    Parameters
+    ----------
+    centres, weights : np.ndarray [shape=(n_bins,)]
+        As :func:`pan_histogram` returns them; the weights need not sum to one (a
+        stream adds up the histograms of its blocks).
+
+    Returns
+    -------
+    float
+        0 where the weights are all zero.
+    """
+    total = float(np.sum(weights))
+    if not total > 0:
         return 0.0
-    mean = float(centres @ weights)
-    return float(np.sqrt(((centres - mean) ** 2) @ weights))
+    w = np.asarray(weights, dtype=np.float64) / total
+    mean = float(centres @ w)
+    return float(np.sqrt(((centres - mean) ** 2) @ w))

@@ -106,7 +106,8 @@ from nmfsep.spectral import (
 from nmfsep.spectral import stft as compute_stft
 
 __all__ = ["SeparationResult", "separate", "analyse", "Analysis", "stem_blocks",
-           "check_mixture", "short_warning"]
+           "check_mixture", "short_warning", "spatial_filter", "filter_iterations",
+           "analysis_grids", "factorize_gains", "Grids"]
 
 #: Blocks of stems computed ahead of the one being written (see :func:`stem_blocks`).
 _LOOKAHEAD = 2
@@ -688,7 +689,7 @@ class Analysis:
 
 
 @dataclass(frozen=True)
-class _Grids:
+class Grids:
     """The analysis settings of a run: β, power, context, rates and STFTs."""
 
     beta: float
@@ -699,21 +700,39 @@ class _Grids:
     native_stft: STFTConfig
 
 
-def _grids(plan: Plan, params: SeparationParams, sr: int) -> _Grids:
-    """Decide β, power, context and the analysis grid (the dictionaries' when given)."""
+def analysis_grids(plan: Plan, params: SeparationParams, sr: int) -> Grids:
+    """Decide β, power, context and the analysis grid (the dictionaries' when given).
+
+    Parameters
+    ----------
+    plan : Plan
+    params : SeparationParams
+        Validated settings (their β, power and STFT, when given).
+    sr : int
+        The mixture's rate in Hz.
+
+    Returns
+    -------
+    Grids
+
+    Raises
+    ------
+    DictionaryError
+        If ``params`` set an STFT or power the dictionaries were not learned with.
+    """
     combined = plan.dictionary
     if combined is None:
         beta = 1.0 if params.beta is None else beta_loss_to_float(params.beta, "beta")
         power = default_power(beta) if params.power is None else float(params.power)
         stft = STFTConfig.for_sample_rate(sr) if params.stft is None else params.stft
-        return _Grids(beta, power, 1, sr, stft, stft)
+        return Grids(beta, power, 1, sr, stft, stft)
     beta = combined.beta if params.beta is None else beta_loss_to_float(params.beta, "beta")
     reason = fit_mismatch(combined, None, params.stft, params.power)
     if reason is not None:
         raise DictionaryError(reason)
     a_stft = combined.stft
     native = a_stft if sr == combined.sr else _scaled_stft(a_stft, sr / combined.sr)
-    return _Grids(beta, combined.power, combined.context_frames, combined.sr, a_stft, native)
+    return Grids(beta, combined.power, combined.context_frames, combined.sr, a_stft, native)
 
 
 def short_warning(n_samples: int, sr: int, n_fft: int, analysis_sr: int) -> str | None:
@@ -780,13 +799,13 @@ def _spectrogram(X: np.ndarray, power: float, context: int,
 
 
 def _factorize(
-    V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
+    V: np.ndarray, plan: Plan, params: SeparationParams, grids: Grids,
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, list[int]], Any]:
     """Factorize ``V`` and group its components; return W, H, Q, groups and the result.
 
     ``V`` of shape ``(n_channels, n_frames, n_cols)`` is factorized with a gain per
-    channel and component (:func:`_factorize_gains`), a 2-D ``V`` with :func:`nmf`
+    channel and component (:func:`factorize_gains`), a 2-D ``V`` with :func:`nmf`
     (Q is then None), or with the drums split off first when ``plan.percussive``
     (:mod:`nmfsep.percussive`; always the shared model, so V is 2-D).
     """
@@ -802,7 +821,7 @@ def _factorize(
     Q = None
     result: NMFResult | NTFResult
     if V.ndim == 3:
-        result = _factorize_gains(V, plan, params, grids, callback)
+        result = factorize_gains(V, plan, params, grids, callback)
         Q = np.asarray(result.Q, dtype=np.float32)
     else:
         result = nmf(
@@ -828,7 +847,7 @@ def _factorize(
 
 
 def _mixture_spectrogram(
-    y: np.ndarray, sr: int, plan: Plan, params: SeparationParams, grids: _Grids,
+    y: np.ndarray, sr: int, plan: Plan, params: SeparationParams, grids: Grids,
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Return the analysis STFT of ``y``, its spectrogram V and the channel model used.
 
@@ -852,7 +871,7 @@ def _mixture_spectrogram(
 
 
 def _factorize_choosing(
-    V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
+    V: np.ndarray, plan: Plan, params: SeparationParams, grids: Grids,
     callback: Callable[[int, float | None], None] | None, n_threads: int | None,
 ) -> tuple[Plan, tuple, float | None]:
     """:func:`_factorize`, with and without harmonic atoms where ``plan.harmonic_choice``.
@@ -921,19 +940,39 @@ def _fit_phase(callback: Callable[..., None] | None, name: str
     return callback
 
 
-def _factorize_gains(
-    V: np.ndarray, plan: Plan, params: SeparationParams, grids: _Grids,
+def factorize_gains(
+    V: np.ndarray, plan: Plan, params: SeparationParams, grids: Grids,
     callback: Callable[[int, float | None], None] | None,
+    fixed: np.ndarray | None = None,
 ) -> NTFResult:
     """Run :func:`nmfsep.ntf.ntf` from nmf's start of ``Σ_c V_c`` and gains from the mixture.
 
     With dictionaries every source's atoms share one gain vector (a source sits at one
-    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each; supervised, the
-    gains are updated with the activations (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`).
-    Blind: coarse to fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`,
-    :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+    place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each; with every atom
+    fixed (supervised), the gains are updated with the activations
+    (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`). Blind: coarse to fine
+    (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`, :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_channels, n_frames, n_cols)], non-negative
+        Every channel's spectrogram, scaled and frames stacked as the atoms'.
+    plan : Plan
+    params : SeparationParams
+    grids : Grids
+        The run's β and power (:func:`analysis_grids`).
+    callback : callable(iteration, loss or None) or None
+        Progress of the fit.
+    fixed : np.ndarray [shape=(k_fixed, n_cols)] or None
+        The atoms held fixed; None: the plan's dictionaries' (a stream passes all
+        ``plan.k`` atoms, its free atoms learned online).
+
+    Returns
+    -------
+    NTFResult
     """
-    fixed = None if plan.dictionary is None else plan.dictionary.atoms
+    if fixed is None and plan.dictionary is not None:
+        fixed = plan.dictionary.atoms
     W0, H0 = starting_factors(V.sum(axis=0), plan.k, fixed_atoms=fixed,
                               random_state=params.random_state)
     ties = None
@@ -950,10 +989,45 @@ def _factorize_gains(
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
             joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=W0, H=H0, Q=Q0,
             max_iter=params.max_iter, tol=params.tol, callback=callback)
-    joint = SUPERVISED_JOINT_GAINS if plan.mode == "supervised" else None
+    joint = SUPERVISED_JOINT_GAINS if fixed is not None and len(fixed) == plan.k else None
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
                gain_groups=ties, joint_gains=joint, max_iter=params.max_iter, tol=params.tol,
                callback=callback)
+
+
+def filter_iterations(params: SeparationParams, n_stems: int) -> int:
+    """EM iterations of the spatial Wiener filter for a gains-model run of ``n_stems`` stems.
+
+    ``params.wiener_iterations``, or 0 (the per-channel masks) beyond
+    :data:`~nmfsep.spatial_wiener.MAX_WIENER_SOURCES` stems.
+    """
+    return params.wiener_iterations if n_stems <= MAX_WIENER_SOURCES else 0
+
+
+def spatial_filter(
+    X: np.ndarray, masks_of: Callable[[int, int], np.ndarray], W: np.ndarray, H: np.ndarray,
+    Q: np.ndarray, groups: dict[str, list[int]], power: float, n_iter: int,
+) -> SpatialWiener:
+    """Return the spatial Wiener filter of ``X``, started from a gains model's masks and gains.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_channels, n_bins, n_frames)], complex
+        The STFT the masks apply to.
+    masks_of : callable(t0, t1) -> np.ndarray [shape=(n_groups, n_channels, t1 - t0, n_bins)]
+        The model's per-channel masks (:class:`~nmfsep.masks.ChannelMasks`).
+    W, H, Q : np.ndarray [shape=(n_frames, k), (k, n_bins), (n_channels, k)]
+        The model (single-frame atoms); its groups' gains start the covariances.
+    groups : dict[str, list[int]]
+        Stem name -> component indices.
+    power : float
+        The spectrogram's power (gains of ``|X| ** power``).
+    n_iter : int
+        EM iterations.
+    """
+    gains = group_positions(W, H, Q, groups, power)
+    A = np.stack([g for g, _ in gains.values()], axis=1) ** (1.0 / power)
+    return SpatialWiener(X, masks_of, A, n_iter)
 
 
 def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[
@@ -972,7 +1046,7 @@ def _silent(plan: Plan, y: np.ndarray, n_frames: int, n_cols: int) -> tuple[
 
 
 def _native_masks(W: np.ndarray, H: np.ndarray, Q: np.ndarray | None,
-                  groups: dict[str, list[int]], kind: Any, power: float, grids: _Grids,
+                  groups: dict[str, list[int]], kind: Any, power: float, grids: Grids,
                   sr: int, n_frames: int) -> np.ndarray:
     """Return the masks on the native grid (``(G, T, F)``, or ``(G, C, T, F)`` with gains)."""
     def regrid(Wc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -1078,7 +1152,7 @@ def _analyse_once(
         The plan the factorization used: ``plan``, or its plain-atom version when the
         harmonic choice left the harmonic atoms out.
     """
-    grids = _grids(plan, params, sr)
+    grids = analysis_grids(plan, params, sr)
     check_adaptation(params, plan, grids.beta)
     resampled = grids.analysis_sr != sr
     X_a, V, spatial = _mixture_spectrogram(y, sr, plan, params, grids)
@@ -1115,14 +1189,11 @@ def _analyse_once(
         X, full = X_a, None
         masks_of = (GroupMasks(W, H, groups, kind=params.mask, power=mask_power) if Q is None
                     else ChannelMasks(W, H, Q, groups, kind=params.mask, power=mask_power))
-    wiener_iter = None if Q is None else (
-        params.wiener_iterations if len(groups) <= MAX_WIENER_SOURCES else 0)
+    wiener_iter = None if Q is None else filter_iterations(params, len(groups))
     if Q is not None and wiener_iter:
         # the stems from the channels together: a multichannel Wiener filter started
         # from these masks and the sources' gains (nmfsep.spatial_wiener)
-        gains = group_positions(W, H, Q, groups, grids.power)
-        A = np.stack([g for g, _ in gains.values()], axis=1) ** (1.0 / grids.power)
-        masks_of = SpatialWiener(X, masks_of, A, wiener_iter)
+        masks_of = spatial_filter(X, masks_of, W, H, Q, groups, grids.power, wiener_iter)
         full = None
     settings = settings_record(
         plan, params, beta=grids.beta, power=grids.power, sr=sr, stft=grids.native_stft,

@@ -72,6 +72,23 @@ frames): on short files blind streams separate worse than ``separate`` (the
 8-second piano + flute sample: 0.4 dB summed SDR against 9.9 dB whole-file, one
 pass of 2 s blocks); long files give the online learning many more updates.
 
+Stereo and more channels
+------------------------
+With dictionaries, multichannel input gets the model of ``separate``'s ``spatial``
+(:meth:`~nmfsep.plan.SeparationParams.spatial_for`; "gains" by default): every
+block is factorised with a gain per channel and source (:func:`nmfsep.ntf.ntf`,
+the atoms fixed, the free ones too once learned online) and its stems come from
+the spatial Wiener filter of that block (:mod:`nmfsep.spatial_wiener`,
+``wiener_iter`` EM iterations on the block's frames). So the gains and the
+spatial covariances are those of each block (a whole-file run estimates them
+once for the file), and a block is separated as ``separate`` separates a mixture
+of that length: with a single block, the stems are ``separate``'s to within the
+convergence tolerance (tests/test_stream.py). The first pass adds up the pan
+histogram of the whole file, so a mixture whose sources all sit at one place
+takes the shared model, as in ``separate`` (:data:`~nmfsep.plan.MIN_PAN_SPREAD`).
+Blind streams model the channels combined (their atoms are learned online from
+the combined spectrogram) and say so in their warnings.
+
 Sample rate
 -----------
 With dictionaries, the mixture must be at their sample rate; otherwise a
@@ -118,13 +135,15 @@ from nmfsep.dictionary import Dictionary, default_power
 from nmfsep.divergence import EPSILON, beta_loss_to_float
 from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
 from nmfsep.grouping import ActivationStats, GroupingMethod, group_components_stats
-from nmfsep.masks import MaskKind, group_models, masks
+from nmfsep.masks import ChannelMasks, MaskKind, group_models, masks
 from nmfsep.nmf import blas_single_thread, nmf
+from nmfsep.ntf import PAN_SPREAD_BINS, histogram_spread, pan_histogram
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
     DEFAULT_GROUPING,
     DEFAULT_SPATIAL,
     HARMONIC_FIT_RATIO,
+    MIN_PAN_SPREAD,
     Plan,
     SeparationParams,
     fallback_groups,
@@ -136,7 +155,13 @@ from nmfsep.plan import (
     plain_plan,
     settings_record,
 )
-from nmfsep.separate import short_warning
+from nmfsep.separate import (
+    analysis_grids,
+    factorize_gains,
+    filter_iterations,
+    short_warning,
+    spatial_filter,
+)
 from nmfsep.spectral import FrameGrid, OverlapAdd, STFTConfig, model_spectrogram, stft
 
 __all__ = ["separate_stream", "DEFAULT_BLOCK_SECONDS", "DEFAULT_LEARN_PASSES"]
@@ -180,6 +205,7 @@ def separate_stream(
     name: str | None = None,
     spatial: str | None = None,
     harmonic: str = "auto",
+    wiener_iter: int | None = None,
 ) -> dict[str, Any]:
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
@@ -230,12 +256,19 @@ def separate_stream(
         Stem file format, sample type and output folder, as for
         :func:`nmfsep.files.separate_file`.
     spatial : {"shared", "gains"} or None
-        As for :func:`nmfsep.separate`; a stream always models the channels combined
-        (the same masks for every channel) and its summary warns when ``"gains"``
-        (given or the default) was wanted for multichannel input.
+        As for :func:`nmfsep.separate`, with dictionaries: "gains" fits every block's
+        gains and filters its stems from the channels together (module documentation).
+        A blind stream always models the channels combined (the same masks for every
+        channel) and its summary warns when ``"gains"`` (given or the default) was
+        wanted for multichannel input.
     harmonic : {"auto", "on", "off"}
         As for :func:`nmfsep.separate`, but "auto" compares the fits with and without
-        harmonic atoms on the first block only, and keeps that choice for every block.
+        harmonic atoms on the first block only (channels combined), and keeps that
+        choice for every block.
+    wiener_iter : int or None
+        As for :func:`nmfsep.separate`: EM iterations of every block's spatial Wiener
+        filter with the gains model (0: per-channel masks); None:
+        :data:`nmfsep.spatial_wiener.WIENER_ITER`.
 
     Returns
     -------
@@ -264,7 +297,7 @@ def separate_stream(
     params = SeparationParams(
         beta=beta, mask=mask, mask_power=mask_power, grouping=grouping, solver=solver,
         max_iter=max_iter, tol=tol, alpha_W=alpha_W, l1_ratio=l1_ratio,
-        random_state=random_state, spatial=spatial,
+        random_state=random_state, spatial=spatial, wiener_iter=wiener_iter,
     ).validate()
     check_real(block_seconds, "block_seconds", strict=True)
     check_int(learn_passes, "learn_passes", 1)
@@ -305,16 +338,16 @@ def separate_stream(
         **({"online": learned} if learned else {}),
     }
     warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
-                    *_spatial_note(params, run.channels),
+                    *_spatial_note(params, run.channels, plan),
                     *([plan.harmonic_note] if plan.harmonic_note else [])]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time)
 
 
-def _spatial_note(params: SeparationParams, n_channels: int) -> list[str]:
-    """Say that a stream uses the shared model where a gain per channel was wanted."""
+def _spatial_note(params: SeparationParams, n_channels: int, plan: Plan) -> list[str]:
+    """Say that a blind stream uses the shared model where a gain per channel was wanted."""
     wanted = DEFAULT_SPATIAL if params.spatial is None else params.spatial
-    if n_channels < 2 or wanted == "shared":
+    if n_channels < 2 or wanted == "shared" or plan.dictionary is not None:
         return []
     return ["a stream models the channels combined (spatial='shared': every channel gets "
             "the same masks); separate without --stream for a gain per channel"]
@@ -381,6 +414,9 @@ class _Run:
     peak: float = 0.0
     v_floor: float = 0.0
     w_level: Any = 0  # mean of the scaled spectrogram: W starts at sqrt(w_level / k)
+    spatial: str = "shared"  # "gains": a gain per channel and source, block by block
+    grids: Any = None  # separate's analysis settings (the gains model's β and power)
+    pan: Any = None  # the pan histogram's weights (stereo "gains"), added up by scan
 
     @classmethod
     def start(cls, src: Path, plan: Plan, params: SeparationParams, block_seconds: float,
@@ -400,10 +436,13 @@ class _Run:
         H = np.zeros((plan.k, context * cfg.n_bins), dtype=np.float32)
         if combined is not None:
             H[: plan.n_fixed] = combined.atoms
+        # the gains model with dictionaries (blind streams learn their atoms combined)
+        spatial = "shared" if combined is None else params.spatial_for(channels, plan)
         return cls(src=src, plan=plan, params=params, n_threads=n_threads, beta=beta,
                    power=power, cfg=cfg, grid=grid, fpb=fpb, channels=channels,
                    file_frames=frames, H=H, sr=sr, context=context,
-                   groups=fallback_groups(plan))
+                   groups=fallback_groups(plan), spatial=spatial,
+                   grids=analysis_grids(plan, params, sr) if spatial == "gains" else None)
 
     def blocks(self) -> Any:
         """Yield ``(t0, t1, X)``: the whole-file STFT frames ``t0 .. t1 - 1`` block by block."""
@@ -429,6 +468,8 @@ class _Run:
                 f"the mixture; use n_components <= {self.n_frames} or a longer mixture"
             )
         self.peak = peak
+        if self.pan is not None and histogram_spread(*self.pan) < MIN_PAN_SPREAD:
+            self.spatial = "shared"  # every source at one place, as separate decides
         short = short_warning(self.n_samples, self.sr, self.cfg.n_fft, self.sr)
         if not peak > 0:
             return ["the mixture is silent (all samples are zero); the stems are silent"]
@@ -448,26 +489,38 @@ class _Run:
         are kept relative to the running peak (no under- or overflow).
         """
         peak = total = vmax = 0.0
+        stereo_gains = self.spatial == "gains" and self.channels == 2
+        centres, pan = np.zeros(PAN_SPREAD_BINS), np.zeros(PAN_SPREAD_BINS)
         for t0, t1, X in self.blocks():
             self.n_frames += t1 - t0
             p_b = max(float(np.abs(X[..., j : j + _CHUNK]).max())
                       for j in range(0, X.shape[2], _CHUNK))
             if p_b > 0:
                 s_b = m_b = 0.0
+                pan_b = np.zeros(PAN_SPREAD_BINS)
                 for j in range(0, X.shape[2], _CHUNK):
                     V = model_spectrogram(X[..., j : j + _CHUNK], self.power, scale=p_b)
                     s_b += float(V.sum(dtype=np.float64))
                     m_b = max(m_b, float(V.max()))
+                    if stereo_gains:  # separate's pan_spread, a chunk at a time
+                        Vc = self.channel_spectrograms(X[..., j : j + _CHUNK], scale=p_b)
+                        centres, w = pan_histogram(Vc, power=self.power,
+                                                   n_bins=PAN_SPREAD_BINS)
+                        pan_b += w * float(Vc.sum(dtype=np.float64))
                 if p_b > peak:
                     r = (peak / p_b) ** self.power if peak > 0 else 0.0
                     total, vmax, peak = total * r, vmax * r, p_b
                     total += s_b
                     vmax = max(vmax, m_b)
+                    pan = pan * r + pan_b
                 else:
                     r = (p_b / peak) ** self.power
                     total += s_b * r
                     vmax = max(vmax, m_b * r)
+                    pan += pan_b * r
             progress.tick()
+        if stereo_gains:
+            self.pan = (centres, pan)
         reader = self.reader
         self.n_samples = reader.n if reader.n is not None else reader.pos
         n_bins = self.cfg.n_bins
@@ -485,6 +538,24 @@ class _Run:
                 / self.norm
             )
         return stack_frames(V, self.context)
+
+    def channel_spectrograms(self, X: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """Return every channel's spectrogram of a block, ``(n_channels, n_frames, n_cols)``.
+
+        Scaled as :meth:`spectrogram` (``scale``: the peak only, unnormalised) and with
+        the frames stacked when ``scale`` is None.
+        """
+        C, nb = X.shape[0], X.shape[2]
+        V = np.empty((C, nb, self.cfg.n_bins), dtype=np.float32)
+        for c in range(C):
+            for j in range(0, nb, _CHUNK):
+                V[c, j : j + _CHUNK] = model_spectrogram(
+                    X[c : c + 1, :, j : j + _CHUNK], self.power,
+                    scale=self.peak if scale is None else scale)
+        if scale is not None:
+            return V
+        V /= self.norm
+        return np.stack([stack_frames(Vc, self.context) for Vc in V])
 
     def learn_free_atoms(self, passes: int, progress: _Progress) -> dict[str, Any]:
         """Learn the free atoms online over the whole file, then freeze them.
@@ -539,6 +610,39 @@ class _Run:
         res = self._fit_block(self.spectrogram(X), self.H)
         return np.asarray(res.W, dtype=np.float32), int(res.n_iter), bool(res.converged)
 
+    def channel_masks(self, X: np.ndarray, groups_1: dict[str, list[int]]
+                      ) -> tuple[Callable[[int, int], np.ndarray], int, bool]:
+        """Return a block's masks by the gains model, through its spatial Wiener filter.
+
+        Returns
+        -------
+        masks_of : callable(j0, j1) -> np.ndarray [shape=(n_groups, n_channels, j1 - j0, n_bins)]
+            The masks of the block's frames ``j0 .. j1 - 1`` (complex with the filter).
+        n_iter : int
+        converged : bool
+        """
+        V = self.channel_spectrograms(X)
+        C, k = X.shape[0], self.plan.k
+        sounding = self.analyse and bool(V.any())
+        if sounding:
+            res = factorize_gains(V, self.plan, self.params, self.grids, None, fixed=self.H)
+            W, Q = np.asarray(res.W, np.float32), np.asarray(res.Q, np.float32)
+            n_iter, converged = int(res.n_iter), bool(res.converged)
+        else:
+            W = np.zeros((V.shape[1], k), dtype=np.float32)
+            Q = np.full((C, k), 1.0 / C, dtype=np.float32)
+            n_iter, converged = 0, True
+        del V
+        W, H_1 = expand_factors(W, self.H, self.context)  # single-frame atoms
+        Q = np.repeat(Q, self.context, axis=1)
+        masks_of: Callable[[int, int], np.ndarray] = ChannelMasks(
+            W, H_1, Q, groups_1, kind=self.params.mask,
+            power=self.params.mask_power_for(self.plan))
+        n_wiener = filter_iterations(self.params, len(groups_1))
+        if sounding and n_wiener:
+            masks_of = spatial_filter(X, masks_of, W, H_1, Q, groups_1, self.power, n_wiener)
+        return masks_of, n_iter, converged
+
     def _fit_block(self, V: np.ndarray, H: np.ndarray) -> Any:
         """:func:`nmf` of a block's spectrogram ``V`` against the fixed atoms ``H``."""
         p, (nb, k) = self.params, (V.shape[0], H.shape[0])
@@ -582,7 +686,10 @@ class _Run:
         """Return :func:`separate_stream`'s summary (``separate_file``'s keys + ``n_blocks``)."""
         settings = settings_record(self.plan, self.params, beta=self.beta, power=self.power,
                                    sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
-                                   analysis_stft=self.cfg, harmonic_fit_ratio=self.fit_ratio)
+                                   analysis_stft=self.cfg, spatial=self.spatial,
+                                   harmonic_fit_ratio=self.fit_ratio)
+        if self.spatial == "gains":
+            settings["wiener_iter"] = filter_iterations(self.params, len(self.plan.names))
         settings["stream"] = stream
         summary = file_summary(self.src, outputs, settings, sr=self.sr,
                                n_channels=self.channels, n_samples=self.n_samples,
@@ -618,19 +725,26 @@ class _Run:
             written = start + n
 
         for t0, t1, X in self.blocks():
-            W, n_iter, converged = self.activations(X)
+            if self.spatial == "gains":
+                masks_of, n_iter, converged = self.channel_masks(X, groups_1)
+            else:
+                W, n_iter, converged = self.activations(X)
+                W, H_1 = expand_factors(W, self.H, self.context)  # single-frame atoms
+
+                def masks_of(j0: int, j1: int, W: np.ndarray = W, H: np.ndarray = H_1
+                             ) -> np.ndarray:  # the same masks for every channel
+                    return masks(group_models(W[j0:j1], H, groups_1), kind=self.params.mask,
+                                 power=mask_power)[:, None]
             n_iter_max, all_converged = max(n_iter_max, n_iter), all_converged and converged
-            W, H_1 = expand_factors(W, self.H, self.context)  # single-frame atoms
             frames = X.transpose(0, 2, 1)  # (C, nb, n_bins)
             # masks and inverse FFTs a chunk of frames at a time: masks are frame by
             # frame, so chunks change nothing (frames past the end are ignored by ola)
             for j0 in range(0, t1 - t0, _CHUNK):
                 j1 = min(t1 - t0, j0 + _CHUNK)
-                M = masks(group_models(W[j0:j1], H_1, groups_1), kind=self.params.mask,
-                          power=mask_power)
-                write(*ola.push(M[:, None] * frames[None, :, j0:j1]))
+                M = masks_of(j0, j1)
+                write(*ola.push(M * frames[None, :, j0:j1]))
                 del M
-            del W, X, frames
+            del masks_of, X, frames
             progress.tick()
         write(*ola.finish())
         if written != self.n_samples:

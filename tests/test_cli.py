@@ -1089,7 +1089,7 @@ def test_stream_matches_whole_file_separation(audio, tmp_path):
     assert r.exit_code == 1
     one_error_line(r, "--context 3 does not apply with --online")
     args = ["--dict", dicts / "tone.npz", "--dict", dicts / "noise.npz", "--tol", 0,
-            "--spatial", "shared", *FAST]  # a stream models the channels combined
+            "--spatial", "shared", *FAST]  # equal whole and streamed: one model for the file
     r = run("separate", audio / "stereo.wav", "-o", tmp_path / "whole", *args)
     assert r.exit_code == 0, r.output
     r = run(

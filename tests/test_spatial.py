@@ -193,9 +193,16 @@ def test_command_line_spatial_and_stream(images, dicts, tmp_path: Path) -> None:
     positions = json.loads(info.stdout)["positions"]
     assert positions["low"]["pan"] < -0.5 < 0.5 < positions["high"]["pan"]
     streamed = run("separate", mix, *dict_args, "--spatial", "gains", "--stream",
-                   "--max-iter", "20", "-o", tmp_path / "stream", "--json")
+                   "--wiener-iter", "2", "--max-iter", "20", "-o", tmp_path / "stream",
+                   "--json")
     assert streamed.exit_code == 0, streamed.output
-    assert any("channels combined" in w for w in json.loads(streamed.stdout)[0]["warnings"])
+    summary = json.loads(streamed.stdout)[0]
+    assert summary["settings"]["spatial"] == "gains" and not summary["warnings"]
+    assert summary["settings"]["wiener_iter"] == 2
+    blind = run("separate", mix, "--sources", "2", "--stream", "--max-iter", "20", "-o",
+                tmp_path / "blind", "--json")  # blind streams learn their atoms combined
+    assert blind.exit_code == 0, blind.output
+    assert any("channels combined" in w for w in json.loads(blind.stdout)[0]["warnings"])
     bad = run("separate", mix, "--sources", "2", "--spatial", "pan", "-o", tmp_path / "x")
     assert bad.exit_code == 2
     assert "--spatial" in bad.output

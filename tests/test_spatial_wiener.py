@@ -233,17 +233,16 @@ def test_bad_wiener_iter_is_refused(bad):
         separate(np.zeros((2, 8000), np.float32), 8000, n_components=2, wiener_iter=bad)
 
 
-def test_cli_defaults_agree_and_stream_is_refused(tmp_path):
+def test_cli_defaults_agree_and_bad_values_are_refused(tmp_path):
     from nmfsep import io
 
     assert _WIENER_ITER == WIENER_ITER and _MAX_WIENER_ITER == MAX_WIENER_ITER
     src = tmp_path / "x.wav"  # a real file: the refusals are the option's, not a missing file's
     io.save(src, _panned_duo(seconds=1.0)[1], 8000)
-    r = CliRunner().invoke(app, ["separate", str(src), "--wiener-iter", "1", "--stream",
-                                 "-k", "2", "-o", str(tmp_path / "out")])
-    assert r.exit_code == 2 and "--stream" in r.output
-    r = CliRunner().invoke(app, ["separate", str(src), "--wiener-iter", "-1"])
-    assert r.exit_code == 2 and "wiener-iter" in r.output
+    for bad in ("-1", str(MAX_WIENER_ITER + 1)):
+        r = CliRunner().invoke(app, ["separate", str(src), "--wiener-iter", bad, "-k", "2",
+                                     "-o", str(tmp_path / "out")])
+        assert r.exit_code == 2 and "wiener-iter" in r.output
     assert not (tmp_path / "out").exists()
 
 

@@ -80,7 +80,8 @@ def test_stream_equals_whole_file_with_fixed_iterations(
     path, y = long_mix
     kw = {"max_iter": 60, "tol": 0}
     whole = separate(y, SR, spatial="shared", dictionaries=dicts, **kw)
-    summary = separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=block_seconds,
+    summary = separate_stream(path, tmp_path, spatial="shared",
+                              dictionaries=dicts, block_seconds=block_seconds,
                               **kw)
     assert summary["n_blocks"] == n_blocks
     stems = check_stems(summary, y)
@@ -105,7 +106,8 @@ def test_stream_with_temporal_context_differs_only_at_block_edges(long_mix, tmp_
     kw = {"max_iter": 60, "tol": 0}
     whole = separate(y, SR, spatial="shared", dictionaries=dicts3, **kw)
     assert whole.settings["context_frames"] == 3
-    summary = separate_stream(path, tmp_path, dictionaries=dicts3, block_seconds=2.0, **kw)
+    summary = separate_stream(path, tmp_path, spatial="shared",
+                              dictionaries=dicts3, block_seconds=2.0, **kw)
     assert summary["settings"]["context_frames"] == 3
     for name, stem in check_stems(summary, y).items():
         assert sdr(whole.stems[name], stem) > 25
@@ -115,7 +117,8 @@ def test_stream_close_to_whole_file_with_default_tol(long_mix, dicts, tmp_path) 
     """Default tol: blocks stop at their own convergence check -> SDR vs whole > 40 dB."""
     path, y = long_mix
     whole = separate(y, SR, spatial="shared", dictionaries=dicts)
-    summary = separate_stream(path, tmp_path, dictionaries=dicts, block_seconds=2.0)
+    summary = separate_stream(path, tmp_path, spatial="shared",
+                              dictionaries=dicts, block_seconds=2.0)
     for name, stem in check_stems(summary, y).items():
         assert sdr(whole.stems[name], stem) > 40
 
@@ -138,7 +141,7 @@ def test_stream_grids(cfg, n_samples, block_seconds, tmp_path) -> None:
     sf.write(path, y.T, SR, subtype="FLOAT")
     d = make_dicts(cfg)
     whole = separate(y, SR, spatial="shared", dictionaries=d, max_iter=30, tol=0)
-    summary = separate_stream(path, tmp_path, dictionaries=d, max_iter=30, tol=0,
+    summary = separate_stream(path, tmp_path, spatial="shared", dictionaries=d, max_iter=30, tol=0,
                               block_seconds=block_seconds)
     for name, stem in check_stems(summary, y).items():
         np.testing.assert_allclose(stem, whole.stems[name], rtol=0, atol=2e-6)
@@ -152,7 +155,8 @@ def test_stream_options_equal_whole_file(kw, dicts, tmp_path) -> None:
     path = tmp_path / "mix.wav"
     sf.write(path, y.T, SR, subtype="FLOAT")
     whole = separate(y, SR, spatial="shared", dictionaries=dicts, max_iter=8, tol=0, **kw)
-    summary = separate_stream(path, tmp_path, dictionaries=dicts, max_iter=8, tol=0,
+    summary = separate_stream(path, tmp_path, spatial="shared",
+                              dictionaries=dicts, max_iter=8, tol=0,
                               block_seconds=1.5, **kw)
     for name, stem in check_stems(summary, y).items():
         assert np.abs(stem - whole.stems[name]).max() < 1e-5 * np.abs(y).max()
@@ -166,15 +170,118 @@ def test_semi_supervised_stream(long_mix, dicts, tmp_path) -> None:
     for t in truth.values():
         t[:, 3 * SR : 4 * SR] = 0
     whole = separate(y, SR, spatial="shared", dictionaries=dicts, n_free=3)
-    a = separate_stream(path, tmp_path / "a", dictionaries=dicts, n_free=3, block_seconds=2.0)
+    a = separate_stream(path, tmp_path / "a", spatial="shared",
+                        dictionaries=dicts, n_free=3, block_seconds=2.0)
     assert a["mode"] == "semi-supervised" and list(a["stems"]) == ["low", "high", "residual"]
     assert a["settings"]["stream"]["free_atoms"] == "online"
     stems = check_stems(a, y)
     for name in truth:
         assert sdr(truth[name], stems[name]) > sdr(truth[name], whole.stems[name]) - 3
-    b = separate_stream(path, tmp_path / "b", dictionaries=dicts, n_free=3, block_seconds=2.0)
+    b = separate_stream(path, tmp_path / "b", spatial="shared",
+                        dictionaries=dicts, n_free=3, block_seconds=2.0)
     for name in stems:  # reproducible bit for bit
         np.testing.assert_array_equal(stems[name], read(b["stems"][name]))
+
+
+# --------------------------------------------------------------------------- stereo
+
+
+@pytest.fixture(scope="module")
+def panned(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    """12 s of stereo at 8 kHz, low panned to the left and high to the right; the images."""
+    low, high = low_high(12, seed=5)
+    images = {"low": np.stack([np.cos(0.2) * 0.3 * low, np.sin(0.2) * 0.3 * low]),
+              "high": np.stack([np.cos(1.35) * 0.2 * high, np.sin(1.35) * 0.2 * high])}
+    images = {k: v.astype(np.float32) for k, v in images.items()}
+    path = tmp_path_factory.mktemp("panned") / "mix.wav"
+    sf.write(path, (images["low"] + images["high"]).T, SR, subtype="FLOAT")
+    return path, images
+
+
+def test_stereo_stream_of_one_block_is_the_whole_file_gains_model(panned, dicts,
+                                                                   tmp_path) -> None:
+    """One block: the gains model and its filter as separate_file runs them."""
+    path, images = panned
+    y = images["low"] + images["high"]
+    whole = separate_file(path, tmp_path / "whole", dictionaries=dicts)
+    one = separate_stream(path, tmp_path / "one", dictionaries=dicts, block_seconds=1e12)
+    assert one["n_blocks"] == 1 and not one["warnings"]
+    for s in (whole, one):
+        assert s["settings"]["spatial"] == "gains" and s["settings"]["wiener_iter"] == 4
+    stems = check_stems(one, y)
+    for name, stem in stems.items():
+        assert sdr(read(whole["stems"][name]), stem) > 60
+
+
+def test_stereo_stream_separates_by_position_block_by_block(panned, dicts, tmp_path) -> None:
+    """Blocks of 2 s, each with its own gains and filter: as good as the whole file and far
+    better than one model of the channels combined; wiener_iter=0 keeps per-channel masks."""
+    path, images = panned
+    y = images["low"] + images["high"]
+    whole = separate_file(path, tmp_path / "whole", dictionaries=dicts)
+    runs = {kw: separate_stream(path, tmp_path / kw, dictionaries=dicts, block_seconds=2.0,
+                                **dict([kw.split("=")]) if "=" in kw else {})
+            for kw in ("gains", "spatial=shared")}
+    runs["masks"] = separate_stream(path, tmp_path / "masks", dictionaries=dicts,
+                                    block_seconds=2.0, wiener_iter=0)
+    assert runs["gains"]["n_blocks"] == 7
+    assert runs["gains"]["settings"]["spatial"] == runs["masks"]["settings"]["spatial"] == "gains"
+    assert runs["masks"]["settings"]["wiener_iter"] == 0
+    assert runs["spatial=shared"]["settings"]["spatial"] == "shared"
+    scores = {k: {n: sdr(images[n], st) for n, st in check_stems(s, y).items()}
+              for k, s in runs.items()}
+    for name in images:
+        ref = sdr(images[name], read(whole["stems"][name]))
+        assert scores["gains"][name] > ref - 1.0, (scores, ref)
+        assert scores["gains"][name] > scores["spatial=shared"][name] + 3.0, scores
+        assert scores["masks"][name] > scores["spatial=shared"][name], scores
+
+
+def test_stereo_stream_at_one_place_takes_the_shared_model(dicts, tmp_path) -> None:
+    """The whole file's pan histogram, added up by the first pass, decides as separate does."""
+    low, high = low_high(6, seed=6)
+    mono = (0.3 * low + 0.2 * high).astype(np.float32)
+    y = np.stack([np.cos(0.6) * mono, np.sin(0.6) * mono])
+    path = tmp_path / "one_place.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    whole = separate(y, SR, dictionaries=dicts)
+    assert whole.settings["spatial"] == "shared"
+    a = separate_stream(path, tmp_path / "a", dictionaries=dicts, block_seconds=2.0)
+    b = separate_stream(path, tmp_path / "b", spatial="shared", dictionaries=dicts,
+                        block_seconds=2.0)
+    assert a["settings"]["spatial"] == "shared" and a["settings"]["wiener_iter"] is None
+    for name, stem in check_stems(a, y).items():
+        np.testing.assert_array_equal(stem, read(b["stems"][name]))
+
+
+def test_stereo_stream_semi_supervised_and_silent_blocks(long_mix, dicts, tmp_path) -> None:
+    """Free atoms learned online, then every block's gains; a silent block stays silent."""
+    path, y = long_mix
+    a = separate_stream(path, tmp_path / "a", dictionaries=dicts, n_free=3, block_seconds=1.0)
+    assert a["settings"]["spatial"] == "gains" and a["n_blocks"] == 21
+    assert list(a["stems"]) == ["low", "high", "residual"]
+    stems = check_stems(a, y)
+    for stem in stems.values():
+        assert np.abs(stem[:, 3 * SR + 400 : 4 * SR - 400]).max() == 0
+    b = separate_stream(path, tmp_path / "b", dictionaries=dicts, n_free=3, block_seconds=1.0)
+    for name in stems:  # reproducible bit for bit
+        np.testing.assert_array_equal(stems[name], read(b["stems"][name]))
+
+
+def test_stereo_stream_memory_does_not_grow_with_duration(dicts, tmp_path) -> None:
+    peaks = []
+    for seconds in (8, 32):
+        low, high = low_high(seconds, seed=9)
+        y = np.stack([0.3 * low + 0.05 * high, 0.05 * low + 0.2 * high]).astype(np.float32)
+        path = tmp_path / f"m{seconds}.wav"
+        sf.write(path, y.T, SR, subtype="FLOAT")
+        tracemalloc.start()
+        s = separate_stream(path, tmp_path / f"o{seconds}", dictionaries=dicts,
+                            block_seconds=2.0, max_iter=5)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert s["settings"]["spatial"] == "gains"
+    assert peaks[1] < 1.25 * peaks[0], peaks
 
 
 # --------------------------------------------------------------------------- memory
@@ -276,13 +383,15 @@ def test_nothing_left_on_failure(long_mix, dicts, tmp_path, monkeypatch) -> None
     monkeypatch.setattr(nmf_module, "nmf", failing)
     out = tmp_path / "deep" / "out"
     with pytest.raises(RuntimeError, match="boom"):
-        separate_stream(path, out, dictionaries=dicts, block_seconds=2.0, max_iter=3)
+        separate_stream(path, out, spatial="shared", dictionaries=dicts, block_seconds=2.0,
+                        max_iter=3)
     assert len(calls) == 4
     assert not (tmp_path / "deep").exists()
     (out / "long").mkdir(parents=True)
     calls.clear()
     with pytest.raises(RuntimeError, match="boom"):
-        separate_stream(path, out, dictionaries=dicts, block_seconds=2.0, max_iter=3)
+        separate_stream(path, out, spatial="shared", dictionaries=dicts, block_seconds=2.0,
+                        max_iter=3)
     assert os.listdir(out / "long") == []
 
 
