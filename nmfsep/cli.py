@@ -951,8 +951,8 @@ def separate(
             help="Stereo/multichannel: 'gains' learns where each component sits (a gain "
             "per channel, every stem keeps its own position), 'shared' models the channels "
             "combined (the same masks for every channel). [default: gains where it applies; "
-            "shared with --percussive, --adapt, blind --stream, over 8 channels, or when "
-            "the sources sit at one place]",
+            "shared with --percussive or --adapt, over 8 channels, or when the sources sit "
+            "at one place]",
             show_default=False,
         ),
     ] = None,

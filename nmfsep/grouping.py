@@ -253,15 +253,22 @@ def group_components(
     ['source_1', 'source_2']
     """
     W, H = _check_factors(W, H)
-    if positions is not None:
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.ndim != 2 or positions.shape[0] != H.shape[0]:
-            raise ParameterError(
-                f"positions must have shape (k={H.shape[0]}, n_channels), got {positions.shape}"
-            )
+    positions = _check_positions(positions, H.shape[0])
     return _group(H, n_sources, method, sr, n_fft, lambda: _activation_distance(W),
                   W.sum(axis=0), positions,
                   POSITION_WEIGHT if position_weight is None else float(position_weight))
+
+
+def _check_positions(positions: np.ndarray | None, k: int) -> np.ndarray | None:
+    """Return ``positions`` as float64 ``(k, n_channels)``, or None; refuse other shapes."""
+    if positions is None:
+        return None
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[0] != k:
+        raise ParameterError(
+            f"positions must have shape (k={k}, n_channels), got {positions.shape}"
+        )
+    return positions
 
 
 class ActivationStats:
@@ -312,6 +319,7 @@ def group_components_stats(
     method: GroupingMethod = "timbre",
     sr: float,
     n_fft: int,
+    positions: np.ndarray | None = None,
 ) -> dict[str, list[int]]:
     """:func:`group_components` from activation statistics instead of the whole ``W``.
 
@@ -326,7 +334,7 @@ def group_components_stats(
         The activations' statistics over every frame.
     H : np.ndarray [shape=(k, n_bins)], non-negative
         Spectral atoms.
-    n_sources, method, sr, n_fft
+    n_sources, method, sr, n_fft, positions
         As for :func:`group_components`.
 
     Returns
@@ -345,7 +353,8 @@ def group_components_stats(
             f"got {type(stats).__name__}"
         )
     _, H = _check_factors(stats.sum[None].astype(np.float32), H)
-    return _group(H, n_sources, method, sr, n_fft, stats.distance, stats.sum)
+    positions = _check_positions(positions, H.shape[0])
+    return _group(H, n_sources, method, sr, n_fft, stats.distance, stats.sum, positions)
 
 
 def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,

@@ -964,8 +964,9 @@ def factorize_gains(
     callback : callable(iteration, loss or None) or None
         Progress of the fit.
     fixed : np.ndarray [shape=(k_fixed, n_cols)] or None
-        The atoms held fixed; None: the plan's dictionaries' (a stream passes all
-        ``plan.k`` atoms, its free atoms learned online).
+        The atoms held fixed; None: the plan's dictionaries'. A stream passes all
+        ``plan.k`` atoms (its free or blind atoms learned online): a blind plan then
+        has a gain vector per component, fitted with the activations.
 
     Returns
     -------
@@ -983,7 +984,7 @@ def factorize_gains(
     method = GAIN_INIT_BLIND if plan.mode == "blind" else GAIN_INIT_SUPERVISED
     Q0 = initial_gains(V, W0, H0, method=method, power=grids.power,
                        n_peaks=plan.n_sources or len(plan.names), gain_groups=ties)
-    if plan.mode == "blind":
+    if plan.mode == "blind" and fixed is None:
         return ntf_coarse_to_fine(
             V, plan.k, pool=BLIND_POOL_FRAMES, coarse_iter=BLIND_COARSE_ITER,
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,

@@ -74,20 +74,23 @@ pass of 2 s blocks); long files give the online learning many more updates.
 
 Stereo and more channels
 ------------------------
-With dictionaries, multichannel input gets the model of ``separate``'s ``spatial``
+Multichannel input gets the model of ``separate``'s ``spatial``
 (:meth:`~nmfsep.plan.SeparationParams.spatial_for`; "gains" by default): every
 block is factorised with a gain per channel and source (:func:`nmfsep.ntf.ntf`,
 the atoms fixed, the free ones too once learned online) and its stems come from
 the spatial Wiener filter of that block (:mod:`nmfsep.spatial_wiener`,
 ``wiener_iter`` EM iterations on the block's frames). So the gains and the
 spatial covariances are those of each block (a whole-file run estimates them
-once for the file), and a block is separated as ``separate`` separates a mixture
-of that length: with a single block, the stems are ``separate``'s to within the
-convergence tolerance (tests/test_stream.py). The first pass adds up the pan
-histogram of the whole file, so a mixture whose sources all sit at one place
-takes the shared model, as in ``separate`` (:data:`~nmfsep.plan.MIN_PAN_SPREAD`).
-Blind streams model the channels combined (their atoms are learned online from
-the combined spectrogram) and say so in their warnings.
+once for the file), and with dictionaries a block is separated as ``separate``
+separates a mixture of that length: with a single block, the stems are
+``separate``'s to within the convergence tolerance (tests/test_stream.py). The
+first pass adds up the pan histogram of the whole file, so a mixture whose
+sources all sit at one place takes the shared model, as in ``separate``
+(:data:`~nmfsep.plan.MIN_PAN_SPREAD`).
+Blind streams learn their atoms online from the channels combined and group them
+by timbre and position (below; the positions are the components' shares of each
+channel in the last online pass, :func:`nmfsep.ntf.initial_gains`), then fit
+every block's activations with a gain per channel and component.
 
 Sample rate
 -----------
@@ -137,11 +140,16 @@ from nmfsep.exceptions import AudioFormatError, DictionaryError, ParameterError
 from nmfsep.grouping import ActivationStats, GroupingMethod, group_components_stats
 from nmfsep.masks import ChannelMasks, MaskKind, group_models, masks
 from nmfsep.nmf import blas_single_thread, nmf
-from nmfsep.ntf import PAN_SPREAD_BINS, histogram_spread, pan_histogram
+from nmfsep.ntf import (
+    PAN_SPREAD_BINS,
+    gain_positions,
+    histogram_spread,
+    initial_gains,
+    pan_histogram,
+)
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
     DEFAULT_GROUPING,
-    DEFAULT_SPATIAL,
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     Plan,
@@ -256,11 +264,9 @@ def separate_stream(
         Stem file format, sample type and output folder, as for
         :func:`nmfsep.files.separate_file`.
     spatial : {"shared", "gains"} or None
-        As for :func:`nmfsep.separate`, with dictionaries: "gains" fits every block's
-        gains and filters its stems from the channels together (module documentation).
-        A blind stream always models the channels combined (the same masks for every
-        channel) and its summary warns when ``"gains"`` (given or the default) was
-        wanted for multichannel input.
+        As for :func:`nmfsep.separate`: "gains" fits every block's gains (with the atoms
+        fixed, learned online when blind) and filters its stems from the channels
+        together (module documentation).
     harmonic : {"auto", "on", "off"}
         As for :func:`nmfsep.separate`, but "auto" compares the fits with and without
         harmonic atoms on the first block only (channels combined), and keeps that
@@ -338,19 +344,9 @@ def separate_stream(
         **({"online": learned} if learned else {}),
     }
     warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
-                    *_spatial_note(params, run.channels, plan),
                     *([plan.harmonic_note] if plan.harmonic_note else [])]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time)
-
-
-def _spatial_note(params: SeparationParams, n_channels: int, plan: Plan) -> list[str]:
-    """Say that a blind stream uses the shared model where a gain per channel was wanted."""
-    wanted = DEFAULT_SPATIAL if params.spatial is None else params.spatial
-    if n_channels < 2 or wanted == "shared" or plan.dictionary is not None:
-        return []
-    return ["a stream models the channels combined (spatial='shared': every channel gets "
-            "the same masks); separate without --stream for a gain per channel"]
 
 
 class _Progress:
@@ -436,8 +432,7 @@ class _Run:
         H = np.zeros((plan.k, context * cfg.n_bins), dtype=np.float32)
         if combined is not None:
             H[: plan.n_fixed] = combined.atoms
-        # the gains model with dictionaries (blind streams learn their atoms combined)
-        spatial = "shared" if combined is None else params.spatial_for(channels, plan)
+        spatial = params.spatial_for(channels, plan)
         return cls(src=src, plan=plan, params=params, n_threads=n_threads, beta=beta,
                    power=power, cfg=cfg, grid=grid, fpb=fpb, channels=channels,
                    file_frames=frames, H=H, sr=sr, context=context,
@@ -574,33 +569,54 @@ class _Run:
             random_state=self.params.random_state, n_threads=self.n_threads,
         )
         stats = ActivationStats(self.plan.k)
+        # blind with gains: every component's channel shares, energy-weighted, so the
+        # grouping sees positions as whole-file separation's does
+        shares = (np.zeros((self.channels, self.plan.k))
+                  if self.spatial == "gains" and self.plan.mode == "blind" else None)
         for i in range(passes):
             for _t0, _t1, X in self.blocks():
                 state.partial_fit(self.spectrogram(X))
                 if i == passes - 1 and state.last_W is not None:
                     stats.update(state.last_W)
+                    if shares is not None and state.H is not None:
+                        shares += self._channel_shares(X, state.last_W, state.H)
                 progress.tick()
         if state.H is not None:
             self.H = np.ascontiguousarray(state.H, dtype=np.float32)
-            self.group(stats)
+            self.group(stats, None if shares is None else gain_positions(
+                shares / np.maximum(shares.sum(axis=0), np.finfo(np.float64).tiny),
+                self.power))
         losses = np.asarray(state.losses, dtype=np.float64)
         return {"n_batches": state.n_batches,
                 "last_loss": float(losses[-1]) if losses.size else None}
 
-    def group(self, stats: ActivationStats) -> None:
+    def _channel_shares(self, X: np.ndarray, W: np.ndarray, H: np.ndarray) -> np.ndarray:
+        """Every component's share of every channel in a block, times its energy there.
+
+        ``(n_channels, k)``: the ``"share"`` gains of :func:`nmfsep.ntf.initial_gains`
+        for the block's activations ``W`` and the atoms ``H``, each column times
+        ``Σ_t W[t, k] Σ_f H[k, f]``.
+        """
+        Q = initial_gains(self.channel_spectrograms(X), W, H, method="share",
+                          power=self.power)
+        return Q * (W.sum(axis=0, dtype=np.float64) * H.sum(axis=1, dtype=np.float64))
+
+    def group(self, stats: ActivationStats, positions: np.ndarray | None = None) -> None:
         """Blind with ``n_sources``: group the learned atoms into sources.
 
         From the atoms and the statistics of the activations that the last online
         pass solved (:func:`nmfsep.grouping.group_components_stats`): the default
-        ``"timbre"`` clusters the atoms alone, as whole-file separation does; the
-        statistics order the groups and give the other criteria's correlations.
+        ``"timbre"`` clusters the atoms alone, as whole-file separation does, and
+        with the components' ``positions`` (``(k, n_channels)``,
+        :func:`nmfsep.ntf.gain_positions`) when given; the statistics order the
+        groups and give the other criteria's correlations.
         """
         plan = self.plan
         if plan.mode != "blind" or plan.n_sources is None:
             return
         self.groups = group_components_stats(
             stats, self.H, plan.n_sources, method=self.params.grouping,
-            sr=self.sr, n_fft=self.cfg.n_fft,
+            sr=self.sr, n_fft=self.cfg.n_fft, positions=positions,
         )
 
     def activations(self, X: np.ndarray) -> tuple[np.ndarray, int, bool]:

@@ -170,5 +170,13 @@ def test_group_components_stats_equals_whole_w() -> None:
     for method in ("timbre", "activations", "combined"):
         assert group_components_stats(stats, H, 3, method=method, sr=22050, n_fft=1024) == \
             group_components(W, H, 3, method=method, sr=22050, n_fft=1024)
+    # with positions (a stream's blind gains): the same groups too, positions counting
+    angles = np.array([0.1, 0.1, 0.1, 1.4, 1.4, 1.4])
+    positions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    by_place = group_components_stats(stats, H, 2, sr=22050, n_fft=1024, positions=positions)
+    assert by_place == group_components(W, H, 2, sr=22050, n_fft=1024, positions=positions)
+    assert sorted(sorted(g) for g in by_place.values()) == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(ParameterError, match="ActivationStats"):
         group_components_stats(ActivationStats(5), H, 3, sr=22050, n_fft=1024)
+    with pytest.raises(ParameterError, match="positions must have shape"):
+        group_components_stats(stats, H, 2, sr=22050, n_fft=1024, positions=positions[:5])

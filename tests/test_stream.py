@@ -237,6 +237,26 @@ def test_stereo_stream_separates_by_position_block_by_block(panned, dicts, tmp_p
         assert scores["masks"][name] > scores["spatial=shared"][name], scores
 
 
+def test_blind_stereo_stream_fits_every_block_s_gains(panned, tmp_path) -> None:
+    """Atoms learned online from the channels combined, grouped by timbre and position,
+    then a gain per channel and component in every block: each channel its own masks."""
+    path, images = panned
+    y = images["low"] + images["high"]
+    runs = {sp: separate_stream(path, tmp_path / sp, n_sources=2, block_seconds=3.0,
+                                spatial=sp, learn_passes=3)
+            for sp in ("gains", "shared")}
+    assert runs["gains"]["settings"]["spatial"] == "gains"
+    assert runs["gains"]["settings"]["wiener_iter"] == 4 and not runs["gains"]["warnings"]
+    scores = {}
+    for sp, s in runs.items():
+        stems = check_stems(s, y)
+        # blind stems are unnamed: the better of the two pairings
+        a, b = stems["source_1"], stems["source_2"]
+        scores[sp] = max(sdr(images["low"], a) + sdr(images["high"], b),
+                         sdr(images["low"], b) + sdr(images["high"], a))
+    assert scores["gains"] > scores["shared"] + 6.0, scores
+
+
 def test_stereo_stream_at_one_place_takes_the_shared_model(dicts, tmp_path) -> None:
     """The whole file's pan histogram, added up by the first pass, decides as separate does."""
     low, high = low_high(6, seed=6)
