@@ -783,8 +783,9 @@ def _spectrogram(X: np.ndarray, power: float, context: int,
     if not peak > 0:
         return None
     if per_channel:
-        V = np.stack([model_spectrogram(X[c : c + 1], power, scale=peak)
-                      for c in range(X.shape[0])])
+        V = np.empty((X.shape[0], X.shape[2], X.shape[1]), dtype=np.float32)
+        for c in range(X.shape[0]):
+            model_spectrogram(X[c : c + 1], power, scale=peak, out=V[c])
     else:
         V = model_spectrogram(X, power, scale=peak)
     mean = float(V.mean(dtype=np.float64))

@@ -750,7 +750,8 @@ def istft(X: np.ndarray, config: STFTConfig, length: int) -> np.ndarray:
 # ---------------------------------------------------------------------- spectrogram
 
 
-def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) -> np.ndarray:
+def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """Compute the non-negative spectrogram ``V`` that NMF models, all channels combined.
 
     ``V = (mean over channels of |X|**2) ** (power / 2)``, transposed to one row per
@@ -767,10 +768,13 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
     scale : float, default=1.0
         The spectrogram of ``X / scale`` is returned (computed in float64, so a
         scaled copy of X is never made and quiet audio does not underflow).
+    out : np.ndarray [shape=(n_frames, n_bins)], float32, optional
+        Where to write V (e.g. one channel's row of a stack of spectrograms).
 
     Returns
     -------
     V : np.ndarray [shape=(n_frames, n_bins)], float32, non-negative, C-contiguous
+        (``out`` when given)
 
     Raises
     ------
@@ -796,7 +800,12 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0) 
         raise ParameterError(f"scale must be a finite number > 0, got {scale!r}")
     n_channels, n_bins, n_frames = X.shape
     frames = X.transpose(0, 2, 1)  # (n_channels, n_frames, n_bins); contiguous from stft
-    V = np.empty((n_frames, n_bins), dtype=np.float32)
+    if out is not None and (out.shape != (n_frames, n_bins) or out.dtype != np.float32):
+        raise ParameterError(
+            f"out must be a float32 array of shape {(n_frames, n_bins)}, got "
+            f"{out.dtype} {out.shape}"
+        )
+    V = np.empty((n_frames, n_bins), dtype=np.float32) if out is None else out
     p = float(power)
     step = block_frames(n_bins * 8)
     # Accumulate in float64, one channel at a time: |X / scale|**2 of very quiet or

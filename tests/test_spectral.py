@@ -421,6 +421,15 @@ def test_model_spectrogram_values(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(X, X_copy)
     # mono, power 1: exactly |X|
     np.testing.assert_allclose(model_spectrogram(X[:1]), np.abs(X[0]).T, rtol=1e-6)
+    # out: the same values, written where asked (a channel of a stack)
+    stack = np.full((2, 7, 9), -1.0, dtype=np.float32)
+    row = stack[1]
+    assert model_spectrogram(X[1:2], 2.0, scale=2.0, out=row) is row
+    np.testing.assert_array_equal(stack[1], model_spectrogram(X[1:2], 2.0, scale=2.0))
+    assert (stack[0] == -1).all()
+    for bad in (np.empty((7, 8), np.float32), np.empty((7, 9), np.float64)):
+        with pytest.raises(ParameterError, match="out must be a float32 array"):
+            model_spectrogram(X, out=bad)
 
 
 def test_model_spectrogram_blocks_change_nothing(
