@@ -520,6 +520,7 @@ def _page(
     parameters: list[tuple[str, str]],
     settings_json: str,
     versions: list[tuple[str, str]],
+    masks_caption: str = "the masks applied to the mixture.",
 ) -> str:
 
     out = _head(title, subtitle)
@@ -556,7 +557,7 @@ def _page(
         "<figure>"
         + _img(overview, "separation overview: spectrogram, loss, atoms, activations and masks")
         + "<figcaption>Mixture spectrogram and convergence; spectral atoms H and their "
-        "activations W grouped by stem; the masks applied to the mixture.</figcaption>"
+        f"activations W grouped by stem; {_e(masks_caption)}</figcaption>"
         "</figure>"
     )
     out.append('<h2 id="parameters">Parameters</h2>')
@@ -774,7 +775,20 @@ def _render(
         parameters=_parameter_rows(model),
         settings_json=_settings_json(model),
         versions=_versions(references is not None),
+        masks_caption=_masks_caption(model),
     )
+
+
+def _masks_caption(model: Any) -> str:
+    """Say what the overview's masks are: those applied, or the model's before the filter."""
+    wiener = (getattr(model, "settings", None) or {}).get("wiener_iter")
+    if callable(getattr(model, "masks", None)) and isinstance(wiener, int) and wiener > 0:
+        # a saved model: its masks are recomputed without the mixture, so without the
+        # spatial Wiener filter that formed the stems from both channels together
+        return ("the masks of the model (the channels' mean); the stems themselves come "
+                f"from the spatial Wiener filter of both channels ({wiener} EM "
+                "iterations), which refines them.")
+    return "the masks applied to the mixture."
 
 
 def _write(folder: Path, target: Path, text: str, audio: list[_Audio], force: bool) -> None:

@@ -185,6 +185,8 @@ def test_command_line_spatial_and_stream(images, dicts, tmp_path: Path) -> None:
     assert load_model(model_path).Q.shape[0] == 2
     html = (tmp_path / "out" / "mix" / "report.html").read_text()
     assert "positions (gains per channel)" in html and "low: pan -" in html
+    # its masks are the model's: the stems came from the spatial Wiener filter
+    assert "spatial Wiener filter of both channels (4 EM iterations)" in html
     assert "high: pan +" in html
     plotted = run("plot", model_path, "-o", tmp_path / "model.png")
     assert plotted.exit_code == 0, plotted.output
