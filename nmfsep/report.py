@@ -169,11 +169,17 @@ def _header_matches(path: Path, y: np.ndarray, sr: int) -> bool:
     )
 
 
-def _check_fits(y: np.ndarray, sr: int, ref_sr: int, n_samples: int, what: str) -> None:
+def _check_fits(y: np.ndarray, sr: int, ref_sr: int, n_samples: int, what: str,
+                n_channels: int | None = None) -> None:
     if sr != ref_sr or abs(y.shape[1] - n_samples) > _LENGTH_TOLERANCE:
         raise ParameterError(
             f"{what} has {y.shape[1]} samples at {sr} Hz but the stems {n_samples} at "
             f"{ref_sr} Hz; give the mixture that was separated"
+        )
+    if n_channels is not None and y.shape[0] != n_channels:
+        raise ParameterError(
+            f"{what} has {y.shape[0]} channel{'s' if y.shape[0] != 1 else ''} but the "
+            f"stems {n_channels}; give the mixture that was separated"
         )
 
 
@@ -685,7 +691,7 @@ def _found_mixture(mix_path: Path, stems: list[_Audio], sr: int, force: bool) ->
 
 def _given_mixture(
     mixture: str | os.PathLike[str] | np.ndarray, mix_path: Path, sr: int, n_samples: int,
-    force: bool,
+    force: bool, n_channels: int | None = None,
 ) -> _Audio:
     """Take the mixture given (a file or audio at ``sr``); copied to ``mix_path`` unless there."""
     if isinstance(mixture, np.ndarray):
@@ -696,7 +702,8 @@ def _given_mixture(
         src_path = Path(mixture)
         y_mix, mix_sr = io.load(src_path)
         note = f"input: {src_path.name}"
-    _check_fits(y_mix, mix_sr, sr, n_samples, "the mixture" if src_path is None else str(src_path))
+    _check_fits(y_mix, mix_sr, sr, n_samples, "the mixture" if src_path is None else str(src_path),
+                n_channels)
     same = False
     if src_path is not None and mix_path.exists():
         try:
@@ -861,8 +868,8 @@ def write_report(
         ``force=True``), a file to write exists and does not fit, or the folder is not
         writable.
     ParameterError
-        For a mixture that does not fit the stems, unsafe stem names, bad references
-        or ``match``.
+        For a mixture that does not fit the stems (rate, length, channels), unsafe stem
+        names, bad references or ``match``.
     AudioFormatError
         If a stem file (model without audio), the mixture or a reference cannot be read.
     """
@@ -881,7 +888,8 @@ def write_report(
     if mixture is None:
         mix = _found_mixture(mix_path, stems, sr, force)
     else:
-        mix = _given_mixture(mixture, mix_path, sr, stems[0].y.shape[1], force)
+        mix = _given_mixture(mixture, mix_path, sr, stems[0].y.shape[1], force,
+                             stems[0].y.shape[0])
     mix_title = (
         Path(mixture).stem
         if mixture is not None and not isinstance(mixture, np.ndarray)

@@ -218,6 +218,10 @@ def test_stem_file_that_does_not_fit_is_not_overwritten(tmp_path, result):
 def test_mixture_that_does_not_fit_is_refused(tmp_path, result, mixture):
     with pytest.raises(ParameterError, match="mixture that was separated"):
         write_report(result, tmp_path / "mix", mixture=mixture[:, :-1000])
+    # another channel count (e.g. a saved stereo model with a mono file): one line too
+    other = np.vstack([mixture, mixture[:1]]) if mixture.shape[0] < 3 else mixture[:1]
+    with pytest.raises(ParameterError, match=r"channels? but the stems \d; give the mixture"):
+        write_report(result, tmp_path / "mix", mixture=other)
     assert not (tmp_path / "mix" / REPORT_NAME).exists()
 
 
