@@ -1096,7 +1096,7 @@ def learn_dictionary(
     if harmonic != "off":
         extra, training["harmonic"] = _harmonic_atoms(
             checked, target_sr, config, power, context_frames, harmonic,
-            float(harmonic_margin), int(harmonic_steps), random_state)
+            float(harmonic_margin), int(harmonic_steps), random_state, max_iter)
         atoms = np.vstack([extra, atoms])
     return Dictionary(
         context_frames=context_frames,
@@ -1204,10 +1204,13 @@ def _harmonic_atoms(
     margin: float,
     steps: int,
     random_state: int | None,
+    max_iter: int,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Harmonic and noise atoms of the clips (:func:`learn_dictionary`'s ``harmonic``).
 
-    ``margin`` and ``steps`` are ``harmonic_margin`` and ``harmonic_steps``.
+    ``margin`` and ``steps`` are ``harmonic_margin`` and ``harmonic_steps``; the fit
+    runs :data:`nmfsep.harmonic.HARMONIC_ITER` iterations, or ``max_iter`` (learn's)
+    if fewer.
 
     Returns
     -------
@@ -1218,7 +1221,13 @@ def _harmonic_atoms(
     """
     import scipy.signal
 
-    from nmfsep.harmonic import PITCHED, fit_harmonic, pitch_grid, played_pitches
+    from nmfsep.harmonic import (
+        HARMONIC_ITER,
+        PITCHED,
+        fit_harmonic,
+        pitch_grid,
+        played_pitches,
+    )
     from nmfsep.io import resample
 
     record: dict[str, Any] = {"chosen_by": "given"}
@@ -1235,11 +1244,12 @@ def _harmonic_atoms(
     assert not isinstance(harmonic, str)  # "auto" was resolved above; "off" never comes here
     pitches = pitch_grid(harmonic[0], harmonic[1], steps)
     window = scipy.signal.get_window(config.window, config.effective_win_length, fftbins=True)
+    n_iter = min(HARMONIC_ITER, int(max_iter))
     fit = fit_harmonic(V / V.mean(dtype=np.float64), sr=sr, n_fft=config.n_fft,
                        window=window, context_frames=context_frames, pitches=pitches,
-                       power=power, random_state=random_state)
+                       power=power, max_iter=n_iter, random_state=random_state)
     record.update(range=[round(float(pitches[0]), 2), round(float(pitches[-1]), 2)],
-                  atoms=int(fit.atoms.shape[0]), steps_per_semitone=steps,
+                  atoms=int(fit.atoms.shape[0]), steps_per_semitone=steps, n_iter=n_iter,
                   noise_atoms=int(fit.atoms.shape[0] - pitches.size),
                   loss=fit.loss, harmonic_share=round(fit.harmonic_share, 3))
     return unit_atoms(fit.atoms), record

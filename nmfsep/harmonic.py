@@ -53,6 +53,7 @@ __all__ = [
     "pitch_grid",
     "played_pitches",
     "parse_pitch_range",
+    "HARMONIC_ITER",
 ]
 
 #: Half-width, in FFT bins, of the window lobe drawn around every partial.
@@ -63,6 +64,8 @@ _OVERSAMPLE = 32
 PITCH_LIMITS = (24.0, 108.0)
 #: Smooth noise atoms learned along with the harmonic ones.
 DEFAULT_NOISE_ATOMS = 4
+#: Iterations of :func:`fit_harmonic` (``learn``'s ``max_iter`` caps them too).
+HARMONIC_ITER = 100
 #: Mel bands a noise atom is a non-negative sum of.
 NOISE_BANDS = 32
 #: Mean voiced probability (:func:`played_pitches`) from which a source counts as pitched
@@ -248,7 +251,7 @@ def fit_harmonic(
     n_noise: int = DEFAULT_NOISE_ATOMS,
     n_harmonics: int = 40,
     anchor_step: float = 6.0,
-    max_iter: int = 100,
+    max_iter: int = HARMONIC_ITER,
     max_frames: int = 400,
     random_state: int | None = 0,
 ) -> HarmonicFit:
@@ -309,6 +312,7 @@ def fit_harmonic(
          / np.arange(1, n_harmonics + 1)[None, :, None]).astype(np.float32)
     C = (rng.uniform(0.5, 1.5, (n_noise, T, NOISE_BANDS)) * V.mean()).astype(np.float32)
     W = rng.uniform(0.05, 0.15, (V.shape[0], P + n_noise)).astype(np.float32)
+    colsum = W.sum(axis=0)  # max_iter=0: the start
     for _ in range(max_iter):
         H = np.vstack([_build(B, S, bins, weights, n_bins), _noise(C, bands)])
         W *= ((V / (W @ H + _EPS)) @ H.T) / (H.sum(axis=1) + _EPS)

@@ -161,6 +161,21 @@ def test_learn_auto_adds_harmonic_atoms_before_the_plain_ones(clip):
     assert rec["noise_atoms"] == 4
     np.testing.assert_allclose(np.linalg.norm(both.atoms, axis=1), 1, rtol=1e-5)
     assert set(both.labels) == {"keys"}
+    assert rec["n_iter"] == 20  # learn's max_iter caps the harmonic fit too
+
+
+def test_learn_max_iter_caps_the_harmonic_fit(clip, monkeypatch):
+    import nmfsep.harmonic as harmonic
+
+    seen = []
+    real = harmonic.fit_harmonic
+    monkeypatch.setattr(harmonic, "fit_harmonic",
+                        lambda *a, **kw: seen.append(kw["max_iter"]) or real(*a, **kw))
+    for max_iter, expected in ((0, 0), (7, 7), (500, harmonic.HARMONIC_ITER)):
+        d = learn_dictionary([clip], "keys", 4, pitch_shifts=(), harmonic=(60, 67),
+                             max_iter=max_iter)
+        assert seen[-1] == d.training["harmonic"]["n_iter"] == expected
+        assert np.isfinite(d.atoms).all() and d.atoms.shape[0] == 4 + 22 + 4
 
 
 def test_learn_with_a_given_range_and_file_round_trip(clip, tmp_path):
