@@ -1026,7 +1026,8 @@ def separate(
             help="Separate block by block in bounded memory, for long files. Blind (-k, "
             "--sources): the atoms are learned online over the whole file, then grouped; "
             "free atoms of --free likewise. Supervised stems equal the whole-file ones up "
-            "to the convergence tolerance (--tol).",
+            "to the convergence tolerance (--tol) for mono or --spatial shared; stereo "
+            "fits every block's positions and spatial Wiener filter.",
             rich_help_panel="Long files",
         ),
     ] = False,
