@@ -408,31 +408,45 @@ def cache_lock() -> Iterator[None]:
             os.close(fd)  # releases the lock
 
 
-def compile_once(kernel: Callable, *args) -> Callable:
+def compile_once(kernel: Callable, *args, key: tuple | None = None,
+                 slp: bool = False) -> Callable:
     """Compile ``kernel`` (or load it from numba's cache) for the types of ``args``, once.
 
     Under :func:`cache_lock`, once per process and signature; cheap afterwards.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+    *args
+        The arguments of a call.
+    key : tuple or None
+        What identifies the signature, when cheaper to compute than the types of every
+        argument (``numba.typeof`` of each); None: those types.
+    slp : bool
+        Compile with LLVM's SLP vectoriser on (:func:`slp_vectorizer`).
 
     Returns
     -------
     Callable
         ``kernel``.
     """
-    key = (kernel, tuple(numba.typeof(a) for a in args))
-    if key not in _READY:
+    if key is None:
+        key = tuple(numba.typeof(a) for a in args)
+    ready = (kernel, key)
+    if ready not in _READY:
         with cache_lock():
-            if key not in _READY:
-                kernel.compile(key[1])  # type: ignore[attr-defined]
-                _READY.add(key)
+            if ready not in _READY:
+                with slp_vectorizer() if slp else contextlib.nullcontext():
+                    kernel.compile(tuple(numba.typeof(a) for a in args))  # type: ignore[attr-defined]
+                _READY.add(ready)
     return kernel
 
 
 def compiled(*args) -> Callable:
     """:func:`mu_rows`, compiled for the types of ``args`` with the SLP vectoriser on.
 
-    Compiles (or loads from numba's cache) once per process and signature, under
-    :func:`cache_lock`; the callers pass every argument but V, W and H with fixed
-    types, so the key is theirs. Thread-safe; cheap once compiled.
+    :func:`compile_once`, keyed on V, W and H alone: the callers pass every other
+    argument with fixed types. Thread-safe; cheap once compiled.
 
     Parameters
     ----------
@@ -446,10 +460,4 @@ def compiled(*args) -> Callable:
     """
     key = tuple((a.dtype.str, a.flags.c_contiguous, a.flags.writeable, a.flags.aligned)
                 for a in args[:3])
-    if key not in _READY:
-        with cache_lock():
-            if key not in _READY:
-                with slp_vectorizer():
-                    mu_rows.compile(tuple(numba.typeof(a) for a in args))
-                _READY.add(key)
-    return mu_rows
+    return compile_once(mu_rows, *args, key=key, slp=True)
