@@ -598,9 +598,9 @@ def _model_options(ctx: typer.Context, *, adapt: float | None, percussive: bool,
     if harmonic != "auto":
         out["harmonic"] = harmonic
     if relearn is not None:
-        if relearn == "on" and (stream or not supervised or n_free or adapt is not None):
-            ctx.fail("--relearn on needs --dict, without --free, --adapt or --stream (it "
-                     "learns more atoms for every dictionary from a first whole-file pass)")
+        if relearn == "on" and (not supervised or n_free or adapt is not None):
+            ctx.fail("--relearn on needs --dict, without --free or --adapt (it learns more "
+                     "atoms for every dictionary from a first pass's stems)")
         out["relearn"] = relearn
     if wiener_iter is not None:
         out["wiener_iter"] = wiener_iter
@@ -926,8 +926,9 @@ def separate(
             help="With --dict: separate twice, the second time with atoms learned from "
             "each source's first-pass stem added to its dictionary (covers notes the "
             "training clips do not play; several times slower). 'auto' when the harmonic "
-            "atoms are in use, 'on' always (not with --free, --adapt or --stream), 'off' "
-            "never. [default: " + _RELEARN + "]",
+            "atoms are in use, 'on' always (not with --free or --adapt; --stream learns from "
+            "the first pass's stems of six excerpts), 'off' never. [default: " + _RELEARN
+            + "]",
             show_default=False,
         ),
     ] = None,

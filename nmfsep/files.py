@@ -305,7 +305,6 @@ def stream_reason(
     blockers = [k for k in ("save_model", "report", "percussive") if kwargs.get(k)]
     blockers += ["n_sources='auto'"] if is_auto(kwargs.get("n_sources")) else []
     blockers += [k for k in ("stft", "power", "adapt") if kwargs.get(k) is not None]
-    blockers += ["relearn='on'"] if kwargs.get("relearn") == "on" else []
     dicts = load_dictionaries(kwargs.get("dictionaries", ()))
     if dicts and io.audio_info(Path(path))["samplerate"] != dicts[0].sr:
         blockers.append("dictionaries at another sample rate than the file")
@@ -326,9 +325,7 @@ def _streamed(src: Path, out_dir: str | os.PathLike[str], why: dict[str, Any], *
     from nmfsep.stream import separate_stream
 
     # the stream reports blocks, not NMF iterations: its progress is not the callback's
-    # nor does it relearn ("auto" and "off" both give one pass there)
-    options = {k: v for k, v in kwargs.items()
-               if k not in ("callback", "stft", "power", "relearn")}
+    options = {k: v for k, v in kwargs.items() if k not in ("callback", "stft", "power")}
     summary = separate_stream(src, out_dir, force=force, format=format, subtype=subtype,
                               name=name, **options)
     summary["streamed"] = {"estimate": why["estimate"], "memory": why["memory"]}

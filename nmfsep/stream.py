@@ -92,6 +92,16 @@ by timbre and position (below; the positions are the components' shares of each
 channel in the last online pass, :func:`nmfsep.ntf.initial_gains`), then fit
 every block's activations with a gain per channel and component.
 
+Relearn
+-------
+Where ``relearn`` applies (:func:`nmfsep.relearn.should_relearn`), whole-file
+separation learns more atoms for every source from its first-pass stem. A stream
+cannot hold those stems: its first pass separates only the excerpts the atoms are
+learned from (:func:`nmfsep.relearn.excerpt_spans`: six 5-second excerpts spread
+over a long file, or the whole file up to 30 s), each as a mixture of its own, then
+every block is separated with the widened dictionaries (for a file of up to 30 s,
+the atoms ``separate`` learns).
+
 Sample rate
 -----------
 With dictionaries, the mixture must be at their sample rate; otherwise a
@@ -150,6 +160,7 @@ from nmfsep.ntf import (
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
     DEFAULT_GROUPING,
+    DEFAULT_RELEARN,
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     Plan,
@@ -163,6 +174,7 @@ from nmfsep.plan import (
     plain_plan,
     settings_record,
 )
+from nmfsep.relearn import check_relearn, excerpt_spans, relearned, should_relearn
 from nmfsep.separate import (
     analysis_grids,
     factorize_gains,
@@ -214,6 +226,7 @@ def separate_stream(
     spatial: str | None = None,
     harmonic: str = "auto",
     wiener_iter: int | None = None,
+    relearn: str = DEFAULT_RELEARN,
 ) -> dict[str, Any]:
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
@@ -275,6 +288,12 @@ def separate_stream(
         As for :func:`nmfsep.separate`: EM iterations of every block's spatial Wiener
         filter with the gains model (0: per-channel masks); None:
         :data:`nmfsep.spatial_wiener.WIENER_ITER`.
+    relearn : {"auto", "on", "off"}
+        As for :func:`nmfsep.separate`: where it applies, every dictionary is widened
+        by atoms learned from first-pass stems before the blocks are separated; the
+        first pass separates only the excerpts they are learned from
+        (:func:`nmfsep.relearn.excerpt_spans`: the whole file up to 30 s, else six
+        excerpts spread over it), each as a mixture of its own.
 
     Returns
     -------
@@ -304,7 +323,9 @@ def separate_stream(
         beta=beta, mask=mask, mask_power=mask_power, grouping=grouping, solver=solver,
         max_iter=max_iter, tol=tol, alpha_W=alpha_W, l1_ratio=l1_ratio,
         random_state=random_state, spatial=spatial, wiener_iter=wiener_iter,
+        relearn=relearn,
     ).validate()
+    check_relearn(relearn, plan, None, 0)
     check_real(block_seconds, "block_seconds", strict=True)
     check_int(learn_passes, "learn_passes", 1)
     check_int(n_threads, "n_threads", 1, none_ok=True)
@@ -326,6 +347,7 @@ def separate_stream(
         # on a busy machine, measured).
         warnings_out = run.scan(progress)
         run = run.choose_harmonic()
+        run, relearn_record = run.relearn()
         plan = run.plan
         progress.total = run.n_blocks * n_passes
         learned = run.learn_free_atoms(learn_passes, progress)
@@ -346,7 +368,7 @@ def separate_stream(
     warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
                     *([plan.harmonic_note] if plan.harmonic_note else [])]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
-                       seconds=time.perf_counter() - start_time)
+                       seconds=time.perf_counter() - start_time, relearn=relearn_record)
 
 
 class _Progress:
@@ -697,8 +719,44 @@ class _Run:
         return replace(self, plan=plain, H=np.ascontiguousarray(plain.dictionary.atoms),
                        groups=fallback_groups(plain))
 
+    def relearn(self) -> tuple[_Run, dict[str, Any]]:
+        """Return the run with its dictionaries widened by relearn, and the record.
+
+        Where :func:`nmfsep.relearn.should_relearn` says so: the excerpts of
+        :func:`nmfsep.relearn.excerpt_spans` are read and separated one by one
+        (:func:`nmfsep.separate.separate`, the run's settings, one pass), every
+        source's dictionary learns atoms from its stems (:func:`relearned`), and the
+        harmonic choice is made again with them, as the second pass of ``separate``.
+        """
+        record: dict[str, Any] = {"setting": self.params.relearn, "passes": 1}
+        if not (self.analyse and should_relearn(self.params.relearn, self.plan, None, 0)):
+            return self, record
+        from nmfsep.separate import separate
+
+        p, names = self.params, list(self.plan.names)
+        excerpts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        with io.open_blocks(self.src) as reader:
+            for a, b in excerpt_spans(self.n_samples, self.sr):
+                res = separate(
+                    reader.read(a, b), self.sr, dictionaries=self.plan.dictionaries,
+                    harmonic="on", relearn="off", beta=p.beta, mask=p.mask,
+                    mask_power=p.mask_power, solver=p.solver, max_iter=p.max_iter, tol=p.tol,
+                    alpha_W=p.alpha_W, l1_ratio=p.l1_ratio, spatial=self.spatial,
+                    wiener_iter=p.wiener_iter, n_threads=self.n_threads)
+                for n in names:
+                    excerpts[n].append(res.stems[n])
+        dicts = relearned(self.plan.dictionaries, excerpts, self.sr)
+        plan = make_plan(None, None, dicts, 0, False,
+                         "auto" if self.plan.harmonic_choice else "on")
+        H = np.ascontiguousarray(plan.dictionary.atoms)  # type: ignore[union-attr]
+        again = replace(self, plan=plan, H=H, groups=fallback_groups(plan)).choose_harmonic()
+        record.update(passes=2, first_pass="excerpts", added_atoms={
+            d.names[0]: d.training.get("relearned", {}).get("atoms", 0) for d in dicts})
+        return again, record
+
     def summary(self, outputs: io.OutputFiles, stream: dict[str, Any], warnings: list[str],
-                n_iter: int, converged: bool, *, seconds: float) -> dict[str, Any]:
+                n_iter: int, converged: bool, *, seconds: float,
+                relearn: dict[str, Any] | None = None) -> dict[str, Any]:
         """Return :func:`separate_stream`'s summary (``separate_file``'s keys + ``n_blocks``)."""
         settings = settings_record(self.plan, self.params, beta=self.beta, power=self.power,
                                    sr=self.sr, stft=self.cfg, analysis_sr=self.sr,
@@ -707,6 +765,8 @@ class _Run:
         if self.spatial == "gains":
             settings["wiener_iter"] = filter_iterations(self.params, len(self.plan.names))
         settings["stream"] = stream
+        if relearn is not None:
+            settings["relearn"] = relearn
         summary = file_summary(self.src, outputs, settings, sr=self.sr,
                                n_channels=self.channels, n_samples=self.n_samples,
                                seconds=seconds, n_iter=n_iter, converged=converged,

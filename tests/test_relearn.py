@@ -200,18 +200,23 @@ def test_cli_relearn_records_the_second_pass_and_refuses_blind(duo, tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
-@pytest.mark.parametrize("relearn", ["auto", "on"])
-def test_a_file_over_the_memory_budget_streams_without_relearning_or_stays_whole(
+@pytest.mark.parametrize("relearn", ["auto", "on", "off"])
+def test_a_file_over_the_memory_budget_streams_and_relearns_as_the_whole_file_would(
         duo, tmp_path, relearn):
     from nmfsep.files import separate_file
 
     a, b, mix = duo
     sf.write(tmp_path / "mix.wav", mix[0], SR)
-    summary = separate_file(tmp_path / "mix.wav", tmp_path / "out", dictionaries=[a, b],
-                            max_iter=10, relearn=relearn, memory=1)
-    if relearn == "auto":  # streamed: one pass
-        assert "streamed" in summary
-    else:  # whole file, with a warning saying why
-        assert "streamed" not in summary
-        assert any("relearn='on'" in w for w in summary["warnings"]), summary["warnings"]
-        assert summary["settings"]["relearn"]["passes"] == 2
+    streamed = separate_file(tmp_path / "mix.wav", tmp_path / "out", dictionaries=[a, b],
+                             max_iter=10, relearn=relearn, memory=1)
+    whole = separate_file(tmp_path / "mix.wav", tmp_path / "whole", dictionaries=[a, b],
+                          max_iter=10, relearn=relearn, memory=2**40)
+    assert "streamed" in streamed and "streamed" not in whole
+    record = streamed["settings"]["relearn"]
+    assert record["passes"] == whole["settings"]["relearn"]["passes"]
+    assert record["passes"] == (1 if relearn == "off" else 2) or relearn == "auto"
+    if record["passes"] == 2:  # the first pass separated the excerpts alone
+        assert record["first_pass"] == "excerpts"
+        assert record["added_atoms"] == whole["settings"]["relearn"]["added_atoms"]
+        n = sum(d["n_atoms"] for d in streamed["settings"]["dictionaries"])
+        assert n == sum(d["n_atoms"] for d in whole["settings"]["dictionaries"])

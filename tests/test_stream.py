@@ -304,6 +304,37 @@ def test_stereo_stream_memory_does_not_grow_with_duration(dicts, tmp_path) -> No
     assert peaks[1] < 1.25 * peaks[0], peaks
 
 
+def test_stream_relearns_from_excerpts_of_a_long_file(dicts, tmp_path, monkeypatch) -> None:
+    """relearn='on': the first pass separates the six excerpts alone, every dictionary
+    learns atoms from its stems, then the blocks are separated with them."""
+    import importlib
+
+    separate_module = importlib.import_module("nmfsep.separate")  # the module, not the function
+    low, high = low_high(40, seed=8)
+    y = np.stack([0.3 * low + 0.05 * high, 0.05 * low + 0.2 * high]).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    lengths = []
+    real = separate_module.separate
+    monkeypatch.setattr(separate_module, "separate",
+                        lambda y, *a, **kw: lengths.append(y.shape[1]) or real(y, *a, **kw))
+    s = separate_stream(path, tmp_path / "o", dictionaries=dicts, block_seconds=4.0,
+                        relearn="on", max_iter=20)
+    record = s["settings"]["relearn"]
+    assert record["passes"] == 2 and record["first_pass"] == "excerpts"
+    assert lengths == [5 * SR] * 6  # 30 s of excerpts, never the whole 40 s
+    assert all(n > 0 for n in record["added_atoms"].values())
+    n_atoms = {d["names"][0]: d["n_atoms"] for d in s["settings"]["dictionaries"]}
+    for d in dicts:
+        assert n_atoms[d.names[0]] == d.n_atoms + record["added_atoms"][d.names[0]]
+    check_stems(s, y)
+    off = separate_stream(path, tmp_path / "off", dictionaries=dicts, block_seconds=4.0,
+                          relearn="off", max_iter=20)
+    assert off["settings"]["relearn"] == {"setting": "off", "passes": 1}
+    with pytest.raises(ParameterError, match="relearn"):
+        separate_stream(path, tmp_path / "blind", n_sources=2, relearn="on")
+
+
 # --------------------------------------------------------------------------- memory
 
 
