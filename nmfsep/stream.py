@@ -179,6 +179,7 @@ from nmfsep.separate import (
     analysis_grids,
     factorize_gains,
     filter_iterations,
+    separate,
     short_warning,
     spatial_filter,
 )
@@ -731,8 +732,6 @@ class _Run:
         record: dict[str, Any] = {"setting": self.params.relearn, "passes": 1}
         if not (self.analyse and should_relearn(self.params.relearn, self.plan, None, 0)):
             return self, record
-        from nmfsep.separate import separate
-
         p, names = self.params, list(self.plan.names)
         excerpts: dict[str, list[np.ndarray]] = {n: [] for n in names}
         with io.open_blocks(self.src) as reader:

@@ -309,14 +309,14 @@ def test_stream_relearns_from_excerpts_of_a_long_file(dicts, tmp_path, monkeypat
     learns atoms from its stems, then the blocks are separated with them."""
     import importlib
 
-    separate_module = importlib.import_module("nmfsep.separate")  # the module, not the function
+    stream_module = importlib.import_module("nmfsep.stream")  # the module, not the function
     low, high = low_high(40, seed=8)
     y = np.stack([0.3 * low + 0.05 * high, 0.05 * low + 0.2 * high]).astype(np.float32)
     path = tmp_path / "long.wav"
     sf.write(path, y.T, SR, subtype="FLOAT")
     lengths = []
-    real = separate_module.separate
-    monkeypatch.setattr(separate_module, "separate",
+    real = stream_module.separate
+    monkeypatch.setattr(stream_module, "separate",
                         lambda y, *a, **kw: lengths.append(y.shape[1]) or real(y, *a, **kw))
     s = separate_stream(path, tmp_path / "o", dictionaries=dicts, block_seconds=4.0,
                         relearn="on", max_iter=20)
