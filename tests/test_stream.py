@@ -219,11 +219,11 @@ def test_stereo_stream_separates_by_position_block_by_block(panned, dicts, tmp_p
     path, images = panned
     y = images["low"] + images["high"]
     whole = separate_file(path, tmp_path / "whole", dictionaries=dicts)
-    runs = {kw: separate_stream(path, tmp_path / kw, dictionaries=dicts, block_seconds=2.0,
-                                **dict([kw.split("=")]) if "=" in kw else {})
-            for kw in ("gains", "spatial=shared")}
-    runs["masks"] = separate_stream(path, tmp_path / "masks", dictionaries=dicts,
-                                    block_seconds=2.0, wiener_iter=0)
+    settings = {"gains": {}, "spatial=shared": {"spatial": "shared"},
+                "masks": {"wiener_iter": 0}}
+    runs = {name: separate_stream(path, tmp_path / name, dictionaries=dicts,
+                                  block_seconds=2.0, **kw)
+            for name, kw in settings.items()}
     assert runs["gains"]["n_blocks"] == 7
     assert runs["gains"]["settings"]["spatial"] == runs["masks"]["settings"]["spatial"] == "gains"
     assert runs["masks"]["settings"]["wiener_iter"] == 0
