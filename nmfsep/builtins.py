@@ -28,6 +28,7 @@ __all__ = [
     "is_builtin",
     "load_builtin",
     "dictionary_path",
+    "dictionary_files",
     "resolve_dictionary",
     "builtin_info",
 ]
@@ -115,6 +116,26 @@ def dictionary_path(spec: str | os.PathLike[str]) -> Path:
     if is_builtin(text) and not (os.path.lexists(text) and not os.path.isdir(text)):
         return BUILTIN_DIR / f"{text}.npz"
     return Path(text)
+
+
+def dictionary_files(specs: object) -> list[Path]:
+    """Return the files that dictionary arguments read (paths and built-in names).
+
+    A run's outputs may not overwrite them (:func:`nmfsep.io.check_not_input`).
+
+    Parameters
+    ----------
+    specs : sequence of str, os.PathLike or Dictionary, or None
+        ``separate``'s ``dictionaries``; loaded :class:`Dictionary` objects read no file.
+
+    Returns
+    -------
+    list of Path
+        One per path or name, as :func:`dictionary_path` resolves it.
+    """
+    if not isinstance(specs, list | tuple):
+        return []
+    return [dictionary_path(s) for s in specs if isinstance(s, str | os.PathLike)]
 
 
 def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:

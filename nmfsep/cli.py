@@ -1121,6 +1121,10 @@ def separate(
         report=report, block_seconds=block_seconds,
     )
     kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
+    if dict_paths:  # loaded here, so the run does not see their files: outputs must not hit them
+        from nmfsep.builtins import dictionary_path
+
+        kwargs["other_inputs"] = [dictionary_path(p) for p in dict_paths]
     kwargs.update(_model_options(ctx, adapt=adapt, percussive=percussive, harmonic=harmonic,
                                  relearn=relearn, stream=stream, supervised=bool(dict_paths),
                                  n_free=n_free, wiener_iter=wiener_iter))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nmfsep import io
 from nmfsep._checks import check_int
 from nmfsep.auto_sources import is_auto, plan_for
+from nmfsep.builtins import dictionary_files
 from nmfsep.exceptions import ParameterError
 from nmfsep.ntf import GAINS_CACHE_BYTES
 from nmfsep.plan import (
@@ -62,6 +64,7 @@ def separate_file(
     subtype: str | None = None,
     name: str | None = None,
     memory: int | str | None = None,
+    other_inputs: Sequence[str | os.PathLike[str]] = (),
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Separate an audio file and write ``out_dir/<mix stem>/<stem>.wav``, all or nothing.
@@ -112,6 +115,10 @@ def separate_file(
         ``power`` given, dictionaries at another rate than the file) stays
         whole-file, with a warning. ``block_seconds`` and ``learn_passes`` in
         ``kwargs`` go to the stream (ignored when the file is separated whole).
+    other_inputs : sequence of paths
+        Other files the run reads, such as dictionary files a caller loaded itself:
+        no output may be one of them, ``force`` or not. The mixture and the paths
+        given in ``dictionaries`` count already.
     **kwargs
         Passed to :func:`nmfsep.separate.separate` (``n_components``, ``dictionaries``
         ...).
@@ -144,7 +151,9 @@ def separate_file(
         why = stream_reason(src, budget, save_model=save_model, report=report, **kwargs)
         if why is not None and why.get("stream"):
             return _streamed(src, out_dir, why, force=force, format=format,
-                             subtype=subtype, name=name, kwargs={**kwargs, **stream_options})
+                             subtype=subtype, name=name,
+                             kwargs={**kwargs, **stream_options,
+                                     "other_inputs": other_inputs})
     else:
         why = None
     folder = output_folder(src, out_dir, name)
@@ -153,7 +162,8 @@ def separate_file(
     plan, params, options = _plan_of(kwargs, (y, sr))
     outputs = io.output_files(folder, plan.names, model=save_model, report=report,
                               ext=fmt.ext)
-    with io.OutputTransaction(folder, outputs.all(), force=force, inputs=[src]) as out:
+    read = [src, *dictionary_files(kwargs.get("dictionaries")), *other_inputs]
+    with io.OutputTransaction(folder, outputs.all(), force=force, inputs=read) as out:
         fit = analyse(y, sr, plan, params, **options)
         # every stem is written as its blocks are computed (to a temporary name; all are
         # renamed at the end): no stem or mask is ever held whole in memory

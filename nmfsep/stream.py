@@ -143,6 +143,7 @@ import numpy as np
 
 from nmfsep import io
 from nmfsep._checks import check_callable, check_int, check_real, fail, is_int
+from nmfsep.builtins import dictionary_files
 from nmfsep.context import expand_factors, expand_indices, stack_frames
 from nmfsep.dictionary import Dictionary, default_power
 from nmfsep.divergence import EPSILON, beta_loss_to_float
@@ -228,6 +229,7 @@ def separate_stream(
     harmonic: str = "auto",
     wiener_iter: int | None = None,
     relearn: str = DEFAULT_RELEARN,
+    other_inputs: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Separate an audio file of any length block by block; write ``out_dir/<mix stem>/<stem>.wav``.
 
@@ -295,6 +297,9 @@ def separate_stream(
         first pass separates only the excerpts they are learned from
         (:func:`nmfsep.relearn.excerpt_spans`: the whole file up to 30 s, else six
         excerpts spread over it), each as a mixture of its own.
+    other_inputs : sequence of paths
+        Other files the run reads (dictionary files loaded by the caller): no output
+        may be one of them, ``force`` or not.
 
     Returns
     -------
@@ -341,7 +346,8 @@ def separate_stream(
     n_passes = 2 + (learn_passes if plan.n_free else 0)  # blind: n_free == k
     progress = _Progress(callback, -(-run.grid.n_frames(run.file_frames) // run.fpb) * n_passes)
     with blas_single_thread(), io.OutputTransaction(
-        folder, outputs.all(), force=force, inputs=[src]
+        folder, outputs.all(), force=force,
+        inputs=[src, *dictionary_files(dictionaries), *other_inputs],
     ) as out:
         # BLAS on one thread: the NMF kernels run their own threads on blocks of 256
         # frames or more; on smaller blocks a multi-threaded BLAS only spins (20x slower

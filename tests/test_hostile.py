@@ -146,6 +146,41 @@ def test_separate_refuses_to_overwrite_its_input(tmp_path, mix, kind, force) -> 
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("mode", ["whole", "stream", "batch"])
+@pytest.mark.parametrize("target", ["model.npz", "low.wav"])
+def test_separate_refuses_to_overwrite_a_dictionary(tmp_path, mix, dict_file, target,
+                                                   mode) -> None:
+    # a --dict file where a stem (or the saved model) would go: refused, --force or not
+    stem_dir = tmp_path / "OUT" / "mix"
+    stem_dir.mkdir(parents=True)
+    d = stem_dir / target
+    d.write_bytes(dict_file.read_bytes())
+    before = digest(d)
+    extra = {"whole": ["--save-model"], "stream": ["--stream"],
+             "batch": ["--save-model", "--jobs", 1]}[mode]
+    if mode == "stream" and target == "model.npz":
+        pytest.skip("a stream saves no model")
+    result = run("separate", mix, "-d", d, "--free", 2, "-o", tmp_path / "OUT", "--force",
+                 "--harmonic", "off", "--relearn", "off", *extra, *FAST)
+    assert result.exit_code == 1, result.output
+    assert "is the input" in result.output
+    assert "Traceback" not in result.output
+    assert digest(d) == before
+
+
+def test_api_separate_file_refuses_to_overwrite_a_dictionary(tmp_path, mix, dict_file) -> None:
+    d = tmp_path / "OUT" / "mix" / "low.wav"
+    d.parent.mkdir(parents=True)
+    d.write_bytes(dict_file.read_bytes())
+    before = digest(d)
+    for kw in ({"dictionaries": [d]},
+               {"dictionaries": [Dictionary.load(d)], "other_inputs": [d]}):
+        with pytest.raises(OutputError, match="is the input"):
+            files.separate_file(mix, tmp_path / "OUT", force=True, n_free=2, max_iter=5,
+                                harmonic="off", relearn="off", **kw)
+    assert digest(d) == before
+
+
 def test_api_transaction_refuses_an_input(tmp_path, mix) -> None:
     target = tmp_path / "m.wav"
     os.link(mix, target)
