@@ -48,7 +48,39 @@ __all__ = ["app", "main"]
 
 _DEBUG_ENV = "NMFSEP_DEBUG"
 
+class _OneLineErrors(typer.core.TyperGroup):
+    """The command group, with bad usage reported as one ``error:`` line (exit status 2).
+
+    Typer prints a usage error as a box of several lines; nmfsep's rule is one line
+    naming the problem and where help is (``nmfsep separate -h``). Help itself (``-h``,
+    or a command given without arguments) is printed as Typer formats it.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # Typer vendors click from 0.2x on; earlier it uses click itself
+            from typer._click import exceptions as click_errors
+        except ImportError:  # pragma: no cover - older Typer
+            from click import exceptions as click_errors  # type: ignore[no-redef]
+
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click_errors.NoArgsIsHelpError as exc:  # the help is printed already
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (help: {ctx.command_path} -h)" if ctx is not None else ""
+            _say(_stderr_console(), "error", exc.format_message() + where)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _say(_stderr_console(), "error", "aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="nmfsep",
     help=(
         "Separate audio recordings into stems with spectrogram NMF "
