@@ -45,6 +45,7 @@ __all__ = [
     "Plan",
     "SeparationParams",
     "make_plan",
+    "fit_frames",
     "load_dictionaries",
     "stem_names",
     "fallback_groups",
@@ -229,6 +230,10 @@ class Plan:
     sources_auto : dict or None
         With ``n_sources="auto"``: what :func:`nmfsep.sources.suggest_sources` found
         (:func:`nmfsep.auto_sources.auto_plan`); None otherwise.
+    k_default : bool
+        The free components' count is a default, not the caller's (blind with
+        ``n_sources`` and no ``n_components``; named sources without ``n_free``): a
+        mixture with fewer STFT frames gets fewer (:func:`fit_frames`).
     """
 
     mode: str
@@ -244,11 +249,56 @@ class Plan:
     harmonic_note: str = ""
     harmonic_choice: bool = False
     sources_auto: dict[str, Any] | None = None
+    k_default: bool = False
 
     @property
     def n_free(self) -> int:
         """Number of free (learned) atoms: all of them in blind mode."""
         return self.k - self.n_fixed
+
+
+def fit_frames(plan: Plan, n_frames: int, seconds: float) -> tuple[Plan, str]:
+    """Check the free components against the mixture's STFT frames; fewer if defaulted.
+
+    More free components than frames cannot be learned. A count the caller gave is
+    refused; a default count (:attr:`Plan.k_default`) is lowered to the number of
+    frames, and a warning says so.
+
+    Parameters
+    ----------
+    plan : Plan
+    n_frames : int
+        STFT frames of the mixture at the analysis rate.
+    seconds : float
+        The mixture's duration, for the messages.
+
+    Returns
+    -------
+    plan : Plan
+        ``plan``, or a copy with fewer free components.
+    warning : str
+        Why the count was lowered; "" if it was not.
+
+    Raises
+    ------
+    ParameterError
+        Too many free components given, or more blind sources than frames.
+    """
+    if plan.n_free <= n_frames or plan.mode == "supervised":
+        return plan, ""
+    what = f"the {n_frames} STFT frames of the mixture ({seconds:.3g} s)"
+    if not plan.k_default:
+        name, value = ("n_components", plan.k) if plan.mode == "blind" else (
+            "n_free", plan.n_free)
+        raise ParameterError(f"{name}={value} is more than {what}; use {name} <= {n_frames} "
+                             "or a longer mixture")
+    if plan.mode == "blind" and (plan.n_sources or 1) > n_frames:
+        raise ParameterError(f"n_sources={plan.n_sources} is more than {what}; use "
+                             f"n_sources <= {n_frames} or a longer mixture")
+    what = "components" if plan.mode == "blind" else "free atoms"
+    warning = (f"the mixture has only {n_frames} STFT frames ({seconds:.3g} s): "
+               f"{n_frames} {what} instead of the default {plan.n_free}")
+    return replace(plan, k=plan.n_fixed + n_frames), warning
 
 
 def load_dictionaries(dictionaries: object) -> list[Dictionary]:
@@ -363,6 +413,7 @@ def make_plan(
         raise ParameterError(
             "n_free needs dictionaries (semi-supervised); for blind separation use n_components"
         )
+    k_default = n_components is None
     if n_components is None:
         if n_sources is None:
             raise ParameterError(
@@ -380,6 +431,7 @@ def make_plan(
     return Plan(
         mode="blind", k=k, n_fixed=0, names=tuple(names), dictionary=None, dictionaries=(),
         n_sources=None if n_sources is None else int(n_sources), percussive=bool(percussive),
+        k_default=k_default,
     )
 
 
@@ -408,11 +460,13 @@ def _named_plan(
         )
     for name in others:
         io.check_name(name)
-    if others and n_free == 0:
+    k_default = bool(others) and n_free == 0
+    if k_default:
         n_free = DEFAULT_NAMED_FREE
     residual = others[0] if others else RESIDUAL
-    return _supervised_plan(None, None, builtins, n_free, residual=residual,
+    plan = _supervised_plan(None, None, builtins, n_free, residual=residual,
                             harmonic=harmonic)
+    return replace(plan, k_default=k_default)
 
 
 def _supervised_plan(

@@ -87,6 +87,7 @@ from nmfsep.plan import (
     Plan,
     SeparationParams,
     fallback_groups,
+    fit_frames,
     load_dictionaries,
     make_plan,
     plain_plan,
@@ -759,20 +760,6 @@ def short_warning(n_samples: int, sr: int, n_fft: int, analysis_sr: int) -> str 
     )
 
 
-def _check_frames(plan: Plan, n_frames: int, y: np.ndarray, sr: int) -> None:
-    """Refuse more free components than the mixture has STFT frames."""
-    if plan.mode == "blind" and plan.k > n_frames:
-        raise ParameterError(
-            f"n_components={plan.k} is more than the {n_frames} STFT frames of the mixture "
-            f"({y.shape[1] / sr:.3g} s); use n_components <= {n_frames} or a longer mixture"
-        )
-    if plan.mode == "semi-supervised" and plan.n_free > n_frames:
-        raise ParameterError(
-            f"n_free={plan.n_free} is more than the {n_frames} STFT frames of the mixture; "
-            f"use n_free <= {n_frames}"
-        )
-
-
 def _spectrogram(X: np.ndarray, power: float, context: int,
                  per_channel: bool = False) -> np.ndarray | None:
     """Return V scaled to a peak of 1 then a mean of 1 (frames stacked), or None if silent.
@@ -861,7 +848,6 @@ def _mixture_spectrogram(
     if y_a.shape[1] == 0:
         y_a = np.zeros((y.shape[0], 1), dtype=y.dtype)
     X_a = compute_stft(y_a, grids.analysis_stft)
-    _check_frames(plan, X_a.shape[2], y, sr)
     V = _spectrogram(X_a, grids.power, grids.context, per_channel=spatial == "gains")
     spread = None if spatial == "shared" or V is None else pan_spread(V, power=grids.power)
     if spread is not None and spread < MIN_PAN_SPREAD:
@@ -1159,8 +1145,9 @@ def _analyse_once(
     resampled = grids.analysis_sr != sr
     X_a, V, spatial = _mixture_spectrogram(y, sr, plan, params, grids)
     n_frames = X_a.shape[2]
+    plan, fewer = fit_frames(plan, n_frames, y.shape[1] / sr)
     short = short_warning(y.shape[1], sr, grids.analysis_stft.n_fft, grids.analysis_sr)
-    warnings_out: list[str] = [w for w in (short, plan.harmonic_note) if w]
+    warnings_out: list[str] = [w for w in (short, fewer, plan.harmonic_note) if w]
     fit_ratio = None
     if V is None:
         W, H, groups, warning = _silent(plan, y, n_frames,

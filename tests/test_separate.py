@@ -203,6 +203,23 @@ def test_clip_shorter_than_one_frame(dicts) -> None:
     check_result(separate(one, SR, n_components=1, stft=CFG, max_iter=5), one)
 
 
+def test_a_clip_of_few_frames_gets_fewer_default_components(dicts) -> None:
+    # 10 samples: a few frames of CFG. Default counts shrink (with a warning), given ones don't
+    y = (0.1 * np.sin(np.arange(10) / 3.0)).astype(np.float32)[None]
+    res = separate(y, SR, n_sources=2, stft=CFG, max_iter=10)
+    check_result(res, y)
+    assert list(res.stems) == ["source_1", "source_2"]
+    n = res.settings["n_components"]
+    assert 2 <= n < 16
+    assert any(f"{n} components instead of the default 16" in w for w in res.warnings)
+    with pytest.raises(ParameterError, match=f"n_components=16 is more than the {n} STFT"):
+        separate(y, SR, n_components=16, n_sources=2, stft=CFG, max_iter=10)
+    with pytest.raises(ParameterError, match=f"n_sources={n + 1} is more than the {n} STFT"):
+        separate(y, SR, n_sources=n + 1, stft=CFG, max_iter=10)
+    with pytest.raises(ParameterError, match="n_free=100 is more than the"):
+        separate(y, SR, dictionaries=dicts, n_free=100, max_iter=10)
+
+
 # --------------------------------------------------------------------------- validation
 
 
