@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nmfsep._checks import check_choice, peak_problem
+from nmfsep._checks import MAX_CHANNELS, check_choice, peak_problem
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.exceptions import AudioFormatError, OutputError, ParameterError
 from nmfsep.spectral import FrameGrid
@@ -138,6 +138,7 @@ def load(path: str | os.PathLike[str], *, sr: int | None = None) -> tuple[np.nda
         raise AudioFormatError(
             f"{p}: contains no audio samples; give a file with at least one sample"
         )
+    _check_channels(p, data.shape[1])
     if not np.isfinite(data).all():
         raise AudioFormatError(
             f"{p}: contains NaN or Inf samples; re-export it as PCM or clean float audio"
@@ -149,6 +150,15 @@ def load(path: str | os.PathLike[str], *, sr: int | None = None) -> tuple[np.nda
     if sr is not None and sr != native_sr:
         return resample(y, native_sr, sr), sr
     return y, native_sr
+
+
+def _check_channels(p: Path, n_channels: int) -> None:
+    """Refuse a file of more channels than nmfsep takes (:data:`MAX_CHANNELS`)."""
+    if n_channels > MAX_CHANNELS:
+        raise AudioFormatError(
+            f"{p}: has {n_channels} channels, more than the {MAX_CHANNELS} nmfsep takes; "
+            "mix it down first (e.g. ffmpeg -i IN -ac 2 OUT.wav)"
+        )
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -1021,6 +1031,7 @@ def open_blocks(
             f"{p}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
         ) from exc
     with f:
+        _check_channels(p, f.channels)
         src: Any = f
         if sr is not None and int(sr) != f.samplerate:
             src = _ResampledFile(f, f.samplerate, int(sr), f.channels)

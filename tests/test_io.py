@@ -388,3 +388,17 @@ def test_check_name_rejects(name: str, match: str) -> None:
         check_name(name)
     if isinstance(name, str) and name:
         assert repr(name) in str(info.value)
+
+
+def test_more_channels_than_nmfsep_takes_is_one_clear_error(tmp_path) -> None:
+    from nmfsep._checks import MAX_CHANNELS
+    from nmfsep.io import open_blocks
+
+    p = tmp_path / "many.wav"
+    sf.write(p, np.zeros((100, MAX_CHANNELS + 1), dtype=np.float32), 8000, subtype="FLOAT")
+    with pytest.raises(AudioFormatError, match=f"has {MAX_CHANNELS + 1} channels.*mix it down"):
+        load(p)
+    with pytest.raises(AudioFormatError, match="mix it down"), open_blocks(p):
+        pass
+    sf.write(p, np.zeros((100, MAX_CHANNELS), dtype=np.float32), 8000, subtype="FLOAT")
+    assert load(p)[0].shape == (MAX_CHANNELS, 100)
