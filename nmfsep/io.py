@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _MAX_NAME_LENGTH = 100
+MAX_FOLDER_LENGTH = 255  # an output folder named after a mixture: as long as a file name
 _FULL_BYTES = 64 * 1024  # less free space than this after a failed write: the disk is full
 
 
@@ -644,13 +645,16 @@ def _create_temporary(p: Path, *, hint: str = _OUTPUT_HINT) -> Path:
     raise OutputError(f"{p.parent}: cannot create a temporary file; clean up stale .*.tmp files")
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, max_length: int = _MAX_NAME_LENGTH) -> str:
     r"""Check a name that will become a file name (a source name, a mixture stem).
 
     Parameters
     ----------
     name : str
         Candidate name, e.g. ``"piano"`` (which becomes ``piano.wav``).
+    max_length : int
+        Longest name allowed, in characters (100; an output folder named after a
+        mixture may have as many as a file name, 255).
 
     Returns
     -------
@@ -660,7 +664,7 @@ def check_name(name: str) -> str:
     Raises
     ------
     ParameterError
-        If ``name`` is not a string, is empty, longer than 100 characters,
+        If ``name`` is not a string, is empty, longer than ``max_length``,
         ``"."`` or ``".."``, starts with ``"."``, or contains ``/``, ``\`` or a
         control character.
 
@@ -674,9 +678,10 @@ def check_name(name: str) -> str:
     if not name:
         raise ParameterError("name '' is empty; give a non-empty name such as 'piano'")
     problem = None
-    if len(name) > _MAX_NAME_LENGTH:
-        problem = f"is longer than {_MAX_NAME_LENGTH} characters"
-    elif "/" in name or "\\" in name:
+    if len(name) > max_length:
+        raise ParameterError(f"name {name!r} is {len(name)} characters long; use a name of "
+                             f"at most {max_length}")
+    if "/" in name or "\\" in name:
         problem = "contains a path separator ('/' or '\\')"
     elif name in (".", ".."):
         problem = "is a special folder name"

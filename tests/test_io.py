@@ -379,7 +379,7 @@ def test_check_name_accepts(name: str) -> None:
         ("..", "special folder name"),
         (".", "special folder name"),
         (".hidden", "starts with '.'"),
-        ("x" * 101, "longer than 100"),
+        ("x" * 101, "101 characters long; use a name of at most 100"),
         (3, "must be a string"),
     ],
 )

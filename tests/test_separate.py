@@ -614,11 +614,22 @@ def test_separate_file_checks_before_computing(
     assert (out / "song" / "component_02.wav").read_bytes() == b"old"
 
 
-def test_separate_file_refuses_unsafe_names(mix: np.ndarray, tmp_path: Path) -> None:
+def test_separate_file_names_folders_after_any_mixture(mix: np.ndarray, tmp_path: Path) -> None:
+    # a hidden mixture's stems go to a visible folder; a long name is a file name still
     hidden = tmp_path / ".hidden.wav"
     sf.write(hidden, mix.T, SR, subtype="FLOAT")
-    with pytest.raises(ParameterError, match="starts with"):
-        separate_file(hidden, tmp_path / "out", n_components=2)
+    s = separate_file(hidden, tmp_path / "out", n_components=2, stft=CFG, max_iter=5)
+    assert Path(s["output_dir"]) == tmp_path / "out" / "hidden"
+    long = tmp_path / ("x" * 240 + ".wav")
+    sf.write(long, mix.T, SR, subtype="FLOAT")
+    s = separate_file(long, tmp_path / "out", n_components=2, stft=CFG, max_iter=5)
+    assert Path(s["output_dir"]).name == "x" * 240
+
+
+def test_separate_file_refuses_unsafe_names(mix_file: Path, tmp_path: Path) -> None:
+    for name in (".hidden", "../escape", "x" * 256):
+        with pytest.raises(ParameterError, match="name"):
+            separate_file(mix_file, tmp_path / "out", n_components=2, name=name)
     assert not (tmp_path / "out").exists()
 
 
