@@ -186,7 +186,8 @@ def separate_file(
                         n_samples=y.shape[1], seconds=time.perf_counter() - start,
                         n_iter=m.n_iter, converged=m.converged,
                         warnings=[*m.warnings, *gain_warnings(out.gain, fmt),
-                                  *([why["warning"]] if why and why.get("warning") else [])],
+                                  *([why["warning"]] if why and why.get("warning") else []),
+                                  *outputs.leftover_warnings()],
                         report=report_path)
 
 

@@ -732,6 +732,32 @@ class OutputFiles:
         extra = [p for p in (self.model, self.report, self.mixture) if p is not None]
         return [*self.stems.values(), *extra]
 
+    def leftover_warnings(self) -> list[str]:
+        """Warn of stems of an earlier run in the folder that this run did not replace.
+
+        Audio files of the formats nmfsep writes, other than this run's targets and
+        the report's copies of the mixture (hidden files are not looked at).
+
+        Returns
+        -------
+        list of str
+            One warning naming them, or none.
+        """
+        mine = set(self.all())
+        try:
+            names = sorted(
+                p.name for p in self.folder.iterdir()
+                if p.suffix.lstrip(".") in FORMATS and p not in mine
+                and not p.name.startswith((".", MIXTURE_NAME)) and p.is_file())
+        except OSError:
+            return []
+        if not names:
+            return []
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return [f"{self.folder} also holds {shown} from an earlier run, which are not stems "
+                "of this separation (with them the stems no longer add up to the mixture); "
+                "delete them or write to another output folder"]
+
 
 def output_files(
     folder: str | os.PathLike[str], names: Sequence[str], *, model: bool = False,

@@ -373,7 +373,8 @@ def separate_stream(
         **({"online": learned} if learned else {}),
     }
     warnings_out = [*warnings_out, *gain_warnings(out.gain, fmt),
-                    *([plan.harmonic_note] if plan.harmonic_note else [])]
+                    *([plan.harmonic_note] if plan.harmonic_note else []),
+                    *outputs.leftover_warnings()]
     return run.summary(outputs, stream, warnings_out, n_iter_max, all_converged,
                        seconds=time.perf_counter() - start_time, relearn=relearn_record)
 

@@ -626,6 +626,19 @@ def test_separate_file_names_folders_after_any_mixture(mix: np.ndarray, tmp_path
     assert Path(s["output_dir"]).name == "x" * 240
 
 
+def test_separate_file_warns_of_an_earlier_runs_stems(mix_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    kw = {"stft": CFG, "max_iter": 5}
+    first = separate_file(mix_file, out, n_components=4, **kw)
+    assert not any("earlier run" in w for w in first["warnings"])
+    (Path(first["output_dir"]) / ".partial.wav").write_bytes(b"")  # hidden: not a stem
+    again = separate_file(mix_file, out, n_components=2, force=True, **kw)
+    left = [w for w in again["warnings"] if "earlier run" in w]
+    assert len(left) == 1 and "component_03.wav, component_04.wav" in left[0], left
+    same = separate_file(mix_file, out, n_components=4, force=True, **kw)
+    assert not any("earlier run" in w for w in same["warnings"])
+
+
 def test_separate_file_refuses_unsafe_names(mix_file: Path, tmp_path: Path) -> None:
     for name in (".hidden", "../escape", "x" * 256):
         with pytest.raises(ParameterError, match="name"):
