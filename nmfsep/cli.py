@@ -2423,6 +2423,8 @@ def _suggest_sources(console, clips: list[Path], *, seconds: float | None, as_js
     """``rank --sources``: :func:`nmfsep.sources.suggest_sources` of each mixture."""
     with _errors_as_exit(console):
         from nmfsep import io
+        from nmfsep.auto_sources import MIN_AUTO_SECONDS
+        from nmfsep.exceptions import AudioFormatError
         from nmfsep.separate import check_mixture
         from nmfsep.sources import suggest_sources
 
@@ -2430,6 +2432,10 @@ def _suggest_sources(console, clips: list[Path], *, seconds: float | None, as_js
         for clip in clips:
             with _errors_as_exit(console, clip):
                 y, sr = check_mixture(*io.load(clip))
+                if y.shape[1] < MIN_AUTO_SECONDS * sr:
+                    raise AudioFormatError(
+                        f"is {y.shape[1] / sr:.3g} s long; suggesting a number of sources "
+                        f"needs at least {MIN_AUTO_SECONDS:g} s of audio")
             found.append(suggest_sources(y, sr, seconds=30.0 if seconds is None else seconds))
     if as_json:
         _print_json([{"mixture": str(c), **s.to_dict()} for c, s in zip(clips, found,

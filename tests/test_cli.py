@@ -900,6 +900,15 @@ def test_rank_bad_input_is_one_error_line(audio, tmp_path, args, needle):
     assert r.stdout == ""
 
 
+def test_rank_sources_refuses_a_clip_too_short_to_count(tmp_path):
+    clip = tmp_path / "short.wav"
+    sf.write(clip, np.full(100, 0.1, dtype=np.float32), 22050)
+    r = run("rank", clip, "--sources", "--max-iter", 5)
+    assert r.exit_code == 1, r.output
+    one_error_line(r, "short.wav", "at least 1 s")
+    assert r.stdout == ""
+
+
 # --------------------------------------------------------------------------- report
 
 
