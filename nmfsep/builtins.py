@@ -29,6 +29,7 @@ __all__ = [
     "load_builtin",
     "dictionary_path",
     "dictionary_files",
+    "existing_path",
     "resolve_dictionary",
     "builtin_info",
 ]
@@ -165,13 +166,35 @@ def resolve_dictionary(spec: str | os.PathLike[str]) -> tuple[Dictionary, str]:
     path = dictionary_path(text)
     if path != Path(text):  # the built-in of that name
         return load_builtin(text), f"built-in {text}"
-    if os.path.lexists(text):
-        shadow = f" (not the built-in {text})" if is_builtin(text) else ""
-        return Dictionary.load(text), f"file {text}{shadow}"
-    raise DictionaryError(
-        f"{text}: no such dictionary file and no built-in of that name; give the path of "
-        f"a .npz from `nmfsep learn` or a built-in: {_available()}"
-    )
+    existing_path(text)
+    shadow = f" (not the built-in {text})" if is_builtin(text) else ""
+    return Dictionary.load(text), f"file {text}{shadow}"
+
+
+def existing_path(spec: str | os.PathLike[str]) -> Path:
+    """:func:`dictionary_path`, refusing a name that is neither a file nor a built-in.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        A dictionary (or saved model) file, or a built-in's name.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DictionaryError
+        If nothing of that name exists; the message lists the built-ins.
+    """
+    path = dictionary_path(spec)
+    if not os.path.lexists(path):
+        raise DictionaryError(
+            f"{os.fspath(spec)}: no such dictionary file and no built-in of that name; give "
+            f"the path of a .npz from `nmfsep learn` or a built-in: {_available()}"
+        )
+    return path
 
 
 def builtin_info() -> list[dict[str, Any]]:

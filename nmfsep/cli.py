@@ -2060,11 +2060,11 @@ def _print_builtins(as_json: bool) -> None:
 def _load_info(file: Path) -> dict[str, Any]:
     """Load a dictionary or a saved model (told apart by the ``kind`` in its metadata)."""
     from nmfsep._npz import parse_meta, read_npz
-    from nmfsep.builtins import dictionary_path
+    from nmfsep.builtins import existing_path
     from nmfsep.dictionary import Dictionary
     from nmfsep.exceptions import DictionaryError
 
-    file = dictionary_path(file)
+    file = existing_path(file)
 
     kind = None
     try:
@@ -2118,10 +2118,11 @@ def plot_command(
     Example: [bold]nmfsep plot piano.npz -o piano.png[/]; a model saved by
     [bold]nmfsep separate MIX -k 8 --save-model[/] gives the overview of the separation.
     """
-    from nmfsep.builtins import dictionary_path
+    from nmfsep.builtins import existing_path
 
-    source = dictionary_path(source)  # as info and --dict: a built-in's NAME
     console = _stderr_console()
+    with _errors_as_exit(console):
+        source = existing_path(source)  # as info and --dict: a built-in's NAME
     _check_output(console, output, force=force, example="figure.png", inputs=[source])
     with _errors_as_exit(console):
         from nmfsep.plots import plot_file

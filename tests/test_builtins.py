@@ -288,6 +288,11 @@ def test_cli_unknown_name_is_one_line_listing_the_builtins(tmp_path: Path, mixtu
     assert res.exit_code == 1
     one_error_line(res, "drumz", *sorted(EXPECTED))
     assert not (tmp_path / "out").exists()
+    for command in (["info", "drumz"], ["plot", "drumz", "-o", "fig.png"]):
+        res = run(*command)
+        assert res.exit_code == 1, res.output
+        one_error_line(res, "drumz", *sorted(EXPECTED))
+    assert not (tmp_path / "fig.png").exists()
 
 
 def test_cli_named_sources(tmp_path: Path, mixture, monkeypatch) -> None:
