@@ -687,6 +687,13 @@ def _parse_sources(value: str | None) -> int | str | tuple[str, ...] | None:
         if not 1 <= int(text) <= 10_000:
             raise typer.BadParameter(f"{text} is not in the range 1<=x<=10000.")
         return int(text)
+    try:
+        float(text)
+    except ValueError:
+        pass
+    else:  # a number, but not a whole one: not a source's name
+        raise typer.BadParameter(f"{text} is not a whole number of sources; give a number "
+                                 "(2), 'auto' or names (drums,bass,other)")
     names = tuple(n.strip() for n in text.split(","))
     if not all(names):
         raise typer.BadParameter(f"{value!r}: give a number or names separated by commas "
