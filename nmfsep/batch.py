@@ -409,7 +409,8 @@ def separate_batch(
     ParameterError, DictionaryError
         For settings that are wrong for every file (a bad dictionary, an
         impossible combination of options, bad ``n_jobs``), before any file is
-        touched; or when the Dask scheduler cannot be reached.
+        touched (a malformed scheduler address included); or when the Dask
+        scheduler cannot be reached.
     """
     start = time.perf_counter()
     if n_jobs is not None and not (is_int(n_jobs) and (n_jobs >= 1 or n_jobs == -1)):
@@ -417,6 +418,8 @@ def separate_batch(
     if "callback" in separate_kwargs:  # pragma: no cover - swallowed by the signature
         raise ParameterError("callback is the batch's progress callback")
     kwargs, names = _common_settings(separate_kwargs, stream)
+    if scheduler is not None:
+        _check_scheduler(scheduler)
 
     out = Path(out_dir)
     result = BatchResult(out_dir=str(out))
@@ -677,8 +680,15 @@ def _discard_pending(tasks: Iterable[_Task], anchors: dict[int, Path]) -> None:
         io.discard_interrupted(_folder(t), anchors[t.index])
 
 
-def _connect(scheduler: Any) -> tuple[Any, bool]:
-    """Return a Dask client for ``scheduler`` (an address or a client) and whether we own it."""
+def _check_scheduler(scheduler: Any) -> None:
+    """Refuse a ``scheduler`` that is no client and no well-formed address (before any file).
+
+    Raises
+    ------
+    ParameterError
+        When dask.distributed is missing, or ``scheduler`` is neither a
+        ``distributed.Client`` nor an address of the form tcp://HOST:PORT.
+    """
     try:
         from distributed import Client
     except ImportError as exc:
@@ -687,16 +697,72 @@ def _connect(scheduler: Any) -> tuple[Any, bool]:
             'pip install "dask[distributed]" (or nmfsep[cluster])'
         ) from exc
     if isinstance(scheduler, Client):
-        return scheduler, False
+        return
     if not isinstance(scheduler, str):
         raise ParameterError(
             f"scheduler must be an address such as 'tcp://127.0.0.1:8786' or a "
             f"distributed.Client, got {type(scheduler).__name__}"
         )
+    _check_address(scheduler)
+
+
+def _connect(scheduler: Any) -> tuple[Any, bool]:
+    """Return a Dask client for ``scheduler`` (an address or a client) and whether we own it."""
+    _check_scheduler(scheduler)
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler, False
     try:
         return Client(scheduler, timeout="10s"), True
+    except ValueError as exc:  # what the form check lets through (a foreign inproc:// address)
+        raise ParameterError(
+            f"cannot connect to the Dask scheduler at {scheduler!r} ({exc}); give its "
+            "address as tcp://HOST:PORT, such as tcp://127.0.0.1:8786"
+        ) from exc
     except (OSError, TimeoutError) as exc:
         raise ParameterError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
             "`dask scheduler` and workers with `dask worker ADDRESS`, or check the address"
         ) from exc
+
+
+def _bad_address(address: str, why: str) -> ParameterError:
+    """Return the one-line error for a scheduler address not of the form tcp://HOST:PORT."""
+    return ParameterError(
+        f"{address!r} is not a Dask scheduler address ({why}); give it as "
+        "tcp://HOST:PORT, such as tcp://127.0.0.1:8786"
+    )
+
+
+def _check_address(address: str) -> None:
+    """Refuse a malformed scheduler address before connecting (distributed is importable).
+
+    The form distributed itself parses: an optional known scheme (tcp:// when left
+    out), then HOST:PORT with a port in 1..65535. ``inproc://`` addresses, which have
+    no host and port, are left to the client.
+
+    Raises
+    ------
+    ParameterError
+        Naming the address and the expected form.
+    """
+    from distributed.comm import parse_address, registry
+
+    scheme, location = parse_address(address)
+    try:
+        backend = registry.get_backend(scheme)
+    except ValueError:
+        raise _bad_address(address, f"unknown scheme {scheme!r}") from None
+    try:
+        host, port = backend.get_address_host_port(location)
+    except NotImplementedError:  # inproc://: no host and port
+        return
+    except ValueError:
+        raise _bad_address(address, "no HOST:PORT with a numeric port") from None
+    if not host:
+        raise _bad_address(address, "no host before the port")
+    if any(c.isspace() for c in host):
+        raise _bad_address(address, f"a space in the host {host!r}")
+    if not 1 <= port <= 65535:
+        raise _bad_address(address, f"port {port} is not in 1..65535")

@@ -150,6 +150,29 @@ def test_stream_batch(songs: Path, dicts, tmp_path: Path) -> None:
     assert res.ok and all(d["n_blocks"] == 5 for d in res.done)
 
 
+BAD_ADDRESSES = [
+    ("not a url", "numeric port"),
+    ("tcp://127.0.0.1", "numeric port"),
+    ("tcp://127.0.0.1:notaport", "numeric port"),
+    ("ftp://127.0.0.1:8786", "unknown scheme 'ftp'"),
+    ("tcp://127.0.0.1:99999", "1..65535"),
+    ("tcp://:8786", "no host"),
+]
+
+
+@pytest.mark.parametrize(("address", "why"), BAD_ADDRESSES)
+def test_malformed_scheduler_address(songs: Path, dicts, tmp_path: Path, address: str,
+                                     why: str) -> None:
+    # refused by its form, before any file is touched and without waiting on a connection
+    pytest.importorskip("distributed")
+    calls = []
+    with pytest.raises(ParameterError, match="tcp://HOST:PORT") as info:
+        separate_batch([songs], tmp_path / "out", scheduler=address, dictionaries=dicts,
+                       callback=lambda *a: calls.append(a))
+    assert repr(address) in str(info.value) and why in str(info.value)
+    assert not calls and not (tmp_path / "out").exists()
+
+
 def test_dask_cluster(songs: Path, dicts, tmp_path: Path) -> None:
     """A real scheduler and two workers on loopback; tasks go through its address."""
     distributed = pytest.importorskip("distributed")

@@ -1201,6 +1201,18 @@ def test_scheduler_runs_the_batch_on_a_dask_cluster(songs, tmp_path):
         assert len(list((out / f"song{i}").glob("*.wav"))) == 2
 
 
+@pytest.mark.parametrize(
+    "address", ["not a url", "tcp://127.0.0.1", "tcp://127.0.0.1:notaport", "ftp://127.0.0.1:8786"]
+)
+def test_malformed_scheduler_address_is_one_error_line(audio, tmp_path, address):
+    pytest.importorskip("distributed")
+    r = run("separate", audio / "mix.wav", "-k", 4, "--scheduler", address, "--max-iter", 20,
+            "-o", tmp_path / "out")
+    assert r.exit_code == 1, r.output
+    one_error_line(r, repr(address), "tcp://HOST:PORT")
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------- learn --online
 
 
