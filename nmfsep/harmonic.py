@@ -74,6 +74,11 @@ NOISE_BANDS = 32
 #: 0.01-0.05, its LibriVox speech 0.05 (its pitch moves faster than the 186 ms frames),
 #: white noise 0.01.
 PITCHED = 0.2
+#: librosa.pyin's pitch grid (semitones) and largest pitch change (semitones per
+#: second, librosa's default), given explicitly so that :func:`_pyin_range` checks
+#: the same numbers pyin uses.
+_PYIN_RESOLUTION = 0.5
+_PYIN_MAX_TRANSITION_RATE = 35.92
 _EPS = 1e-12
 
 
@@ -350,7 +355,8 @@ def played_pitches(
     averaged), from C1 to C8 (or the part of it below 0.45 ``sr`` with two periods
     in a frame) in half semitones (a finer grid costs 25 times the time for
     a range that is widened by a margin anyway), frames of ``frame_length`` every half
-    frame. Its voiced
+    frame. Clips shorter than a frame, and every clip when ``sr`` is too low for pyin
+    at this frame length (:func:`_pyin_range`), are not tracked. Its voiced
     probability, not its voiced flag, decides: the flag calls most frames of white
     noise voiced, the probability stays near 0 there. For a polyphonic instrument it
     follows one voice, most often the lowest.
@@ -371,20 +377,19 @@ def played_pitches(
         probability > 0.5 (NaN when there is none).
     pitched : float
         Mean voiced probability over all frames (0..1); at least :data:`PITCHED` for
-        a pitched source.
+        a pitched source. ``(nan, nan, 0.0)`` when no clip could be tracked.
     """
     import librosa
 
-    # pyin needs fmax under Nyquist, and two periods of fmin in a frame to trust it
-    fmin = max(float(librosa.midi_to_hz(PITCH_LIMITS[0])), 2.02 * sr / frame_length)
-    fmax = min(float(librosa.midi_to_hz(PITCH_LIMITS[1])), 0.45 * sr)
+    limits = _pyin_range(sr, frame_length)
     f0s, probs = [], []
     for y in clips:
-        if y.shape[1] < frame_length or fmin >= fmax:
+        if y.shape[1] < frame_length or limits is None:
             continue
-        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=fmin, fmax=fmax, sr=sr,
+        f0, _, prob = librosa.pyin(y.mean(axis=0), fmin=limits[0], fmax=limits[1], sr=sr,
                                    frame_length=frame_length, hop_length=frame_length // 2,
-                                   resolution=0.5)
+                                   resolution=_PYIN_RESOLUTION,
+                                   max_transition_rate=_PYIN_MAX_TRANSITION_RATE)
         f0s.append(f0[(prob > 0.5) & np.isfinite(f0)])  # the Viterbi path may say unvoiced
         probs.append(prob)
     if not probs:
@@ -395,6 +400,33 @@ def played_pitches(
         return float("nan"), float("nan"), pitched
     low, high = np.percentile(librosa.hz_to_midi(f0), [5, 95])
     return float(low), float(high), pitched
+
+
+def _pyin_range(sr: int, frame_length: int) -> tuple[float, float] | None:
+    """Return the (fmin, fmax) in Hz :func:`played_pitches` tracks, or None if pyin cannot.
+
+    fmax stays under Nyquist and two periods of fmin fit in a frame (pyin trusts
+    nothing less). pyin (librosa 0.11, ``librosa.core.pitch.pyin`` and
+    ``librosa.sequence.transition_local``) also needs its pitch grid, ``floor(12 *
+    2 * log2(fmax / fmin)) + 1`` bins, to hold more than one bin and at least the
+    ``2 * round(35.92 * 12 * hop / sr) + 1`` bins a pitch may move by in one hop
+    (``hop = frame_length // 2``): at a low rate a hop lasts long and the grid is
+    short (fmax < 0.45 sr), so that with the learning STFT (512 samples up to
+    4000 Hz) nothing under about 1800 Hz can be tracked.
+    """
+    import librosa
+
+    fmin = max(float(librosa.midi_to_hz(PITCH_LIMITS[0])), 2.02 * sr / frame_length)
+    fmax = min(float(librosa.midi_to_hz(PITCH_LIMITS[1])), 0.45 * sr)
+    if fmin >= fmax:
+        return None
+    per_semitone = int(np.ceil(1 / _PYIN_RESOLUTION))
+    n_bins = int(np.floor(12 * per_semitone * np.log2(fmax / fmin))) + 1
+    hop = frame_length // 2
+    width = round(_PYIN_MAX_TRANSITION_RATE * 12 * hop / sr) * per_semitone + 1
+    if n_bins < 2 or width > n_bins:
+        return None
+    return fmin, fmax
 
 
 def parse_pitch_range(text: str) -> tuple[float, float]:

@@ -13,6 +13,7 @@ from nmfsep.harmonic import (
     PITCHED,
     _build,
     _interpolation,
+    _pyin_range,
     fit_harmonic,
     parse_pitch_range,
     partial_lobes,
@@ -128,6 +129,34 @@ def test_played_pitches_of_a_melody_and_of_noise():
     assert played_pitches([noise[:, :100]], sr, frame_length=2048)[2] == 0.0
 
 
+def test_played_pitches_at_a_rate_too_low_for_pyin_tracks_nothing():
+    # 512-sample frames at 1000 Hz: a hop of 0.256 s lets pyin's pitch move by more
+    # semitones than its grid (C1 to 450 Hz) holds, which librosa refuses outright
+    sine = 0.5 * np.sin(2 * np.pi * 110 * np.arange(2000) / 1000)[None]
+    assert _pyin_range(1000, 512) is None
+    low, high, pitched = played_pitches([sine], 1000, frame_length=512)
+    assert np.isnan(low) and np.isnan(high) and pitched == 0.0
+    sine = 0.5 * np.sin(2 * np.pi * 110 * np.arange(4000) / 2000)[None]
+    low, high, pitched = played_pitches([sine], 2000, frame_length=512)
+    assert pitched > PITCHED and 44 <= low <= high <= 46  # A2 (MIDI 45)
+
+
+@pytest.mark.parametrize("sr", [1500, 1950, 1960, 2000])
+def test_pyin_range_says_whether_librosa_pyin_runs(sr):
+    import librosa
+
+    limits = _pyin_range(sr, 512)
+    fmin, fmax = limits or (max(32.71, 2.02 * sr / 512), 0.45 * sr)
+    y = np.random.default_rng(0).normal(0, 0.1, 2048)
+    try:
+        librosa.pyin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=512, hop_length=256,
+                     resolution=0.5, max_transition_rate=35.92)
+    except librosa.ParameterError:
+        assert limits is None
+    else:
+        assert limits is not None
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("C4-C7", (60.0, 96.0)), ("Bb1-G3", (34.0, 55.0)), ("60-96", (60.0, 96.0)),
     ("C#4-D5", (61.0, 74.0))])
@@ -195,6 +224,16 @@ def test_learn_auto_adds_nothing_for_unpitched_clips():
     d = learn_dictionary([noise], "hats", 8, pitch_shifts=(), harmonic="auto",
                          max_iter=20)
     assert d.training["harmonic"]["atoms"] == 0 and d.atoms.shape[0] == 8
+
+
+def test_learn_auto_adds_nothing_at_a_rate_too_low_for_pitch_tracking():
+    sine = (0.5 * np.sin(2 * np.pi * 110 * np.arange(2000) / 1000)[None].astype(np.float32),
+            1000)
+    d = learn_dictionary([sine], "x", 4, pitch_shifts=(), harmonic="auto", max_iter=20)
+    assert d.atoms.shape[0] == 4
+    assert d.training["harmonic"] == {
+        "chosen_by": "pitch of the clips (librosa.pyin)", "voiced_probability": 0.0,
+        "margin": 12.0, "atoms": 0}
 
 
 @pytest.mark.parametrize("bad", ["on", (60,), (70, 60), (10, 60), ("a", "b"), 3])
