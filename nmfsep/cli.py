@@ -1096,7 +1096,8 @@ def separate(
     ] = "auto",
     audio_format: Annotated[
         Literal["wav", "flac"],
-        typer.Option("--format", help="Stem file format (and extension)."),
+        typer.Option("--format", help="Stem file format (and extension); FLAC holds at "
+                     "most 8 channels and 655350 Hz."),
     ] = "wav",
     subtype: Annotated[
         Literal["float", "pcm24", "pcm16"] | None,

@@ -136,8 +136,9 @@ def separate_file(
     AudioFormatError
         If the mixture cannot be read.
     ParameterError
-        If the mixture's name or a stem name is not a safe file name, or a parameter
-        is invalid.
+        If the mixture's name or a stem name is not a safe file name, a parameter
+        is invalid, or ``format`` cannot hold the mixture (FLAC: at most 8 channels
+        and 655350 Hz, :data:`nmfsep.io.FORMAT_LIMITS`), before any work.
     DictionaryError
         If a dictionary cannot be read or does not fit.
     OutputError
@@ -159,6 +160,7 @@ def separate_file(
     folder = output_folder(src, out_dir, name)
     fmt = io.audio_format(format, subtype)
     y, sr = check_mixture(*io.load(src))
+    io.check_format_fits(fmt, y.shape[0], sr, src)
     plan, params, options = _plan_of(kwargs, (y, sr))
     outputs = io.output_files(folder, plan.names, model=save_model, report=report,
                               ext=fmt.ext)

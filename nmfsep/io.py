@@ -49,7 +49,9 @@ __all__ = [
     "write_problem",
     "AudioFormat",
     "audio_format",
+    "check_format_fits",
     "FORMATS",
+    "FORMAT_LIMITS",
     "SUBTYPES",
     "output_names",
 ]
@@ -371,6 +373,11 @@ class WavWriter:
 #: Stem file formats (``--format``) and sample types (``--subtype``), as libsndfile names them.
 FORMATS = ("wav", "flac")
 SUBTYPES = {"float": "FLOAT", "pcm24": "PCM_24", "pcm16": "PCM_16"}
+#: Most channels and highest rate (Hz) a stem file of each format holds, as libsndfile
+#: writes it: FLAC's own limits (libsndfile refuses 9 channels with "Format not
+#: recognised" and 655351 Hz). WAV holds libsndfile's 1024 channels, the most it
+#: reads too, and any rate a mixture has.
+FORMAT_LIMITS = {"flac": (8, 655_350)}
 
 
 @dataclass(frozen=True)
@@ -431,6 +438,44 @@ def audio_format(format: str = "wav", subtype: str | None = None) -> AudioFormat
             "or format='wav' for float"
         )
     return AudioFormat(format, subtype)
+
+
+def check_format_fits(fmt: AudioFormat, n_channels: int, sr: int,
+                      source: str | os.PathLike[str]) -> None:
+    """Refuse stems in ``fmt`` for a mixture the format cannot hold (before any work).
+
+    Parameters
+    ----------
+    fmt : AudioFormat
+        The stems' format (:func:`audio_format`).
+    n_channels : int
+        Channels of the mixture, hence of every stem.
+    sr : int
+        Sample rate of the mixture (and of the stems), Hz.
+    source : str or os.PathLike
+        The mixture, named by the message.
+
+    Raises
+    ------
+    ParameterError
+        When the mixture has more channels or a higher rate than
+        :data:`FORMAT_LIMITS` allows ``fmt.format``; the message says to use WAV.
+    """
+    limits = FORMAT_LIMITS.get(fmt.format)
+    if limits is None:
+        return
+    max_channels, max_rate = limits
+    name = fmt.format.upper()
+    if n_channels > max_channels:
+        raise ParameterError(
+            f"{source}: {name} holds at most {max_channels} channels, the mixture has "
+            f"{n_channels}; use format='wav'"
+        )
+    if sr > max_rate:
+        raise ParameterError(
+            f"{source}: {name} holds at most {max_rate} Hz, the mixture is at {sr} Hz; "
+            "use format='wav'"
+        )
 
 
 class _PeakWavWriter(WavWriter):

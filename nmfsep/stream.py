@@ -313,7 +313,8 @@ def separate_stream(
     Raises
     ------
     ParameterError
-        Invalid parameters or unsafe names; no dictionaries.
+        Invalid parameters or unsafe names; no dictionaries; a ``format`` that
+        cannot hold the mixture (:func:`nmfsep.io.check_format_fits`).
     AudioFormatError
         The mixture cannot be read, is empty or holds NaN/Inf.
     DictionaryError
@@ -343,6 +344,7 @@ def separate_stream(
     fmt = io.audio_format(format, subtype)
     outputs = io.output_files(folder, plan.names, ext=fmt.ext)
     run = _Run.start(src, plan, params, float(block_seconds), n_threads)
+    io.check_format_fits(fmt, run.channels, run.sr, src)
     n_passes = 2 + (learn_passes if plan.n_free else 0)  # blind: n_free == k
     progress = _Progress(callback, -(-run.grid.n_frames(run.file_frames) // run.fpb) * n_passes)
     with blas_single_thread(), io.OutputTransaction(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,62 @@ def test_separate_stream_and_batch_write_the_format(tmp_path, dicts):
         ["high.flac", "low.flac"]
     again = separate_batch([mix.parent], tmp_path / "b", **kw)
     assert len(again.skipped) == 1  # the FLAC stems count as done
+
+
+@pytest.mark.parametrize("fmt", sorted(io.FORMAT_LIMITS))
+def test_format_limits_are_those_of_libsndfile(tmp_path, fmt):
+    channels, rate = io.FORMAT_LIMITS[fmt]
+    sub = io.SUBTYPES[io.audio_format(fmt).subtype]
+    for (ch, sr), ok in [((channels, SR), True), ((1, rate), True),
+                         ((channels + 1, SR), False), ((1, rate + 1), False)]:
+        path = tmp_path / f"{ch}_{sr}.{fmt}"
+        if ok:
+            sf.write(path, np.zeros((4, ch), np.float32), sr, format=fmt.upper(), subtype=sub)
+            assert (sf.info(path).channels, sf.info(path).samplerate) == (ch, sr)
+        else:
+            with pytest.raises(sf.LibsndfileError):
+                sf.write(path, np.zeros((4, ch), np.float32), sr, format=fmt.upper(),
+                         subtype=sub)
+
+
+@pytest.mark.parametrize(("channels", "sr", "needle"), [
+    (9, SR, "FLAC holds at most 8 channels, the mixture has 9; use format='wav'"),
+    (16, SR, "FLAC holds at most 8 channels, the mixture has 16"),
+    (1, 700_000, "FLAC holds at most 655350 Hz, the mixture is at 700000 Hz"),
+])
+def test_flac_refused_before_any_work_for_a_mixture_it_cannot_hold(tmp_path, monkeypatch,
+                                                                    channels, sr, needle):
+    import nmfsep.files
+
+    mix = tmp_path / "mix.wav"
+    rng = np.random.default_rng(0)
+    sf.write(mix, 0.1 * rng.standard_normal((sr // 10, channels)), sr, subtype="FLOAT")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("separation started")
+
+    monkeypatch.setattr(nmfsep.files, "analyse", no_work)
+    for separate in (separate_file, separate_stream):
+        with pytest.raises(ParameterError, match="^" + re.escape(f"{mix}: {needle}")):
+            separate(mix, tmp_path / "out", format="flac", n_components=2, max_iter=5)
+        assert not (tmp_path / "out").exists()
+    res = separate_batch([mix], tmp_path / "out", format="flac", n_components=2, max_iter=5,
+                         n_jobs=1)
+    assert needle in res.failed[0]["reason"] and not (tmp_path / "out" / "mix").exists()
+
+
+def test_cli_flac_for_nine_channels_is_one_error_line(tmp_path):
+    from _cli import one_error_line, run
+
+    mix = tmp_path / "mix.wav"
+    sf.write(mix, 0.1 * np.random.default_rng(0).standard_normal((SR, 9)), SR)
+    r = run("separate", mix, "-k", 4, "--format", "flac", "--max-iter", 20,
+            "-o", tmp_path / "out")
+    assert r.exit_code == 1, r.output
+    one_error_line(r, f"{mix}: FLAC holds at most 8 channels, the mixture has 9",
+                   "--format 'wav'")
+    assert "partial" not in r.stderr and "disk space" not in r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 # -- dataset trees ---------------------------------------------------------------------------
