@@ -77,11 +77,20 @@ def _open_checks(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+#: What libsndfile says of data it cannot make sense of (random bytes, a damaged MP3)
+#: once it has opened the file: untrue here, as :func:`_open_checks` has found a
+#: regular, readable file.
+_NOT_A_REGULAR_FILE = "does not exist or is not a regular file"
+
+
 def _decode_error(p: Path, exc: Exception) -> AudioFormatError:
+    """Return the one-line error for a file (checked by :func:`_open_checks`) not decoded."""
     import soundfile as sf
 
     detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else str(exc)
     detail = detail.strip().rstrip(".") or type(exc).__name__
+    if _NOT_A_REGULAR_FILE in detail.lower():
+        detail = "unrecognised or damaged audio data"
     return AudioFormatError(
         f"{p}: cannot be read as audio ({detail}); convert it to WAV or FLAC "
         "(e.g. with ffmpeg -i IN OUT.wav)"
@@ -1103,9 +1112,7 @@ def open_blocks(
     try:
         f = sf.SoundFile(str(p))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-        raise AudioFormatError(
-            f"{p}: cannot be read as audio ({exc}); convert it to WAV or FLAC"
-        ) from exc
+        raise _decode_error(p, exc) from exc
     with f:
         _check_channels(p, f.channels)
         src: Any = f

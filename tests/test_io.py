@@ -312,6 +312,32 @@ def test_audio_info_bad_input(kind: str, tmp_path: Path) -> None:
         audio_info(path)
 
 
+GARBAGE = {
+    "mix.wav": np.random.default_rng(1).bytes(5000),
+    "mix.mp3": b"ID3\x03" + bytes(6) + np.random.default_rng(2).bytes(3000),
+    "id3.wav": b"ID3\x03" + bytes(6) + np.random.default_rng(2).bytes(3000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GARBAGE))
+def test_garbage_bytes_are_called_damaged_not_missing(name: str, tmp_path: Path) -> None:
+    # libsndfile says "File does not exist or is not a regular file (possibly a pipe?)" of
+    # some garbage; the file does exist and is regular (checked before it is opened)
+    from nmfsep.io import open_blocks
+
+    path = tmp_path / name
+    path.write_bytes(GARBAGE[name])
+    for read in (load, audio_info, lambda p: open_blocks(p).__enter__()):
+        with pytest.raises(AudioFormatError) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: cannot be read as audio (")
+        assert "not a regular file" not in message and "does not exist" not in message
+        assert "convert it to WAV or FLAC" in message and "\n" not in message
+    if name == "mix.wav":  # the one libsndfile 1.2 calls "not a regular file"
+        assert "(unrecognised or damaged audio data)" in message
+
+
 def test_load_rejects_bad_rate(tmp_path: Path) -> None:
     path = save(tmp_path / "x.wav", np.zeros((1, 10), np.float32), 8000)
     with pytest.raises(ParameterError, match="sr must be a positive whole number"):
