@@ -534,7 +534,7 @@ def _plan_tasks(
     unsafe = {}
     for i, f in enumerate(files):
         try:
-            io.check_name(f.stem)
+            io.check_name(io.folder_name(f.stem), max_length=io.MAX_FOLDER_LENGTH)
         except ParameterError as exc:
             unsafe[i] = exc
             report("failed", {"input": str(f), "reason": f"{f}: unsafe file name ({exc})",

@@ -34,6 +34,7 @@ __all__ = [
     "WavWriter",
     "atomic_output",
     "check_name",
+    "folder_name",
     "audio_info",
     "libsndfile_version",
     "OutputFiles",
@@ -892,19 +893,30 @@ def output_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     full = [Path(os.path.abspath(p)) for p in paths]
     by_stem: dict[str, set[Path]] = {}
     for f in full:
-        by_stem.setdefault(f.stem, set()).add(f)
+        by_stem.setdefault(folder_name(f.stem), set()).add(f)
     names = []
     for f in full:
-        clash = by_stem[f.stem]
+        clash = by_stem[folder_name(f.stem)]
         if len(clash) == 1:
-            names.append(f.stem)
+            names.append(folder_name(f.stem))
             continue
         root = Path(os.path.commonpath([c.parent for c in clash]))
         rel = f.relative_to(root)
         same_folder = [c for c in clash if c.parent == f.parent]
         parts = rel.parts if len(same_folder) > 1 else rel.with_suffix("").parts
-        names.append("/".join(parts))
+        names.append("/".join(folder_name(p) for p in parts))
     return names
+
+
+def folder_name(stem: str) -> str:
+    """Return the output folder of a mixture named ``stem``: without leading dots.
+
+    Examples
+    --------
+    >>> folder_name(".take1"), folder_name("..."), folder_name("song")
+    ('take1', 'mixture', 'song')
+    """
+    return stem.lstrip(".") or MIXTURE_NAME
 
 
 def libsndfile_version() -> str | None:

@@ -918,7 +918,7 @@ def output_folder(src: Path, out_dir: str | os.PathLike[str], name: str | None) 
     A mixture's stem may be as long as a file name (:data:`nmfsep.io.MAX_FOLDER_LENGTH`);
     leading dots are dropped from it (``.take1.wav`` -> ``take1/``, not a hidden folder).
     """
-    parts = [src.stem.lstrip(".") or "mixture"] if name is None else str(name).split("/")
+    parts = [io.folder_name(src.stem)] if name is None else str(name).split("/")
     return Path(out_dir).joinpath(
         *(io.check_name(p, max_length=io.MAX_FOLDER_LENGTH) for p in parts))
 

@@ -188,6 +188,9 @@ def test_output_names_rule():
     assert io.output_names(["mix.mp3", "mix.ogg", "other/mix.wav"]) == \
         ["mix.mp3", "mix.ogg", "other/mix"]
     assert io.output_names(["a.wav", "b.wav"]) == ["a", "b"]
+    # hidden mixtures and folders give visible output folders
+    assert io.output_names([".take1.wav", "x/.y/mixture.wav", "x/z/mixture.wav"]) == \
+        ["take1", "y/mixture", "z/mixture"]
 
 
 @pytest.fixture

@@ -784,6 +784,18 @@ def test_unsafe_source_names_refused(tmp_path, mix, name) -> None:
     assert not (tmp_path / "d.npz").exists()
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+def test_any_mixture_file_name_gets_an_output_folder(tmp_path, mix, batch) -> None:
+    # a hidden file and a 120-character name are normal mixtures
+    hidden, long = tmp_path / ".take1.wav", tmp_path / ("y" * 120 + ".wav")
+    for p in (hidden, long):
+        p.write_bytes(mix.read_bytes())
+    result = run("separate", hidden, long, "-k", 2, "-o", tmp_path / "OUT",
+                 *(["--jobs", 1] if batch else []), *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "OUT").iterdir()) == ["take1", "y" * 120]
+
+
 def test_crafted_labels_cannot_escape(tmp_path, dict_file) -> None:
     a = members(dict_file)["labels"]
     bad = rewrite(dict_file, tmp_path / "evil.npz", labels=np.array(["../../evil"] * len(a)))
