@@ -2436,15 +2436,18 @@ def _suggest_sources(console, clips: list[Path], *, seconds: float | None, as_js
         from nmfsep.exceptions import AudioFormatError
         from nmfsep.separate import check_mixture
         from nmfsep.sources import suggest_sources
+        from nmfsep.spectral import STFTConfig
 
         found = []
         for clip in clips:
             with _errors_as_exit(console, clip):
                 y, sr = check_mixture(*io.load(clip))
-                if y.shape[1] < MIN_AUTO_SECONDS * sr:
+                need = max(math.ceil(MIN_AUTO_SECONDS * sr), STFTConfig.for_sample_rate(sr).n_fft)
+                if y.shape[1] < need:
                     raise AudioFormatError(
-                        f"is {y.shape[1] / sr:.3g} s long; suggesting a number of sources "
-                        f"needs at least {MIN_AUTO_SECONDS:g} s of audio")
+                        f"is {y.shape[1]} samples long ({y.shape[1] / sr:.3g} s); suggesting "
+                        f"a number of sources needs at least {need} samples at {sr} Hz "
+                        f"({MIN_AUTO_SECONDS:g} s, and one STFT frame)")
             found.append(suggest_sources(y, sr, seconds=30.0 if seconds is None else seconds))
     if as_json:
         _print_json([{"mixture": str(c), **s.to_dict()} for c, s in zip(clips, found,

@@ -905,8 +905,12 @@ def test_rank_sources_refuses_a_clip_too_short_to_count(tmp_path):
     sf.write(clip, np.full(100, 0.1, dtype=np.float32), 22050)
     r = run("rank", clip, "--sources", "--max-iter", 5)
     assert r.exit_code == 1, r.output
-    one_error_line(r, "short.wav", "at least 1 s")
+    one_error_line(r, "short.wav", "at least 22050 samples at 22050 Hz (1 s, and one STFT")
     assert r.stdout == ""
+    sf.write(clip, np.full(21, 0.1, dtype=np.float32), 7)  # 3 s, shorter than one frame
+    r = run("rank", clip, "--sources", "--max-iter", 5)
+    assert r.exit_code == 1, r.output
+    one_error_line(r, "short.wav", "samples at 7 Hz")
 
 
 # --------------------------------------------------------------------------- report
