@@ -22,7 +22,7 @@ from nmfsep.evaluate import (
     si_sdr,
     si_sdr_improvement,
 )
-from nmfsep.exceptions import ParameterError
+from nmfsep.exceptions import AudioFormatError, ParameterError
 from nmfsep.spectral import STFTConfig
 
 N = 6000
@@ -373,6 +373,10 @@ def test_evaluate_files(tmp_path, bands):
     sf.write(mix, (bands["low"] + bands["high"]).T, SR, subtype="FLOAT")
     result = evaluate_files(refs, ests[::-1], mixture_path=mix, images=False)
     assert [s.name for s in result.stems] == ["high", "low"]
+    typo = tmp_path / "ref" / "lwo.wav"  # a mistyped path: not found, not a name mismatch
+    for args in ([[typo, refs[1]], ests], [refs, ests, mix.with_name("mx.wav")]):
+        with pytest.raises(AudioFormatError, match="not found"):
+            evaluate_files(args[0], args[1], mixture_path=args[2] if len(args) > 2 else None)
     assert all(s.sdr > 60 for s in result.stems)  # a scaled copy is near perfect (mono)
     images = evaluate_files(refs, ests[::-1], mixture_path=mix)  # stereo: images by default
     assert images.downmix == "images"
