@@ -71,12 +71,22 @@ class _OneLineErrors(typer.core.TyperGroup):
         except click_errors.ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             where = f" (help: {ctx.command_path} -h)" if ctx is not None else ""
-            _say(_stderr_console(), "error", exc.format_message() + where)
+            _say(_stderr_console(), "error", exc.format_message() + _given(exc) + where)
             sys.exit(exc.exit_code)
         except typer.Abort:
             _say(_stderr_console(), "error", "aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _given(exc: BaseException) -> str:
+    """`` (got 'nan')``: the value a range check refused, which Typer's message leaves out."""
+    errors = getattr(exc.__cause__, "errors", None)  # pydantic's ValidationError
+    try:
+        value = errors()[0]["input"] if callable(errors) else None
+    except (LookupError, TypeError, ValueError):
+        return ""
+    return "" if value is None else f" (got {value!r})"
 
 
 app = typer.Typer(

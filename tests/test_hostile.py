@@ -58,12 +58,14 @@ def usage_error(result, *needles: str) -> None:
     (["separate", "{mix}", "--sources", "0"], "'--sources'"),
     (["separate", "{mix}", "--sources", "2.5"], "2.5 is not a whole number of sources"),
     (["separate", "{mix}", "--tol", "-1"], "'--tol'"),
+    (["separate", "{mix}", "--tol", "nan"], "(got 'nan')"),
     (["separate", "{mix}", "--no-such-option"], "--no-such-option"),
     (["bogus"], "bogus"),
     (["learn", "{mix}", "-n", "../evil", "-k", "2", "-o", "x.npz"], "'-n'"),
     (["rank", "{mix}", "-k", "abc"], "'-k'"),
     (["eval", "-r", "{mix}"], "-e"),
-], ids=["k0", "sources0", "sources2.5", "tol", "option", "command", "name", "rank-k", "eval"])
+], ids=["k0", "sources0", "sources2.5", "tol", "tol-nan", "option", "command", "name",
+        "rank-k", "eval"])
 def test_bad_usage_is_one_error_line(mix, args, needle) -> None:
     # Typer's own checks too (ranges, types, unknown options), not a box of lines
     result = run(*(a.format(mix=mix) for a in args))
