@@ -22,8 +22,10 @@ renderer, and this script's version; the same record goes to ``SOURCES.json``.
 Settings: nmfsep's defaults (48 atoms, context 3, KL, the learning STFT at 22.05 kHz)
 except ``pitch_shifts=()``: the clips sweep every note of each register, where the
 default augmentation costs 0.4-3.6 dB (README, ``bench_augmentation.py``), and
-``harmonic="off"``: the shipped files predate harmonic atoms (a built-in with them is
-not measured yet). Atom values
+``harmonic="off"``: with harmonic atoms (``bench_builtin.py --builtin-only --learn
+'{"harmonic": "auto"}'``) the pitched built-ins gained 1.0 dB median on held-out duos and
+trios, but tied on TimGM6mb, the one family independent of the shipped fonts, and grow
+1.7-1.8x; not shipped (README). Atom values
 100 dB under their atom's peak are set to zero and the rest rounded to 11 significant
 bits (float16's precision, float32's range; :func:`compact_atoms`), and the files are
 written compressed: they stay float32 as the file contract says, at about a quarter of
