@@ -1168,13 +1168,9 @@ def separate(
         stream=stream, n_components=n_components, n_sources=sources,
         dictionaries=loaded_dicts, n_free=n_free, beta=beta, mask=mask, mask_power=mask_power,
         grouping=grouping, max_iter=max_iter, tol=tol, seed=seed, save_model=save_model,
-        report=report, block_seconds=block_seconds,
+        report=report, block_seconds=block_seconds, other_inputs=_dictionary_files(dict_paths),
     )
     kwargs.update(format=audio_format, subtype=subtype, spatial=spatial)
-    if dict_paths:  # loaded here, so the run does not see their files: outputs must not hit them
-        from nmfsep.builtins import dictionary_path
-
-        kwargs["other_inputs"] = [dictionary_path(p) for p in dict_paths]
     kwargs.update(_model_options(ctx, adapt=adapt, percussive=percussive, harmonic=harmonic,
                                  relearn=relearn, stream=stream, supervised=bool(dict_paths),
                                  n_free=n_free, wiener_iter=wiener_iter))
@@ -1277,11 +1273,13 @@ def _separate_kwargs(
     save_model: bool,
     report: bool,
     block_seconds: float,
+    other_inputs: list[Path],
 ) -> dict[str, Any]:
     """Return the library's keyword arguments for the options of ``separate``.
 
     Those of :func:`nmfsep.files.separate_file`, or with ``stream`` those of
     :func:`nmfsep.stream.separate_stream` (supervised or semi-supervised only).
+    ``other_inputs``: the files of the dictionaries loaded here, which no output may be.
     """
     if stream:  # separate_stream's arguments
         kwargs: dict[str, Any] = {
@@ -1315,7 +1313,15 @@ def _separate_kwargs(
             "save_model": save_model,
             "report": report,
         }
+    kwargs["other_inputs"] = other_inputs
     return kwargs
+
+
+def _dictionary_files(dict_paths: list[Path]) -> list[Path]:
+    """Return the files ``--dict`` arguments name (:func:`~nmfsep.builtins.dictionary_files`)."""
+    from nmfsep.builtins import dictionary_files
+
+    return dictionary_files(dict_paths)
 
 
 def _load_dictionaries(
