@@ -869,7 +869,9 @@ def output_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     ``songB/mixture.flac``), each of them goes to ``OUT/<relative path>/``: its path
     relative to the folder the clashing inputs have in common, without the extension
     (``OUT/songA/mixture/``); inputs that still clash (``mix.mp3`` and ``mix.ogg`` in
-    one folder) keep their extension (``OUT/mix.mp3/``). The parts are not checked
+    one folder) keep their extension (``OUT/mix.mp3/``). Leading dots are dropped
+    (:func:`folder_name`) unless another input would then get the same folder. The
+    parts are not checked
     here (:func:`check_name` does, when a folder is made of them), so one unsafe name
     fails only its own file.
 
@@ -893,19 +895,24 @@ def output_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     full = [Path(os.path.abspath(p)) for p in paths]
     by_stem: dict[str, set[Path]] = {}
     for f in full:
-        by_stem.setdefault(folder_name(f.stem), set()).add(f)
+        by_stem.setdefault(f.stem, set()).add(f)
     names = []
     for f in full:
-        clash = by_stem[folder_name(f.stem)]
+        clash = by_stem[f.stem]
         if len(clash) == 1:
-            names.append(folder_name(f.stem))
+            names.append(f.stem)
             continue
         root = Path(os.path.commonpath([c.parent for c in clash]))
         rel = f.relative_to(root)
         same_folder = [c for c in clash if c.parent == f.parent]
         parts = rel.parts if len(same_folder) > 1 else rel.with_suffix("").parts
-        names.append("/".join(folder_name(p) for p in parts))
-    return names
+        names.append("/".join(parts))
+    # hidden names become visible (folder_name) unless two inputs would then share one
+    visible = ["/".join(folder_name(p) for p in n.split("/")) for n in names]
+    owners: dict[str, set[str]] = {}
+    for n, v in zip(names, visible, strict=True):
+        owners.setdefault(v, set()).add(n)
+    return [v if len(owners[v]) == 1 else n for n, v in zip(names, visible, strict=True)]
 
 
 def folder_name(stem: str) -> str:

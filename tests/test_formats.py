@@ -191,6 +191,9 @@ def test_output_names_rule():
     # hidden mixtures and folders give visible output folders
     assert io.output_names([".take1.wav", "x/.y/mixture.wav", "x/z/mixture.wav"]) == \
         ["take1", "y/mixture", "z/mixture"]
+    # ... unless two inputs would then share a folder: those keep their names
+    assert io.output_names(["d/.mix.wav", "d/mix.wav", "d/mix.wav"]) == [".mix", "mix", "mix"]
+    assert io.output_names(["a/.x/m.wav", "a/x/m.wav"]) == [".x/m", "x/m"]
 
 
 @pytest.fixture
