@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import typer
 
@@ -372,7 +372,7 @@ def _print_json(document: Any) -> None:
 # The library's defaults, repeated so that ``nmfsep --help`` need not import it;
 # tests/test_cli.py checks that they agree (the library is authoritative).
 _MASK_POWER = None  # nmfsep.separate: 1 blind, 1.5 with dictionaries (default_mask_power)
-_GROUPING: Final = "timbre"  # nmfsep.separate.DEFAULT_GROUPING
+_GROUPING = None  # nmfsep.separate: "timbre", "register" with --percussive (grouping_for)
 _COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
 _RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
 _RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
@@ -942,11 +942,14 @@ def separate(
         ),
     ] = _MASK_POWER,
     grouping: Annotated[
-        Literal["timbre", "activations", "combined"],
+        Literal["timbre", "activations", "combined", "register"] | None,
         typer.Option(
             "--grouping",
             help="With --sources: group components by timbre (spectral envelope), by "
-            "activations (components that play together), or combined.",
+            "activations (components that play together), combined, or by register "
+            "(energy below 200 Hz: bass apart). [default: timbre; register for the "
+            "harmonic stems of --percussive]",
+            show_default=False,
         ),
     ] = _GROUPING,
     percussive: Annotated[
@@ -1266,7 +1269,7 @@ def _separate_kwargs(
     beta: str | float | None,
     mask: str,
     mask_power: float | None,
-    grouping: str,
+    grouping: str | None,
     max_iter: int,
     tol: float,
     seed: int,

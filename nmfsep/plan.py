@@ -35,6 +35,7 @@ from nmfsep.grouping import GROUPING_METHODS, GroupingMethod, components_groups,
 from nmfsep.io import OutputFiles
 from nmfsep.masks import MASK_KINDS, MaskKind
 from nmfsep.nmf import SOLVERS
+from nmfsep.percussive import DEFAULT_GROUPING as PERCUSSIVE_DEFAULT_GROUPING
 from nmfsep.percussive import percussive_names
 from nmfsep.spatial_wiener import WIENER_ITER
 from nmfsep.spectral import STFTConfig
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_MASK_POWER",
     "SUPERVISED_MASK_POWER",
     "DEFAULT_GROUPING",
+    "PERCUSSIVE_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
@@ -87,6 +89,9 @@ SUPERVISED_MASK_POWER = 1.5
 #: Grouping of blind components into sources: "timbre" came closest to the oracle
 #: grouping on duos and trios (benchmarks/bench_grouping.py).
 DEFAULT_GROUPING: GroupingMethod = "timbre"
+#: Grouping of the harmonic components of a percussion-aware run (drums apart):
+#: :data:`nmfsep.percussive.DEFAULT_GROUPING`, by register.
+PERCUSSIVE_GROUPING: GroupingMethod = PERCUSSIVE_DEFAULT_GROUPING
 #: Blind components per source when only ``n_sources`` is given: 8 beat 4 on duos
 #: and trios (benchmarks/bench_grouping.py).
 DEFAULT_COMPONENTS_PER_SOURCE = 8
@@ -636,8 +641,10 @@ class SeparationParams:
         Mask kind (:func:`nmfsep.masks.masks`).
     mask_power : float or None
         Exponent of the soft mask; None: :func:`default_mask_power`.
-    grouping : {"timbre", "activations", "combined"}
-        How blind components are grouped into ``n_sources`` stems.
+    grouping : {"timbre", "activations", "combined", "register"} or None
+        How blind components are grouped into ``n_sources`` stems; None:
+        :data:`DEFAULT_GROUPING`, and :data:`PERCUSSIVE_GROUPING` for the harmonic
+        components of a percussion-aware run (:meth:`grouping_for`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float
@@ -671,7 +678,7 @@ class SeparationParams:
     stft: STFTConfig | None = None
     mask: MaskKind = "soft"
     mask_power: float | None = None
-    grouping: GroupingMethod = DEFAULT_GROUPING
+    grouping: GroupingMethod | None = None
     solver: str = "mu"
     max_iter: int = 200
     tol: float = 1e-4
@@ -708,7 +715,8 @@ class SeparationParams:
         check_real(self.tol, "tol")
         check_real(self.alpha_W, "alpha_W")
         check_real(self.l1_ratio, "l1_ratio", 0, 1)
-        check_choice(self.grouping, "grouping", GROUPING_METHODS)
+        if self.grouping is not None:
+            check_choice(self.grouping, "grouping", GROUPING_METHODS)
         if self.stft is not None and not isinstance(self.stft, STFTConfig):
             raise fail("stft", "an STFTConfig or None", type(self.stft).__name__)
         check_real(self.power, "power", strict=True, none_ok=True)
@@ -759,6 +767,12 @@ class SeparationParams:
             if on:
                 return name
         return None
+
+    def grouping_for(self, plan: Plan) -> GroupingMethod:
+        """Return the grouping of a run of ``plan`` (the mode's default when None)."""
+        if self.grouping is not None:
+            return self.grouping
+        return PERCUSSIVE_GROUPING if plan.percussive else DEFAULT_GROUPING
 
     def mask_power_for(self, plan: Plan) -> float:
         """Return the mask exponent of a run of ``plan`` (the default when None)."""
@@ -821,7 +835,7 @@ def settings_record(
         "power": power,
         "mask": params.mask,
         "mask_power": params.mask_power_for(plan),
-        "grouping": params.grouping if plan.n_sources is not None else None,
+        "grouping": params.grouping_for(plan) if plan.n_sources is not None else None,
         "percussive": plan.percussive,
         "solver": params.solver,
         "max_iter": int(params.max_iter),

@@ -74,7 +74,6 @@ from nmfsep.plan import (
     BLIND_FINE_ITER,
     BLIND_JOINT_GAINS,
     BLIND_POOL_FRAMES,
-    DEFAULT_GROUPING,
     DEFAULT_RELEARN,
     GAIN_INIT_BLIND,
     GAIN_INIT_SUPERVISED,
@@ -453,7 +452,7 @@ def separate(
     stft: STFTConfig | None = None,
     mask: MaskKind = "soft",
     mask_power: float | None = None,
-    grouping: GroupingMethod = DEFAULT_GROUPING,
+    grouping: GroupingMethod | None = None,
     solver: str = "mu",
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -515,8 +514,10 @@ def separate(
         Exponent of the soft (α-Wiener) mask, > 0. None (default): 1 for blind
         separation, 1.5 with dictionaries, the values that separated best
         (:func:`nmfsep.plan.default_mask_power`).
-    grouping : {"timbre", "activations", "combined"}
-        How blind components are grouped into ``n_sources`` stems.
+    grouping : {"timbre", "activations", "combined", "register"} or None
+        How blind components are grouped into ``n_sources`` stems (see
+        :mod:`nmfsep.grouping`). None (default): "timbre", and "register" for the
+        harmonic stems of ``percussive=True`` (:data:`nmfsep.plan.PERCUSSIVE_GROUPING`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float
@@ -800,7 +801,7 @@ def _factorize(
     if plan.percussive:
         fit = factorize_percussive(
             V, plan.k, int(plan.n_sources or 0), sr=grids.analysis_sr,
-            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping, beta=grids.beta,
+            n_fft=grids.analysis_stft.n_fft, grouping=params.grouping_for(plan), beta=grids.beta,
             solver=params.solver, max_iter=params.max_iter, tol=params.tol,
             alpha_W=params.alpha_W, alpha_H=0.0, l1_ratio=params.l1_ratio,
             random_state=params.random_state, n_threads=n_threads, warn=False)
@@ -828,7 +829,7 @@ def _factorize(
         groups = components_groups(plan.k)
     else:
         positions = None if Q is None else gain_positions(Q, grids.power)
-        groups = group_components(W, H, plan.n_sources, method=params.grouping,
+        groups = group_components(W, H, plan.n_sources, method=params.grouping_for(plan),
                                   sr=grids.analysis_sr, n_fft=grids.analysis_stft.n_fft,
                                   positions=positions)
     return W, H, Q, groups, result

@@ -647,7 +647,7 @@ class _Run:
         if plan.mode != "blind" or plan.n_sources is None:
             return
         self.groups = group_components_stats(
-            stats, self.H, plan.n_sources, method=self.params.grouping,
+            stats, self.H, plan.n_sources, method=self.params.grouping_for(plan),
             sr=self.sr, n_fft=self.cfg.n_fft, positions=positions,
         )
 

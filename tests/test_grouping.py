@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 from nmfsep.exceptions import ParameterError
 from nmfsep.grouping import (
     GROUPING_METHODS,
+    REGISTER_SPLIT_HZ,
     components_groups,
     group_components,
+    kmeans_1d,
+    register_features,
     source_names,
     timbre_features,
 )
@@ -99,6 +102,59 @@ def test_timbre_groups_by_spectral_envelope_not_pitch() -> None:
     groups = group_components(W, H, 2, method="timbre", sr=SR, n_fft=N_FFT)
     assert {frozenset(v) for v in groups.values()} == truth
     assert timbre_features(H, sr=SR, n_fft=N_FFT).shape == (10, 12)
+
+
+def test_register_groups_bass_apart_whatever_the_timbre() -> None:
+    # two timbres in each register, grouped by register.
+    # (A bass much brighter than 1/h**1.5 holds most of its energy above 200 Hz and
+    # would join the instruments above: the feature is the energy's register.)
+    low = [harmonic_atom(f, d) for f, d in ((55, 4.0), (70, 1.5), (82, 4.0), (98, 1.5))]
+    high = [harmonic_atom(f, d) for f, d in ((440, 4.0), (523, 1.5), (660, 4.0), (880, 1.5))]
+    order = np.random.default_rng(2).permutation(8)
+    H = np.array(low + high)[order]
+    is_low = order < 4
+    W = np.random.default_rng(3).random((40, 8))
+    groups = group_components(W, H, 2, method="register", sr=SR, n_fft=N_FFT)
+    assert groups["source_1"] == [int(i) for i in np.flatnonzero(is_low)]  # bass first
+    assert groups["source_2"] == [int(i) for i in np.flatnonzero(~is_low)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kmeans_1d_finds_the_least_sum_of_squares(seed: int) -> None:
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    x = rng.random(int(rng.integers(4, 10))) ** 3
+    n = int(rng.integers(1, 4))
+    labels = kmeans_1d(x, n)
+
+    def sse(lab: np.ndarray) -> float:
+        return sum(float(((x[lab == c] - x[lab == c].mean()) ** 2).sum()) for c in set(lab))
+
+    xs = np.sort(x)  # slow oracle: every split of the sorted values into n intervals
+    best = min(
+        sum(float(((p - p.mean()) ** 2).sum()) for p in np.split(xs, list(cuts)))
+        for cuts in itertools.combinations(range(1, x.size), n - 1)
+    )
+    assert sorted(set(labels.tolist())) == list(range(n))
+    assert sse(labels) == pytest.approx(best, abs=1e-12)
+    for c in range(n - 1):  # clusters are intervals, lowest values first
+        assert x[labels == c].max() <= x[labels == c + 1].min()
+    before = x.copy()
+    kmeans_1d(x, n)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_register_features_are_the_share_below_the_split() -> None:
+    H = np.zeros((4, N_BINS))
+    below = FREQS < REGISTER_SPLIT_HZ
+    H[0, below] = 1.0  # all low
+    H[1, ~below] = 2.0  # all high
+    H[2, np.flatnonzero(below)[-1]] = 1.0  # half and half
+    H[2, np.flatnonzero(~below)[0]] = 1.0
+    F = register_features(H, sr=SR, n_fft=N_FFT)  # H[3]: silent atom
+    np.testing.assert_allclose(F[:, 0], [1.0, 0.0, 0.5, 0.0])
+    assert F.shape == (4, 1)
 
 
 def test_activation_groups_follow_who_plays_together() -> None:

@@ -128,6 +128,20 @@ def test_separate_percussive_finds_the_drums_and_adds_up(band) -> None:
     assert separate(y, SR, n_sources=2, max_iter=5).settings["percussive"] is False
 
 
+def test_percussive_groups_the_harmonic_stems_by_register_unless_told(band) -> None:
+    y = band[0]
+    res = separate(y, SR, n_sources=3, percussive=True, max_iter=30)
+    assert res.settings["grouping"] == "register"
+    told = separate(y, SR, n_sources=3, percussive=True, max_iter=30, grouping="timbre")
+    assert told.settings["grouping"] == "timbre"
+    assert separate(y, SR, n_sources=2, max_iter=5).settings["grouping"] == "timbre"
+    # the low tone's stem comes first (register: bass first), the high tone's second
+    low, high = _tones(3.0)
+    s1, s2 = res.stems["source_1"][0], res.stems["source_2"][0]
+    assert np.corrcoef(s1, low)[0, 1] > np.corrcoef(s1, high)[0, 1]
+    assert np.corrcoef(s2, high)[0, 1] > np.corrcoef(s2, low)[0, 1]
+
+
 def test_separate_percussive_on_silence_gives_silent_named_stems() -> None:
     res = separate(np.zeros((1, SR), dtype=np.float32), SR, n_sources=3, percussive=True)
     assert res.names == ["source_1", "source_2", DRUMS]
@@ -193,6 +207,21 @@ def test_cli_percussive_writes_drums(tmp_path, band) -> None:
     suggestion = run("rank", mix, "--sources", "--quiet")
     assert suggestion.exit_code == 0, suggestion.output
     assert int(suggestion.stdout.strip()) >= 2
+
+
+def test_cli_grouping_register(tmp_path, band) -> None:
+    import soundfile as sf
+
+    mix = tmp_path / "band.wav"
+    sf.write(mix, band[0][0] / 32768, SR, subtype="FLOAT")
+    result = run("separate", mix, "--sources", "2", "--grouping", "register", "-o",
+                 tmp_path / "out", "--max-iter", "20")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out" / "band").iterdir()) == [
+        "source_1.wav", "source_2.wav"]
+    bad = run("separate", mix, "--sources", "2", "--grouping", "pitch", "-o", tmp_path / "o2")
+    assert bad.exit_code == 2 and "register" in bad.stderr, bad.output
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
 
 
 def test_cli_rank_sources_refuses_a_missing_file(tmp_path) -> None:
