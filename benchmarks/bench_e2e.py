@@ -20,6 +20,14 @@ the largest).
 
     python benchmarks/bench_e2e.py [--minutes 3] [--repeat 1] [--spatial shared|gains]
 
+Both sides run with the machine's memory settings as they are. On the 2-core
+development VM (transparent huge pages "madvise", so numpy asks for huge pages for
+large arrays) fresh memory is slow to touch, and the ratio moves with it: with
+``NUMPY_MADVISE_HUGEPAGE=0`` in the environment the baseline took 75 s instead of 45 s
+while nmfsep's time did not change (10.5 vs 9.8-19.9 s), so that one setting took the
+ratio from 3.1x to 7.1x on the same day. Compare ratios measured under the same
+setting.
+
 nmfsep's default for stereo is the model with a gain per channel and component
 (``spatial="gains"``, separation by position too, 2-3x the work of one shared
 spectrogram); ``--spatial shared`` times the model the baseline pipeline also uses.
