@@ -208,8 +208,8 @@ def kmeans_1d(x: np.ndarray, n_clusters: int) -> np.ndarray:
     Returns
     -------
     labels : np.ndarray [shape=(k,)], intp
-        Cluster of every value, 0 for the lowest values; ties keep the fewer clusters
-        to the left.
+        Cluster of every value, 0 for the lowest values; of equally good splits, the
+        one whose last clusters begin earliest.
     """
     x = np.asarray(x, dtype=np.float64)
     k = x.size
@@ -218,23 +218,20 @@ def kmeans_1d(x: np.ndarray, n_clusters: int) -> np.ndarray:
     s1 = np.concatenate([[0.0], np.cumsum(xs)])
     s2 = np.concatenate([[0.0], np.cumsum(xs * xs)])
 
-    def sse(i: int, j: int) -> float:  # values xs[i:j]
+    def sse(i: np.ndarray, j: int) -> np.ndarray:  # of the values xs[i:j], each i
         total = s1[j] - s1[i]
-        return float(s2[j] - s2[i] - total * total / (j - i))
+        return s2[j] - s2[i] - total * total / (j - i)
 
     # cost[m, j]: best split of xs[:j] into m + 1 clusters; start[m, j]: where the last begins
     cost = np.full((n_clusters, k + 1), np.inf)
     start = np.zeros((n_clusters, k + 1), dtype=np.intp)
-    for j in range(1, k + 1):
-        cost[0, j] = sse(0, j)
+    cost[0, 1:] = s2[1:] - (s1[1:] ** 2) / np.arange(1, k + 1)  # xs[:j], one cluster
     for m in range(1, n_clusters):
         for j in range(m + 1, k + 1):
-            best, arg = np.inf, m
-            for i in range(m, j):
-                c = cost[m - 1, i] + sse(i, j)
-                if c < best:
-                    best, arg = c, i
-            cost[m, j], start[m, j] = best, arg
+            starts = np.arange(m, j)
+            c = cost[m - 1, starts] + sse(starts, j)
+            best = int(np.argmin(c))  # the first of equal costs
+            cost[m, j], start[m, j] = c[best], starts[best]
     labels_sorted = np.zeros(k, dtype=np.intp)
     j = k
     for m in range(n_clusters - 1, -1, -1):
