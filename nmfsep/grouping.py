@@ -172,12 +172,9 @@ def register_features(H: np.ndarray, *, sr: float, n_fft: int) -> np.ndarray:
 
     Parameters
     ----------
-    H : np.ndarray [shape=(k, n_bins)], non-negative
-        Spectral atoms; ``n_bins == n_fft // 2 + 1``.
-    sr : float
-        Sample rate in Hz.
-    n_fft : int
-        FFT size the atoms were computed with.
+    H, sr, n_fft
+        Spectral atoms ``(k, n_bins)``, sample rate and FFT size, as for
+        :func:`timbre_features`.
 
     Returns
     -------
@@ -446,6 +443,40 @@ def group_components_stats(
     return _group(H, n_sources, method, sr, n_fft, stats.distance, stats.sum, positions)
 
 
+def _labels(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
+            activation_distance: Callable[[], np.ndarray], positions: np.ndarray | None,
+            position_weight: float) -> np.ndarray:
+    """Cluster label of every component, in ``range(n_sources)`` (arguments checked)."""
+    k = H.shape[0]
+    if n_sources == 1:
+        return np.zeros(k, dtype=np.intp)
+    if n_sources == k:
+        return np.arange(k, dtype=np.intp)
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    if method == "register" and positions is None:
+        return kmeans_1d(register_features(H, sr=sr, n_fft=n_fft)[:, 0], n_sources)
+    if method in ("timbre", "register"):
+        features = timbre_features if method == "timbre" else register_features
+        F = features(H, sr=sr, n_fft=n_fft)
+        if positions is not None:
+            spread = float(np.sqrt(((F - F.mean(axis=0)) ** 2).sum(axis=1).mean()))
+            F = np.hstack([F, positions * (position_weight * spread / np.sqrt(2.0))])
+        Z = linkage(F, method="ward")
+    else:
+        D = activation_distance()
+        if method == "combined":
+            T = _timbre_distance(H, sr, n_fft)
+            scale = T.max()
+            D = D / 2.0 + (T / scale if scale > 0 else T)
+        if positions is not None:
+            diff = positions[:, None, :] - positions[None, :, :]
+            D = D + position_weight * np.sqrt((diff**2).sum(axis=-1)) / np.sqrt(2.0)
+        Z = linkage(squareform(D, checks=False), method="average")
+    return _cut(Z, k, n_sources)
+
+
 def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
            activation_distance: Callable[[], np.ndarray], weights: np.ndarray,
            positions: np.ndarray | None = None, position_weight: float = POSITION_WEIGHT,
@@ -468,36 +499,8 @@ def _group(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
         raise ParameterError(f"sr must be a positive sample rate in Hz, got {sr!r}")
     n_sources = int(n_sources)
 
-    if n_sources == 1:
-        labels = np.zeros(k, dtype=np.intp)
-    elif n_sources == k:
-        labels = np.arange(k, dtype=np.intp)
-    else:
-        from scipy.cluster.hierarchy import linkage
-        from scipy.spatial.distance import squareform
-
-        if method == "register" and positions is None:
-            Z = None
-            labels = kmeans_1d(register_features(H, sr=sr, n_fft=n_fft)[:, 0], n_sources)
-        elif method in ("timbre", "register"):
-            features = timbre_features if method == "timbre" else register_features
-            F = features(H, sr=sr, n_fft=n_fft)
-            if positions is not None:
-                spread = float(np.sqrt(((F - F.mean(axis=0)) ** 2).sum(axis=1).mean()))
-                F = np.hstack([F, positions * (position_weight * spread / np.sqrt(2.0))])
-            Z = linkage(F, method="ward")
-        else:
-            D = activation_distance()
-            if method == "combined":
-                T = _timbre_distance(H, sr, n_fft)
-                scale = T.max()
-                D = D / 2.0 + (T / scale if scale > 0 else T)
-            if positions is not None:
-                diff = positions[:, None, :] - positions[None, :, :]
-                D = D + position_weight * np.sqrt((diff**2).sum(axis=-1)) / np.sqrt(2.0)
-            Z = linkage(squareform(D, checks=False), method="average")
-        if Z is not None:
-            labels = _cut(Z, k, n_sources)
+    labels = _labels(H, n_sources, method, sr, n_fft, activation_distance, positions,
+                     position_weight)
 
     # Order the groups by the spectral centroid of their energy.
     freqs = np.linspace(0.0, float(sr) / 2.0, H.shape[1])
