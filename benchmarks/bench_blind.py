@@ -50,7 +50,11 @@ better: 31 x 31 kernels, margins 2 and 4, 12 components per source, "combined"
 grouping, an extra harmonic group given to the drums by activation correlation.
 "register" grouping (the share of each atom below 200 Hz, exact 1-D k-means) beat
 "timbre" on every family and became the default of ``--percussive``; 150 and 300 Hz
-were no better on the choosing families (exploratory, 3 seeds).
+were no better on the choosing families (exploratory, 3 seeds). ``--cross`` checks such
+a choice on 9 bands a family (every drums + bass part with every piano part)::
+
+    nice python benchmarks/bench_blind.py --tasks band --cross --no-pipeline \
+        --methods percussive --candidates p:1:17x17:8:timbre:plain:f0.1   # 5 min
 """
 
 from __future__ import annotations
@@ -86,31 +90,37 @@ DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.0
 # ------------------------------------------------------------------------- data
 
 
-def load_items(data: Path, families: list[str], seeds: int, tasks: list[str]) -> list[dict]:
-    """Band and duo mixtures: ``{"family", "task", "seed", "sr", "mix", "refs", "names"}``."""
+def load_items(data: Path, families: list[str], seeds: int, tasks: list[str],
+               cross: bool = False) -> list[dict]:
+    """Band and duo mixtures: ``{"family", "task", "seed", "sr", "mix", "refs", "names"}``.
+
+    ``cross``: a band from every drums + bass seed s with every piano seed p (seeds**2
+    bands per family, ``seed`` = 10 s + p), more mixtures from the same stems.
+    """
     manifest = json.loads((data / "manifest.json").read_text())
     clips = {(c["family"], c["task"], c["seed"]): c for c in manifest["clips"]
              if c["kind"] == "mixture"}
-    out = []
+    sets = []  # (family, task, seed, stems)
     for fam, seed in itertools.product(families, range(seeds)):
-        parts = {}
         if "band" in tasks and (fam, "drums_bass", seed) in clips:
             db = clips[(fam, "drums_bass", seed)]
-            duo = clips[(PIANO_FROM.get(fam, fam), "duo", seed)]
-            parts["band"] = [("drums", db["stems"]["drums"]), ("bass", db["stems"]["bass"]),
-                             ("piano", duo["stems"]["piano"])]
+            for p in range(seeds) if cross else [seed]:
+                duo = clips[(PIANO_FROM.get(fam, fam), "duo", p)]
+                sets.append((fam, "band", 10 * seed + p if cross else seed,
+                             [("drums", db["stems"]["drums"]), ("bass", db["stems"]["bass"]),
+                              ("piano", duo["stems"]["piano"])]))
         for task in ("duo", "trio"):
             if task in tasks and (fam, task, seed) in clips:
                 c = clips[(fam, task, seed)]
-                parts[task] = [(n, c["stems"][n]) for n in c["instruments"]]
-        for task, stems in parts.items():
-            loaded = [io.load(data / p) for _, p in stems]
-            sr = loaded[0][1]
-            n = min(y.shape[1] for y, _ in loaded)
-            refs = np.stack([y.mean(axis=0)[:n] for y, _ in loaded])
-            out.append({"family": fam, "task": task, "seed": seed, "sr": sr,
-                        "mix": refs.sum(axis=0, keepdims=True).astype(np.float32),
-                        "refs": refs, "names": [name for name, _ in stems]})
+                sets.append((fam, task, seed, [(n, c["stems"][n]) for n in c["instruments"]]))
+    out = []
+    for fam, task, seed, stems in sets:
+        loaded = [io.load(data / p) for _, p in stems]
+        n = min(y.shape[1] for y, _ in loaded)
+        refs = np.stack([y.mean(axis=0)[:n] for y, _ in loaded])
+        out.append({"family": fam, "task": task, "seed": seed, "sr": loaded[0][1],
+                    "mix": refs.sum(axis=0, keepdims=True).astype(np.float32),
+                    "refs": refs, "names": [name for name, _ in stems]})
     return out
 
 
@@ -303,6 +313,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--tasks", default="band,duo", help="band, duo, trio (trio: --sources only)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--cross", action="store_true",
+                    help="bands of every drums + bass seed with every piano seed (9 a family)")
     ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES))
     ap.add_argument("--methods", default="today,percussive",
                     help="fixed methods besides the pipeline and the candidates")
@@ -351,7 +363,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m] + cands
     methods += ["auto"] if args.auto else []
     methods += [f"pipeline:{k}" for k in PIPE_KS]
-    items = load_items(args.data, families, args.seeds, args.tasks.split(","))
+    items = load_items(args.data, families, args.seeds, args.tasks.split(","), args.cross)
     rows, guesses, t0 = [], [], time.perf_counter()
     old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
     for item in items:
