@@ -271,8 +271,8 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
         methods = [m for m in ("today", "percussive", "auto")
                    if any(r["method"] == m and r["task"] == task for r in rows)]
         methods += cands
-        print(f"\n## {task}: median SDR (dB), drums stem in brackets")
-        print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>18s}" for m in methods)
+        print(f"\n## {task}: median SDR (dB); bands: drums / bass stems in brackets")
+        print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>22s}" for m in methods)
               + ("  held-out choice" if chosen and task == "band" else ""))
         for fam in families:
             if not any(r["family"] == fam and r["task"] == task for r in rows):
@@ -283,14 +283,17 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
                 cell[m] = median(rows, m, fam, task)
                 if task == "band":
                     cell[m + "_drums"] = median(rows, m, fam, task, "drums")
+                    cell[m + "_bass"] = median(rows, m, fam, task, "bass")
             if task == "band":
                 cell["pipeline_drums"] = median(rows, pipe, fam, task, "drums")
+                cell["pipeline_bass"] = median(rows, pipe, fam, task, "bass")
 
             def fmt(m: str, cell: dict = cell, task: str = task) -> str:
-                d = f" [{cell[m + '_drums']:5.1f}]" if task == "band" else ""
+                d = (f" [{cell[m + '_drums']:5.1f} /{cell[m + '_bass']:5.1f}]"
+                     if task == "band" else "")
                 return f"{cell[m]:6.2f}{d}"
             line = f"{fam:10s} {fmt('pipeline'):>9s} ({pipe.split(':')[1]:>2s}) " + " ".join(
-                f"{fmt(m):>18s}" for m in methods)
+                f"{fmt(m):>22s}" for m in methods)
             if chosen and task == "band" and fam in chosen:
                 c = chosen[fam]["candidate"]
                 cell["heldout"], cell["heldout_drums"] = cell.get(c), cell.get(c + "_drums")

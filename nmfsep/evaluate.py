@@ -62,7 +62,7 @@ import numpy as np
 from nmfsep._checks import check_choice, check_int, check_real, fail, is_choice
 from nmfsep._checks import check_rate as _check_rate
 from nmfsep.bsseval import FILTER_LENGTH, BSSEval
-from nmfsep.exceptions import AudioFormatError, ParameterError
+from nmfsep.exceptions import ParameterError
 
 __all__ = [
     "EvaluationWarning",
@@ -1371,9 +1371,10 @@ def evaluate_files(
     ref_names = _stem_names(reference_paths, "reference_paths")
     est_names = _stem_names(estimate_paths, "estimate_paths")
     check_choice(match, "match", ("name", "permutation"))
+    from nmfsep.io import check_input_file
+
     for p in (*reference_paths, *estimate_paths, *([mixture_path] if mixture_path else [])):
-        if not os.path.exists(p):  # a mistyped path, before its name is matched
-            raise AudioFormatError(f"{os.fspath(p)}: file not found; check the path")
+        check_input_file(p)  # a mistyped path is reported before its name is matched
     if match == "name" and set(ref_names) != set(est_names):
         only_est = [n for n in est_names if n not in ref_names]
         only_ref = [n for n in ref_names if n not in est_names]

@@ -452,11 +452,11 @@ def _labels(H: np.ndarray, n_sources: int, method: str, sr: float, n_fft: int,
         return np.zeros(k, dtype=np.intp)
     if n_sources == k:
         return np.arange(k, dtype=np.intp)
+    if method == "register" and positions is None:
+        return kmeans_1d(register_features(H, sr=sr, n_fft=n_fft)[:, 0], n_sources)
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
-    if method == "register" and positions is None:
-        return kmeans_1d(register_features(H, sr=sr, n_fft=n_fft)[:, 0], n_sources)
     if method in ("timbre", "register"):
         features = timbre_features if method == "timbre" else register_features
         F = features(H, sr=sr, n_fft=n_fft)

@@ -34,6 +34,7 @@ __all__ = [
     "WavWriter",
     "atomic_output",
     "check_name",
+    "check_input_file",
     "folder_name",
     "audio_info",
     "libsndfile_version",
@@ -62,8 +63,14 @@ MAX_FOLDER_LENGTH = 255  # an output folder named after a mixture: as long as a 
 _FULL_BYTES = 64 * 1024  # less free space than this after a failed write: the disk is full
 
 
-def _open_checks(path: str | os.PathLike[str]) -> Path:
-    """Check that ``path`` names a readable, non-empty regular file."""
+def check_input_file(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` names a readable, non-empty regular file; return it.
+
+    Raises
+    ------
+    AudioFormatError
+        One line saying what is wrong (not found, a folder, unreadable, empty).
+    """
     p = Path(path)
     if not p.exists():
         raise AudioFormatError(f"{p}: file not found; check the path")
@@ -79,13 +86,13 @@ def _open_checks(path: str | os.PathLike[str]) -> Path:
 
 
 #: What libsndfile says of data it cannot make sense of (random bytes, a damaged MP3)
-#: once it has opened the file: untrue here, as :func:`_open_checks` has found a
+#: once it has opened the file: untrue here, as :func:`check_input_file` has found a
 #: regular, readable file.
 _NOT_A_REGULAR_FILE = "does not exist or is not a regular file"
 
 
 def _decode_error(p: Path, exc: Exception) -> AudioFormatError:
-    """Return the one-line error for a file (checked by :func:`_open_checks`) not decoded."""
+    """Return the one-line error for a file (checked by :func:`check_input_file`) not decoded."""
     import soundfile as sf
 
     detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else str(exc)
@@ -138,7 +145,7 @@ def load(path: str | os.PathLike[str], *, sr: int | None = None) -> tuple[np.nda
     """
     if sr is not None:
         sr = _check_rate(sr, "sr")
-    p = _open_checks(path)
+    p = check_input_file(path)
     import soundfile as sf
 
     try:
@@ -961,7 +968,7 @@ def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     AudioFormatError
         If the file is missing, a folder, empty or not decodable.
     """
-    p = _open_checks(path)
+    p = check_input_file(path)
     import soundfile as sf
 
     try:
@@ -1127,7 +1134,7 @@ def open_blocks(
     """
     import soundfile as sf
 
-    p = _open_checks(path)
+    p = check_input_file(path)
     try:
         f = sf.SoundFile(str(p))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:

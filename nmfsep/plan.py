@@ -35,7 +35,7 @@ from nmfsep.grouping import GROUPING_METHODS, GroupingMethod, components_groups,
 from nmfsep.io import OutputFiles
 from nmfsep.masks import MASK_KINDS, MaskKind
 from nmfsep.nmf import SOLVERS
-from nmfsep.percussive import DEFAULT_GROUPING as PERCUSSIVE_DEFAULT_GROUPING
+from nmfsep.percussive import DEFAULT_GROUPING as PERCUSSIVE_GROUPING
 from nmfsep.percussive import percussive_names
 from nmfsep.spatial_wiener import WIENER_ITER
 from nmfsep.spectral import STFTConfig
@@ -56,7 +56,6 @@ __all__ = [
     "DEFAULT_MASK_POWER",
     "SUPERVISED_MASK_POWER",
     "DEFAULT_GROUPING",
-    "PERCUSSIVE_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
@@ -89,9 +88,6 @@ SUPERVISED_MASK_POWER = 1.5
 #: Grouping of blind components into sources: "timbre" came closest to the oracle
 #: grouping on duos and trios (benchmarks/bench_grouping.py).
 DEFAULT_GROUPING: GroupingMethod = "timbre"
-#: Grouping of the harmonic components of a percussion-aware run (drums apart):
-#: :data:`nmfsep.percussive.DEFAULT_GROUPING`, by register.
-PERCUSSIVE_GROUPING: GroupingMethod = PERCUSSIVE_DEFAULT_GROUPING
 #: Blind components per source when only ``n_sources`` is given: 8 beat 4 on duos
 #: and trios (benchmarks/bench_grouping.py).
 DEFAULT_COMPONENTS_PER_SOURCE = 8
@@ -643,8 +639,8 @@ class SeparationParams:
         Exponent of the soft mask; None: :func:`default_mask_power`.
     grouping : {"timbre", "activations", "combined", "register"} or None
         How blind components are grouped into ``n_sources`` stems; None:
-        :data:`DEFAULT_GROUPING`, and :data:`PERCUSSIVE_GROUPING` for the harmonic
-        components of a percussion-aware run (:meth:`grouping_for`).
+        :data:`DEFAULT_GROUPING`, and :data:`nmfsep.percussive.DEFAULT_GROUPING` for
+        the harmonic components of a percussion-aware run (:meth:`grouping_for`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float

@@ -517,7 +517,7 @@ def separate(
     grouping : {"timbre", "activations", "combined", "register"} or None
         How blind components are grouped into ``n_sources`` stems (see
         :mod:`nmfsep.grouping`). None (default): "timbre", and "register" for the
-        harmonic stems of ``percussive=True`` (:data:`nmfsep.plan.PERCUSSIVE_GROUPING`).
+        harmonic stems of ``percussive=True`` (:data:`nmfsep.percussive.DEFAULT_GROUPING`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float

@@ -814,9 +814,9 @@ def model_spectrogram(X: np.ndarray, power: float = 1.0, *, scale: float = 1.0,
     for t0 in range(0, n_frames, step):
         block = frames[:, t0 : t0 + step]
         if n_channels == 1 and p == 1.0:
-            # |X| itself: np.abs neither underflows nor overflows, and the one
-            # rounding to float32 is the float64 route's (5x faster, the common case:
-            # every channel of the stereo model)
+            # |X| / scale in float32: np.abs neither underflows nor overflows, and the
+            # result is within a float32 rounding of the float64 route's (5x faster;
+            # the common case: every channel of the stereo model)
             dest = V[t0 : t0 + step]
             np.abs(block[0], out=dest)
             if scale != 1.0:
