@@ -55,6 +55,13 @@ a choice on 9 bands a family (every drums + bass part with every piano part)::
 
     nice python benchmarks/bench_blind.py --tasks band --cross --no-pipeline \
         --methods percussive --candidates p:1:17x17:8:timbre:plain:f0.1   # 5 min
+
+The joint iterations after the split (``:r<N>``, ``nmfsep.percussive.DEFAULT_REFINE_ITER``)
+were chosen the same way, on 9 bands a family (8 min)::
+
+    B=p:1:17x17:8:register:plain:f0.1
+    nice python benchmarks/bench_blind.py --tasks band --cross --no-pipeline --methods "" \
+        --candidates "$B,$B:r10,$B:r20,$B:r30,$B:r50,$B:r100" --select
 """
 
 from __future__ import annotations
@@ -84,7 +91,8 @@ PIPE_KS = (8, 16, 24, 32)
 PIANO_FROM = {"avl": "timgm6mb"}
 DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.03",
                       "p:1:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:timbre:plain:f0.1",
-                      "p:2:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:register:plain:f0.1")
+                      "p:2:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:register:plain:f0.1",
+                      *(f"p:1:17x17:8:register:plain:f0.1:r{n}" for n in (10, 20, 30, 50, 100)))
 
 
 # ------------------------------------------------------------------------- data
@@ -156,18 +164,23 @@ def run_pipeline(item: dict, k: int) -> np.ndarray:
 
 
 def parse_candidate(text: str) -> dict:
-    """``p:<margin>:<kh>x<kp>:<per source>[:<grouping>[:plain][:f<flatness>]]`` -> kwargs.
+    """``p:<margin>:<kh>x<kp>:<per source>[:<grouping>[:plain][:f<flat>][:r<iter>][:m<power>]]``.
 
     ``plain``: the harmonic components are grouped into S - 1 sources (no extra group
     for the drums); ``f0.05``: harmonic atoms flatter than 0.05 join the drums (none
-    without it).
+    without it); ``r30``: 30 joint iterations on the whole spectrogram after the split
+    (none without it); ``m1.5``: masks of exponent 1.5 (1 without it). Returns
+    factorize_percussive's keyword arguments and ``power``.
     """
     _, margin, kernel, per, *rest = text.split(":")
     kh, kp = kernel.split("x")
     flat = [float(r[1:]) for r in rest if r.startswith("f")]
+    refine = [int(r[1:]) for r in rest if r.startswith("r") and r[1:].isdigit()]
+    power = [float(r[1:]) for r in rest if r.startswith("m")]
     return {"margin": float(margin), "kernel": (int(kh), int(kp)), "per_source": int(per),
             "grouping": rest[0] if rest else "timbre", "extra": "plain" not in rest,
-            "flatness": flat[0] if flat else None}
+            "flatness": flat[0] if flat else None, "refine": refine[0] if refine else 0,
+            "power": power[0] if power else 1.0}
 
 
 def run_candidate(item: dict, cand: dict) -> np.ndarray:
@@ -180,10 +193,10 @@ def run_candidate(item: dict, cand: dict) -> np.ndarray:
     fit = factorize_percussive(
         V, cand["per_source"] * S, S, sr=sr, n_fft=cfg.n_fft, kernel=cand["kernel"],
         margin=cand["margin"], grouping=cand["grouping"], extra_cluster=cand["extra"],
-        flatness=cand["flatness"],
+        flatness=cand["flatness"], refine_iter=cand["refine"],
         beta=1.0, max_iter=200, tol=1e-4, random_state=0, warn=False,
     )
-    M = GroupMasks(fit.W, fit.H, fit.groups, kind="soft", power=1.0)(0, X.shape[2])
+    M = GroupMasks(fit.W, fit.H, fit.groups, kind="soft", power=cand["power"])(0, X.shape[2])
     return np.stack([istft(M[g].T[None] * X, cfg, y.shape[1])[0] for g in range(M.shape[0])])
 
 

@@ -108,6 +108,26 @@ def test_factorize_percussive_groups_every_component_once(band) -> None:
         factorize_percussive(V, 2, 3, sr=SR, n_fft=(V.shape[1] - 1) * 2)
 
 
+def test_joint_iterations_fit_the_mixture_better_and_keep_the_groups(band) -> None:
+    from nmfsep.divergence import beta_divergence
+
+    V = _spectrogram(band[0])
+    before = V.copy()
+    kw = {"sr": SR, "n_fft": (V.shape[1] - 1) * 2, "beta": 1.0, "max_iter": 50,
+          "random_state": 0, "warn": False}
+    split = factorize_percussive(V, 12, 3, refine_iter=0, **kw)
+    joint = factorize_percussive(V, 12, 3, refine_iter=20, **kw)
+    np.testing.assert_array_equal(V, before)
+    assert joint.groups == split.groups
+    assert joint.n_iter == split.n_iter + 20
+    assert (beta_divergence(V, joint.W, joint.H, 1.0)
+            < 0.99 * beta_divergence(V, split.W, split.H, 1.0))
+    stage = joint.loss_history[split.loss_history.size:]  # the joint stage's checks
+    assert stage.size >= 2 and np.all(np.diff(stage) <= 1e-6 * stage[0])
+    with pytest.raises(ParameterError, match="refine_iter"):
+        factorize_percussive(V, 12, 3, refine_iter=-1, **kw)
+
+
 def test_separate_percussive_finds_the_drums_and_adds_up(band) -> None:
     y, drums, harmonic = band
     before = y.copy()
