@@ -27,6 +27,7 @@ stored references (``benchmarks/results/heldout_refs.json``) when they are there
     nice python benchmarks/bench_builtin.py --json benchmarks/results/builtin.json  # 25 min
     nice python benchmarks/bench_builtin.py --timing 3                  # 200 iterations
     nice python benchmarks/bench_builtin.py --timing 3 --timing-iterations '{}'   # defaults
+    nice python benchmarks/bench_builtin.py --timing 2 --timing-iterations '{"_semi_pool": 1}'
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from nmfsep.files import separate_file
 kw = json.loads(sys.argv[3])
+if "_semi_pool" in kw:  # plan.SEMI_POOL_FRAMES of this run (1: every frame throughout)
+    sys.modules["nmfsep.separate"].SEMI_POOL_FRAMES = kw.pop("_semi_pool")
 s = separate_file(sys.argv[1], sys.argv[2], dictionaries=["drums", "bass", "piano"], n_free=8,
                   force=True, **kw)
 dt = time.perf_counter() - t0
@@ -190,7 +193,8 @@ def timing(repeat: int, iterations: dict) -> None:
     """Built-in separation (drums, bass, piano + 8 free atoms) of bench_e2e's 3-minute
     44.1 kHz stereo song vs bench_e2e's librosa + scikit-learn anchor (blind k=8, 200
     iterations, nmfsep's blind STFT), alternating, medians. ``iterations``: the
-    built-in run's ``max_iter``/``tol`` (empty: the product's defaults)."""
+    built-in run's ``max_iter``/``tol`` (empty: the product's defaults), and
+    ``_semi_pool``: its ``plan.SEMI_POOL_FRAMES`` (1: the fit on every frame throughout)."""
     import tempfile
 
     import bench_e2e

@@ -56,6 +56,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --timing-bundled 5 --tile 6 --timing-variants gains:p1c0f200
     python benchmarks/bench_stereo.py --joint-check --families timgm6mb --tasks duo trio \
         --seeds 2 [--stacked]
+    python benchmarks/bench_stereo.py --semi-check --families timgm6mb avl --seeds 2
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -405,6 +406,46 @@ def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
           f"{times[True] / times[False]:.2f}x (default now: {plan.SUPERVISED_JOINT_GAINS})")
 
 
+def semi_check(families: list[str], tasks: tuple[str, ...], n_seeds: int) -> None:
+    """Semi-supervised gains coarse to fine (plan.SEMI_POOL_FRAMES) vs every frame.
+
+    Every source but the last has its dictionary (as ``sup-gains``); the last is left to
+    8 free atoms, whose stem (``residual``) is scored against it. Conditions ``moderate``
+    and ``hard``; per source the SNR of the stereo image (dB) and the time ratio, in one
+    process.
+    """
+    data = Path(ROOT / "data" / "families")
+    keep = SEPARATE.SEMI_POOL_FRAMES
+    diffs, times = [], {1: 0.0, keep: 0.0}
+    try:
+        for family in families:
+            for item in load_items(data, family, tasks, n_seeds):
+                names = item["names"]
+                dicts = [dictionary(data, item["train"][n], n, ROOT / "results" / "stereo-dicts")
+                         for n in names[:-1]]
+                for cond in ("moderate", "hard"):
+                    refs = [image(item["stems"][n], j, cond, 0) for j, n in enumerate(names)]
+                    snr = {}
+                    for pool in (1, keep):
+                        SEPARATE.SEMI_POOL_FRAMES = pool
+                        t0 = time.perf_counter()
+                        res = separate(sum(refs), SR, dictionaries=dicts, n_free=8,
+                                       spatial="gains")
+                        times[pool] += time.perf_counter() - t0
+                        got = [res.stems[n] for n in names[:-1]] + [res.stems["residual"]]
+                        snr[pool] = [10 * np.log10(np.sum(r**2) / np.sum((r - e)**2))
+                                     for r, e in zip(refs, got, strict=True)]
+                    diffs.extend(np.subtract(snr[keep], snr[1]))
+                    print(f"{family} {item['task']} seed {item['seed']} {cond}: every frame "
+                          f"{np.round(snr[1], 2)} dB, pooled {np.round(snr[keep], 2)} dB",
+                          flush=True)
+    finally:
+        SEPARATE.SEMI_POOL_FRAMES = keep
+    print(f"coarse to fine - every frame, per source: median {np.median(diffs):+.3f} dB, "
+          f"{np.min(diffs):+.3f} to {np.max(diffs):+.3f} over {len(diffs)}; time "
+          f"{times[keep] / times[1]:.2f}x")
+
+
 def bundled_quality(methods: tuple[str, ...] = ("sup-shared", "sup-gains"),
                     seconds: float = 4.0) -> None:
     """Supervised ``methods`` on the bundled stereo mixtures as they ship.
@@ -459,6 +500,9 @@ def main(argv: list[str] | None = None) -> None:
                          "(--families, --tasks, --seeds)")
     ap.add_argument("--stacked", action="store_true",
                     help="--joint-check: both on the stacked passes (as a long song)")
+    ap.add_argument("--semi-check", action="store_true",
+                    help="only compare semi-supervised gains coarse to fine and on every "
+                         "frame (--families, --tasks, --seeds)")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
@@ -468,6 +512,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.joint_check:
         joint_check(args.families, tuple(args.tasks), args.seeds, args.stacked)
+        return
+    if args.semi_check:
+        semi_check(args.families, tuple(args.tasks), args.seeds)
         return
     if args.timing_bundled:
         timing_bundled(args.timing_bundled, args.tile, tuple(args.timing_variants))

@@ -124,6 +124,7 @@ def ntf_coarse_to_fine(
     W: np.ndarray | None = None,
     H: np.ndarray | None = None,
     Q: np.ndarray | None = None,
+    fixed_atoms: np.ndarray | None = None,
     gain_groups: Sequence[Sequence[int]] | None = None,
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -138,7 +139,7 @@ def ntf_coarse_to_fine(
     V : np.ndarray [shape=(n_channels, n_frames, n_bins)], non-negative
         One spectrogram per channel (one row per frame). Never modified.
     n_components : int
-        Number of atoms k (all free: no dictionary).
+        Number of atoms k (fixed ones included).
     pool : int
         Frames averaged in the coarse stage (:func:`pool_frames`); 1, or a mixture of
         fewer than ``2 * pool`` frames: :func:`nmfsep.ntf.ntf` alone.
@@ -148,9 +149,10 @@ def ntf_coarse_to_fine(
     joint_coarse, joint_fine : bool or None
         Each stage's ``joint_gains`` (:func:`nmfsep.ntf.ntf`): the gains updated with
         the activations, two passes per iteration instead of three.
-    beta, W, H, Q, gain_groups, max_iter, tol, random_state, check_every
+    beta, W, H, Q, fixed_atoms, gain_groups, max_iter, tol, random_state, check_every
         As for :func:`nmfsep.ntf.ntf` (W, H: a start on every frame; default
-        :func:`nmfsep.nmf.nmf`'s initialisation of ``Σ_c V_c`` with ``random_state``).
+        :func:`nmfsep.nmf.nmf`'s initialisation of ``Σ_c V_c`` with ``random_state``;
+        ``fixed_atoms``: held fixed in both stages).
     callback : callable(iteration, loss or None), optional
         Called after every iteration of both stages, numbered on; the loss (every
         ``check_every`` iterations) only in the fine stage.
@@ -183,19 +185,21 @@ def ntf_coarse_to_fine(
     n_fine = min(check_int(fine_iter, "fine_iter", 0), max_iter)
     n_coarse = min(check_int(coarse_iter, "coarse_iter", 0), max_iter - n_fine)
     if W is None and H is None:
-        W, H = starting_factors(V.sum(axis=0), n_components, random_state=random_state)
+        W, H = starting_factors(V.sum(axis=0), n_components, fixed_atoms=fixed_atoms,
+                                random_state=random_state)
     elif W is None or H is None:
         raise ParameterError("W and H are given together (a custom start) or not at all")
     if pool == 1 or V.shape[1] < 2 * pool or n_coarse == 0:
-        return ntf(V, n_components, beta=beta, W=W, H=H, Q=Q, gain_groups=gain_groups,
-                   joint_gains=joint_fine, max_iter=max_iter, tol=tol,
+        return ntf(V, n_components, beta=beta, fixed_atoms=fixed_atoms, W=W, H=H, Q=Q,
+                   gain_groups=gain_groups, joint_gains=joint_fine, max_iter=max_iter, tol=tol,
                    check_every=check_every, callback=callback)
-    coarse = ntf(pool_frames(V, pool), n_components, beta=beta,
+    coarse = ntf(pool_frames(V, pool), n_components, beta=beta, fixed_atoms=fixed_atoms,
                  W=pool_frames(np.asarray(W), pool), H=H, Q=Q, gain_groups=gain_groups,
                  joint_gains=joint_coarse,
                  max_iter=n_coarse, tol=tol, check_every=check_every,
                  callback=_shifted(callback, 0, with_loss=False))
-    fine = ntf(V, n_components, beta=beta, W=unpool_frames(coarse.W, pool, V.shape[1]),
+    fine = ntf(V, n_components, beta=beta, fixed_atoms=fixed_atoms,
+               W=unpool_frames(coarse.W, pool, V.shape[1]),
                H=coarse.H, Q=_group_gains(coarse.Q, gain_groups), gain_groups=gain_groups,
                joint_gains=joint_fine,
                max_iter=n_fine, tol=tol, check_every=check_every,

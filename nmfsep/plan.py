@@ -126,6 +126,15 @@ BLIND_FINE_ITER = 30
 #: three passes in the coarse stage), at the price of rare flips to a worse local optimum
 #: (held-out: -7.9 dB on 1 of 8 AVL mixtures, -2.6 dB on 1 of 16 TimGM6mb).
 BLIND_JOINT_GAINS = True
+#: Dictionaries with free atoms (semi-supervised, built-ins with ``--free``, named
+#: sources), ``spatial="gains"``: coarse to fine too, at most ``SEMI_COARSE_ITER``
+#: iterations on frames averaged in groups of ``SEMI_POOL_FRAMES``, then at most
+#: ``SEMI_FINE_ITER`` on every frame (1: every frame throughout). Every atom fixed
+#: (supervised) fits on every frame: it converges in a few dozen iterations, and the
+#: coarse stage only adds to them.
+SEMI_POOL_FRAMES = 2
+SEMI_COARSE_ITER = 100
+SEMI_FINE_ITER = 30
 #: Supervised ``spatial="gains"``: the gains updated with the activations (``ntf``'s
 #: ``joint_gains``), one threaded pass over the channels' stacked frames per iteration,
 #: instead of two passes (models too large to keep, as a 3-minute song's) or the cached

@@ -81,6 +81,9 @@ from nmfsep.plan import (
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
     RESIDUAL,
+    SEMI_COARSE_ITER,
+    SEMI_FINE_ITER,
+    SEMI_POOL_FRAMES,
     SUPERVISED_JOINT_GAINS,
     TIE_GAINS,
     Plan,
@@ -938,8 +941,9 @@ def factorize_gains(
     With dictionaries every source's atoms share one gain vector (a source sits at one
     place; :data:`nmfsep.plan.TIE_GAINS`), free atoms have one each; with every atom
     fixed (supervised), the gains are updated with the activations
-    (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`). Blind: coarse to fine
-    (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`, :data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+    (:data:`nmfsep.plan.SUPERVISED_JOINT_GAINS`). Blind, and dictionaries with free atoms:
+    coarse to fine (:func:`nmfsep.ntf_coarse.ntf_coarse_to_fine`,
+    :data:`nmfsep.plan.BLIND_POOL_FRAMES`, :data:`nmfsep.plan.SEMI_POOL_FRAMES`).
 
     Parameters
     ----------
@@ -978,7 +982,12 @@ def factorize_gains(
             fine_iter=BLIND_FINE_ITER, joint_coarse=BLIND_JOINT_GAINS,
             joint_fine=BLIND_JOINT_GAINS, beta=grids.beta, W=W0, H=H0, Q=Q0,
             max_iter=params.max_iter, tol=params.tol, callback=callback)
-    joint = SUPERVISED_JOINT_GAINS if fixed is not None and len(fixed) == plan.k else None
+    if fixed is not None and len(fixed) < plan.k:  # free atoms beside the dictionaries
+        return ntf_coarse_to_fine(
+            V, plan.k, pool=SEMI_POOL_FRAMES, coarse_iter=SEMI_COARSE_ITER,
+            fine_iter=SEMI_FINE_ITER, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
+            gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
+    joint = SUPERVISED_JOINT_GAINS if fixed is not None else None
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
                gain_groups=ties, joint_gains=joint, max_iter=params.max_iter, tol=params.tol,
                callback=callback)

@@ -93,3 +93,23 @@ def test_inputs_untouched_and_arguments_checked() -> None:
         ntf_coarse_to_fine(V, 3, W=W)
     with pytest.raises(ParameterError, match="n_channels, n_frames, n_bins"):
         ntf_coarse_to_fine(V[0], 3)
+
+
+def test_fixed_atoms_stay_fixed_in_both_stages() -> None:
+    W, H, Q, V = _panned(7, n_frames=240)
+    fixed = H[:2].copy()
+    seen: list[int] = []
+    res = ntf_coarse_to_fine(V, 3, fixed_atoms=fixed, pool=2, coarse_iter=60, fine_iter=40,
+                             tol=0, check_every=1, random_state=0,
+                             callback=lambda i, d: seen.append(i))
+    assert res.n_iter == 100 and seen == list(range(1, 101))
+    np.testing.assert_allclose(res.H[:2], fixed, rtol=1e-6)  # the dictionary, untouched
+    assert np.array_equal(fixed, H[:2])
+    steps = np.diff(res.loss_history)
+    assert (steps <= 1e-10 * res.loss_history[0]).all(), steps.max()
+    # the free atom learns the third source: the fit is close to exact
+    assert res.loss < 1e-2 * np.sum(V)
+    # without pooling it is ntf with the same dictionary
+    a = ntf_coarse_to_fine(V, 3, fixed_atoms=fixed, pool=1, max_iter=30, tol=0, random_state=2)
+    b = ntf(V, 3, fixed_atoms=fixed, max_iter=30, tol=0, random_state=2)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
