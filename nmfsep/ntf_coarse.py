@@ -14,7 +14,8 @@ activations repeated back (:func:`unpool_frames`), the atoms and the gains found
    ``H`` and ``Q``, at most ``fine_iter`` iterations (``tol`` applies): its loss never
    increases (multiplicative updates).
 
-Used by blind ``spatial="gains"`` separation (:data:`nmfsep.plan.BLIND_POOL_FRAMES`).
+Used by blind ``spatial="gains"`` separation (:data:`nmfsep.plan.BLIND_POOL_FRAMES`) and by
+dictionaries with free atoms (:data:`nmfsep.plan.SEMI_POOL_FRAMES`).
 """
 
 from __future__ import annotations
