@@ -134,9 +134,10 @@ BLIND_JOINT_GAINS = True
 #: coarse stage only adds to them. Against every frame throughout, held-out TimGM6mb and
 #: AVL stereo mixtures, the last source left to 8 free atoms: median -0.01 dB per source
 #: (-1.08 to +1.32 over 36; ``benchmarks/bench_stereo.py --semi-check --families
-#: timgm6mb avl --seeds 2``); built-in separation of bench_e2e's 3-minute song 145 ->
-#: 104 s (``benchmarks/bench_builtin.py --timing 1 --timing-iterations`` with and
-#: without ``'{"_semi_pool": 1}'``); no faster on 8 s mixtures (0.93x).
+#: timgm6mb avl --seeds 2``); built-in separation of bench_e2e's 3-minute song 148.3 ->
+#: 107.2 s (``benchmarks/bench_builtin.py --timing 1 --timing-iterations
+#: '{"_semi_pool": 1}'`` against ``--timing 2 --timing-iterations '{}'``); on those 8 s
+#: mixtures 0.93x the time.
 SEMI_POOL_FRAMES = 2
 SEMI_COARSE_ITER = 100
 SEMI_FINE_ITER = 30
