@@ -364,6 +364,12 @@ def timing_bundled(n: int, tile: int = 1, variants: tuple[str, ...] = ()) -> Non
                   f"{spatial} {new:6.2f} s  ratio {new / old:4.2f} (medians of {n})", flush=True)
 
 
+def image_snr(refs: list[np.ndarray], ests: list[np.ndarray]) -> list[float]:
+    """SNR (dB) of every estimated stereo image against its reference, in order."""
+    return [float(10 * np.log10(np.sum(r**2) / np.sum((r - e)**2)))
+            for r, e in zip(refs, ests, strict=True)]
+
+
 def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
                 stacked: bool = False) -> None:
     """Supervised gains with and without the gains' own pass (plan.SUPERVISED_JOINT_GAINS).
@@ -393,8 +399,7 @@ def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
                         t0 = time.perf_counter()
                         res = separate(sum(refs), SR, dictionaries=dicts, spatial="gains")
                         times[joint] += time.perf_counter() - t0
-                        snr[joint] = [10 * np.log10(np.sum(r**2) / np.sum((r - res.stems[n])**2))
-                                      for r, n in zip(refs, item["names"], strict=True)]
+                        snr[joint] = image_snr(refs, [res.stems[n] for n in item["names"]])
                     diffs.extend(np.subtract(snr[True], snr[False]))
                     print(f"{family} {item['task']} seed {item['seed']} {cond}: before "
                           f"{np.round(snr[False], 2)} dB, joint {np.round(snr[True], 2)} dB",
@@ -433,8 +438,7 @@ def semi_check(families: list[str], tasks: tuple[str, ...], n_seeds: int) -> Non
                                        spatial="gains")
                         times[pool] += time.perf_counter() - t0
                         got = [res.stems[n] for n in names[:-1]] + [res.stems["residual"]]
-                        snr[pool] = [10 * np.log10(np.sum(r**2) / np.sum((r - e)**2))
-                                     for r, e in zip(refs, got, strict=True)]
+                        snr[pool] = image_snr(refs, got)
                     diffs.extend(np.subtract(snr[keep], snr[1]))
                     print(f"{family} {item['task']} seed {item['seed']} {cond}: every frame "
                           f"{np.round(snr[1], 2)} dB, pooled {np.round(snr[keep], 2)} dB",
