@@ -30,6 +30,15 @@ and the drums stem's median for bands):
   percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
   those settings, masks and stems as in ``separate``.
 
+Ceilings (``--ceilings``), what the targets are measured against:
+
+* ``oracle``: the ideal ratio mask (the references' power ratios) on nmfsep's STFT;
+* ``grouped:pipeline:<k>`` (reported at its best k) and ``grouped:<candidate>`` (the
+  product's: :data:`PRODUCT`): that factorization with every component given to the
+  reference whose power its soft mask takes most of (:func:`oracle_groups`), the
+  ceiling of the grouping step. When it falls short of a target, no grouping of those
+  components reaches it.
+
 ``--select`` does leave-one-family-out over the candidates on bands: for each held-out
 family the candidate with the best median band SDR on the families sharing no sample
 lineage with it (the manifest's ``groups``) is chosen and reported on the held-out family.
@@ -44,6 +53,8 @@ of sources (2 on duos, 3 on bands), and how sure it says it is.
     nice python benchmarks/bench_blind.py --families fluidr3 --seeds 1 --candidates p:1:17x17:8
     nice python benchmarks/bench_blind.py --tasks band,duo,trio --auto --no-pipeline \
         --candidates "" --seeds 2                       # auto vs the true count: 10-15 min
+    nice python benchmarks/bench_blind.py --tasks band --methods percussive --candidates "" \
+        --ceilings                                      # bands against their ceilings: 15 min
 
 Settings tried in exploratory runs (2-3 seeds) and left out of the default list, none
 better: 31 x 31 kernels, margins 2 and 4, 12 components per source, "combined"
@@ -62,6 +73,16 @@ were chosen the same way, on 9 bands a family (8 min)::
     B=p:1:17x17:8:register:plain:f0.1
     nice python benchmarks/bench_blind.py --tasks band --cross --no-pipeline --methods "" \
         --candidates "$B,$B:r10,$B:r20,$B:r30,$B:r50,$B:r100" --select
+
+(At stop 31 the components were grouped before the joint iterations; they are now
+grouped after them, so these candidates no longer give that stop's figures.) The
+tonal-attack rule (``:t<flatness>``, ``nmfsep.percussive.DEFAULT_TONAL``: percussive
+components more tonal than that and mostly above 200 Hz join the harmonic ones) was
+chosen the same way (8 min)::
+
+    B=p:1:17x17:8:register:plain:f0.1:r30
+    nice python benchmarks/bench_blind.py --tasks band --cross --no-pipeline --methods "" \
+        --candidates "$B,$B:t0.005,$B:t0.01,$B:t0.02,$B:t0.03,$B:t0.05" --select
 """
 
 from __future__ import annotations
@@ -89,6 +110,8 @@ from nmfsep.spectral import STFTConfig, istft, max_magnitude, model_spectrogram,
 FAMILIES = ("fluidr3", "musescore", "timgm6mb", "avl")
 PIPE_KS = (8, 16, 24, 32)
 PIANO_FROM = {"avl": "timgm6mb"}
+#: The candidate ``separate(..., percussive=True)`` runs (nmfsep.percussive's defaults).
+PRODUCT = "p:1:17x17:8:register:plain:f0.1:r30:t0.02"
 DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.03",
                       "p:1:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:timbre:plain:f0.1",
                       "p:2:17x17:8:timbre:plain:f0.05", "p:1:17x17:8:register:plain:f0.1",
@@ -140,8 +163,43 @@ def groups_of(data: Path) -> dict[str, set[str]]:
 # ------------------------------------------------------------------------- methods
 
 
-def run_pipeline(item: dict, k: int) -> np.ndarray:
-    """librosa + scikit-learn blind NMF, MFCC k-means grouping, Wiener masks; (S, n)."""
+def oracle_groups(W: np.ndarray, H: np.ndarray, powers: np.ndarray) -> np.ndarray:
+    """Group components by the references: each to the source whose power it takes most of.
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_frames, k)]
+    H : np.ndarray [shape=(k, n_bins)]
+    powers : np.ndarray [shape=(n_sources, n_frames, n_bins)]
+        The references' power spectrograms on the factorization's grid.
+
+    Returns
+    -------
+    np.ndarray [shape=(k,)], int
+        The source of every component: the one maximising the reference power its soft
+        mask ``W[:, c] H[c] / (W H)`` takes (an oracle grouping, a ceiling of the
+        grouping step for that factorization). A source no component chose gets the
+        component with the largest share of its power among those whose source has
+        others, so that no stem is empty.
+    """
+    W, H = np.asarray(W, dtype=np.float64), np.asarray(H, dtype=np.float64)
+    total = W @ H + 1e-12
+    taken = np.stack([((W.T @ (P / total)) * H).sum(axis=1) for P in powers], axis=1)
+    labels = np.argmax(taken, axis=1)
+    share = taken / np.maximum(taken.sum(axis=1, keepdims=True), 1e-300)
+    for j in range(taken.shape[1]):
+        if not (labels == j).any():
+            spare = [c for c in range(labels.size) if (labels == labels[c]).sum() > 1]
+            if spare:
+                labels[max(spare, key=lambda c: share[c, j])] = j
+    return labels
+
+
+def run_pipeline(item: dict, k: int, oracle: bool = False) -> np.ndarray:
+    """librosa + scikit-learn blind NMF, MFCC k-means grouping, Wiener masks; (S, n).
+
+    ``oracle``: the components grouped by the references (:func:`oracle_groups`) instead.
+    """
     import librosa
     from sklearn.cluster import KMeans
     from sklearn.decomposition import NMF
@@ -154,9 +212,14 @@ def run_pipeline(item: dict, k: int) -> np.ndarray:
                     random_state=0)
         W = model.fit_transform(np.abs(X).T)
     H = model.components_
-    mel = librosa.feature.melspectrogram(S=H.T ** 2, sr=sr, n_mels=40)
-    feats = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=np.max), n_mfcc=13)[1:].T
-    labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(feats)
+    if oracle:
+        powers = np.stack([np.abs(librosa.stft(r, n_fft=2048, hop_length=512)).T ** 2
+                           for r in item["refs"]])
+        labels = oracle_groups(W, H, powers)
+    else:
+        mel = librosa.feature.melspectrogram(S=H.T ** 2, sr=sr, n_mels=40)
+        feats = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=np.max), n_mfcc=13)[1:].T
+        labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(feats)
     models = [(W[:, labels == g] @ H[labels == g]) ** 2 for g in range(S)]
     total = sum(models) + 1e-10
     return np.stack([librosa.istft((m / total).T * X, hop_length=512, length=y.shape[0])
@@ -164,27 +227,33 @@ def run_pipeline(item: dict, k: int) -> np.ndarray:
 
 
 def parse_candidate(text: str) -> dict:
-    """``p:<margin>:<kh>x<kp>:<per source>[:<grouping>[:plain][:f<flat>][:r<iter>][:m<power>]]``.
+    """Parse ``p:<margin>:<kh>x<kp>:<per source>[:<grouping>[:<option>...]]``.
 
-    ``plain``: the harmonic components are grouped into S - 1 sources (no extra group
+    Options: ``plain``: the harmonic components are grouped into S - 1 sources (no extra group
     for the drums); ``f0.05``: harmonic atoms flatter than 0.05 join the drums (none
     without it); ``r30``: 30 joint iterations on the whole spectrogram after the split
-    (none without it); ``m1.5``: masks of exponent 1.5 (1 without it). Returns
-    factorize_percussive's keyword arguments and ``power``.
+    (none without it); ``m1.5``: masks of exponent 1.5 (1 without it); ``t0.02``:
+    percussive atoms more tonal than flatness 0.02 and mostly above 200 Hz join the
+    harmonic ones (none without it). Returns factorize_percussive's keyword arguments
+    and ``power``.
     """
     _, margin, kernel, per, *rest = text.split(":")
     kh, kp = kernel.split("x")
     flat = [float(r[1:]) for r in rest if r.startswith("f")]
     refine = [int(r[1:]) for r in rest if r.startswith("r") and r[1:].isdigit()]
     power = [float(r[1:]) for r in rest if r.startswith("m")]
+    tonal = [float(r[1:]) for r in rest if r.startswith("t") and r[1:2].isdigit()]
     return {"margin": float(margin), "kernel": (int(kh), int(kp)), "per_source": int(per),
             "grouping": rest[0] if rest else "timbre", "extra": "plain" not in rest,
             "flatness": flat[0] if flat else None, "refine": refine[0] if refine else 0,
-            "power": power[0] if power else 1.0}
+            "power": power[0] if power else 1.0, "tonal": tonal[0] if tonal else None}
 
 
-def run_candidate(item: dict, cand: dict) -> np.ndarray:
-    """Percussion-aware factorization with ``cand``'s settings, stems as ``separate``'s."""
+def run_candidate(item: dict, cand: dict, oracle: bool = False) -> np.ndarray:
+    """Percussion-aware factorization with ``cand``'s settings, stems as ``separate``'s.
+
+    ``oracle``: the components grouped by the references (:func:`oracle_groups`).
+    """
     y, sr, S = item["mix"], item["sr"], len(item["names"])
     cfg = STFTConfig.for_sample_rate(sr)
     X = stft(y, cfg)
@@ -193,15 +262,37 @@ def run_candidate(item: dict, cand: dict) -> np.ndarray:
     fit = factorize_percussive(
         V, cand["per_source"] * S, S, sr=sr, n_fft=cfg.n_fft, kernel=cand["kernel"],
         margin=cand["margin"], grouping=cand["grouping"], extra_cluster=cand["extra"],
-        flatness=cand["flatness"], refine_iter=cand["refine"],
+        flatness=cand["flatness"], refine_iter=cand["refine"], tonal=cand["tonal"],
         beta=1.0, max_iter=200, tol=1e-4, random_state=0, warn=False,
     )
-    M = GroupMasks(fit.W, fit.H, fit.groups, kind="soft", power=cand["power"])(0, X.shape[2])
+    groups = fit.groups
+    if oracle:
+        powers = np.stack([np.abs(stft(r[None], cfg))[0].T ** 2 for r in item["refs"]])
+        labels = oracle_groups(fit.W, fit.H, powers)
+        groups = {str(j): np.flatnonzero(labels == j).tolist() for j in range(S)
+                  if (labels == j).any()}
+    M = GroupMasks(fit.W, fit.H, groups, kind="soft", power=cand["power"])(0, X.shape[2])
     return np.stack([istft(M[g].T[None] * X, cfg, y.shape[1])[0] for g in range(M.shape[0])])
+
+
+def run_oracle_mask(item: dict) -> np.ndarray:
+    """The ideal ratio mask (references' power ratios) on nmfsep's STFT; (S, n)."""
+    cfg = STFTConfig.for_sample_rate(item["sr"])
+    X = stft(item["mix"], cfg)
+    powers = np.stack([np.abs(stft(r[None], cfg)) ** 2 for r in item["refs"]])
+    total = powers.sum(axis=0)
+    masks = powers / np.where(total > 0, total, 1.0)
+    return np.stack([istft(m * X, cfg, item["mix"].shape[1])[0] for m in masks])
 
 
 def run_method(item: dict, method: str) -> np.ndarray:
     S = len(item["names"])
+    if method == "oracle":
+        return run_oracle_mask(item)
+    if method.startswith("grouped:pipeline:"):
+        return run_pipeline(item, int(method.split(":")[2]), oracle=True)
+    if method.startswith("grouped:p:"):
+        return run_candidate(item, parse_candidate(method.removeprefix("grouped:")), oracle=True)
     if method.startswith("pipeline:"):
         return run_pipeline(item, int(method.split(":")[1]))
     if method.startswith("p:"):
@@ -258,9 +349,9 @@ def median(rows: list[dict], method: str, family: str | None, task: str,
     return float(np.median(vals)) if vals else float("nan")
 
 
-def best_pipeline(rows: list[dict], family: str, task: str) -> str:
-    ks = [f"pipeline:{k}" for k in PIPE_KS
-          if any(r["method"] == f"pipeline:{k}" and r["task"] == task for r in rows)] or ["-:-"]
+def best_pipeline(rows: list[dict], family: str, task: str, prefix: str = "pipeline") -> str:
+    ks = [f"{prefix}:{k}" for k in PIPE_KS
+          if any(r["method"] == f"{prefix}:{k}" and r["task"] == task for r in rows)] or ["-:-"]
     return max(ks, key=lambda m: np.nan_to_num(median(rows, m, family, task), nan=-1e9))
 
 
@@ -283,6 +374,9 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
             continue
         methods = [m for m in ("today", "percussive", "auto")
                    if any(r["method"] == m and r["task"] == task for r in rows)]
+        methods += sorted({r["method"] for r in rows if r["task"] == task
+                           and (r["method"] == "oracle" or r["method"].startswith("grouped:p:"))})
+        grouped_pipe = any(r["method"].startswith("grouped:pipeline:") for r in rows)
         methods += cands
         print(f"\n## {task}: median SDR (dB); bands: drums / bass stems in brackets")
         print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>22s}" for m in methods)
@@ -292,6 +386,12 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
                 continue
             pipe = best_pipeline(rows, fam, task)
             cell = {"pipeline": median(rows, pipe, fam, task), "pipeline_k": pipe}
+            if grouped_pipe:  # the pipeline's factorization grouped by the references, best k
+                gp = best_pipeline(rows, fam, task, "grouped:pipeline")
+                cell["grouped_pipeline_k"] = gp
+                for src in (None, "drums", "bass") if task == "band" else (None,):
+                    cell["grouped:pipeline" + (f"_{src}" if src else "")] = median(
+                        rows, gp, fam, task, src)
             for m in methods:
                 cell[m] = median(rows, m, fam, task)
                 if task == "band":
@@ -307,6 +407,9 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
                 return f"{cell[m]:6.2f}{d}"
             line = f"{fam:10s} {fmt('pipeline'):>9s} ({pipe.split(':')[1]:>2s}) " + " ".join(
                 f"{fmt(m):>22s}" for m in methods)
+            if grouped_pipe:
+                line += f"  grouped:pipeline ({cell['grouped_pipeline_k'].split(':')[-1]}): " \
+                    + fmt("grouped:pipeline")
             if chosen and task == "band" and fam in chosen:
                 c = chosen[fam]["candidate"]
                 cell["heldout"], cell["heldout_drums"] = cell.get(c), cell.get(c + "_drums")
@@ -334,6 +437,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES))
     ap.add_argument("--methods", default="today,percussive",
                     help="fixed methods besides the pipeline and the candidates")
+    ap.add_argument("--ceilings", action="store_true",
+                    help="also the oracle mask and the grouping ceilings (grouped:...)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="compute no pipeline rows (those of --reuse are kept)")
     ap.add_argument("--select", action="store_true")
@@ -379,6 +484,8 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m] + cands
     methods += ["auto"] if args.auto else []
     methods += [f"pipeline:{k}" for k in PIPE_KS]
+    if args.ceilings:
+        methods += ["oracle", f"grouped:{PRODUCT}", *(f"grouped:pipeline:{k}" for k in PIPE_KS)]
     items = load_items(args.data, families, args.seeds, args.tasks.split(","), args.cross)
     rows, guesses, t0 = [], [], time.perf_counter()
     old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
@@ -386,7 +493,8 @@ def main() -> None:
         bss = BSSEval(item["refs"])
         trio = ["today", "auto"] if args.auto else []  # trios: --sources and --auto only
         for m in methods if item["task"] != "trio" else [m for m in methods if m in trio]:
-            if (m.startswith("p:") or m == "percussive") and item["task"] != "band":
+            banded = m.startswith(("p:", "grouped:p:")) or m == "percussive"
+            if banded and item["task"] != "band":
                 continue
             key = (item["family"], item["task"], item["seed"], m)
             done = [r for r in old if (r["family"], r["task"], r["seed"], r["method"]) == key]

@@ -1,0 +1,64 @@
+"""The blind benchmark's oracle grouping (benchmarks/bench_blind.py), the ceiling its
+--ceilings figures stand on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_blind
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return bench_blind
+
+
+def _two_sources(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components 0-2 build source 0 (low bins), 3-5 source 1 (high bins)."""
+    H = np.zeros((6, 40))
+    H[:3, :20] = rng.random((3, 20)) + 0.1
+    H[3:, 20:] = rng.random((3, 20)) + 0.1
+    W = rng.random((50, 6)) + 0.01
+    powers = np.stack([(W[:, :3] @ H[:3]) ** 2, (W[:, 3:] @ H[3:]) ** 2])
+    return W, H, powers
+
+
+def test_oracle_groups_follow_the_references(bench):
+    W, H, powers = _two_sources(np.random.default_rng(0))
+    W0, H0 = W.copy(), H.copy()
+    labels = bench.oracle_groups(W, H, powers)
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(bench.oracle_groups(W, H, powers[::-1]), [1, 1, 1, 0, 0, 0])
+    assert np.array_equal(W, W0) and np.array_equal(H, H0)
+
+
+def test_oracle_groups_leave_no_source_empty(bench):
+    W, H, powers = _two_sources(np.random.default_rng(1))
+    # a third reference that no component serves best: a faint copy of source 1's
+    # fifth component gets it, and the other sources keep theirs
+    third = 1e-3 * np.outer(W[:, 4], H[4]) ** 2
+    labels = bench.oracle_groups(W, H, np.concatenate([powers, third[None]]))
+    assert sorted(set(labels.tolist())) == [0, 1, 2]
+    assert labels.tolist().count(2) == 1
+    assert (labels[:3] == 0).all()
+
+
+def test_the_product_candidate_is_what_separate_runs(bench):
+    from nmfsep import percussive
+
+    c = bench.parse_candidate(bench.PRODUCT)
+    assert (c["margin"], c["kernel"], c["grouping"]) == (
+        percussive.DEFAULT_MARGIN, percussive.DEFAULT_KERNEL, percussive.DEFAULT_GROUPING)
+    assert (c["flatness"], c["refine"], c["tonal"]) == (
+        percussive.DEFAULT_FLATNESS, percussive.DEFAULT_REFINE_ITER, percussive.DEFAULT_TONAL)
+    assert not c["extra"] and c["power"] == 1.0
+    assert bench.parse_candidate("p:1:17x17:8:timbre:plain")["tonal"] is None
