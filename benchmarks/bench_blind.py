@@ -35,9 +35,10 @@ Ceilings (``--ceilings``), what the targets are measured against:
 * ``oracle``: the ideal ratio mask (the references' power ratios) on nmfsep's STFT;
 * ``grouped:pipeline:<k>`` (reported at its best k) and ``grouped:<candidate>`` (the
   product's: :data:`PRODUCT`): that factorization with every component given to the
-  reference whose power its soft mask takes most of (:func:`oracle_groups`), the
-  ceiling of the grouping step. When it falls short of a target, no grouping of those
-  components reaches it.
+  reference whose power its soft mask takes most of (:func:`oracle_groups`): how well
+  the grouping step could do with the references' help. A reference point, not a
+  bound: the rule is greedy, one component at a time, and a blind grouping can beat it
+  (``--percussive`` does on FluidR3). The oracle mask is the bound the targets meet.
 
 ``--select`` does leave-one-family-out over the candidates on bands: for each held-out
 family the candidate with the best median band SDR on the families sharing no sample
@@ -177,8 +178,8 @@ def oracle_groups(W: np.ndarray, H: np.ndarray, powers: np.ndarray) -> np.ndarra
     -------
     np.ndarray [shape=(k,)], int
         The source of every component: the one maximising the reference power its soft
-        mask ``W[:, c] H[c] / (W H)`` takes (an oracle grouping, a ceiling of the
-        grouping step for that factorization). A source no component chose gets the
+        mask ``W[:, c] H[c] / (W H)`` takes (an oracle grouping, greedy: a reference
+        point for the grouping step, not an upper bound). A source no component chose gets the
         component with the largest share of its power among those whose source has
         others, so that no stem is empty.
     """

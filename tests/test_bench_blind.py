@@ -1,25 +1,16 @@
-"""The blind benchmark's oracle grouping (benchmarks/bench_blind.py), the ceiling its
---ceilings figures stand on."""
+"""Helpers of the blind benchmark (benchmarks/bench_blind.py): the grouping by the
+references of its --ceilings figures, and the candidate that is the product."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _bench import import_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_blind
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return bench_blind
+    return import_benchmark("bench_blind")
 
 
 def _two_sources(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

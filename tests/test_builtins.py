@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _bench import import_benchmark
 from _cli import one_error_line, run
 
 from nmfsep.builtins import (
@@ -34,12 +34,7 @@ PERMISSIVE = {"MIT", "MIT (FluidR3 Mono parts), piano and drumline PD/CC0", "pub
 
 @pytest.fixture(scope="module")
 def build_script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import build_builtins
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return build_builtins
+    return import_benchmark("build_builtins")
 
 
 @pytest.fixture(scope="module")
