@@ -35,7 +35,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -64,6 +64,11 @@ class _OneLineErrors(typer.core.TyperGroup):
 
         if not kwargs.get("standalone_mode", True):
             return super().main(*args, **kwargs)
+        given = kwargs.get("args", args[0] if args else None)
+        empty = _empty_argument(list(sys.argv[1:] if given is None else given), self.commands)
+        if empty:
+            _say(_stderr_console(), "error", empty)
+            sys.exit(2)
         try:
             code = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click_errors.NoArgsIsHelpError as exc:  # the help is printed already
@@ -77,6 +82,33 @@ class _OneLineErrors(typer.core.TyperGroup):
             _say(_stderr_console(), "error", "aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _empty_argument(argv: list[str], commands: Mapping[str, Any]) -> str | None:
+    """Return the error line for an empty argument (``-o ""``, ``--dict=``), else None.
+
+    Every value of nmfsep's options and arguments is a path, a name or a number, none of
+    which may be empty; without this check an empty path reads as the current folder
+    (``Path("") == Path(".")``), and stems would be written there. An unset shell
+    variable (``-o $OUT``) is the usual cause. ``commands``: the group's click commands,
+    to name an option by all its spellings (``-o/--out-dir``).
+    """
+    command = next((a for a in argv if a and not a.startswith("-")), None)
+    where = f" (help: nmfsep {command} -h)" if command else " (help: nmfsep -h)"
+    params = getattr(commands.get(command or ""), "params", [])
+    spelled = {o: "/".join(p.opts) for p in params for o in getattr(p, "opts", [])}
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+            name = arg[:-1]
+        elif arg == "" and i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1]:
+            name = argv[i - 1]
+        elif arg == "":
+            name = "an argument"
+        else:
+            continue
+        return (f"{spelled.get(name, name)} was given an empty value; give a path, name or number "
+                f"(an unset shell variable?){where}")
+    return None
 
 
 def _given(exc: BaseException) -> str:

@@ -72,6 +72,23 @@ def test_bad_usage_is_one_error_line(mix, args, needle) -> None:
     usage_error(result, needle)
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["separate", "{mix}", "-k", "2", "-o", ""], "-o/--out-dir was given an empty value"),
+    (["separate", "{mix}", "--dict", ""], "--dict"),
+    (["separate", "", "-k", "2"], "an argument was given an empty value"),
+    (["learn", "{mix}", "-n", "piano", "--output="], "-o/--output was given an empty value"),
+    (["separate", "{mix}", "--report="], "--report"),
+], ids=["out-dir", "dict", "positional", "output=", "report="])
+def test_an_empty_value_is_refused_before_anything_is_written(mix, tmp_path, monkeypatch, args,
+                                                            needle) -> None:
+    # an unset shell variable (-o $OUT): Path("") is the current folder, and stems
+    # would land there
+    monkeypatch.chdir(tmp_path)
+    result = run(*(a.format(mix=mix) for a in args))
+    usage_error(result, needle, "was given an empty value", "unset shell variable")
+    assert list(tmp_path.iterdir()) == []
+
+
 def digest(p: Path) -> str:
     return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
