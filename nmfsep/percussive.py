@@ -27,6 +27,7 @@ harmonic one with the drums. Everything downstream
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,18 +114,36 @@ def hpss_split(
         Harmonic (with the residual of the margin) and percussive parts, of ``V``'s
         dtype, non-negative, ``V_h + V_p == V`` up to rounding.
     """
-    import librosa
+    from scipy.ndimage import median_filter  # not at import: `nmfsep --help` stays light
 
     check_real(margin, "margin", 1.0)
     for value, name in zip(kernel, ("harmonic kernel", "percussive kernel"), strict=True):
         check_int(value, name, 1)
     V = np.asarray(V)
-    _, mask_p = librosa.decompose.hpss(
-        V.T.astype(np.float32), kernel_size=(int(kernel[0]), int(kernel[1])), power=2.0,
-        mask=True, margin=(1.0, float(margin)),
-    )
-    V_p = (V * mask_p.T).astype(V.dtype, copy=False)
-    V_h = np.maximum(V - V_p, 0).astype(V.dtype, copy=False)
+    S = np.ascontiguousarray(V.T, dtype=np.float32)  # (n_bins, n_frames): faster filters
+    # librosa.decompose.hpss(S.T, kernel, power=2, mask=True, margin=(1, margin))'s
+    # percussive mask, written out: its two median filters run side by side (scipy
+    # releases the GIL), and the harmonic mask it also computes is not needed (on a
+    # 3-minute 44.1 kHz song 21 s became 5 s; equal to float32 rounding, tested)
+    with ThreadPoolExecutor(2) as pool:
+        along_time = pool.submit(median_filter, S, size=(1, int(kernel[0])), mode="reflect")
+        along_freq = pool.submit(median_filter, S, size=(int(kernel[1]), 1), mode="reflect")
+        harm, perc = along_time.result(), along_freq.result()
+    harm *= np.float32(margin)
+    Z = np.maximum(perc, harm, out=S)  # fresh memory is slow to touch: S is reused
+    silent = Z < np.finfo(np.float32).tiny
+    Z[silent] = 1.0
+    perc /= Z
+    perc *= perc
+    harm /= Z
+    harm *= harm
+    harm += perc
+    harm[silent] = 1.0
+    mask_p = np.divide(perc, harm, out=perc)
+    mask_p[silent] = 0.5 if margin == 1 else 0.0  # librosa's split_zeros
+    V_p = np.multiply(V, mask_p.T, dtype=V.dtype)
+    V_h = np.subtract(V, V_p)
+    np.maximum(V_h, 0, out=V_h)
     return V_h, V_p
 
 

@@ -71,6 +71,18 @@ def test_hpss_split_adds_up_and_keeps_its_input(band) -> None:
     np.testing.assert_array_equal(V, before)
 
 
+@pytest.mark.parametrize(("kernel", "margin"), [((17, 17), 1.0), ((9, 31), 2.5), ((1, 1), 1.0)])
+def test_hpss_split_is_librosas_percussive_mask(band, kernel, margin) -> None:
+    import librosa
+
+    V = _spectrogram(band[0])
+    V[:, :3] = 0.0  # silent bins: librosa splits them half and half at margin 1
+    _, mask = librosa.decompose.hpss(V.T.astype(np.float32), kernel_size=kernel, power=2.0,
+                                     mask=True, margin=(1.0, margin))
+    _, V_p = hpss_split(V, kernel=kernel, margin=margin)
+    np.testing.assert_allclose(V_p, V * mask.T, rtol=1e-6, atol=0)
+
+
 def test_a_larger_margin_keeps_less_in_the_percussive_part(band) -> None:
     V = _spectrogram(band[0])
     shares = [percussive_share(V, hpss_split(V, margin=m)[1]) for m in (1.0, 2.0, 4.0)]
