@@ -177,6 +177,9 @@ def test_the_tonal_rule_only_regroups(band) -> None:
     freqs = np.linspace(0, SR / 2, V.shape[1])
     assert all(freqs[np.argmax(fit.H[c])] > 200 for c in moved)
     assert (atom_flatness(fit.H[moved]) < DEFAULT_TONAL).all()
+    for bad in (-0.1, float("nan"), 2.0):
+        with pytest.raises(ParameterError, match="tonal"):
+            factorize_percussive(V, 12, 3, tonal=bad, **kw)
 
 
 def test_separate_percussive_finds_the_drums_and_adds_up(band) -> None:
