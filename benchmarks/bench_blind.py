@@ -101,6 +101,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_separation import run_oracle  # noqa: E402
+
 from nmfsep import io  # noqa: E402
 from nmfsep.bsseval import BSSEval  # noqa: E402
 from nmfsep.masks import GroupMasks  # noqa: E402
@@ -277,13 +279,11 @@ def run_candidate(item: dict, cand: dict, oracle: bool = False) -> np.ndarray:
 
 
 def run_oracle_mask(item: dict) -> np.ndarray:
-    """The ideal ratio mask (references' power ratios) on nmfsep's STFT; (S, n)."""
-    cfg = STFTConfig.for_sample_rate(item["sr"])
-    X = stft(item["mix"], cfg)
-    powers = np.stack([np.abs(stft(r[None], cfg)) ** 2 for r in item["refs"]])
-    total = powers.sum(axis=0)
-    masks = powers / np.where(total > 0, total, 1.0)
-    return np.stack([istft(m * X, cfg, item["mix"].shape[1])[0] for m in masks])
+    """The ideal ratio mask (``bench_separation.run_oracle``) of a band or duo; (S, n)."""
+    refs = dict(zip(item["names"], item["refs"], strict=True))
+    stems, _ = run_oracle({"sr": item["sr"], "mix": item["mix"], "names": item["names"],
+                           "stems": {n: r[None] for n, r in refs.items()}})
+    return np.stack([stems[n][0] for n in item["names"]])
 
 
 def run_method(item: dict, method: str) -> np.ndarray:
