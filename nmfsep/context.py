@@ -32,14 +32,15 @@ def stack_frames(V: np.ndarray, context_frames: int) -> np.ndarray:
 
     Parameters
     ----------
-    V : np.ndarray [shape=(n_frames, n_bins)]
-        Spectrogram, one frame per row. Not modified.
+    V : np.ndarray [shape=(..., n_frames, n_bins)]
+        Spectrogram, one frame per row; leading axes (e.g. channels) are stacked
+        independently, into one array. Not modified.
     context_frames : int
         Frames per stacked row, T >= 1 (1 returns ``V`` itself).
 
     Returns
     -------
-    np.ndarray [shape=(n_frames, T * n_bins)], dtype of V, C-contiguous
+    np.ndarray [shape=(..., n_frames, T * n_bins)], dtype of V, C-contiguous
         Row t holds frames ``t - c .. t + T - 1 - c`` (``c = (T - 1) // 2``), edge
         frames repeated.
 
@@ -54,13 +55,18 @@ def stack_frames(V: np.ndarray, context_frames: int) -> np.ndarray:
     T = _check_T(context_frames)
     if T == 1:
         return V
-    n, F = V.shape
+    *lead, n, F = V.shape
     c = (T - 1) // 2
-    out = np.empty((n, T * F), dtype=V.dtype)
-    rows = np.arange(n)
+    out = np.empty((*lead, n, T * F), dtype=V.dtype)
     for j in range(T):
-        src = np.clip(rows + j - c, 0, max(n - 1, 0))
-        out[:, j * F : (j + 1) * F] = V[src]
+        # block j of row t is frame t + s, clipped to the first and last frames;
+        # slices, not an index array (no temporary the size of the block)
+        s, block = j - c, out[..., j * F : (j + 1) * F]
+        a = min(max(0, -s), n)          # rows before a take frame 0
+        b = max(a, min(n, n - s))       # rows from b on take frame n - 1
+        block[..., a:b, :] = V[..., a + s : b + s, :]
+        block[..., :a, :] = V[..., :1, :]
+        block[..., b:, :] = V[..., n - 1 : n, :] if n else V[..., :0, :]
     return out
 
 

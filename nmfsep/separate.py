@@ -321,6 +321,16 @@ def _regrid_block(Mg: np.ndarray, f_a: np.ndarray, f_n: np.ndarray, time_weights
     return out
 
 
+def _picks(weights: _Weights) -> np.ndarray | None:
+    """Return the old point each new point takes if interpolation only picks, else None."""
+    i0, i1, w = weights
+    if w is None:
+        return i0
+    if not np.all((w == 0) | (w == 1)):
+        return None
+    return np.where(w == 1, i1, i0)
+
+
 def _regrid_masks(
     M: np.ndarray,
     sr_a: int,
@@ -335,7 +345,9 @@ def _regrid_masks(
     Linear interpolation over frequency (bins above the analysis Nyquist take the top
     bin's mask) and over frame time (frames beyond the ends take the edge frame's),
     then renormalisation so that the masks sum to one. A block of native frames at a
-    time (about 8 MB of float64 per group), every group's block computed once.
+    time (about 8 MB of float64 per group), every group's block computed once. Where
+    the grids meet (every native frame and bin lies on an analysis one, or beyond the
+    last), the values are picked in float32 instead: the same masks to rounding.
     ``out``: a float32 array ``(G, n_frames_n, F_n)`` (or a view) to write into.
     """
     f_a = fft_frequencies(sr_a, stft_a)
@@ -345,6 +357,16 @@ def _regrid_masks(
     if out is None:
         out = np.empty((M.shape[0], n_frames_n, f_n.shape[0]), dtype=np.float32)
     step = max(1, (1 << 20) // f_n.shape[0])
+    t_pick, f_pick = _picks(time_weights), _picks(_interp_weights(f_a, f_n))
+    if t_pick is not None and f_pick is not None:
+        # the grids meet (e.g. 22.05 kHz analysis of a 44.1 kHz file, same durations):
+        # every native value is one analysis value, so the masks are picked, not
+        # blended, and still sum to one (float32 rounding), as the blend would give
+        for t0 in range(0, n_frames_n, step):
+            rows = t_pick[t0 : t0 + step]
+            for g in range(M.shape[0]):
+                out[g, t0 : t0 + len(rows)] = M[g][rows][:, f_pick]
+        return out
     for t0 in range(0, n_frames_n, step):
         t1 = min(t0 + step, n_frames_n)
         blocks = [_regrid_block(M[g], f_a, f_n, time_weights, t0, t1) for g in range(M.shape[0])]
@@ -785,9 +807,7 @@ def _spectrogram(X: np.ndarray, power: float, context: int,
     V /= np.float32(mean)  # our own array
     # dictionaries with temporal context: atoms span `context` frames, so the
     # mixture's frames are stacked the same way (nmfsep.context)
-    if per_channel:
-        return np.stack([stack_frames(Vc, context) for Vc in V]) if context > 1 else V
-    return stack_frames(V, context)
+    return stack_frames(V, context)  # every channel's into one array
 
 
 def _factorize(

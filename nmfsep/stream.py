@@ -582,7 +582,7 @@ class _Run:
         if scale is not None:
             return V
         V /= self.norm
-        return np.stack([stack_frames(Vc, self.context) for Vc in V])
+        return stack_frames(V, self.context)
 
     def learn_free_atoms(self, passes: int, progress: _Progress) -> dict[str, Any]:
         """Learn the free atoms online over the whole file, then freeze them.

@@ -35,6 +35,20 @@ def test_stack_and_unstack_against_slow_versions(T, n):
     np.testing.assert_allclose(unstack_frames(M, T), _slow_unstack(M, T, 6), rtol=1e-12)
 
 
+@pytest.mark.parametrize("T", [2, 3, 7])
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_stack_frames_stacks_every_channel_into_one_array(T, n):
+    # (n_channels, n_frames, n_bins): each channel as on its own, fewer frames than T too
+    rng = np.random.default_rng(n)
+    V = rng.random((2, n, 3)).astype(np.float32)
+    before = V.copy()
+    S = stack_frames(V, T)
+    assert S.shape == (2, n, T * 3) and S.flags.c_contiguous
+    for ch in range(2):
+        np.testing.assert_array_equal(S[ch], stack_frames(V[ch], T))
+    np.testing.assert_array_equal(V, before)
+
+
 @pytest.mark.parametrize("T", [1, 3, 4])
 def test_expanded_factors_give_the_unstacked_model_and_keep_groups(T):
     rng = np.random.default_rng(T)

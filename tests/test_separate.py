@@ -780,3 +780,30 @@ def test_free_atoms_per_source_join_their_source(mix: np.ndarray, dicts) -> None
         separate(mix, SR, n_components=2, stft=CFG, free_per_source=1)
     with pytest.raises(ParameterError, match="free_per_source"):
         separate(mix, SR, dictionaries=dicts, free_per_source=-1)
+
+
+@pytest.mark.parametrize("sr_n", [44100, 48000, 16000])
+def test_regridded_masks_picked_where_the_grids_meet_equal_the_blend(
+    sr_n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """22.05 kHz masks on a native grid: picked (44.1 kHz) or blended, the same masks."""
+    import sys
+
+    from nmfsep.masks import masks
+
+    mod = sys.modules["nmfsep.separate"]
+    stft_a = STFTConfig.for_sample_rate(22050)
+    stft_n = mod._scaled_stft(stft_a, sr_n / 22050)
+    rng = np.random.default_rng(sr_n)
+    M = masks(rng.random((3, 40, stft_a.n_bins)) ** 4, power=1.5)
+    n_frames = 41  # at 44.1 kHz, one frame beyond the last analysis one
+    fast = mod._regrid_masks(M, 22050, stft_a, sr_n, stft_n, n_frames)
+    monkeypatch.setattr(mod, "_picks", lambda weights: None)
+    blend = mod._regrid_masks(M, 22050, stft_a, sr_n, stft_n, n_frames)
+    assert fast.shape == blend.shape == (3, n_frames, stft_n.n_bins)
+    np.testing.assert_allclose(fast, blend, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast.sum(axis=0), 1.0, atol=1e-6)
+    if sr_n == 44100:  # the grids meet: every native value is an analysis value
+        np.testing.assert_array_equal(fast[:, :40, : stft_a.n_bins], M)
+        np.testing.assert_array_equal(fast[:, 40, : stft_a.n_bins], M[:, 39])
+        np.testing.assert_array_equal(fast[:, :40, -1], M[:, :, -1])  # above its Nyquist
