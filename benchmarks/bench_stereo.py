@@ -57,6 +57,7 @@ median time ratio gains / shared, and with ``--select`` chooses the stereo defau
     python benchmarks/bench_stereo.py --joint-check --families timgm6mb --tasks duo trio \
         --seeds 2 [--stacked]
     python benchmarks/bench_stereo.py --semi-check --families timgm6mb avl --seeds 2
+    python benchmarks/bench_stereo.py --semi-check joint --families timgm6mb avl --seeds 2
 
 The figures of the README (and of ``DEFAULT_SPATIAL`` in ``nmfsep/plan.py``) came from the
 first three commands (one mixture per family and task; about 45 minutes on a loaded 2-core
@@ -411,17 +412,26 @@ def joint_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
           f"{times[True] / times[False]:.2f}x (default now: {plan.SUPERVISED_JOINT_GAINS})")
 
 
-def semi_check(families: list[str], tasks: tuple[str, ...], n_seeds: int) -> None:
-    """Semi-supervised gains coarse to fine (plan.SEMI_POOL_FRAMES) vs every frame.
+#: --semi-check's settings: plan constant, the value compared against, its label.
+SEMI_SETTINGS = {"pool": ("SEMI_POOL_FRAMES", 1, "every frame"),
+                 "joint": ("SEMI_JOINT_GAINS", True, "gains with the activations")}
 
-    Every source but the last has its dictionary (as ``sup-gains``); the last is left to
-    8 free atoms, whose stem (``residual``) is scored against it. Conditions ``moderate``
-    and ``hard``; per source the SNR of the stereo image (dB) and the time ratio, in one
+
+def semi_check(families: list[str], tasks: tuple[str, ...], n_seeds: int,
+               setting: str = "pool") -> None:
+    """Semi-supervised gains at the default of a ``setting`` vs without it.
+
+    ``pool``: coarse to fine (plan.SEMI_POOL_FRAMES) vs every frame; ``joint``: the gains
+    in a pass of their own (plan.SEMI_JOINT_GAINS) vs updated with the activations. Every
+    source but the last has its dictionary (as ``sup-gains``); the last is left to 8 free
+    atoms, whose stem (``residual``) is scored against it. Conditions ``moderate`` and
+    ``hard``; per source the SNR of the stereo image (dB) and the time ratio, in one
     process.
     """
     data = Path(ROOT / "data" / "families")
-    keep = SEPARATE.SEMI_POOL_FRAMES
-    diffs, times = [], {1: 0.0, keep: 0.0}
+    name, other, label = SEMI_SETTINGS[setting]
+    keep = getattr(SEPARATE, name)
+    diffs, times = [], {other: 0.0, keep: 0.0}
     try:
         for family in families:
             for item in load_items(data, family, tasks, n_seeds):
@@ -431,23 +441,23 @@ def semi_check(families: list[str], tasks: tuple[str, ...], n_seeds: int) -> Non
                 for cond in ("moderate", "hard"):
                     refs = [image(item["stems"][n], j, cond, 0) for j, n in enumerate(names)]
                     snr = {}
-                    for pool in (1, keep):
-                        SEPARATE.SEMI_POOL_FRAMES = pool
+                    for value in (other, keep):
+                        setattr(SEPARATE, name, value)
                         t0 = time.perf_counter()
                         res = separate(sum(refs), SR, dictionaries=dicts, n_free=8,
                                        spatial="gains")
-                        times[pool] += time.perf_counter() - t0
+                        times[value] += time.perf_counter() - t0
                         got = [res.stems[n] for n in names[:-1]] + [res.stems["residual"]]
-                        snr[pool] = image_snr(refs, got)
-                    diffs.extend(np.subtract(snr[keep], snr[1]))
-                    print(f"{family} {item['task']} seed {item['seed']} {cond}: every frame "
-                          f"{np.round(snr[1], 2)} dB, pooled {np.round(snr[keep], 2)} dB",
+                        snr[value] = image_snr(refs, got)
+                    diffs.extend(np.subtract(snr[keep], snr[other]))
+                    print(f"{family} {item['task']} seed {item['seed']} {cond}: {label} "
+                          f"{np.round(snr[other], 2)} dB, default {np.round(snr[keep], 2)} dB",
                           flush=True)
     finally:
-        SEPARATE.SEMI_POOL_FRAMES = keep
-    print(f"coarse to fine - every frame, per source: median {np.median(diffs):+.3f} dB, "
-          f"{np.min(diffs):+.3f} to {np.max(diffs):+.3f} over {len(diffs)}; time "
-          f"{times[keep] / times[1]:.2f}x")
+        setattr(SEPARATE, name, keep)
+    print(f"default ({name} = {keep}) - {label}, per source: median {np.median(diffs):+.3f} "
+          f"dB, {np.min(diffs):+.3f} to {np.max(diffs):+.3f} over {len(diffs)}; time "
+          f"{times[keep] / times[other]:.2f}x")
 
 
 def bundled_quality(methods: tuple[str, ...] = ("sup-shared", "sup-gains"),
@@ -504,9 +514,12 @@ def main(argv: list[str] | None = None) -> None:
                          "(--families, --tasks, --seeds)")
     ap.add_argument("--stacked", action="store_true",
                     help="--joint-check: both on the stacked passes (as a long song)")
-    ap.add_argument("--semi-check", action="store_true",
-                    help="only compare semi-supervised gains coarse to fine and on every "
-                         "frame (--families, --tasks, --seeds)")
+    ap.add_argument("--semi-check", nargs="?", const="pool", default=None,
+                    choices=sorted(SEMI_SETTINGS),
+                    help="only compare semi-supervised gains at a default and without "
+                         "it: pool (coarse to fine vs every frame, the default) or joint "
+                         "(the gains' own pass vs with the activations); --families, "
+                         "--tasks, --seeds")
     ap.add_argument("--bundled", action="store_true",
                     help="only compare shared and gains on the bundled stereo mixtures")
     args = ap.parse_args(argv)
@@ -518,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         joint_check(args.families, tuple(args.tasks), args.seeds, args.stacked)
         return
     if args.semi_check:
-        semi_check(args.families, tuple(args.tasks), args.seeds)
+        semi_check(args.families, tuple(args.tasks), args.seeds, args.semi_check)
         return
     if args.timing_bundled:
         timing_bundled(args.timing_bundled, args.tile, tuple(args.timing_variants))

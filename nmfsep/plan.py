@@ -73,6 +73,7 @@ __all__ = [
     "HARMONIC_FIT_RATIO",
     "HARMONIC_CHOICE_SECONDS",
     "SUPERVISED_JOINT_GAINS",
+    "SEMI_JOINT_GAINS",
     "harmonic_in_use",
     "plain_plan",
 ]
@@ -141,6 +142,13 @@ BLIND_JOINT_GAINS = True
 SEMI_POOL_FRAMES = 2
 SEMI_COARSE_ITER = 100
 SEMI_FINE_ITER = 30
+#: ... and the gains in a pass of their own. Updated with the activations instead
+#: (``ntf``'s ``joint_gains``, two passes per iteration instead of three), held-out
+#: TimGM6mb and AVL stereo mixtures took 0.65x the time but lost up to 20 dB on drums +
+#: bass panned hard (27.1 -> 15.4 and 36.7 -> 16.8 dB; per source median -0.00 dB,
+#: -19.95 to +0.24 over 36; joint in the coarse stage only: the same losses, 0.72x;
+#: ``benchmarks/bench_stereo.py --semi-check joint --families timgm6mb avl --seeds 2``).
+SEMI_JOINT_GAINS = False
 #: Supervised ``spatial="gains"``: the gains updated with the activations (``ntf``'s
 #: ``joint_gains``), one threaded pass over the channels' stacked frames per iteration,
 #: instead of two passes (models too large to keep, as a 3-minute song's) or the cached

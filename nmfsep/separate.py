@@ -83,6 +83,7 @@ from nmfsep.plan import (
     RESIDUAL,
     SEMI_COARSE_ITER,
     SEMI_FINE_ITER,
+    SEMI_JOINT_GAINS,
     SEMI_POOL_FRAMES,
     SUPERVISED_JOINT_GAINS,
     TIE_GAINS,
@@ -1005,7 +1006,8 @@ def factorize_gains(
     if fixed is not None and len(fixed) < plan.k:  # free atoms beside the dictionaries
         return ntf_coarse_to_fine(
             V, plan.k, pool=SEMI_POOL_FRAMES, coarse_iter=SEMI_COARSE_ITER,
-            fine_iter=SEMI_FINE_ITER, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
+            fine_iter=SEMI_FINE_ITER, joint_coarse=SEMI_JOINT_GAINS,
+            joint_fine=SEMI_JOINT_GAINS, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,
             gain_groups=ties, max_iter=params.max_iter, tol=params.tol, callback=callback)
     joint = SUPERVISED_JOINT_GAINS if fixed is not None else None
     return ntf(V, plan.k, beta=grids.beta, fixed_atoms=fixed, W=W0, H=H0, Q=Q0,

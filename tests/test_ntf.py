@@ -160,6 +160,22 @@ def test_joint_gain_updates_never_increase_the_loss(tied: bool, monkeypatch) -> 
     assert np.array_equal(same.W, res.W) and np.array_equal(same.Q, res.Q)
 
 
+def test_joint_gain_updates_with_free_atoms_never_increase_the_loss() -> None:
+    """Semi-supervised (plan.SEMI_JOINT_GAINS): fixed atoms with one tied gain vector, free
+    atoms with their own; W and the gains jointly, then the free atoms: monotone, and the
+    fixed atoms stay as given."""
+    rng = np.random.default_rng(11)
+    V = rng.gamma(1.0, 1.0, (2, 70, 20)).astype(np.float32)
+    fixed = rng.gamma(1.0, 1.0, (3, 20)).astype(np.float32)
+    res = ntf(V, 5, fixed_atoms=fixed, gain_groups=[[0, 1, 2], [3], [4]], joint_gains=True,
+              max_iter=80, tol=0, check_every=1, random_state=0)
+    steps = np.diff(res.loss_history)
+    assert (steps <= 1e-6 * res.loss_history[0]).all(), steps.max()
+    assert res.loss < 0.7 * res.loss_history[0]
+    assert np.array_equal(res.H[:3], fixed) and not np.array_equal(res.Q[:, 3], res.Q[:, 4])
+    np.testing.assert_allclose(res.Q.sum(axis=0), 1.0, rtol=1e-6)
+
+
 def test_recovers_known_gains_with_fixed_atoms() -> None:
     W, H, Q, V = _panned(np.random.default_rng(5))
     res = ntf(V, fixed_atoms=H, max_iter=400, tol=0)
