@@ -2,11 +2,12 @@
 
 Reads the set ``python benchmarks/render.py --what families`` writes (default
 ``benchmarks/data/families``): per sound family (FluidR3, MuseScore General, TimGM6mb,
-AVL acoustic drum kit; see ``manifest.json``'s ``families``) the tasks piano + flute
-(``duo``), piano + flute + bass (``trio``), drums + bass (``drums_bass``) and real
-LibriVox speech over a background from the family (``speech``), a few mixtures each, and
-one training clip per instrument and family whose melody, key and register differ from
-every mixture's (test parts moved up 2 semitones, training parts down 2, other seeds).
+AVL acoustic drum kit, OPL3 FM synthesis; see ``manifest.json``'s ``families``) the
+tasks piano + flute (``duo``), piano + flute + bass (``trio``), drums + bass
+(``drums_bass``) and real LibriVox speech over a background from the family
+(``speech``), a few mixtures each, and one training clip per instrument and family
+whose melody, key and register differ from every mixture's (test parts moved up 2
+semitones, training parts down 2, other seeds).
 
 For every family x task it reports the median BSS Eval SDR (mir_eval, sources in their
 known order, median over mixtures x sources) of

@@ -11,7 +11,8 @@ mixtures play (``verify`` checks this), and continue with a musical part.
 
 ``--what families`` renders the held-out set of ``benchmarks/bench_heldout.py`` instead:
 several independent sound families (:data:`FAMILIES`: FluidR3, MuseScore General,
-TimGM6mb, the AVL acoustic drum kit; real LibriVox speech), per family the tasks
+TimGM6mb, the AVL acoustic drum kit, the OPL3 FM-synthesis bank; real LibriVox speech),
+per family the tasks
 piano + flute, piano + flute + bass, drums + bass and speech over a background from the
 family, a few 8 s mixtures each, and one 12 s training clip per instrument and family.
 Training clips have no register sweep: they are musical parts from other seeds (other
@@ -23,7 +24,7 @@ Requirements (render time only, nothing here is imported by ``nmfsep``)::
 
     apt-get install -y fluidsynth fluid-soundfont-gm   # + pocketsphinx-testdata for speech
     apt-get install -y musescore-general-soundfont-small timgm6mb-soundfont \
-        avldrums.lv2-soundfont                          # --what families
+        avldrums.lv2-soundfont opl3-soundfont           # --what families
     pip install mido numpy scipy soundfile
 
 Usage::
@@ -1013,6 +1014,13 @@ FAMILIES: dict[str, Family] = {
         {"drums": Source(f"{SF2_DIR}/Black_Pearl_4_LV2.sf2", channel=0, program=0),
          "bass": Source(f"{SF2_DIR}/TimGM6mb.sf2")},
         ("drums_bass", "speech"), ("avl", "timgm"), speech_background="drums",
+    ),
+    # FM synthesis (voices of a Yamaha OPL3 chip, no recorded samples): independent of
+    # every sample lineage here, and far from the fonts the built-ins are learned from
+    "opl3": Family(
+        "opl3", "opl3-soundfont", "CC-BY-SA-4.0",
+        _gm(f"{SF2_DIR}/OPL-3_FM_128M.sf2", GM_INSTRUMENTS),
+        ("duo", "trio", "drums_bass", "speech"), ("opl3",),
     ),
 }
 SPEECH_FAMILY = {
