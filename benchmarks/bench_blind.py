@@ -110,7 +110,6 @@ from nmfsep.percussive import factorize_percussive  # noqa: E402
 from nmfsep.separate import separate  # noqa: E402
 from nmfsep.spectral import STFTConfig, istft, max_magnitude, model_spectrogram, stft  # noqa: E402
 
-FAMILIES = ("fluidr3", "musescore", "timgm6mb", "avl")
 PIPE_KS = (8, 16, 24, 32)
 PIANO_FROM = {"avl": "timgm6mb"}
 #: The candidate ``separate(..., percussive=True)`` runs (nmfsep.percussive's defaults).
@@ -430,7 +429,8 @@ def parse_args() -> argparse.Namespace:
     """The command line of this benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
-    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--families", default="",
+                    help="comma-separated subset (default: every family of the manifest)")
     ap.add_argument("--tasks", default="band,duo", help="band, duo, trio (trio: --sources only)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cross", action="store_true",
@@ -480,7 +480,9 @@ def report_sources(guesses: list[dict], families: list[str], data: Path) -> None
 
 def main() -> None:
     args = parse_args()
-    families = args.families.split(",")
+    manifest = json.loads((args.data / "manifest.json").read_text())
+    families = (args.families.split(",") if args.families else
+                [f for f, v in manifest["families"].items() if "groups" in v])  # no librivox
     cands = [c for c in args.candidates.split(",") if c]
     methods = [m for m in args.methods.split(",") if m] + cands
     methods += ["auto"] if args.auto else []
@@ -488,6 +490,9 @@ def main() -> None:
     if args.ceilings:
         methods += ["oracle", f"grouped:{PRODUCT}", *(f"grouped:pipeline:{k}" for k in PIPE_KS)]
     items = load_items(args.data, families, args.seeds, args.tasks.split(","), args.cross)
+    if not items:
+        sys.exit(f"no {args.tasks} mixtures of {families} in {args.data}: see its manifest.json "
+                 "(python benchmarks/render.py --what families renders them)")
     rows, guesses, t0 = [], [], time.perf_counter()
     old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
     for item in items:
