@@ -366,7 +366,8 @@ def load_dictionaries(dictionaries: object) -> list[Dictionary]:
 
 
 #: ``relearn`` settings (:mod:`nmfsep.relearn`): "auto" relearns when the first pass
-#: kept every source's harmonic atoms, "on" in every supervised run with fixed atoms.
+#: kept every source's harmonic atoms and no dictionary is a built-in, "on" in every
+#: supervised run with fixed atoms.
 RELEARN_USES = ("auto", "on", "off")
 #: Default ``relearn``: chosen leave-one-family-out on the held-out benchmark (every
 #: family chose it; +0.14 to +2.29 dB on piano + flute (+ bass), the rest unchanged).
@@ -509,9 +510,12 @@ def _supervised_plan(
         )
     used = harmonic_in_use(dicts, harmonic, n_free)
     left_out = tuple(n for d, u in zip(dicts, used, strict=True) if u is not d for n in d.names)
+    # a built-in's harmonic atoms left out is how built-ins work (drums have none): no note
+    users = any(u is not d and "builtin" not in d.provenance
+                for d, u in zip(dicts, used, strict=True))
     dicts = used
     note = ""
-    if left_out and harmonic == "auto":
+    if users and harmonic == "auto":
         without = [n for d in dicts if d.n_harmonic == 0 and d.names[0] not in left_out
                    for n in d.names]
         why = (f"{', '.join(without)} {'has' if len(without) == 1 else 'have'} none (learn "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -78,6 +79,11 @@ def test_should_relearn_only_for_fixed_atoms_with_harmonic_atoms_in_use(duo):
     assert not should_relearn("on", plan, None, 2)  # free copies
     blind = make_plan(4, 2, [], 0, False, "auto")
     assert not should_relearn("on", blind, None, 0)
+    # a built-in (provenance["builtin"]) keeps one pass under "auto", not under "on"
+    builtin = dataclasses.replace(a, provenance={"builtin": "a"})
+    with_builtin = make_plan(None, None, [builtin, b], 0, False, "auto")
+    assert not should_relearn("auto", with_builtin, None, 0)
+    assert should_relearn("on", with_builtin, None, 0)
 
 
 def test_excerpts_spread_over_a_long_stem_and_keep_a_short_one():
