@@ -105,7 +105,8 @@ def should_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_sourc
     if relearn == "on":
         return True
     # built-ins (``provenance["builtin"]``) keep one pass: with harmonic atoms, held out
-    # on four families, a second pass added -0.30 to +0.43 dB at 23x the time
+    # on four families' duos and trios, a second pass added -0.30 to +0.43 dB at 4.5x
+    # (OPL3) to 23x the time (benchmarks/bench_builtin.py)
     return (not plan.harmonic_left_out and all(d.n_harmonic > 0 for d in plan.dictionaries)
             and not any("builtin" in d.provenance for d in plan.dictionaries))
 

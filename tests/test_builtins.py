@@ -337,7 +337,7 @@ def test_a_file_with_bad_provenance_is_refused(tmp_path: Path) -> None:
 
 
 def test_builtins_with_harmonic_atoms_keep_one_pass(mixture) -> None:
-    """relearn="auto" runs no second pass with built-ins (23x the time for -0.3..+0.4 dB)."""
+    """relearn="auto" runs no second pass with built-ins (4.5-23x the time, -0.3..+0.4 dB)."""
     y, sr = mixture
     res = separate(y, sr, dictionaries=["piano", "bass"], harmonic="on", max_iter=10)
     assert res.settings["relearn"] == {"setting": "auto", "passes": 1}
