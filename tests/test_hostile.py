@@ -469,12 +469,16 @@ def test_signal_while_the_command_line_imports(tmp_path, signame, entry) -> None
     src, out = _long_mix(tmp_path / "long.wav", seconds=1.0), tmp_path / "OUT"
     head = [sys.executable, "-m", "nmfsep"] if entry == "-m" else [str(script)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    # Ctrl-C as in a terminal: a runner that starts the tests as a background job (a
-    # non-interactive shell's `&`) passes SIGINT on ignored, and nmfsep keeps an ignored
-    # signal ignored (nohup), which this test does not check
+    # signals as in a terminal: a runner started as a background job (a non-interactive
+    # shell's `&`) passes SIGINT on ignored, one started under nohup SIGHUP, and nmfsep
+    # keeps an ignored signal ignored (as nohup asks), which this test does not check
+    def default_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+
     proc = subprocess.Popen([*head, "separate", str(src), "-k", "2", "-o", str(out), "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=default_signals)
     deadline = time.monotonic() + 20
     while not _importing_numpy(proc.pid) and proc.poll() is None \
             and time.monotonic() < deadline:
