@@ -65,12 +65,17 @@ DEFAULT_GROUPING: GroupingMethod = "register"
 #: Median-filter lengths ``(harmonic: frames, percussive: bins)``.
 DEFAULT_KERNEL = (17, 17)
 #: Harmonic components whose atom is flatter than this (spectral flatness, Wiener
-#: entropy) are noise-like drum sounds the median filter left in the harmonic part:
-#: they join the drums. Chosen leave-one-family-out by ``benchmarks/bench_blind.py
-#: --select`` (0.1 when FluidR3 or MuseScore was held out; none when TimGM6mb or AVL
-#: was, a tie on those folds' medians); it avoids the bass stems that collapsed
-#: without it (-9 to -18 dB on three of twelve bands).
-DEFAULT_FLATNESS = 0.1
+#: entropy) join the drums, as noise-like drum sounds the median filter left in the
+#: harmonic part; None: none do (the default). At stop 30 leave-one-family-out chose 0.1
+#: on four families (it avoided bass stems that collapsed without it); since the
+#: components are grouped after the joint iterations, with the tonal rule, and with
+#: the OPL3 family, it chooses none on every fold: held out on 9 bands a family
+#: 6.25 / 9.25 / 5.96 / 2.58 / 4.88 dB (FluidR3, MuseScore, TimGM6mb, AVL, OPL3) against
+#: 6.05 / 9.08 / 6.02 / 2.58 / 4.22 with 0.1, bass stems equal or better
+#: (``benchmarks/render.py --what families`` with the five, then ``bench_blind.py --tasks
+#: band --cross --no-pipeline --methods "" --candidates "$B,$N" --select``; B, N:
+#: bench_blind's ``PRODUCT`` with and without ``:f0.1``).
+DEFAULT_FLATNESS: float | None = None
 #: Joint iterations on the whole spectrogram after the split's two factorizations (0:
 #: none). Chosen on held-out bands (``benchmarks/bench_blind.py --tasks band --cross
 #: --select`` over 0, 10, 20, 30, 50 and 100): leave-one-family-out picked 20 when
