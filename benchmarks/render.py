@@ -12,9 +12,9 @@ mixtures play (``verify`` checks this), and continue with a musical part.
 ``--what families`` renders the held-out set of ``benchmarks/bench_heldout.py`` instead:
 several independent sound families (:data:`FAMILIES`: FluidR3, MuseScore General,
 TimGM6mb, the AVL acoustic drum kit, the OPL3 FM-synthesis bank; real LibriVox speech),
-per family the tasks
-piano + flute, piano + flute + bass, drums + bass and speech over a background from the
-family, a few 8 s mixtures each, and one 12 s training clip per instrument and family.
+per family the tasks piano + flute, piano + flute + bass, drums + bass and speech over a
+background from the family, a few 8 s mixtures each, and one 12 s training clip per
+instrument and family.
 Training clips have no register sweep: they are musical parts from other seeds (other
 melody and key), moved down :data:`TRAIN_TRANSPOSE` semitones while test parts move up
 :data:`TEST_TRANSPOSE`, so the test plays notes no training clip has (``verify`` lists

@@ -26,6 +26,7 @@ __all__ = [
     "BUILTIN_DIR",
     "builtin_names",
     "is_builtin",
+    "from_builtin",
     "load_builtin",
     "dictionary_path",
     "dictionary_files",
@@ -64,6 +65,16 @@ def is_builtin(name: object) -> bool:
     bool
     """
     return isinstance(name, str) and name in builtin_names()
+
+
+def from_builtin(d: Dictionary) -> bool:
+    """Return True if dictionary ``d`` is a built-in (its ``provenance`` names one).
+
+    ``benchmarks/build_builtins.py`` writes ``provenance["builtin"]``; a user's
+    dictionary has none. Built-ins keep one pass (:func:`nmfsep.relearn.should_relearn`)
+    and leave out their harmonic atoms without a note (:func:`nmfsep.plan.make_plan`).
+    """
+    return "builtin" in d.provenance
 
 
 def _available() -> str:

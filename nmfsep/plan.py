@@ -28,7 +28,13 @@ import numpy as np
 from nmfsep import io
 from nmfsep._checks import check_choice, check_int, check_real, fail, is_int
 from nmfsep._version import __version__
-from nmfsep.builtins import builtin_names, is_builtin, load_builtin, resolve_dictionary
+from nmfsep.builtins import (
+    builtin_names,
+    from_builtin,
+    is_builtin,
+    load_builtin,
+    resolve_dictionary,
+)
 from nmfsep.dictionary import Dictionary, combine
 from nmfsep.exceptions import DictionaryError, ParameterError
 from nmfsep.grouping import GROUPING_METHODS, GroupingMethod, components_groups, source_names
@@ -511,8 +517,7 @@ def _supervised_plan(
     used = harmonic_in_use(dicts, harmonic, n_free)
     left_out = tuple(n for d, u in zip(dicts, used, strict=True) if u is not d for n in d.names)
     # a built-in's harmonic atoms left out is how built-ins work (drums have none): no note
-    users = any(u is not d and "builtin" not in d.provenance
-                for d, u in zip(dicts, used, strict=True))
+    users = any(u is not d and not from_builtin(d) for d, u in zip(dicts, used, strict=True))
     dicts = used
     note = ""
     if users and harmonic == "auto":

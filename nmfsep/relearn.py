@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from nmfsep.builtins import from_builtin
 from nmfsep.dictionary import Dictionary, learn_dictionary
 from nmfsep.exceptions import ParameterError
 from nmfsep.plan import Plan
@@ -104,11 +105,11 @@ def should_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_sourc
         return False
     if relearn == "on":
         return True
-    # built-ins (``provenance["builtin"]``) keep one pass: with harmonic atoms, held out
-    # on four families' duos and trios, a second pass added -0.30 to +0.43 dB at 4.5x
-    # (OPL3) to 23x the time (benchmarks/bench_builtin.py)
+    # built-ins keep one pass: with harmonic atoms, held out on four families' duos and
+    # trios, a second pass added -0.30 to +0.43 dB at 4.5x (OPL3) to 23x the time
+    # (benchmarks/bench_builtin.py)
     return (not plan.harmonic_left_out and all(d.n_harmonic > 0 for d in plan.dictionaries)
-            and not any("builtin" in d.provenance for d in plan.dictionaries))
+            and not any(from_builtin(d) for d in plan.dictionaries))
 
 
 def check_relearn(relearn: str, plan: Plan, adapt: float | None, free_per_source: int
