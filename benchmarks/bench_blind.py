@@ -28,7 +28,14 @@ and the drums stem's median for bands):
   scored against the stem that serves it best, though another reference has it too;
 * candidates ``p:<margin>:<kernel_h>x<kernel_p>:<components per source>``: the
   percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
-  those settings, masks and stems as in ``separate``.
+  those settings, masks and stems as in ``separate`` (bands only);
+* candidates ``b:<components per source>:<ward|kmeans>:<mag|pow>`` (any task): the blind
+  default's factorization with that many components per source, grouped by the timbre
+  features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``) or of
+  ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage (what
+  ``separate`` does) or by ``sklearn.cluster.KMeans`` (seed 0, 10 starts: the
+  pipeline's clustering); masks and stems as in ``separate``. ``b:8:ward:mag`` is
+  ``today``.
 
 Ceilings (``--ceilings``), what the targets are measured against:
 
@@ -40,9 +47,26 @@ Ceilings (``--ceilings``), what the targets are measured against:
   bound: the rule is greedy, one component at a time, and a blind grouping can beat it
   (``--percussive`` does on FluidR3). The oracle mask is the bound the targets meet.
 
-``--select`` does leave-one-family-out over the candidates on bands: for each held-out
-family the candidate with the best median band SDR on the families sharing no sample
-lineage with it (the manifest's ``groups``) is chosen and reported on the held-out family.
+``--select`` does leave-one-family-out over the candidates: for each held-out family the
+candidate with the best median SDR on the families sharing no sample lineage with it (the
+manifest's ``groups``) is chosen and reported on the held-out family; a family's SDR is
+the mean over the tasks the candidates ran on of its median (bands only for ``p:``).
+
+The blind default's grouping and components per source (``nmfsep.plan``; first chosen
+on FluidR3 alone) were chosen that way on 8 duos and 8 trios a family (``render.py
+--what families --n 8 --out benchmarks/data/families8``, 3 min; then 10 min a task)::
+
+    C=$(for n in 8 12 16 24; do for g in ward:mag ward:pow kmeans:mag kmeans:pow; do \
+        printf "b:$n:$g,"; done; done)
+    nice python benchmarks/bench_blind.py --data benchmarks/data/families8 --seeds 8 \
+        --tasks trio --no-pipeline --methods "" --candidates "$C" --select   # and duo
+
+Trios: ``b:12:kmeans:pow`` on three folds of four (OPL3's: ``b:24:ward:pow``), held out
++0.5 to +4.0 dB over ``b:8:ward:mag`` on every family: the default from three sources
+on (``nmfsep.plan.MANY_SOURCES``). Duos: the folds' choices lost 3.5 dB (FluidR3) and
+0.6 dB (TimGM6mb) held out, so two sources keep ``b:8:ward:mag``. Duos and trios chosen
+together (``--tasks duo,trio``) lose on FluidR3's duos too. Bands, which took no part:
+``--tasks band --candidates b:8:ward:mag,b:12:kmeans:pow`` (3 min).
 
 ``--auto`` reports beside each family's median the count ``auto`` used (right of all).
 ``--sources`` measures how often :func:`nmfsep.sources.suggest_sources` finds the number
@@ -284,6 +308,43 @@ def run_candidate(item: dict, cand: dict, oracle: bool = False) -> np.ndarray:
     return np.stack([istft(M[g].T[None] * X, cfg, y.shape[1])[0] for g in range(M.shape[0])])
 
 
+def parse_blind(text: str) -> tuple[int, str, str]:
+    """Parse ``b:<components per source>:<ward|kmeans>:<mag|pow>``."""
+    _, per, how, scale = text.split(":")
+    if how not in ("ward", "kmeans") or scale not in ("mag", "pow"):
+        raise ValueError(f"{text}: expected b:<per source>:<ward|kmeans>:<mag|pow>")
+    return int(per), how, scale
+
+
+_BLIND_FIT: dict = {}  # the last (id(item), per source) -> (separate's result, mixture STFT)
+
+
+def run_blind(item: dict, cand: str) -> np.ndarray:
+    """The blind default's factorization, grouped as ``cand`` says (:func:`parse_blind`)."""
+    from sklearn.cluster import KMeans
+
+    from nmfsep.grouping import group_components, timbre_features
+
+    per, how, scale = parse_blind(cand)
+    y, sr, S = item["mix"], item["sr"], len(item["names"])
+    key = (id(item), per)
+    if key not in _BLIND_FIT:  # one factorization for every grouping of it
+        _BLIND_FIT.clear()
+        res = separate(y, sr, n_sources=S, n_components=per * S, random_state=0)
+        _BLIND_FIT[key] = (res, stft(y, res.stft))
+    res, X = _BLIND_FIT[key]
+    H = res.H ** 2 if scale == "pow" else res.H
+    if how == "ward":  # separate's own grouping
+        groups = group_components(res.W, H, S, method="timbre", sr=sr, n_fft=res.stft.n_fft)
+    else:
+        F = timbre_features(H, sr=sr, n_fft=res.stft.n_fft)
+        labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(F)
+        groups = {str(j): np.flatnonzero(labels == j).tolist() for j in np.unique(labels)}
+    M = GroupMasks(res.W, res.H, groups, kind="soft", power=1.0)(0, X.shape[2])
+    return np.stack([istft(M[g].T[None] * X, res.stft, y.shape[1])[0]
+                     for g in range(M.shape[0])])
+
+
 def run_oracle_mask(item: dict) -> np.ndarray:
     """The ideal ratio mask (``bench_separation.run_oracle``) of a band or duo; (S, n)."""
     refs = dict(zip(item["names"], item["refs"], strict=True))
@@ -304,6 +365,8 @@ def run_method(item: dict, method: str) -> np.ndarray:
         return run_pipeline(item, int(method.split(":")[1]))
     if method.startswith("p:"):
         return run_candidate(item, parse_candidate(method))
+    if method.startswith("b:"):
+        return run_blind(item, method)
     # "today": the blind default; "percussive": separate(..., percussive=True); "auto"
     res = separate(item["mix"], item["sr"], n_sources="auto" if method == "auto" else S,
                    random_state=0, percussive=method == "percussive" and S >= 2)
@@ -363,13 +426,22 @@ def best_pipeline(rows: list[dict], family: str, task: str, prefix: str = "pipel
 
 
 def select(rows: list[dict], cands: list[str], families: list[str], lineage: dict) -> dict:
-    """Leave one family out: the candidate best on the families unrelated to the held-out one."""
+    """Leave one family out: the candidate best on the families unrelated to the held-out one.
+
+    A family's figure is the mean of its median SDR over the tasks the candidates ran on.
+    """
+    tasks = sorted({r["task"] for r in rows if r["method"] in cands})
     chosen = {}
     for held in families:
         others = [f for f in families if f != held and not lineage.get(f, set())
                   & lineage.get(held, set())]
         def dev(c: str, others: list[str] = others) -> float:
-            return float(np.median([median(rows, c, f, "band") for f in others]))
+            per_family = []  # families without these tasks (AVL has no duos) are left out
+            for f in others:
+                meds = [median(rows, c, f, t) for t in tasks]
+                if any(np.isfinite(meds)):
+                    per_family.append(np.nanmean(meds))
+            return float(np.median(per_family)) if per_family else -np.inf
         chosen[held] = {"candidate": max(cands, key=dev), "chosen_on": others}
     return chosen
 
@@ -387,7 +459,7 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
         methods += cands
         print(f"\n## {task}: median SDR (dB); bands: drums / bass stems in brackets")
         print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>22s}" for m in methods)
-              + ("  held-out choice" if chosen and task == "band" else ""))
+              + ("  held-out choice" if chosen else ""))
         for fam in families:
             if not any(r["family"] == fam and r["task"] == task for r in rows):
                 continue
@@ -417,7 +489,7 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
             if grouped_pipe:
                 line += f"  grouped:pipeline ({cell['grouped_pipeline_k'].split(':')[-1]}): " \
                     + fmt("grouped:pipeline")
-            if chosen and task == "band" and fam in chosen:
+            if chosen and fam in chosen and np.isfinite(cell.get(chosen[fam]["candidate"], np.nan)):
                 c = chosen[fam]["candidate"]
                 cell["heldout"], cell["heldout_drums"] = cell.get(c), cell.get(c + "_drums")
                 cell["heldout_candidate"] = c
@@ -504,8 +576,9 @@ def main() -> None:
     old = json.loads(args.reuse.read_text())["rows"] if args.reuse else []
     for item in items:
         bss = BSSEval(item["refs"])
-        trio = ["today", "auto"] if args.auto else []  # trios: --sources and --auto only
-        for m in methods if item["task"] != "trio" else [m for m in methods if m in trio]:
+        trio = ["today", "auto"] if args.auto else []  # trios: --sources, --auto and b:
+        for m in methods if item["task"] != "trio" else [
+                m for m in methods if m in trio or m.startswith("b:")]:
             banded = m.startswith(("p:", "grouped:p:")) or m == "percussive"
             if banded and item["task"] != "band":
                 continue
