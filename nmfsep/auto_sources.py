@@ -94,7 +94,7 @@ def auto_plan(
     sr : int
         Its rate in Hz.
     n_components : int or None
-        Components k; None: :data:`nmfsep.plan.DEFAULT_COMPONENTS_PER_SOURCE` per source.
+        Components k; None: :func:`nmfsep.plan.components_per_source` per source.
     harmonic : str
         As for :func:`nmfsep.plan.make_plan` (unused in blind mode).
     spatial : str or None

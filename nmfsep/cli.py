@@ -404,8 +404,11 @@ def _print_json(document: Any) -> None:
 # The library's defaults, repeated so that ``nmfsep --help`` need not import it;
 # tests/test_cli.py checks that they agree (the library is authoritative).
 _MASK_POWER = None  # nmfsep.separate: 1 blind, 1.5 with dictionaries (default_mask_power)
-_GROUPING = None  # nmfsep.separate: "timbre", "register" with --percussive (grouping_for)
-_COMPONENTS_PER_SOURCE = 8  # nmfsep.separate.DEFAULT_COMPONENTS_PER_SOURCE
+_GROUPING = None  # nmfsep.separate: "timbre", "kmeans" from 3 sources, "register" with
+# --percussive (SeparationParams.grouping_for)
+_COMPONENTS_PER_SOURCE = 8  # nmfsep.plan.DEFAULT_COMPONENTS_PER_SOURCE
+_MANY_SOURCES = 3  # nmfsep.plan.MANY_SOURCES
+_MANY_SOURCES_COMPONENTS = 12  # nmfsep.plan.MANY_SOURCES_COMPONENTS_PER_SOURCE
 _RANK_KS = "2,4,6,8,12,16,24,32"  # the grid timed in nmfsep.rank.rank_sweep's docstring
 _RANK_SEEDS = "0,1,2"  # nmfsep.rank.rank_sweep(seeds=)
 _RANK_MAX_ITER = 300  # nmfsep.rank.rank_sweep(max_iter=)
@@ -895,7 +898,8 @@ def separate(
             metavar="S|NAMES",
             callback=_parse_sources,
             help="Group the blind components into this many stems (source_1.wav ...); "
-            f"without -k, {_COMPONENTS_PER_SOURCE} components per source. 'auto': the "
+            f"without -k, {_COMPONENTS_PER_SOURCE} components per source "
+            f"({_MANY_SOURCES_COMPONENTS} from {_MANY_SOURCES} sources on). 'auto': the "
             "number the mixture suggests (nmfsep rank --sources), with --percussive when "
             "it finds drums. Names instead "
             "(drums,bass,other): built-in dictionaries for the built-in names, free atoms "
@@ -974,12 +978,13 @@ def separate(
         ),
     ] = _MASK_POWER,
     grouping: Annotated[
-        Literal["timbre", "activations", "combined", "register"] | None,
+        Literal["timbre", "kmeans", "activations", "combined", "register"] | None,
         typer.Option(
             "--grouping",
             help="With --sources: group components by timbre (spectral envelope), by "
-            "activations (components that play together), combined, or by register "
-            "(energy below 200 Hz: bass apart). [default: timbre; register for the "
+            "kmeans (k-means of the timbre), by activations (components that play "
+            "together), combined, or by register (energy below 200 Hz: bass apart). "
+            f"[default: timbre; kmeans from {_MANY_SOURCES} sources on; register for the "
             "harmonic stems of --percussive]",
             show_default=False,
         ),

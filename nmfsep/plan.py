@@ -63,6 +63,10 @@ __all__ = [
     "SUPERVISED_MASK_POWER",
     "DEFAULT_GROUPING",
     "DEFAULT_COMPONENTS_PER_SOURCE",
+    "MANY_SOURCES",
+    "MANY_SOURCES_COMPONENTS_PER_SOURCE",
+    "MANY_SOURCES_GROUPING",
+    "components_per_source",
     "DEFAULT_NAMED_FREE",
     "RESIDUAL",
     "AUTO_SOURCES",
@@ -96,8 +100,22 @@ SUPERVISED_MASK_POWER = 1.5
 #: grouping on duos and trios (benchmarks/bench_grouping.py).
 DEFAULT_GROUPING: GroupingMethod = "timbre"
 #: Blind components per source when only ``n_sources`` is given: 8 beat 4 on duos
-#: and trios (benchmarks/bench_grouping.py).
+#: and trios (benchmarks/bench_grouping.py); from :data:`MANY_SOURCES` sources on,
+#: :data:`MANY_SOURCES_COMPONENTS_PER_SOURCE`.
 DEFAULT_COMPONENTS_PER_SOURCE = 8
+#: From this many sources on, blind separation without ``percussive`` uses
+#: :data:`MANY_SOURCES_COMPONENTS_PER_SOURCE` components per source (when ``n_components``
+#: is not given) and :data:`MANY_SOURCES_GROUPING` (when ``grouping`` is not given).
+#: Chosen leave-one-family-out on 8 trios (piano + flute + bass) a family among 4
+#: components-per-source counts x 4 groupings: every held-out family chose 12 and
+#: "kmeans" but OPL3 (24 and Ward of the power MFCCs), and gained +0.5 / +2.7 / +4.0 /
+#: +2.2 dB median SDR over 8 and "timbre" (FluidR3 / MuseScore / TimGM6mb / OPL3). On
+#: duos the same protocol lost 3.5 dB on FluidR3 and 0.6 on TimGM6mb, so two sources
+#: keep the defaults above. Four and more sources were not measured
+#: (benchmarks/bench_blind.py's docstring has the command).
+MANY_SOURCES = 3
+MANY_SOURCES_COMPONENTS_PER_SOURCE = 12
+MANY_SOURCES_GROUPING: GroupingMethod = "kmeans"
 #: Stem of the free atoms in semi-supervised separation.
 RESIDUAL = "residual"
 #: Free atoms of the one named source that is not a built-in (``n_sources=["drums",
@@ -207,6 +225,27 @@ HARMONIC_FIT_RATIO = 0.74
 #: 30 s); shorter mixtures are compared whole. On a 3-minute stereo song the full
 #: harmonic fit was 80% of the separation's time (benchmarks/bench_e2e.py --supervised).
 HARMONIC_CHOICE_SECONDS = 30.0
+
+
+def components_per_source(n_sources: int, percussive: bool = False) -> int:
+    """Return the blind components per source used when ``n_components`` is not given.
+
+    Parameters
+    ----------
+    n_sources : int
+        Number of sources, >= 1.
+    percussive : bool
+        True for a percussion-aware run (its own settings; 8 per source).
+
+    Returns
+    -------
+    int
+        :data:`MANY_SOURCES_COMPONENTS_PER_SOURCE` from :data:`MANY_SOURCES` sources on
+        (not percussive), else :data:`DEFAULT_COMPONENTS_PER_SOURCE`.
+    """
+    if n_sources >= MANY_SOURCES and not percussive:
+        return MANY_SOURCES_COMPONENTS_PER_SOURCE
+    return DEFAULT_COMPONENTS_PER_SOURCE
 
 
 def default_mask_power(supervised: bool) -> float:
@@ -450,7 +489,7 @@ def make_plan(
             raise ParameterError(
                 "nothing to separate with: give n_components (blind), n_sources, or dictionaries"
             )
-        n_components = DEFAULT_COMPONENTS_PER_SOURCE * int(n_sources)
+        n_components = components_per_source(int(n_sources), bool(percussive)) * int(n_sources)
     k = int(n_components)
     if n_sources is not None and n_sources > k:
         raise ParameterError(
@@ -669,10 +708,11 @@ class SeparationParams:
         Mask kind (:func:`nmfsep.masks.masks`).
     mask_power : float or None
         Exponent of the soft mask; None: :func:`default_mask_power`.
-    grouping : {"timbre", "activations", "combined", "register"} or None
+    grouping : {"timbre", "kmeans", "activations", "combined", "register"} or None
         How blind components are grouped into ``n_sources`` stems; None:
-        :data:`DEFAULT_GROUPING`, and :data:`nmfsep.percussive.DEFAULT_GROUPING` for
-        the harmonic components of a percussion-aware run (:meth:`grouping_for`).
+        :data:`DEFAULT_GROUPING` (:data:`MANY_SOURCES_GROUPING` from
+        :data:`MANY_SOURCES` sources on), and :data:`nmfsep.percussive.DEFAULT_GROUPING`
+        for the harmonic components of a percussion-aware run (:meth:`grouping_for`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float
@@ -800,7 +840,11 @@ class SeparationParams:
         """Return the grouping of a run of ``plan`` (the mode's default when None)."""
         if self.grouping is not None:
             return self.grouping
-        return PERCUSSIVE_GROUPING if plan.percussive else DEFAULT_GROUPING
+        if plan.percussive:
+            return PERCUSSIVE_GROUPING
+        if (plan.n_sources or 0) >= MANY_SOURCES:
+            return MANY_SOURCES_GROUPING
+        return DEFAULT_GROUPING
 
     def mask_power_for(self, plan: Plan) -> float:
         """Return the mask exponent of a run of ``plan`` (the default when None)."""

@@ -507,7 +507,8 @@ def separate(
         Sample rate of ``y`` in Hz.
     n_components : int or None
         Blind mode: number of components k, ``1 <= k <= n_frames``. With
-        ``n_sources`` only, ``8 * n_sources`` (:data:`DEFAULT_COMPONENTS_PER_SOURCE`).
+        ``n_sources`` only, ``8 * n_sources``, and ``12 * n_sources`` from three
+        sources on without ``percussive`` (:func:`nmfsep.plan.components_per_source`).
     n_sources : int, sequence of str, "auto", or None
         Blind mode: group the k components into this many stems ``source_1`` ...
         (``1 <= n_sources <= k``); None gives one stem per component. Names instead
@@ -540,10 +541,11 @@ def separate(
         Exponent of the soft (α-Wiener) mask, > 0. None (default): 1 for blind
         separation, 1.5 with dictionaries, the values that separated best
         (:func:`nmfsep.plan.default_mask_power`).
-    grouping : {"timbre", "activations", "combined", "register"} or None
+    grouping : {"timbre", "kmeans", "activations", "combined", "register"} or None
         How blind components are grouped into ``n_sources`` stems (see
-        :mod:`nmfsep.grouping`). None (default): "timbre", and "register" for the
-        harmonic stems of ``percussive=True`` (:data:`nmfsep.percussive.DEFAULT_GROUPING`).
+        :mod:`nmfsep.grouping`). None (default): "timbre", "kmeans" from three sources
+        on (:data:`nmfsep.plan.MANY_SOURCES`), and "register" for the harmonic stems of
+        ``percussive=True`` (:data:`nmfsep.percussive.DEFAULT_GROUPING`).
     solver : {"mu", "amu", "cd"}
         NMF solver (:func:`nmfsep.nmf.nmf`).
     max_iter, tol : int, float

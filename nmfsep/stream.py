@@ -62,8 +62,9 @@ supervised mode, and the stems are named as :func:`separate` names them
 ``n_sources`` cannot see the whole ``W``: it uses the learned atoms and the
 statistics (frame count, column sums, Gram matrix) of the activations that the
 last online pass solved, accumulated block by block
-(:class:`nmfsep.grouping.ActivationStats`). The default ``"timbre"`` clusters
-the atoms alone, as whole-file separation does; the statistics order the groups
+(:class:`nmfsep.grouping.ActivationStats`). The default grouping (``"timbre"``;
+``"kmeans"`` from three sources on) clusters the atoms alone, as whole-file
+separation does; the statistics order the groups
 by spectral centroid and give ``"activations"``/``"combined"`` their
 correlations (equal to the whole-``W`` ones for the same ``W``,
 tests/test_grouping.py). The atoms are a different estimate than whole-file
@@ -160,7 +161,6 @@ from nmfsep.ntf import (
 )
 from nmfsep.online import OnlineNMF
 from nmfsep.plan import (
-    DEFAULT_GROUPING,
     DEFAULT_RELEARN,
     HARMONIC_FIT_RATIO,
     MIN_PAN_SPREAD,
@@ -207,7 +207,7 @@ def separate_stream(
     n_free: int = 0,
     n_components: int | None = None,
     n_sources: int | None = None,
-    grouping: GroupingMethod = DEFAULT_GROUPING,
+    grouping: GroupingMethod | None = None,
     block_seconds: float = DEFAULT_BLOCK_SECONDS,
     beta: str | float | None = None,
     mask: MaskKind = "soft",

@@ -53,3 +53,35 @@ def test_the_product_candidate_is_what_separate_runs(bench):
         percussive.DEFAULT_FLATNESS, percussive.DEFAULT_REFINE_ITER, percussive.DEFAULT_TONAL)
     assert not c["extra"] and c["power"] == 1.0
     assert bench.parse_candidate("p:1:17x17:8:timbre:plain")["tonal"] is None
+
+
+def test_the_blind_candidates_of_the_defaults_are_what_separate_runs(bench):
+    """``b:8:ward:mag`` is two sources' default, ``b:12:kmeans:pow`` three sources'."""
+    from nmfsep import plan
+
+    assert bench.parse_blind("b:8:ward:mag") == (plan.DEFAULT_COMPONENTS_PER_SOURCE, "ward", "mag")
+    assert plan.DEFAULT_GROUPING == "timbre"  # Ward of the magnitude atoms' MFCCs
+    assert bench.parse_blind("b:12:kmeans:pow") == (
+        plan.MANY_SOURCES_COMPONENTS_PER_SOURCE, "kmeans", "pow")
+    assert plan.MANY_SOURCES_GROUPING == "kmeans" and plan.MANY_SOURCES == 3
+    with pytest.raises(ValueError, match="b:<per source>"):
+        bench.parse_blind("b:8:single:mag")
+
+
+def test_a_blind_candidate_regroups_separates_factorization(bench):
+    """``b:12:kmeans:pow`` on a three-source mixture gives separate's stems."""
+    from nmfsep.separate import separate
+
+    rng = np.random.default_rng(2)
+    sr, n = 8000, 8000
+    t = np.arange(n) / sr
+    refs = np.stack([np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * r * t))
+                     for f, r in ((110, 1.3), (440, 2.1), (1320, 3.7))])
+    refs += 0.01 * rng.standard_normal(refs.shape)
+    item = {"mix": refs.sum(axis=0, keepdims=True).astype(np.float32), "sr": sr,
+            "refs": refs, "names": ["a", "b", "c"]}
+    ests = bench.run_blind(item, "b:12:kmeans:pow")
+    res = separate(item["mix"], sr, n_sources=3, random_state=0)
+    got = sorted(ests.tolist())
+    want = sorted(np.stack([s[0] for s in res.stems.values()]).tolist())
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -99,9 +99,22 @@ def test_timbre_groups_by_spectral_envelope_not_pitch() -> None:
     H = np.array(dull + bright)[order]
     truth = {frozenset(np.flatnonzero(order < 5)), frozenset(np.flatnonzero(order >= 5))}
     W = np.random.default_rng(1).random((50, 10))  # uninformative activations
-    groups = group_components(W, H, 2, method="timbre", sr=SR, n_fft=N_FFT)
-    assert {frozenset(v) for v in groups.values()} == truth
+    for method in ("timbre", "kmeans"):
+        groups = group_components(W, H, 2, method=method, sr=SR, n_fft=N_FFT)
+        assert {frozenset(v) for v in groups.values()} == truth, method
     assert timbre_features(H, sr=SR, n_fft=N_FFT).shape == (10, 12)
+    np.testing.assert_allclose(timbre_features(H, sr=SR, n_fft=N_FFT, power=2.0),
+                               timbre_features(H**2, sr=SR, n_fft=N_FFT))
+
+
+def test_kmeans_keeps_every_source_when_atoms_repeat() -> None:
+    """Fewer distinct atoms than sources leave a k-means cluster empty: Ward's cut is
+    used then, so every source still gets a component."""
+    H = np.array([harmonic_atom(200, 2.0)] * 4 + [harmonic_atom(300, 0.5)])
+    W = np.random.default_rng(0).random((30, 5))
+    groups = group_components(W, H, 3, method="kmeans", sr=SR, n_fft=N_FFT)
+    assert len(groups) == 3 and all(groups.values())
+    assert sorted(i for v in groups.values() for i in v) == list(range(5))
 
 
 def test_register_groups_bass_apart_whatever_the_timbre() -> None:
@@ -188,7 +201,7 @@ def test_edge_cases() -> None:
         ((0,), {}, "n_sources"),
         ((5,), {}, "n_sources"),
         ((1.5,), {}, "n_sources"),
-        ((2,), {"method": "kmeans"}, "grouping method"),
+        ((2,), {"method": "spectral"}, "grouping method"),
         ((2,), {"n_fft": 1024}, "n_fft"),
         ((2,), {"sr": 0}, "sr"),
     ],
@@ -223,7 +236,7 @@ def test_group_components_stats_equals_whole_w() -> None:
     stats = ActivationStats(6)
     for j in range(0, 300, 70):
         stats.update(W[j : j + 70])
-    for method in ("timbre", "activations", "combined"):
+    for method in ("timbre", "kmeans", "activations", "combined"):
         assert group_components_stats(stats, H, 3, method=method, sr=22050, n_fft=1024) == \
             group_components(W, H, 3, method=method, sr=22050, n_fft=1024)
     # with positions (a stream's blind gains): the same groups too, positions counting

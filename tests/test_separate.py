@@ -86,6 +86,26 @@ def test_blind_sources(mix: np.ndarray) -> None:
     assert res.settings["n_components"] >= 2
 
 
+@pytest.mark.parametrize(("n_sources", "percussive", "k", "grouping"), [
+    (2, False, 16, "timbre"), (3, False, 36, "kmeans"), (4, False, 48, "kmeans"),
+    (3, True, 24, "register")])
+def test_blind_defaults_by_number_of_sources(n_sources, percussive, k, grouping) -> None:
+    """8 components per source and "timbre" for two sources; 12 and "kmeans" from
+    three on (nmfsep.plan.MANY_SOURCES); a percussion-aware run keeps its own."""
+    from nmfsep.plan import SeparationParams, components_per_source, make_plan
+
+    plan = make_plan(None, n_sources, [], 0, percussive)
+    assert plan.k == k == components_per_source(n_sources, percussive) * n_sources
+    assert SeparationParams().grouping_for(plan) == grouping
+    assert SeparationParams(grouping="timbre").grouping_for(plan) == "timbre"
+
+
+def test_three_blind_sources_are_grouped_by_kmeans(mix: np.ndarray) -> None:
+    res = separate(mix, SR, n_sources=3, stft=CFG, max_iter=20)
+    check_result(res, mix)
+    assert res.settings["grouping"] == "kmeans" and res.settings["n_components"] == 36
+
+
 def test_supervised(mix: np.ndarray, sources, dicts) -> None:
     res = separate(mix, SR, dictionaries=dicts, max_iter=60)
     check_result(res, mix)
@@ -235,7 +255,7 @@ def test_a_clip_of_few_frames_gets_fewer_default_components(dicts) -> None:
         ({}, ParameterError, "n_components"),
         ({"n_components": 2, "mask": "hard"}, ParameterError, "mask"),
         ({"n_components": 2, "mask_power": 0}, ParameterError, "mask_power"),
-        ({"n_components": 2, "n_sources": 2, "grouping": "kmeans"}, ParameterError, "grouping"),
+        ({"n_components": 2, "n_sources": 2, "grouping": "spectral"}, ParameterError, "grouping"),
         ({"n_components": 2, "power": -1}, ParameterError, "power"),
         ({"n_components": 2, "beta": "euclid"}, ParameterError, "beta"),
         ({"n_components": 2, "stft": {"n_fft": 256}}, ParameterError, "STFTConfig"),
