@@ -34,8 +34,9 @@ and the drums stem's median for bands):
   features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``) or of
   ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage (what
   ``separate`` does) or by ``sklearn.cluster.KMeans`` (seed 0, 10 starts: the
-  pipeline's clustering); masks and stems as in ``separate``. ``b:8:ward:mag`` is
-  ``today``.
+  pipeline's clustering); masks and stems as in ``separate``, of exponent ``<power>``
+  with ``:m<power>`` (the blind default, 1, without). ``b:8:ward:mag`` is ``today``
+  on duos, ``b:12:kmeans:pow`` on trios and bands.
 
 Ceilings (``--ceilings``), what the targets are measured against:
 
@@ -138,6 +139,7 @@ from nmfsep import io  # noqa: E402
 from nmfsep.bsseval import BSSEval  # noqa: E402
 from nmfsep.masks import GroupMasks  # noqa: E402
 from nmfsep.percussive import factorize_percussive  # noqa: E402
+from nmfsep.plan import DEFAULT_MASK_POWER  # noqa: E402
 from nmfsep.separate import separate  # noqa: E402
 from nmfsep.spectral import STFTConfig, istft, max_magnitude, model_spectrogram, stft  # noqa: E402
 
@@ -308,12 +310,13 @@ def run_candidate(item: dict, cand: dict, oracle: bool = False) -> np.ndarray:
     return np.stack([istft(M[g].T[None] * X, cfg, y.shape[1])[0] for g in range(M.shape[0])])
 
 
-def parse_blind(text: str) -> tuple[int, str, str]:
-    """Parse ``b:<components per source>:<ward|kmeans>:<mag|pow>``."""
-    _, per, how, scale = text.split(":")
-    if how not in ("ward", "kmeans") or scale not in ("mag", "pow"):
-        raise ValueError(f"{text}: expected b:<per source>:<ward|kmeans>:<mag|pow>")
-    return int(per), how, scale
+def parse_blind(text: str) -> tuple[int, str, str, float]:
+    """Parse ``b:<components per source>:<ward|kmeans>:<mag|pow>[:m<mask power>]``."""
+    _, per, how, scale, *rest = text.split(":")
+    if (how not in ("ward", "kmeans") or scale not in ("mag", "pow") or len(rest) > 1
+            or (rest and not rest[0].startswith("m"))):
+        raise ValueError(f"{text}: expected b:<per source>:<ward|kmeans>:<mag|pow>[:m<power>]")
+    return int(per), how, scale, float(rest[0][1:]) if rest else DEFAULT_MASK_POWER
 
 
 _BLIND_FIT: dict = {}  # the last (id(item), per source) -> (separate's result, mixture STFT)
@@ -325,7 +328,7 @@ def run_blind(item: dict, cand: str) -> np.ndarray:
 
     from nmfsep.grouping import group_components, timbre_features
 
-    per, how, scale = parse_blind(cand)
+    per, how, scale, power = parse_blind(cand)
     y, sr, S = item["mix"], item["sr"], len(item["names"])
     key = (id(item), per)
     if key not in _BLIND_FIT:  # one factorization for every grouping of it
@@ -340,7 +343,7 @@ def run_blind(item: dict, cand: str) -> np.ndarray:
         F = timbre_features(H, sr=sr, n_fft=res.stft.n_fft)
         labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(F)
         groups = {str(j): np.flatnonzero(labels == j).tolist() for j in np.unique(labels)}
-    M = GroupMasks(res.W, res.H, groups, kind="soft", power=1.0)(0, X.shape[2])
+    M = GroupMasks(res.W, res.H, groups, kind="soft", power=power)(0, X.shape[2])
     return np.stack([istft(M[g].T[None] * X, res.stft, y.shape[1])[0]
                      for g in range(M.shape[0])])
 

@@ -16,9 +16,10 @@ than instruments; grouping clusters them into sources:
 ``"kmeans"``
     k-means (scikit-learn, seeded, best of :data:`KMEANS_STARTS` starts) of the same
     MFCCs taken of each atom's power spectrum (``H ** 2``, as librosa computes MFCCs
-    from a power spectrogram), the clustering of the librosa + scikit-learn pipeline. On
-    held-out three-source mixtures it grouped better than "timbre" on every sound
-    family; on two-source mixtures it did not (:data:`nmfsep.plan.MANY_SOURCES`).
+    from a power spectrogram), the clustering of the librosa + scikit-learn pipeline.
+    With 12 components per source it separated held-out three-source mixtures better
+    than "timbre" with 8 on every sound family, two-source ones not
+    (:data:`nmfsep.plan.MANY_SOURCES`).
 ``"register"``
     Exact k-means (:func:`kmeans_1d`) of the share of each atom's magnitude below
     :data:`REGISTER_SPLIT_HZ` (:func:`register_features`; with ``positions``, Ward
@@ -29,8 +30,8 @@ than instruments; grouping clusters them into sources:
     (``benchmarks/bench_blind.py``).
 
 With ``positions`` (multichannel factorizations, :func:`nmfsep.ntf.gain_positions`),
-each component's position joins its timbre: the Ward features get the position
-vectors, scaled so that hard left to hard right weighs ``position_weight`` times the
+each component's position joins its timbre: the Ward and k-means features get the
+position vectors, scaled so that hard left to hard right weighs ``position_weight`` times the
 spread of the timbre features; the distances of the other methods get
 ``position_weight`` times the distance of the positions (scaled to [0, 1]).
 Components at one position are grouped by timbre alone.

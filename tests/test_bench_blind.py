@@ -59,13 +59,16 @@ def test_the_blind_candidates_of_the_defaults_are_what_separate_runs(bench):
     """``b:8:ward:mag`` is two sources' default, ``b:12:kmeans:pow`` three sources'."""
     from nmfsep import plan
 
-    assert bench.parse_blind("b:8:ward:mag") == (plan.DEFAULT_COMPONENTS_PER_SOURCE, "ward", "mag")
+    assert bench.parse_blind("b:8:ward:mag") == (
+        plan.DEFAULT_COMPONENTS_PER_SOURCE, "ward", "mag", plan.DEFAULT_MASK_POWER)
     assert plan.DEFAULT_GROUPING == "timbre"  # Ward of the magnitude atoms' MFCCs
-    assert bench.parse_blind("b:12:kmeans:pow") == (
-        plan.MANY_SOURCES_COMPONENTS_PER_SOURCE, "kmeans", "pow")
+    assert bench.parse_blind("b:12:kmeans:pow:m1.5") == (
+        plan.MANY_SOURCES_COMPONENTS_PER_SOURCE, "kmeans", "pow", 1.5)
     assert plan.MANY_SOURCES_GROUPING == "kmeans" and plan.MANY_SOURCES == 3
     with pytest.raises(ValueError, match="b:<per source>"):
         bench.parse_blind("b:8:single:mag")
+    with pytest.raises(ValueError, match="b:<per source>"):
+        bench.parse_blind("b:8:ward:mag:x2")
 
 
 def test_a_blind_candidate_regroups_separates_factorization(bench):
