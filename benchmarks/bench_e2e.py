@@ -37,6 +37,11 @@ max_iter=200, tol=0)`` instead (issue 15's blind bands: the drums split off by
 median-filter HPSS, two NMFs of 16 and 8 components and 30 joint iterations of all
 24, on the shared model), against the same k = 8 baseline.
 
+``--sources N`` times ``separate_file(path, out, n_sources=N, max_iter=200, tol=0)``
+instead (blind grouped into N stems with the library's defaults: 8 components per
+source for 2, 12 from 3 on, gains per channel), ``--sources N --k K`` with K components,
+against the same k = 8 baseline.
+
 ``--supervised`` times supervised separation instead (issue 13's speed target). Before
 the timed runs, outside them, dictionaries are learned from
 ``audio_samples/train/{piano,flute}.flac`` and saved as ``.npz``:
@@ -80,6 +85,9 @@ from nmfsep.files import separate_file
 kw = {} if sys.argv[3] == "default" else {"spatial": sys.argv[3]}
 if sys.argv[3] == "percussive":  # --sources 3 --percussive: 24 components
     kw = {"n_sources": 3, "percussive": True}
+elif sys.argv[3].startswith("sources:"):  # --sources N [-k K]: the library's blind defaults
+    _, n, *k = sys.argv[3].split(":")
+    kw = {"n_sources": int(n), **({"n_components": int(k[0])} if k else {})}
 else:
     kw["n_components"] = 8
 s = separate_file(sys.argv[1], sys.argv[2], max_iter=200, tol=0, force=True, **kw)
@@ -276,6 +284,10 @@ def main() -> None:
                     help="nmfsep's stereo model (default: the library's default)")
     ap.add_argument("--percussive", action="store_true",
                     help="time --sources 3 --percussive (drums split off first) instead")
+    ap.add_argument("--sources", type=int, default=None,
+                    help="time blind separation into this many stems instead")
+    ap.add_argument("--k", type=int, default=None, help="--sources: components (default: the "
+                    "library's per source)")
     ap.add_argument("--supervised", action="store_true",
                     help="supervised separation with learned piano and flute dictionaries")
     ap.add_argument("--two-pass", action="store_true",
@@ -297,8 +309,9 @@ def main() -> None:
             n_fft = runs["ours"][0]["stft"]["n_fft"]
             hop = runs["ours"][0]["stft"]["hop_length"]
         for i in range(0 if args.supervised else max(1, args.repeat)):
-            ours = run(NMFSEP, str(path), str(Path(tmp) / f"nmfsep{i}"),
-                       "percussive" if args.percussive else args.spatial)
+            mode = ("percussive" if args.percussive else args.spatial if args.sources is None
+                    else f"sources:{args.sources}" + (f":{args.k}" if args.k else ""))
+            ours = run(NMFSEP, str(path), str(Path(tmp) / f"nmfsep{i}"), mode)
             n_fft, hop = ours["stft"]["n_fft"], ours["stft"]["hop_length"]
             base = run(BASELINE, str(path), str(Path(tmp) / f"baseline{i}"), str(n_fft),
                        str(hop))
