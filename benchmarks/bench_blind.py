@@ -32,9 +32,9 @@ and the drums stem's median for bands):
 * candidates ``b:<components per source>:<ward|kmeans>:<mag|pow>`` (any task): the blind
   default's factorization with that many components per source, grouped by the timbre
   features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``) or of
-  ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage (what
-  ``separate`` does) or by ``sklearn.cluster.KMeans`` (seed 0, 10 starts: the
-  pipeline's clustering); masks and stems as in ``separate``, of exponent ``<power>``
+  ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage
+  (grouping "timbre") or by k-means (grouping "kmeans", the pipeline's clustering);
+  masks and stems as in ``separate``, of exponent ``<power>``
   with ``:m<power>`` (the blind default, 1, without). ``b:8:ward:mag`` is ``today``
   on duos, ``b:12:kmeans:pow`` on trios and bands.
 
@@ -324,9 +324,7 @@ _BLIND_FIT: dict = {}  # the last (id(item), per source) -> (separate's result, 
 
 def run_blind(item: dict, cand: str) -> np.ndarray:
     """The blind default's factorization, grouped as ``cand`` says (:func:`parse_blind`)."""
-    from sklearn.cluster import KMeans
-
-    from nmfsep.grouping import group_components, timbre_features
+    from nmfsep.grouping import group_components
 
     per, how, scale, power = parse_blind(cand)
     y, sr, S = item["mix"], item["sr"], len(item["names"])
@@ -336,13 +334,12 @@ def run_blind(item: dict, cand: str) -> np.ndarray:
         res = separate(y, sr, n_sources=S, n_components=per * S, random_state=0)
         _BLIND_FIT[key] = (res, stft(y, res.stft))
     res, X = _BLIND_FIT[key]
-    H = res.H ** 2 if scale == "pow" else res.H
-    if how == "ward":  # separate's own grouping
-        groups = group_components(res.W, H, S, method="timbre", sr=sr, n_fft=res.stft.n_fft)
-    else:
-        F = timbre_features(H, sr=sr, n_fft=res.stft.n_fft)
-        labels = KMeans(n_clusters=S, n_init=10, random_state=0).fit_predict(F)
-        groups = {str(j): np.flatnonzero(labels == j).tolist() for j in np.unique(labels)}
+    # the product's groupings, given the atoms whose features are wanted: "timbre" takes
+    # the MFCCs of the atoms it is given, "kmeans" of their squares
+    H = {("ward", "mag"): res.H, ("ward", "pow"): res.H ** 2,
+         ("kmeans", "mag"): np.sqrt(res.H), ("kmeans", "pow"): res.H}[how, scale]
+    groups = group_components(res.W, H, S, method="timbre" if how == "ward" else "kmeans",
+                              sr=sr, n_fft=res.stft.n_fft)
     M = GroupMasks(res.W, res.H, groups, kind="soft", power=power)(0, X.shape[2])
     return np.stack([istft(M[g].T[None] * X, res.stft, y.shape[1])[0]
                      for g in range(M.shape[0])])

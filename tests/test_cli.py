@@ -625,6 +625,10 @@ def test_sources_alone_uses_the_library_components_per_source(audio, tmp_path):
     params = get_command(app).commands["separate"].params
     sources = next(p for p in params if p.name == "n_sources")
     assert f"{DEFAULT_COMPONENTS_PER_SOURCE} components per source" in sources.help
+    from nmfsep.plan import MANY_SOURCES, MANY_SOURCES_COMPONENTS_PER_SOURCE
+
+    assert f"({MANY_SOURCES_COMPONENTS_PER_SOURCE} from {MANY_SOURCES} sources on)" in \
+        " ".join(sources.help.split())
 
 
 def test_harmonic_help_names_the_library_choice_seconds():
