@@ -213,7 +213,7 @@ def _sum_histories(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def atom_flatness(H: np.ndarray) -> np.ndarray:
-    """Spectral flatness of every atom (:func:`librosa.feature.spectral_flatness`).
+    """Spectral flatness of every atom, as :func:`librosa.feature.spectral_flatness`.
 
     Parameters
     ----------
@@ -224,14 +224,14 @@ def atom_flatness(H: np.ndarray) -> np.ndarray:
     -------
     np.ndarray [shape=(k,)]
         Geometric over arithmetic mean of each atom scaled to a peak of 1 (floored at
-        1e-12): near 1 for white noise, near 0 for a few harmonic peaks.
+        1e-12): near 1 for white noise, near 0 for a few harmonic peaks. Equal to
+        ``librosa.feature.spectral_flatness(S=scaled.T, power=1, amin=1e-12)[0]``,
+        written out because importing ``librosa.feature`` takes 1-2 s (tested).
     """
-    import librosa
-
     H = np.asarray(H, dtype=np.float64)
     peak = H.max(axis=1, keepdims=True)
-    scaled = H / np.where(peak > 0, peak, 1.0)
-    return librosa.feature.spectral_flatness(S=scaled.T, power=1.0, amin=1e-12)[0]
+    scaled = np.maximum(H / np.where(peak > 0, peak, 1.0), 1e-12)
+    return np.exp(np.mean(np.log(scaled), axis=1)) / np.mean(scaled, axis=1)
 
 
 def _harmonic_groups(W: np.ndarray, H: np.ndarray, k_h: int, n_sources: int, *, sr: float,

@@ -310,3 +310,14 @@ def test_atom_flatness_tells_noise_from_harmonic_atoms() -> None:
     flat = atom_flatness(np.stack([harmonic, noise, np.zeros(257)]))
     assert flat[0] < 0.1 < flat[1] and flat[1] > 0.8
     assert np.isfinite(flat).all()
+
+
+def test_atom_flatness_equals_librosa_spectral_flatness() -> None:
+    import librosa
+
+    rng = np.random.default_rng(1)
+    H = rng.gamma(0.3, size=(6, 257)) * rng.uniform(1e-3, 1e3, (6, 1))
+    H[2, 10:] = 0.0  # mostly zero: librosa's floor at 1e-12 decides
+    peak = H.max(axis=1, keepdims=True)
+    want = librosa.feature.spectral_flatness(S=(H / peak).T, power=1.0, amin=1e-12)[0]
+    np.testing.assert_allclose(atom_flatness(H), want, rtol=1e-10)
