@@ -7,7 +7,10 @@ Reads the set ``python benchmarks/render.py --what families`` writes (default
   its ``duo`` mixture seed s (AVL has no duo: its piano is TimGM6mb's, as its bass), summed
   as rendered — three sources;
 * ``duo``: the family's piano + flute mixtures, as rendered — two sources (guards today's
-  blind result).
+  blind result);
+* ``trio``: the family's piano + flute + bass mixtures, as rendered — three sources;
+* ``quartet``: the trio seed s plus the drums of the ``drums_bass`` mixture seed s — four
+  sources (AVL has no trio).
 
 Methods (every stem set scored with nmfsep's BSS Eval v3 SDR, the estimates matched to
 the references by the permutation with the best mean SDR; median over mixtures x sources,
@@ -19,7 +22,8 @@ and the drums stem's median for bands):
   ``sklearn.cluster.KMeans`` (seed 0), Wiener masks; the best k in {8, 16, 24, 32} for
   that family x task in hindsight (a strong baseline);
 * ``today``: ``separate(mix, sr, n_sources=S)`` (the blind default);
-* ``percussive``: ``separate(mix, sr, n_sources=S, percussive=True)`` (bands only);
+* ``percussive``: ``separate(mix, sr, n_sources=S, percussive=True)`` (mixtures with
+  drums: bands and quartets);
 * ``auto`` (``--auto``, also on trios with ``today``): ``separate(mix, sr, n_sources="auto")``,
   the number of sources :func:`nmfsep.sources.suggest_sources` finds (``percussive`` when
   it finds drums). Its stems need not be as many as the references: the best one-to-one
@@ -28,7 +32,7 @@ and the drums stem's median for bands):
   scored against the stem that serves it best, though another reference has it too;
 * candidates ``p:<margin>:<kernel_h>x<kernel_p>:<components per source>``: the
   percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
-  those settings, masks and stems as in ``separate`` (bands only);
+  those settings, masks and stems as in ``separate`` (mixtures with drums);
 * candidates ``b:<components per source>:<ward|kmeans>:<mag|pow>`` (any task): the blind
   default's factorization with that many components per source, grouped by the timbre
   features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``) or of
@@ -145,6 +149,8 @@ from nmfsep.spectral import STFTConfig, istft, max_magnitude, model_spectrogram,
 
 PIPE_KS = (8, 16, 24, 32)
 PIANO_FROM = {"avl": "timgm6mb"}
+#: The tasks whose mixtures have drums (percussion-aware methods run on them).
+DRUM_TASKS = ("band", "quartet")
 #: The candidate ``separate(..., percussive=True)`` runs (nmfsep.percussive's defaults).
 PRODUCT = "p:1:17x17:8:register:plain:r30:t0.02"
 DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.03",
@@ -158,7 +164,7 @@ DEFAULT_CANDIDATES = ("p:1:17x17:8:timbre:plain", "p:1:17x17:8:timbre:plain:f0.0
 
 def load_items(data: Path, families: list[str], seeds: int, tasks: list[str],
                cross: bool = False) -> list[dict]:
-    """Band and duo mixtures: ``{"family", "task", "seed", "sr", "mix", "refs", "names"}``.
+    """The mixtures of ``tasks``: ``{"family", "task", "seed", "sr", "mix", "refs", "names"}``.
 
     ``cross``: a band from every drums + bass seed s with every piano seed p (seeds**2
     bands per family, ``seed`` = 10 s + p), more mixtures from the same stems.
@@ -179,6 +185,10 @@ def load_items(data: Path, families: list[str], seeds: int, tasks: list[str],
             if task in tasks and (fam, task, seed) in clips:
                 c = clips[(fam, task, seed)]
                 sets.append((fam, task, seed, [(n, c["stems"][n]) for n in c["instruments"]]))
+        if "quartet" in tasks and {(fam, "trio", seed), (fam, "drums_bass", seed)} <= set(clips):
+            c, db = clips[(fam, "trio", seed)], clips[(fam, "drums_bass", seed)]
+            sets.append((fam, "quartet", seed, [*((n, c["stems"][n]) for n in c["instruments"]),
+                                                ("drums", db["stems"]["drums"])]))
     out = []
     for fam, task, seed, stems in sets:
         loaded = [io.load(data / p) for _, p in stems]
@@ -402,11 +412,11 @@ def heldout_threshold(guesses: list[dict], families: list[str], lineage: dict) -
     for held in families:
         dev = [g for g in guesses if g["family"] != held
                and not lineage.get(g["family"], set()) & lineage.get(held, set())]
-        low = max((g["share"] for g in dev if g["task"] != "band"), default=0.0)
-        high = min((g["share"] for g in dev if g["task"] == "band"), default=1.0)
+        low = max((g["share"] for g in dev if g["task"] not in DRUM_TASKS), default=0.0)
+        high = min((g["share"] for g in dev if g["task"] in DRUM_TASKS), default=1.0)
         t = (low + high) / 2
         test = [g for g in guesses if g["family"] == held]
-        ok = sum((g["share"] >= t) == (g["task"] == "band") for g in test)
+        ok = sum((g["share"] >= t) == (g["task"] in DRUM_TASKS) for g in test)
         print(f"  {held:10s} chosen {t:.3f} (gap {low:.3f}..{high:.3f}); held out: {ok} of "
               f"{len(test)} right")
 
@@ -448,7 +458,7 @@ def select(rows: list[dict], cands: list[str], families: list[str], lineage: dic
 
 def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict | None) -> dict:
     out: dict = {}
-    for task in ("band", "duo", "trio"):
+    for task in ("band", "duo", "trio", "quartet"):
         if not any(r["task"] == task for r in rows):
             continue
         methods = [m for m in ("today", "percussive", "auto")
@@ -457,7 +467,8 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
                            and (r["method"] == "oracle" or r["method"].startswith("grouped:p:"))})
         grouped_pipe = any(r["method"].startswith("grouped:pipeline:") for r in rows)
         methods += cands
-        print(f"\n## {task}: median SDR (dB); bands: drums / bass stems in brackets")
+        drums = task in DRUM_TASKS
+        print(f"\n## {task}: median SDR (dB)" + ("; drums / bass stems in brackets" * drums))
         print(f"{'family':10s} {'pipeline(k)':>16s} " + " ".join(f"{m:>22s}" for m in methods)
               + ("  held-out choice" if chosen else ""))
         for fam in families:
@@ -468,21 +479,21 @@ def report(rows: list[dict], families: list[str], cands: list[str], chosen: dict
             if grouped_pipe:  # the pipeline's factorization grouped by the references, best k
                 gp = best_pipeline(rows, fam, task, "grouped:pipeline")
                 cell["grouped_pipeline_k"] = gp
-                for src in (None, "drums", "bass") if task == "band" else (None,):
+                for src in (None, "drums", "bass") if drums else (None,):
                     cell["grouped:pipeline" + (f"_{src}" if src else "")] = median(
                         rows, gp, fam, task, src)
             for m in methods:
                 cell[m] = median(rows, m, fam, task)
-                if task == "band":
+                if drums:
                     cell[m + "_drums"] = median(rows, m, fam, task, "drums")
                     cell[m + "_bass"] = median(rows, m, fam, task, "bass")
-            if task == "band":
+            if drums:
                 cell["pipeline_drums"] = median(rows, pipe, fam, task, "drums")
                 cell["pipeline_bass"] = median(rows, pipe, fam, task, "bass")
 
-            def fmt(m: str, cell: dict = cell, task: str = task) -> str:
+            def fmt(m: str, cell: dict = cell, drums: bool = drums) -> str:
                 d = (f" [{cell[m + '_drums']:5.1f} /{cell[m + '_bass']:5.1f}]"
-                     if task == "band" else "")
+                     if drums else "")
                 return f"{cell[m]:6.2f}{d}"
             line = f"{fam:10s} {fmt('pipeline'):>9s} ({pipe.split(':')[1]:>2s}) " + " ".join(
                 f"{fmt(m):>22s}" for m in methods)
@@ -510,7 +521,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "families")
     ap.add_argument("--families", default="",
                     help="comma-separated subset (default: every family of the manifest)")
-    ap.add_argument("--tasks", default="band,duo", help="band, duo, trio (trio: --sources only)")
+    ap.add_argument("--tasks", default="band,duo", help="band, duo, trio, quartet")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cross", action="store_true",
                     help="bands of every drums + bass seed with every piano seed (9 a family)")
@@ -547,7 +558,7 @@ def guess_sources(item: dict) -> dict:
 def report_sources(guesses: list[dict], families: list[str], data: Path) -> None:
     """Print how often the suggested number of sources (and drums or not) was right."""
     right = sum(g["true"] == g["suggested"] for g in guesses)
-    drums = sum(g["drums"] == (g["task"] == "band") for g in guesses)
+    drums = sum(g["drums"] == (g["task"] in DRUM_TASKS) for g in guesses)
     print(f"\nnumber of sources: {right} of {len(guesses)} right; drums or not: {drums} "
           f"of {len(guesses)} right")
     for task in sorted({g["task"] for g in guesses}):
@@ -580,7 +591,7 @@ def main() -> None:
         for m in methods if item["task"] != "trio" else [
                 m for m in methods if m in trio or m.startswith("b:")]:
             banded = m.startswith(("p:", "grouped:p:")) or m == "percussive"
-            if banded and item["task"] != "band":
+            if banded and item["task"] not in DRUM_TASKS:
                 continue
             key = (item["family"], item["task"], item["seed"], m)
             done = [r for r in old if (r["family"], r["task"], r["seed"], r["method"]) == key]

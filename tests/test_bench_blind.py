@@ -88,3 +88,28 @@ def test_a_blind_candidate_regroups_separates_factorization(bench):
     got = sorted(ests.tolist())
     want = sorted(np.stack([s[0] for s in res.stems.values()]).tolist())
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_quartets_are_a_trio_plus_the_drums_of_the_same_seed(bench, tmp_path):
+    import json
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for task, names in (("trio", ["piano", "flute", "bass"]), ("drums_bass", ["drums", "bass"])):
+        stems = {}
+        for n in names:
+            path = f"{task}_{n}.wav"
+            sf.write(tmp_path / path, rng.uniform(-0.1, 0.1, 800), 8000, subtype="FLOAT")
+            stems[n] = path
+        clips.append({"family": "f", "task": task, "seed": 0, "kind": "mixture",
+                      "instruments": names, "stems": stems})
+    (tmp_path / "manifest.json").write_text(json.dumps({"clips": clips}))
+    (item,) = bench.load_items(tmp_path, ["f"], 1, ["quartet"])
+    assert item["task"] == "quartet"
+    assert item["names"] == ["piano", "flute", "bass", "drums"]
+    drums, _ = sf.read(tmp_path / "drums_bass_drums.wav", dtype="float32")
+    np.testing.assert_allclose(item["refs"][3], drums)
+    np.testing.assert_allclose(item["mix"][0], item["refs"].sum(axis=0), atol=1e-6)
+    assert "quartet" in bench.DRUM_TASKS
