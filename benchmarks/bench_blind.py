@@ -71,7 +71,11 @@ Trios: ``b:12:kmeans:pow`` on three folds of four (OPL3's: ``b:24:ward:pow``), h
 on (``nmfsep.plan.MANY_SOURCES``). Duos: the folds' choices lost 3.5 dB (FluidR3) and
 0.6 dB (TimGM6mb) held out, so two sources keep ``b:8:ward:mag``. Duos and trios chosen
 together (``--tasks duo,trio``) lose on FluidR3's duos too. Bands, which took no part:
-``--tasks band --candidates b:8:ward:mag,b:12:kmeans:pow`` (3 min).
+``--tasks band --candidates b:8:ward:mag,b:12:kmeans:pow`` (3 min). Four sources, which
+took no part either (15 min)::
+
+    nice python benchmarks/bench_blind.py --data benchmarks/data/families8 --seeds 8 \
+        --tasks quartet --methods today,percussive --candidates b:8:ward:mag
 
 ``--auto`` reports beside each family's median the count ``auto`` used (right of all).
 ``--sources`` measures how often :func:`nmfsep.sources.suggest_sources` finds the number

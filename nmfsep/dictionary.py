@@ -92,7 +92,11 @@ DEFAULT_ATOMS_PER_SOURCE = 48
 #: Frames each atom spans (temporal context, :mod:`nmfsep.context`). Three frames
 #: (the frame and its two neighbours) gained 0.5-2 dB median SDR on the trio and on
 #: drums + bass, where single-frame spectra of different instruments look alike;
-#: five frames did no better.
+#: five frames did no better (chosen on FluidR3). Checked leave-one-family-out on the
+#: five families of ``bench_heldout.py`` (1, 3, 5 frames): every fold kept 3. One frame
+#: gains on FluidR3's duo (+1.8 dB) and loses drums + bass on four families (-0.9 to
+#: -3.5); five gain drums + bass on FluidR3 and MuseScore (+1.0, +0.7) and lose the duos
+#: of FluidR3 and TimGM6mb (-1.5, -1.6).
 DEFAULT_CONTEXT_FRAMES = 3
 
 #: Most frames an atom may span (a bound on what a dictionary file may declare).
