@@ -2330,8 +2330,33 @@ def eval_command(
 # --------------------------------------------------------------------------- rank
 
 
+def _ks_that_fit(console, ks: list[int], clips: list, sr: int,
+                 seconds: float | None) -> list[int]:
+    """Cut the default k grid to what short clips allow (at most their STFT frames).
+
+    A grid the user gave is not cut: :func:`nmfsep.rank.rank_sweep` refuses a k too large.
+    """
+    from nmfsep.spectral import FrameGrid, STFTConfig
+
+    config = STFTConfig.for_sample_rate(sr)
+    keep = None if seconds is None else max(1, round(float(seconds) * float(sr)))
+    grid = FrameGrid.of(config)
+    frames = sum(grid.n_frames(y.shape[-1] if keep is None else min(y.shape[-1], keep))
+                 for y in clips)
+    most = min(frames, config.n_fft // 2 + 1)
+    fitting = [k for k in ks if k <= most]
+    if len(fitting) < len(ks):
+        tried = ",".join(map(str, fitting or [most]))
+        _say(console, "warning", f"the audio gives only {frames} STFT frames "
+             f"({sum(y.shape[-1] for y in clips) / sr:.3g} s), so k can be at most {most}: "
+             f"trying k={tried} of the default {','.join(map(str, ks))}; longer clips allow "
+             "more components")
+    return fitting or [most]
+
+
 @app.command("rank", no_args_is_help=True)
 def rank_command(
+    ctx: typer.Context,
     clips: Annotated[
         list[Path],
         typer.Argument(
@@ -2444,6 +2469,10 @@ def rank_command(
                 loaded.append(y)
                 progress.advance(load_task)
             assert sr is not None  # CLIP is a required argument: one clip or more
+            # by name: typer may bundle its own click, whose ParameterSource is another enum
+            if getattr(ctx.get_parameter_source("ks"), "name", "DEFAULT") in (
+                    "DEFAULT", "DEFAULT_MAP"):
+                k_list = _ks_that_fit(progress.console, k_list, loaded, sr, seconds)
             sweep_task = progress.add_task("NMF runs", total=len(k_list) * len(seeds))
 
             def callback(done: int, total: int) -> None:

@@ -904,6 +904,24 @@ def test_rank_bad_input_is_one_error_line(audio, tmp_path, args, needle):
     assert r.stdout == ""
 
 
+def test_rank_cuts_its_default_grid_to_a_short_clip_and_says_so(tmp_path):
+    clip = tmp_path / "short.wav"
+    rng = np.random.default_rng(0)
+    sf.write(clip, rng.uniform(-0.1, 0.1, 3000).astype(np.float32), 22050)  # 6 frames
+    r = run("rank", clip, "--json", "--seeds", "0,1", "--max-iter", 5)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ks"] == [2, 4, 6]
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("warning: ") and "at most 6: trying k=2,4,6 of the default" in line
+    r = run("rank", clip, "-k", "2,8", "--max-iter", 5)  # a grid the user gave is not cut
+    assert r.exit_code == 1, r.output
+    one_error_line(r, "k=8")
+    sf.write(clip, np.full(50, 0.1, dtype=np.float32), 22050)  # padded to one FFT: 5 frames
+    r = run("rank", clip, "--json", "--seeds", "0,1", "--max-iter", 5)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ks"] == [2, 4] and "at most 5: trying k=2,4 of" in r.stderr
+
+
 def test_rank_sources_refuses_a_clip_too_short_to_count(tmp_path):
     clip = tmp_path / "short.wav"
     sf.write(clip, np.full(100, 0.1, dtype=np.float32), 22050)
