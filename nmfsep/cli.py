@@ -983,7 +983,8 @@ def separate(
             "--grouping",
             help="With --sources: group components by timbre (spectral envelope), by "
             "kmeans (k-means of the timbre), by activations (components that play "
-            "together), combined, or by register (energy below 200 Hz: bass apart). "
+            "together), combined, or by register (energy below 200 Hz: bass apart; from 3 "
+            "sources, k-means of the timbre above the bass). "
             f"[default: timbre; kmeans from {_MANY_SOURCES} sources on; register for the "
             "harmonic stems of --percussive]",
             show_default=False,

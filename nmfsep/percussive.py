@@ -13,6 +13,7 @@ percussive mask of :func:`librosa.decompose.hpss`, computed in :func:`hpss_split
     V   ──nmf──▶ W, H       (from W = [W_h, W_p], H = [H_h; H_p], a few joint iterations)
     W, H ──group──▶ "drums": the percussive components but tonal attacks, plus flat
                     harmonic ones; the other harmonic ones by register into S - 1 sources
+                    (from S = 4: the low group, then k-means of the timbre above it)
 
 The two factorizations are concatenated, ``W = [W_h, W_p]``, ``H = [H_h; H_p]``
 (``W_h H_h + W_p H_p ≈ V_h + V_p = V``), and refined together on ``V`` for
@@ -60,7 +61,10 @@ DEFAULT_MARGIN = 1.0
 #: 200 Hz, :func:`nmfsep.grouping.register_features`), so that the bass is a stem of its
 #: own. On held-out bands it beat "timbre" on all four sound families (+0.4 to +0.9 dB
 #: median SDR, the bass stem +0.4 to +9.7 dB; ``benchmarks/bench_blind.py --tasks band
-#: --select``, whose leave-one-family-out choice it was on every fold).
+#: --select``, whose leave-one-family-out choice it was on every fold). With three
+#: harmonic sources or more, the atoms above the low group are divided by k-means of
+#: their timbre: on four-source mixtures (``--tasks quartet``) +1.0 to +3.9 dB on every
+#: family over dividing all by register.
 DEFAULT_GROUPING: GroupingMethod = "register"
 #: Median-filter lengths ``(harmonic: frames, percussive: bins)``.
 DEFAULT_KERNEL = (17, 17)

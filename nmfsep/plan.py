@@ -119,9 +119,11 @@ DEFAULT_COMPONENTS_PER_SOURCE = 8
 #: duos the same protocol lost 3.5 dB on FluidR3 and 0.6 on TimGM6mb, so two sources
 #: keep the defaults above (benchmarks/bench_blind.py's docstring has the command). Four
 #: sources (``--tasks quartet``: a trio plus drums, 8 a family, no part in the choice)
-#: fail under every method, the pipeline's too (median SDR -1.5 to +2.5 dB); there these
-#: defaults give -0.21 / 1.21 / -0.27 / 0.24 dB against -0.17 / 2.50 / 1.36 / -0.85 for
-#: 8 and "timbre" (FluidR3 / MuseScore / TimGM6mb / OPL3): no case for another rule.
+#: fail without ``percussive``, the pipeline too (median SDR -0.9 to +2.5 dB); there
+#: these defaults give -0.21 / 1.21 / -0.27 / 0.24 dB against -0.17 / 2.50 / 1.36 / -0.85
+#: for 8 and "timbre" (FluidR3 / MuseScore / TimGM6mb / OPL3): no case for another
+#: rule. With ``percussive``: 1.96 / 4.73 / 2.87 / 1.31 (:mod:`nmfsep.grouping`'s
+#: "register" for three sources or more).
 MANY_SOURCES = 3
 MANY_SOURCES_COMPONENTS_PER_SOURCE = 12
 MANY_SOURCES_GROUPING: GroupingMethod = "kmeans"

@@ -159,6 +159,29 @@ def test_register_groups_bass_apart_whatever_the_timbre() -> None:
     assert groups["source_2"] == [int(i) for i in np.flatnonzero(~is_low)]
 
 
+def test_register_of_three_sources_splits_the_atoms_above_the_bass_by_timbre() -> None:
+    """Three sources: the low group by register, a dull and a bright instrument above it
+    by "kmeans" (dividing all by register would cut the upper ones by pitch)."""
+    low = [harmonic_atom(f, 1.5) for f in (55, 70, 82, 98)]
+    dull = [harmonic_atom(f, 4.0) for f in (400, 450, 520, 600)]
+    bright = [harmonic_atom(f, 0.2) for f in (420, 480, 550, 640)]
+    order = np.random.default_rng(4).permutation(12)
+    H = np.array(low + dull + bright)[order]
+    W = np.random.default_rng(5).random((40, 12))
+    groups = group_components(W, H, 3, method="register", sr=SR, n_fft=N_FFT)
+    want = {frozenset(np.flatnonzero((order >= lo) & (order < lo + 4)).tolist())
+            for lo in (0, 4, 8)}
+    assert {frozenset(v) for v in groups.values()} == want
+    # what the atoms above the low group get is "kmeans" of them alone
+    above = np.flatnonzero(order >= 4)
+    sub = group_components(W[:, above], H[above], 2, method="kmeans", sr=SR, n_fft=N_FFT)
+    assert {frozenset(above[v].tolist()) for v in sub.values()} <= want
+    # with too few atoms above the low group, the register alone divides them
+    H2 = np.array([harmonic_atom(f, 1.5) for f in (55, 60, 65, 70)] + [harmonic_atom(600, 1.0)])
+    groups = group_components(W[:, :5], H2, 3, method="register", sr=SR, n_fft=N_FFT)
+    assert len(groups) == 3 and all(groups.values())
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_kmeans_1d_finds_the_least_sum_of_squares(seed: int) -> None:
     import itertools
