@@ -2331,6 +2331,23 @@ def eval_command(
 # --------------------------------------------------------------------------- rank
 
 
+def _load_clips(progress, clips: list[Path]) -> tuple[list[Any], int]:
+    """Read every clip at the first one's sample rate (one error line for a bad one)."""
+    from nmfsep import io
+
+    load_task = progress.add_task("loading clips", total=len(clips))
+    loaded = []
+    sr: int | None = None
+    for clip in clips:
+        with _errors_as_exit(progress.console, clip):
+            y, clip_sr = io.load(clip, sr=sr)
+        sr = clip_sr if sr is None else sr
+        loaded.append(y)
+        progress.advance(load_task)
+    assert sr is not None  # CLIP is a required argument: one clip or more
+    return loaded, sr
+
+
 def _ks_that_fit(console, ks: list[int], clips: list, sr: int,
                  seconds: float | None) -> list[int]:
     """Cut the default k grid to what short clips allow (at most their STFT frames).
@@ -2456,20 +2473,10 @@ def rank_command(
     k_list = cast("list[int]", ks)  # as _ks_callback made it
     _check_output(console, plot, force=force, example="rank.png", inputs=clips)
     with _errors_as_exit(console):
-        from nmfsep import io
         from nmfsep.rank import rank_sweep_audio
 
         with _progress(console, enabled=_show_progress(quiet)) as progress:
-            load_task = progress.add_task("loading clips", total=len(clips))
-            loaded = []
-            sr: int | None = None
-            for clip in clips:
-                with _errors_as_exit(progress.console, clip):
-                    y, clip_sr = io.load(clip, sr=sr)
-                sr = clip_sr if sr is None else sr
-                loaded.append(y)
-                progress.advance(load_task)
-            assert sr is not None  # CLIP is a required argument: one clip or more
+            loaded, sr = _load_clips(progress, clips)
             # by name: typer may bundle its own click, whose ParameterSource is another enum
             if getattr(ctx.get_parameter_source("ks"), "name", "DEFAULT") in (
                     "DEFAULT", "DEFAULT_MAP"):
