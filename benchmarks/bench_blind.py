@@ -33,11 +33,12 @@ and the drums stem's median for bands):
 * candidates ``p:<margin>:<kernel_h>x<kernel_p>:<components per source>``: the
   percussion-aware factorization (:func:`nmfsep.percussive.factorize_percussive`) with
   those settings, masks and stems as in ``separate`` (mixtures with drums);
-* candidates ``b:<components per source>:<ward|kmeans>:<mag|pow>`` (any task): the blind
-  default's factorization with that many components per source, grouped by the timbre
-  features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``) or of
-  ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage
-  (grouping "timbre") or by k-means (grouping "kmeans", the pipeline's clustering);
+* candidates ``b:<components per source>:<ward|kmeans|register>:<mag|pow>`` (any task):
+  the blind default's factorization with that many components per source, grouped by the
+  timbre features (:func:`nmfsep.grouping.timbre_features`) of its atoms ``H`` (``mag``)
+  or of ``H ** 2`` (``pow``, as the pipeline computes them), clustered by Ward linkage
+  (grouping "timbre") or by k-means (grouping "kmeans", the pipeline's clustering), or
+  grouped by "register" (``--percussive``'s grouping of its harmonic part);
   masks and stems as in ``separate``, of exponent ``<power>``
   with ``:m<power>`` (the blind default, 1, without). ``b:8:ward:mag`` is ``today``
   on duos, ``b:12:kmeans:pow`` on trios and bands.
@@ -76,6 +77,16 @@ took no part either (15 min)::
 
     nice python benchmarks/bench_blind.py --data benchmarks/data/families8 --seeds 8 \
         --tasks quartet --methods today,percussive --candidates b:8:ward:mag
+
+"register" grouping of blind factorizations from three sources on (the low group, then
+k-means above it, as ``--percussive`` groups its harmonic part) was tried on trios, bands
+and quartets (8 a family, 7 min) and not kept: held out it gained on FluidR3's trios and
+TimGM6mb's quartets (+1.6, +2.7 dB) and lost MuseScore's and TimGM6mb's bands (-2.4,
+-1.6) and OPL3's trios (-2.1)::
+
+    nice python benchmarks/bench_blind.py --data benchmarks/data/families8 --seeds 8 \
+        --tasks trio,band,quartet --no-pipeline --methods "" --select --candidates \
+        b:12:kmeans:pow,b:12:register:mag,b:8:register:mag,b:16:register:mag
 
 ``--auto`` reports beside each family's median the count ``auto`` used (right of all).
 ``--sources`` measures how often :func:`nmfsep.sources.suggest_sources` finds the number
@@ -325,11 +336,12 @@ def run_candidate(item: dict, cand: dict, oracle: bool = False) -> np.ndarray:
 
 
 def parse_blind(text: str) -> tuple[int, str, str, float]:
-    """Parse ``b:<components per source>:<ward|kmeans>:<mag|pow>[:m<mask power>]``."""
+    """Parse ``b:<components per source>:<ward|kmeans|register>:<mag|pow>[:m<mask power>]``."""
     _, per, how, scale, *rest = text.split(":")
-    if (how not in ("ward", "kmeans") or scale not in ("mag", "pow") or len(rest) > 1
-            or (rest and not rest[0].startswith("m"))):
-        raise ValueError(f"{text}: expected b:<per source>:<ward|kmeans>:<mag|pow>[:m<power>]")
+    if (how not in ("ward", "kmeans", "register") or scale not in ("mag", "pow")
+            or len(rest) > 1 or (rest and not rest[0].startswith("m"))):
+        raise ValueError(
+            f"{text}: expected b:<per source>:<ward|kmeans|register>:<mag|pow>[:m<power>]")
     return int(per), how, scale, float(rest[0][1:]) if rest else DEFAULT_MASK_POWER
 
 
@@ -351,9 +363,10 @@ def run_blind(item: dict, cand: str) -> np.ndarray:
     # the product's groupings, given the atoms whose features are wanted: "timbre" takes
     # the MFCCs of the atoms it is given, "kmeans" of their squares
     H = {("ward", "mag"): res.H, ("ward", "pow"): res.H ** 2,
-         ("kmeans", "mag"): np.sqrt(res.H), ("kmeans", "pow"): res.H}[how, scale]
-    groups = group_components(res.W, H, S, method="timbre" if how == "ward" else "kmeans",
-                              sr=sr, n_fft=res.stft.n_fft)
+         ("kmeans", "mag"): np.sqrt(res.H), ("kmeans", "pow"): res.H,
+         ("register", "mag"): res.H, ("register", "pow"): res.H ** 2}[how, scale]
+    method = {"ward": "timbre", "kmeans": "kmeans", "register": "register"}[how]
+    groups = group_components(res.W, H, S, method=method, sr=sr, n_fft=res.stft.n_fft)
     M = GroupMasks(res.W, res.H, groups, kind="soft", power=power)(0, X.shape[2])
     return np.stack([istft(M[g].T[None] * X, res.stft, y.shape[1])[0]
                      for g in range(M.shape[0])])

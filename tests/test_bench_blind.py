@@ -65,6 +65,7 @@ def test_the_blind_candidates_of_the_defaults_are_what_separate_runs(bench):
     assert bench.parse_blind("b:12:kmeans:pow:m1.5") == (
         plan.MANY_SOURCES_COMPONENTS_PER_SOURCE, "kmeans", "pow", 1.5)
     assert plan.MANY_SOURCES_GROUPING == "kmeans" and plan.MANY_SOURCES == 3
+    assert bench.parse_blind("b:12:register:mag")[1] == "register"
     with pytest.raises(ValueError, match="b:<per source>"):
         bench.parse_blind("b:8:single:mag")
     with pytest.raises(ValueError, match="b:<per source>"):
