@@ -16,8 +16,8 @@ the harmonic count times how far the percussive share is from the threshold (0.5
 the threshold, 1 at half or twice it). One harmonic source is never suggested (the
 silhouette needs two groups). Measured (``benchmarks/bench_blind.py --sources``): the
 drums decision is right on every mixture; the harmonic count is weak (it tells 2
-from 3 harmonic sources little better than chance), which the confidence shows when
-the votes split.
+from 3 harmonic sources little better than chance: 73 of 136 mixtures on 8 a family,
+four-source ones included), which the confidence shows when the votes split.
 """
 
 from __future__ import annotations
