@@ -2353,6 +2353,7 @@ def _ks_that_fit(console, ks: list[int], clips: list, sr: int,
     """Cut the default k grid to what short clips allow (at most their STFT frames).
 
     A grid the user gave is not cut: :func:`nmfsep.rank.rank_sweep` refuses a k too large.
+    The default analysis pads a clip to at least 5 frames, so k=2 always stays.
     """
     from nmfsep.spectral import FrameGrid, STFTConfig
 
@@ -2364,12 +2365,12 @@ def _ks_that_fit(console, ks: list[int], clips: list, sr: int,
     most = min(frames, config.n_fft // 2 + 1)
     fitting = [k for k in ks if k <= most]
     if len(fitting) < len(ks):
-        tried = ",".join(map(str, fitting or [most]))
+        tried = ",".join(map(str, fitting))
         _say(console, "warning", f"the audio gives only {frames} STFT frames "
              f"({sum(y.shape[-1] for y in clips) / sr:.3g} s), so k can be at most {most}: "
              f"trying k={tried} of the default {','.join(map(str, ks))}; longer clips allow "
              "more components")
-    return fitting or [most]
+    return fitting
 
 
 @app.command("rank", no_args_is_help=True)
